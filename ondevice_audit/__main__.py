@@ -1,0 +1,3 @@
+from ondevice_audit.cli import main
+
+main()

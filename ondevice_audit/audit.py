@@ -1,0 +1,275 @@
+"""The two core jobs: score predictions made elsewhere, and audit a model on a labelled dataset.
+
+Both end the same way: a ``GroupMetricFrame`` over labels, predictions, group columns and speakers, turned
+into the versioned report (``report/document.py``). ``audit`` first runs the model: files go through the
+front-end and the runtime in chunks, so memory stays flat however large the dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ondevice_audit.data import DataError, read_manifest, read_predictions
+from ondevice_audit.errors import UsageError
+from ondevice_audit.export.metadata import ModelMetadata, read_metadata
+from ondevice_audit.frontend import Frontend, FrontendSpec, build_frontend
+from ondevice_audit.metrics import GroupMetricFrame
+from ondevice_audit.progress import NullProgress, Progress
+from ondevice_audit.report.document import build_report
+from ondevice_audit.runtimes import Runtime, load_runtime
+
+__all__ = ["ModelOptions", "ScoreOptions", "audit_model", "score_predictions"]
+
+CHUNK_FILES = 256
+"""Files per front-end + inference chunk: large enough to batch, small enough to keep memory flat."""
+_MAX_LISTED_FAILURES = 1000
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """How predictions are scored; shared by ``score`` and ``audit``."""
+
+    groups: tuple[str, ...]
+    metric: str = "mcc"
+    negative_labels: tuple[str, ...] = ("_unknown_", "_silence_")
+    min_group_size: int = 30
+    bootstrap: int = 1000
+    permutations: int = 1000
+    seed: int = 0
+    confidence: float = 0.95
+
+    def settings(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "groups": list(self.groups), "negative_labels": list(self.negative_labels)}
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How a model is run: which runtime, and how files become its inputs when its metadata does not say."""
+
+    runtime: str | None = None
+    frontend: FrontendSpec | None = None
+    """Overrides the front-end stored in the model's metadata."""
+    frontend_plugin: str | None = None
+    """``package.module:callable``: the user's own file -> input function."""
+    labels_file: Path | None = None
+    trust_model: bool = False
+    batch_size: int = 64
+
+
+def _frame(table: pd.DataFrame, options: ScoreOptions, negatives: list[str]) -> GroupMetricFrame:
+    if not options.groups:
+        raise UsageError("name at least one group column with --group")
+    speakers = table["speaker"].to_numpy() if "speaker" in table.columns else None
+    return GroupMetricFrame(
+        y_true=table["label"].to_numpy(),
+        y_pred=table["prediction"].to_numpy(),
+        sensitive_features=table[list(options.groups)],
+        metric=options.metric,
+        speakers=speakers,
+        negative_labels=negatives,
+        min_group_size=options.min_group_size,
+        n_boot=options.bootstrap,
+        n_perm=options.permutations,
+        seed=options.seed,
+        confidence=options.confidence,
+    )
+
+
+def _warnings(frame: GroupMetricFrame, options: ScoreOptions, failed: int) -> list[str]:
+    notes = []
+    if frame.speakers is None:
+        notes.append(
+            "no speaker column: the bootstrap and permutations resample clips, which treats clips of one speaker "
+            "as independent, so intervals are too narrow and p-values too small"
+        )
+    if failed:
+        notes.append(f"{failed} sample(s) could not be scored and are left out (see samples.failures)")
+    for attribute in frame.attributes:
+        small = [g.name for g in attribute.groups if not g.in_rb]
+        if small:
+            notes.append(
+                f"{attribute.name}: group(s) {', '.join(small)} have fewer than {options.min_group_size} clips; "
+                "shown but left out of RB"
+            )
+        rb = attribute.rb
+        if rb.value is None:
+            notes.append(f"{attribute.name}: RB is undefined: {rb.undefined_reason}")
+        elif rb.p_value is not None and rb.p_value > 1 - options.confidence:
+            notes.append(
+                f"{attribute.name}: RB {rb.value:.3g} is not distinguishable from shuffled groups "
+                f"(p = {rb.p_value:.3g}); its interval describes the estimate, which is biased upwards near 0"
+            )
+        elif rb.bootstrap_undefined_share:
+            notes.append(
+                f"{attribute.name}: RB is undefined in {rb.bootstrap_undefined_share:.1%} of bootstrap resamples"
+            )
+        if any(g.name == "(missing)" for g in attribute.groups):
+            notes.append(f"{attribute.name}: some rows have no value; they form the group '(missing)'")
+    return notes
+
+
+def score_predictions(
+    path: Path, options: ScoreOptions, threshold: float = 0.5, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Score a predictions CSV (see ``data/predictions.py`` for its layouts) into a report."""
+    progress = progress or NullProgress()
+    predictions = read_predictions(path, list(options.groups), threshold)
+    negatives = predictions.negative_labels or list(options.negative_labels)
+    with progress.task("Scoring (bootstrap, permutations)", total=None):
+        frame = _frame(predictions.frame, options, negatives)
+    failed = len(predictions.failures)
+    settings = {**options.settings(), "negative_labels": negatives, "threshold": threshold}
+    return build_report(
+        command="score",
+        frame=frame,
+        inputs=[{"role": "predictions", "path": str(path), "sha256": predictions.sha256}],
+        settings=settings,
+        samples={
+            "total": len(predictions.frame) + failed,
+            "scored": len(predictions.frame),
+            "failed": failed,
+            "failures": predictions.failures[:_MAX_LISTED_FAILURES],
+            "layout": predictions.layout,
+        },
+        warnings=_warnings(frame, options, failed),
+    )
+
+
+def resolve_frontend(metadata: ModelMetadata | None, options: ModelOptions) -> Frontend:
+    """The user's plug-in, else an explicit spec, else the model's own metadata."""
+    if options.frontend_plugin:
+        from ondevice_audit.frontend.plugin import PluginFrontend
+
+        return PluginFrontend(options.frontend_plugin)
+    spec = options.frontend or (metadata.frontend if metadata else None)
+    if spec is None:
+        raise UsageError(
+            "the model carries no front-end settings: pass --features (and its settings) or --frontend module:callable"
+        )
+    return build_frontend(spec)
+
+
+def resolve_labels(metadata: ModelMetadata | None, options: ModelOptions) -> list[str]:
+    if options.labels_file:
+        if not options.labels_file.is_file():
+            raise UsageError(f"labels file not found: {options.labels_file}")
+        labels = [line.strip() for line in options.labels_file.read_text().splitlines() if line.strip()]
+        if not labels:
+            raise UsageError(f"{options.labels_file}: no labels (one per line)")
+        return labels
+    if metadata and metadata.labels:
+        return list(metadata.labels)
+    raise UsageError("the model carries no label names: pass --labels FILE (one class name per line, in output order)")
+
+
+def _check_shapes(runtime: Runtime, frontend: Frontend, labels: list[str]) -> None:
+    expected = runtime.input_shape
+    spec = getattr(frontend, "spec", None)
+    if spec is not None:
+        produced = spec.input_shape
+        fits = len(produced) == len(expected) and all(
+            e is None or e == p for e, p in zip(expected, produced, strict=True)
+        )
+        if not fits:
+            raise UsageError(
+                f"the front-end makes inputs of shape {list(produced)} but the model takes "
+                f"{[e if e is not None else '?' for e in expected]} ({frontend.description})"
+            )
+    output = runtime.describe().output_shape
+    if output and output[-1] is not None and output[-1] != len(labels):
+        raise UsageError(f"the model has {output[-1]} outputs but {len(labels)} label names")
+
+
+def _fit_to_model(inputs: np.ndarray, runtime: Runtime) -> np.ndarray:
+    """Plug-in inputs may lack a channel axis; a reshape with the same size fits, anything else is a user error."""
+    expected, got = runtime.input_shape, inputs.shape[1:]
+    if len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got, strict=True)):
+        return inputs
+    if None not in expected and int(np.prod(got)) == int(np.prod(expected)):
+        return inputs.reshape(len(inputs), *expected)
+    raise UsageError(f"the front-end makes inputs of shape {list(got)} but the model takes {list(expected)}")
+
+
+def audit_model(
+    model_path: Path,
+    manifest_path: Path,
+    options: ScoreOptions,
+    model_options: ModelOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run ``model_path`` over the manifest's files, then score per group. Per-file failures are counted."""
+    progress = progress or NullProgress()
+    model_options = model_options or ModelOptions()
+    dataset = read_manifest(manifest_path, list(options.groups))
+    metadata = read_metadata(model_path)
+    runtime = load_runtime(model_path, model_options.runtime, trust_model=model_options.trust_model)
+    labels = resolve_labels(metadata, model_options)
+    frontend = resolve_frontend(metadata, model_options)
+    _check_shapes(runtime, frontend, labels)
+    unknown = sorted(set(dataset.frame["label"]) - set(labels))
+    if unknown:
+        raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
+
+    table = dataset.frame
+    files = [Path(p) for p in table["file"]]
+    predicted = np.full(len(files), "", dtype=object)
+    failures: dict[int, str] = {}
+    seconds, inferred = 0.0, 0
+    with progress.task(f"Auditing {model_path.name} ({runtime.name})", total=len(files)) as advance:
+        for start in range(0, len(files), CHUNK_FILES):
+            chunk = files[start : start + CHUNK_FILES]
+            batch = frontend.transform(chunk)
+            failures.update({start + i: reason for i, reason in batch.failures.items()})
+            positions = start + np.flatnonzero(batch.ok)
+            if len(positions):
+                result = runtime.run_all(_fit_to_model(batch.inputs, runtime), model_options.batch_size)
+                seconds += result.seconds_per_sample * len(positions)
+                inferred += len(positions)
+                finite = np.isfinite(result.scores).all(axis=1)
+                for position in positions[~finite]:
+                    failures[int(position)] = "model output is NaN or infinite"
+                predicted[positions[finite]] = np.asarray(labels, dtype=object)[result.scores[finite].argmax(axis=1)]
+            advance(len(chunk))
+
+    scored_mask = np.ones(len(files), dtype=bool)
+    scored_mask[list(failures)] = False
+    if not scored_mask.any():
+        first = next(iter(failures.values()))
+        raise DataError(f"no file could be scored ({len(failures)} failed; first: {first})")
+    scored = table.loc[scored_mask].assign(prediction=predicted[scored_mask].astype(str)).reset_index(drop=True)
+    with progress.task("Scoring (bootstrap, permutations)", total=None):
+        frame = _frame(scored, options, list(options.negative_labels))
+    facts = runtime.describe()
+    model = {
+        **dataclasses.asdict(facts),
+        "labels": labels,
+        "frontend": frontend.description,
+        "seconds_per_sample": seconds / max(inferred, 1),
+        "metadata": None if metadata is None else {"extra": metadata.extra},
+    }
+    failure_list = [
+        {"path": str(table["path"].iloc[i]), "reason": failures[i]} for i in sorted(failures)[:_MAX_LISTED_FAILURES]
+    ]
+    return build_report(
+        command="audit",
+        frame=frame,
+        inputs=[
+            {"role": "model", "path": str(model_path), "sha256": facts.sha256},
+            {"role": "manifest", "path": str(manifest_path), "sha256": dataset.sha256},
+        ],
+        settings={**options.settings(), "runtime": runtime.name},
+        samples={
+            "total": len(files),
+            "scored": int(scored_mask.sum()),
+            "failed": len(failures),
+            "failures": failure_list,
+        },
+        warnings=_warnings(frame, options, len(failures)),
+        model=model,
+    )

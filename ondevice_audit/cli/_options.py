@@ -1,0 +1,90 @@
+"""Options shared by several commands, declared once (``Annotated`` aliases) and turned into library options."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ondevice_audit.audit import ScoreOptions
+from ondevice_audit.cli._progress import stderr
+from ondevice_audit.errors import ExitCode
+from ondevice_audit.metrics import METRICS
+from ondevice_audit.report import ReportFormatChoice
+
+__all__ = ["emit_report", "finish", "scoring_options"]
+
+_SCORING = "Scoring"
+Group = Annotated[
+    list[str],
+    typer.Option("--group", "-g", help="Group column (repeatable; two or more also give their intersection).",
+                 rich_help_panel=_SCORING),
+]  # fmt: skip
+Metric = Annotated[
+    str,
+    typer.Option(help=f"Metric RB is computed on: {', '.join(METRICS)}.", rich_help_panel=_SCORING),
+]
+NegativeLabels = Annotated[
+    str,
+    typer.Option(help="Comma-separated classes that are not keywords, for FRR/FAR.", rich_help_panel=_SCORING),
+]
+MinGroupSize = Annotated[
+    int, typer.Option(min=0, help="Smaller groups are shown but left out of RB.", rich_help_panel=_SCORING)
+]
+Bootstrap = Annotated[
+    int, typer.Option(min=0, help="Bootstrap resamples for intervals (0: off).", rich_help_panel=_SCORING)
+]
+Permutations = Annotated[
+    int, typer.Option(min=0, help="Permutations for the RB p-value (0: off).", rich_help_panel=_SCORING)
+]
+Seed = Annotated[int, typer.Option(help="Seed for resampling; same seed, same numbers.", rich_help_panel=_SCORING)]
+Confidence = Annotated[float, typer.Option(help="Confidence level of intervals.", rich_help_panel=_SCORING)]
+Format = Annotated[ReportFormatChoice, typer.Option("--format", "-f", help="Report format.", case_sensitive=False)]
+Output = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the report here instead of standard output.")
+]
+
+
+def scoring_options(
+    groups: list[str],
+    metric: str,
+    negative_labels: str,
+    min_group_size: int,
+    bootstrap: int,
+    permutations: int,
+    seed: int,
+    confidence: float,
+) -> ScoreOptions:
+    return ScoreOptions(
+        groups=tuple(groups),
+        metric=metric.lower(),
+        negative_labels=tuple(x.strip() for x in negative_labels.split(",") if x.strip()),
+        min_group_size=min_group_size,
+        bootstrap=bootstrap,
+        permutations=permutations,
+        seed=seed,
+        confidence=confidence,
+    )
+
+
+def emit_report(report: dict[str, Any], fmt: ReportFormatChoice, output: Path | None) -> None:
+    """The report to ``output`` or stdout (colour only on a terminal)."""
+    color = output is None and sys.stdout.isatty()
+    text = fmt.to_format(color=color).format(report)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+
+
+def finish(report: dict[str, Any], strict: bool) -> None:
+    """Tell where failures went; with ``--strict`` any failed sample fails the run (exit 1)."""
+    failed = report["samples"]["failed"]
+    if failed:
+        stderr.print(f"[yellow]{failed} of {report['samples']['total']} samples could not be scored[/yellow]")
+        if strict:
+            stderr.print("[bold red]error:[/bold red] failed samples with --strict")
+            raise typer.Exit(int(ExitCode.GATE_FAILED))

@@ -1,0 +1,90 @@
+"""Predictions made anywhere (a device farm, another tool), read for ``score``.
+
+Three layouts, tried in this order:
+
+1. a ``prediction`` column with predicted labels;
+2. one ``score_<label>`` column per class: the prediction is the label with the highest score;
+3. one ``score`` column of a binary detector (wake word): predicted positive when ``score >= threshold``;
+   labels must then be 1/0 (or true/false), and ``0`` is the negative label for FRR/FAR.
+
+Rows whose label is empty or whose scores are not numbers are counted as failures, not dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ondevice_audit._files import sha256_of
+from ondevice_audit.data.interface import DataError, check_group_columns, read_table
+
+__all__ = ["Predictions", "read_predictions"]
+
+SCORE_PREFIX = "score_"
+_BINARY = {"1": "1", "0": "0", "true": "1", "false": "0", "yes": "1", "no": "0"}
+
+
+@dataclass
+class Predictions:
+    source: Path
+    frame: pd.DataFrame
+    """``label``, ``prediction``, optional ``speaker``, group columns; only rows that could be scored."""
+    layout: str
+    sha256: str
+    failures: list[dict[str, str]] = field(default_factory=list)
+    """``{"row": ..., "reason": ...}`` for rows that could not be scored."""
+    negative_labels: list[str] = field(default_factory=list)
+    """Labels implied by the layout (binary: ``0``)."""
+
+
+def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> Predictions:
+    frame = read_table(path)
+    if "label" not in frame.columns:
+        raise DataError(f"{path}: missing column label")
+    score_columns = [c for c in frame.columns if c.startswith(SCORE_PREFIX)]
+    reserved = {"label", "prediction", "score", "speaker", *score_columns}
+    check_group_columns(frame, groups, path, reserved)
+    failures: dict[int, str] = {}
+    for row in np.flatnonzero(frame["label"].str.strip().eq("").to_numpy()):
+        failures[int(row)] = "empty label"
+
+    negatives: list[str] = []
+    if "prediction" in frame.columns:
+        layout = "prediction column"
+        prediction = frame["prediction"]
+        for row in np.flatnonzero(prediction.str.strip().eq("").to_numpy()):
+            failures.setdefault(int(row), "empty prediction")
+    elif score_columns:
+        layout = f"{len(score_columns)} score_<label> columns (argmax)"
+        scores = frame[score_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(scores).all(axis=1)
+        for row in np.flatnonzero(bad):
+            failures.setdefault(int(row), "a class score is not a number")
+        names = np.array([c[len(SCORE_PREFIX) :] for c in score_columns])
+        prediction = pd.Series(names[np.nan_to_num(scores, nan=-np.inf).argmax(axis=1)], index=frame.index)
+    elif "score" in frame.columns:
+        layout = f"binary score column, threshold {threshold:g}"
+        normalised = frame["label"].str.strip().str.lower().map(_BINARY)
+        unknown = sorted(set(frame.loc[normalised.isna() & frame["label"].ne(""), "label"]))
+        if unknown:
+            raise DataError(f"{path}: a binary score column needs labels 1/0 or true/false; found {unknown[:5]}")
+        frame = frame.assign(label=normalised.fillna(""))
+        score = pd.to_numeric(frame["score"], errors="coerce")
+        for row in np.flatnonzero(score.isna().to_numpy()):
+            failures.setdefault(int(row), "score is not a number")
+        prediction = pd.Series(np.where(score >= threshold, "1", "0"), index=frame.index)
+        negatives = ["0"]
+    else:
+        raise DataError(f"{path}: no predictions: add a prediction column, score_<label> columns or a score column")
+
+    keep = np.ones(len(frame), dtype=bool)
+    keep[list(failures)] = False
+    columns = ["label", *groups] + (["speaker"] if "speaker" in frame.columns else [])
+    scored = frame.loc[keep, columns].assign(prediction=prediction[keep].to_numpy()).reset_index(drop=True)
+    if scored.empty:
+        raise DataError(f"{path}: no row could be scored ({len(failures)} failed)")
+    failure_list = [{"row": str(r + 2), "reason": failures[r]} for r in sorted(failures)]
+    return Predictions(path, scored, layout, sha256_of(path), failure_list, negatives)

@@ -1,0 +1,36 @@
+"""Front-ends: file -> model input. Add a new input kind as a module with a ``Frontend`` subclass."""
+
+from ondevice_audit.frontend.interface import (
+    AudioFrontendSpec,
+    Frontend,
+    FrontendBatch,
+    FrontendError,
+    FrontendSpec,
+    ImageFrontendSpec,
+    SampleError,
+    spec_from_dict,
+)
+
+
+def build_frontend(spec: FrontendSpec) -> Frontend:
+    """The front-end that implements ``spec``."""
+    if isinstance(spec, ImageFrontendSpec):
+        from ondevice_audit.frontend.image import ImageFrontend
+
+        return ImageFrontend(spec)
+    from ondevice_audit.frontend.audio import AudioFrontend
+
+    return AudioFrontend(spec)
+
+
+__all__ = [
+    "AudioFrontendSpec",
+    "Frontend",
+    "FrontendBatch",
+    "FrontendError",
+    "FrontendSpec",
+    "ImageFrontendSpec",
+    "SampleError",
+    "build_frontend",
+    "spec_from_dict",
+]

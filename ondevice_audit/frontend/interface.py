@@ -1,0 +1,177 @@
+"""Front-ends turn one file (audio clip, image) into the exact array a model takes as input.
+
+A front-end's settings are data (``AudioFrontendSpec``, ``ImageFrontendSpec``) so they can travel in a
+model's metadata: a model exported by this tool is audited with the features it was trained on, with no
+flags. Per-file problems never abort a run: ``Frontend.transform`` returns them as ``failures``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ondevice_audit.errors import UsageError
+
+__all__ = [
+    "AudioFrontendSpec",
+    "Frontend",
+    "FrontendBatch",
+    "FrontendError",
+    "FrontendSpec",
+    "ImageFrontendSpec",
+    "SampleError",
+    "spec_from_dict",
+]
+
+
+class FrontendError(UsageError):
+    """A front-end cannot be built as asked (bad settings, unknown plug-in)."""
+
+
+class SampleError(Exception):
+    """One file cannot be turned into an input (missing, corrupt, empty). Counted, not fatal."""
+
+
+@dataclass(frozen=True)
+class AudioFrontendSpec:
+    """Audio features as in the bias study: MFCC or log-mel over fixed-length mono clips.
+
+    Clips are mixed to mono, resampled to ``sample_rate`` when their rate differs, cut or zero-padded at
+    the end to ``clip_seconds``, then framed with ``frame_length_ms`` windows every
+    ``frame_step * frame_length_ms``. The model input is ``(frames, coefficients, 1)``; ``raw`` gives
+    the ``(samples,)`` waveform.
+    """
+
+    kind: Literal["mfcc", "logmel", "raw"] = "mfcc"
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0
+    n_mels: int = 40
+    n_mfcc: int = 10
+    frame_length_ms: float = 40.0
+    frame_step: float = 0.5
+    window: Literal["hann", "hamming"] = "hann"
+    fmin: float = 20.0
+    fmax: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mfcc", "logmel", "raw"):
+            raise FrontendError(f"unknown audio features {self.kind!r}: use mfcc, logmel or raw")
+        if self.window not in ("hann", "hamming"):
+            raise FrontendError(f"unknown window {self.window!r}: use hann or hamming")
+        if self.sample_rate <= 0 or self.clip_seconds <= 0 or self.frame_length_ms <= 0:
+            raise FrontendError("sample rate, clip length and frame length must be positive")
+        if not 0 < self.frame_step <= 1:
+            raise FrontendError(f"frame step {self.frame_step} must be a fraction of the frame length in (0, 1]")
+        if self.kind == "mfcc" and not 0 < self.n_mfcc <= self.n_mels:
+            raise FrontendError(f"n_mfcc ({self.n_mfcc}) must be between 1 and n_mels ({self.n_mels})")
+
+    @property
+    def win_length(self) -> int:
+        return round(self.frame_length_ms * self.sample_rate / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        return max(1, round(self.win_length * self.frame_step))
+
+    @property
+    def n_samples(self) -> int:
+        return round(self.clip_seconds * self.sample_rate)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        if self.kind == "raw":
+            return (self.n_samples,)
+        frames = 1 + (self.n_samples - self.win_length) // self.hop_length
+        coefficients = self.n_mfcc if self.kind == "mfcc" else self.n_mels
+        return (frames, coefficients, 1)
+
+
+@dataclass(frozen=True)
+class ImageFrontendSpec:
+    """Images resized to ``height x width``, in RGB or grayscale, scaled to [0, 1], [-1, 1] or [0, 255]."""
+
+    height: int = 32
+    width: int = 32
+    color: Literal["rgb", "grayscale"] = "rgb"
+    scale: Literal["unit", "symmetric", "none"] = "unit"
+    kind: Literal["image"] = "image"
+
+    def __post_init__(self) -> None:
+        if self.color not in ("rgb", "grayscale"):
+            raise FrontendError(f"unknown colour mode {self.color!r}: use rgb or grayscale")
+        if self.scale not in ("unit", "symmetric", "none"):
+            raise FrontendError(f"unknown scaling {self.scale!r}: use unit, symmetric or none")
+        if self.height <= 0 or self.width <= 0:
+            raise FrontendError("image height and width must be positive")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.height, self.width, 3 if self.color == "rgb" else 1)
+
+
+FrontendSpec = AudioFrontendSpec | ImageFrontendSpec
+
+
+def spec_from_dict(data: dict[str, Any]) -> FrontendSpec:
+    """Rebuild a spec from its ``dataclasses.asdict`` form (as stored in model metadata)."""
+    cls: type[AudioFrontendSpec] | type[ImageFrontendSpec]
+    cls = ImageFrontendSpec if data.get("kind") == "image" else AudioFrontendSpec
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise FrontendError(f"unknown front-end settings {unknown} for {cls.__name__}")
+    return cls(**data)
+
+
+@dataclass
+class FrontendBatch:
+    """Inputs for the files that worked, and why the others did not."""
+
+    inputs: np.ndarray
+    """Model inputs, one row per file that worked, in the order of the paths given."""
+    ok: np.ndarray
+    """Boolean mask over the paths given: True where ``inputs`` has a row."""
+    failures: dict[int, str] = field(default_factory=dict)
+    """Index of a failed path -> reason."""
+
+
+class Frontend(ABC):
+    """Turns files into model inputs; subclasses implement ``load_one`` and may batch in ``transform``."""
+
+    description: str = ""
+
+    @abstractmethod
+    def load_one(self, path: Path) -> np.ndarray:
+        """One file to one input array; raise ``SampleError`` for a bad file."""
+
+    def transform(self, paths: Sequence[Path]) -> FrontendBatch:
+        rows: list[np.ndarray] = []
+        ok = np.zeros(len(paths), dtype=bool)
+        failures: dict[int, str] = {}
+        for i, path in enumerate(paths):
+            try:
+                row = np.asarray(self.load_one(path), dtype=np.float32)
+            except SampleError as exc:
+                failures[i] = str(exc)
+                continue
+            if not np.all(np.isfinite(row)):
+                failures[i] = "front-end produced NaN or infinite values"
+                continue
+            rows.append(row)
+            ok[i] = True
+        return FrontendBatch(_stack(rows), ok, failures)
+
+
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    if not rows:
+        return np.zeros((0,), dtype=np.float32)
+    shapes = {r.shape for r in rows}
+    if len(shapes) > 1:
+        raise FrontendError(f"the front-end returned inputs of different shapes: {sorted(shapes)}")
+    return np.stack(rows).astype(np.float32, copy=False)

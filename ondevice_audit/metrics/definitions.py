@@ -1,0 +1,117 @@
+r"""Classification metrics computed from confusion matrices, vectorised over leading axes.
+
+Every metric the tool reports is a function of the confusion matrix ``cm[..., true, predicted]``, so a
+thousand bootstrap replicates are one array operation rather than a thousand scikit-learn calls. Each
+function matches scikit-learn on the rows the matrix was counted from (labels = those present in the true
+or predicted values; ``zero_division=0``); the tests check that on random data.
+
+With :math:`t_k` the true count of class :math:`k`, :math:`p_k` its predicted count, :math:`c` the
+trace and :math:`s` the total:
+
+- ``mcc``: :math:`(c s - \sum_k p_k t_k) / \sqrt{(s^2 - \sum_k p_k^2)(s^2 - \sum_k t_k^2)}` (Gorodkin's
+  multiclass MCC, as the bias study used; 0 when a factor of the denominator is 0).
+- ``frr``: share of keyword clips (true class not a negative label) predicted as a negative label.
+- ``far``: share of negative clips (``_unknown_``, ``_silence_``...) predicted as a keyword.
+
+``frr`` and ``far`` are errors (lower is better); the other metrics are higher-is-better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["METRICS", "MetricDefinition", "compute_metric"]
+
+
+def _totals(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    true = cm.sum(axis=-1)
+    predicted = cm.sum(axis=-2)
+    correct = np.diagonal(cm, axis1=-2, axis2=-1)
+    total = true.sum(axis=-1)
+    return true, predicted, correct, total
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+
+
+def accuracy(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    _, _, correct, total = _totals(cm)
+    return _divide(correct.sum(axis=-1), total)
+
+
+def mcc(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    true, predicted, correct, total = _totals(cm)
+    c = correct.sum(axis=-1)
+    covariance = c * total - (predicted * true).sum(axis=-1)
+    denominator = np.sqrt((total**2 - (predicted**2).sum(axis=-1)) * (total**2 - (true**2).sum(axis=-1)))
+    value = _divide(covariance, denominator)
+    return np.where((denominator == 0) & (total > 0), 0.0, value)
+
+
+def _macro(per_class: np.ndarray, present: np.ndarray) -> np.ndarray:
+    count = present.sum(axis=-1)
+    return _divide(np.where(present, per_class, 0.0).sum(axis=-1), count)
+
+
+def recall(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    true, predicted, correct, _ = _totals(cm)
+    return _macro(np.nan_to_num(_divide(correct, true)), (true + predicted) > 0)
+
+
+def precision(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    true, predicted, correct, _ = _totals(cm)
+    return _macro(np.nan_to_num(_divide(correct, predicted)), (true + predicted) > 0)
+
+
+def macro_f1(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    true, predicted, correct, _ = _totals(cm)
+    return _macro(np.nan_to_num(_divide(2 * correct, true + predicted)), (true + predicted) > 0)
+
+
+def balanced_accuracy(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    true, _, correct, _ = _totals(cm)
+    return _macro(np.nan_to_num(_divide(correct, true)), true > 0)
+
+
+def frr(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    keyword_rows = cm[..., ~negatives, :]
+    return _divide(keyword_rows[..., negatives].sum(axis=(-1, -2)), keyword_rows.sum(axis=(-1, -2)))
+
+
+def far(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    negative_rows = cm[..., negatives, :]
+    return _divide(negative_rows[..., ~negatives].sum(axis=(-1, -2)), negative_rows.sum(axis=(-1, -2)))
+
+
+@dataclass(frozen=True)
+class MetricDefinition:
+    name: str
+    description: str
+    higher_is_better: bool
+    function: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    needs_negatives: bool = False
+
+
+METRICS: dict[str, MetricDefinition] = {
+    m.name: m
+    for m in (
+        MetricDefinition("mcc", "Matthews correlation coefficient (multiclass)", True, mcc),
+        MetricDefinition("accuracy", "share of clips classified correctly", True, accuracy),
+        MetricDefinition("balanced_accuracy", "mean per-class recall over true classes", True, balanced_accuracy),
+        MetricDefinition("macro_f1", "unweighted mean F1 over classes", True, macro_f1),
+        MetricDefinition("precision", "unweighted mean precision over classes", True, precision),
+        MetricDefinition("recall", "unweighted mean recall over classes", True, recall),
+        MetricDefinition("frr", "false rejection rate: keywords predicted as a negative label", False, frr, True),
+        MetricDefinition("far", "false acceptance rate: negatives predicted as a keyword", False, far, True),
+    )
+}
+
+
+def compute_metric(name: str, cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """``METRICS[name]`` on ``cm[..., K, K]``; NaN where undefined (e.g. no rows)."""
+    return METRICS[name].function(cm.astype(np.float64, copy=False), negatives)

@@ -1,0 +1,66 @@
+"""One row per overall / group / RB entry, for spreadsheets and pandas.
+
+Names are written through the csv module (quotes, commas, newlines) and cells that a spreadsheet would run
+as a formula (leading ``=``, ``+``, ``-``, ``@``) get a leading apostrophe.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from ondevice_audit.report.interface import ReportFormat
+
+__all__ = ["CsvFormat"]
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe(text: str | None) -> str | None:
+    return "'" + text if text and text.startswith(_FORMULA_START) else text
+
+
+class CsvFormat(ReportFormat):
+    def format(self, report: dict[str, Any]) -> str:
+        metric_names = list(report["overall"]["metrics"])
+        header = ["row", "attribute", "group", "n", "speakers", *metric_names, "ci_low", "ci_high", "log_ratio",
+                  "in_rb", "rb", "rb_ci_low", "rb_ci_high", "rb_p_value", "note"]  # fmt: skip
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        overall = report["overall"]
+        ci = overall["ci"] or [None, None]
+        writer.writerow(
+            ["overall", "", "", overall["n"], overall["n_speakers"], *overall["metrics"].values(), *ci] + [None] * 7
+        )
+        for attribute in report["attributes"]:
+            name = _safe(attribute["name"])
+            for group in attribute["groups"]:
+                ci = group["ci"] or [None, None]
+                metrics = [group["metrics"].get(m) for m in metric_names]
+                writer.writerow(
+                    [
+                        "group",
+                        name,
+                        _safe(group["name"]),
+                        group["n"],
+                        group["n_speakers"],
+                        *metrics,
+                        *ci,
+                        group["log_ratio"],
+                        group["in_rb"],
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                    ]  # fmt: skip
+                )
+            rb = attribute["rb"]
+            rb_ci = rb["ci"] or [None, None]
+            writer.writerow(
+                ["rb", name, _safe(attribute["worst_group"]), None, None, *[None] * len(metric_names)]
+                + [None, None, None, None, rb["value"], *rb_ci, rb["p_value"], rb["undefined_reason"]]
+            )
+        return out.getvalue()

@@ -1,0 +1,137 @@
+"""The JSON report: one versioned document that every output format, the gate and `report` read.
+
+Its shape is written down as a JSON Schema in ``report/schema/report-v1.schema.json``; ``validate`` checks a
+document against it, and tests validate every report the tool writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from ondevice_audit import __version__
+from ondevice_audit.errors import UsageError
+from ondevice_audit.metrics import METRICS, GroupMetricFrame
+
+__all__ = ["SCHEMA_VERSION", "build_report", "load_report", "schema", "to_json", "validate"]
+
+SCHEMA_VERSION = "1.0"
+_SUPPORTED_MAJOR = "1"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("ondevice_audit.report").joinpath("schema/report-v1.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate(document: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``document`` does not follow the schema."""
+    jsonschema.validate(document, schema())
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """Read a report written by this tool; a user error for anything else (or a schema we do not know)."""
+    if not path.is_file():
+        raise UsageError(f"report not found: {path}")
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a JSON report ({exc})") from None
+    version = str(document.get("schema_version", "")) if isinstance(document, dict) else ""
+    if version.split(".")[0] != _SUPPORTED_MAJOR:
+        raise UsageError(
+            f"{path}: report schema version {version or '(none)'} is not one this tool reads ({SCHEMA_VERSION})"
+        )
+    try:
+        validate(document)
+    except jsonschema.ValidationError as exc:
+        raise UsageError(f"{path}: invalid report: {exc.message}") from None
+    return document
+
+
+def _interval(ci: tuple[float, float] | None) -> list[float] | None:
+    return None if ci is None else [ci[0], ci[1]]
+
+
+def build_report(
+    *,
+    command: str,
+    frame: GroupMetricFrame,
+    inputs: list[dict[str, str]],
+    settings: dict[str, Any],
+    samples: dict[str, Any],
+    warnings: list[str],
+    model: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble the report from a computed frame. Everything in it is plain JSON."""
+    definition = METRICS[frame.metric]
+    attributes = []
+    for attribute in frame.attributes:
+        attributes.append(
+            {
+                "name": attribute.name,
+                "columns": attribute.columns,
+                "resampling": attribute.resampling,
+                "worst_group": attribute.worst_group,
+                "rb": {
+                    "value": attribute.rb.value,
+                    "ci": _interval(attribute.rb.ci),
+                    "p_value": attribute.rb.p_value,
+                    "undefined_reason": attribute.rb.undefined_reason,
+                    "bootstrap_undefined_share": attribute.rb.bootstrap_undefined_share,
+                    "permutations_used": attribute.rb.permutations_used,
+                },
+                "groups": [
+                    {
+                        "name": g.name,
+                        "n": g.n,
+                        "n_speakers": g.n_speakers,
+                        "metrics": g.metrics,
+                        "ci": _interval(g.ci),
+                        "log_ratio": g.log_ratio,
+                        "in_rb": g.in_rb,
+                    }
+                    for g in attribute.groups
+                ],
+            }
+        )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "ondevice-audit", "version": __version__, "python": platform.python_version()},
+        "command": command,
+        "inputs": inputs,
+        "settings": settings,
+        "metric": {
+            "name": frame.metric,
+            "description": definition.description,
+            "higher_is_better": definition.higher_is_better,
+        },
+        "model": model,
+        "samples": samples,
+        "overall": {
+            "n": int(len(frame.y_true)),
+            "n_speakers": None if frame.speakers is None else int(len(set(map(str, frame.speakers)))),
+            "metrics": frame.overall,
+            "ci": _interval(frame.overall_ci),
+        },
+        "attributes": attributes,
+        "warnings": warnings,
+    }
+
+
+def to_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, default=_plain) + "\n"
+
+
+def _plain(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

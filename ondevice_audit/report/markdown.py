@@ -1,0 +1,66 @@
+"""GitHub-flavoured Markdown: per attribute a table of groups and the RB verdict."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
+from ondevice_audit.report.table import rb_sentence
+
+__all__ = ["MarkdownFormat", "escape_markdown"]
+
+_SPECIAL = re.compile(r"([\\`*_{}\[\]#|<>~])")
+
+
+def escape_markdown(text: object) -> str:
+    """Backslash-escape Markdown punctuation and HTML brackets; newlines become spaces (table-safe)."""
+    value = _SPECIAL.sub(r"\\\1", str(text))
+    return value.replace("\r", " ").replace("\n", " ")
+
+
+class MarkdownFormat(ReportFormat):
+    def format(self, report: dict[str, Any]) -> str:
+        metric = report["metric"]["name"]
+        names = list(report["overall"]["metrics"])
+        lines = [f"# ondevice-audit {report['command']}: reliability bias on {metric}", ""]
+        model = report.get("model")
+        if model:
+            lines += [
+                f"Model `{escape_markdown(model['path'])}` ({model['format']}, {model['size_bytes']:,} bytes) on "
+                f"{escape_markdown(model['runtime'])}, {model['seconds_per_sample'] * 1000:.2f} ms per sample.",
+                "",
+            ]
+        overall = report["overall"]
+        lines += [
+            f"Overall {metric}: **{fmt_number(overall['metrics'].get(metric))}** {fmt_interval(overall['ci'])} "
+            f"over {overall['n']} clips.",
+            "",
+        ]
+        for attribute in report["attributes"]:
+            lines += [
+                f"## {escape_markdown(attribute['name'])}",
+                "",
+                rb_sentence(report, attribute, escape_markdown),
+                "",
+            ]
+            header = ["group", "n", "speakers", *names, f"{metric} CI", "ln(P_g/P_all)", "in RB"]
+            lines.append("| " + " | ".join(escape_markdown(h) for h in header) + " |")
+            lines.append("|" + "---|" * len(header))
+            for group in attribute["groups"]:
+                cells = [
+                    escape_markdown(group["name"]),
+                    str(group["n"]),
+                    "—" if group["n_speakers"] is None else str(group["n_speakers"]),
+                    *(fmt_number(group["metrics"].get(m)) for m in names),
+                    fmt_interval(group["ci"]),
+                    fmt_number(group["log_ratio"]),
+                    "yes" if group["in_rb"] else "no",
+                ]
+                lines.append("| " + " | ".join(cells) + " |")
+            lines += ["", f"Resampling: {escape_markdown(attribute['resampling'])}.", ""]
+        if report["samples"]["failed"]:
+            lines += [f"{report['samples']['failed']} of {report['samples']['total']} samples failed.", ""]
+        if report["warnings"]:
+            lines += ["**Warnings**", ""] + [f"- {escape_markdown(w)}" for w in report["warnings"]] + [""]
+        return "\n".join(lines)

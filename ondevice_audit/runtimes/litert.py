@@ -1,0 +1,86 @@
+"""TFLite models on LiteRT (``ai_edge_litert``), the interpreter that replaced tflite-runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ondevice_audit.runtimes.interface import ModelLoadError, Runtime
+
+__all__ = ["LiteRTRuntime", "dequantize", "quantize"]
+
+
+def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    """float32 -> the tensor's integer type, with its scale and zero point (identity for float tensors)."""
+    dtype = detail["dtype"]
+    if not np.issubdtype(dtype, np.integer):
+        return values.astype(dtype, copy=False)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    if not np.issubdtype(detail["dtype"], np.integer):
+        return values.astype(np.float32, copy=False)
+    scale, zero_point = detail["quantization"]
+    return (values.astype(np.float32) - zero_point) * scale
+
+
+class LiteRTRuntime(Runtime):
+    name = "litert"
+    model_format = "tflite"
+
+    def __init__(self, model_path: Path, num_threads: int | None = None):
+        super().__init__(model_path)
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load ({exc})") from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        signature = self._input.get("shape_signature", self._input["shape"])
+        self._dynamic_batch = int(signature[0]) == -1
+        self._batch = None
+        if len(self._interpreter.get_input_details()) != 1:
+            raise ModelLoadError(f"{model_path}: models with several inputs are not supported")
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        return tuple(int(d) for d in self._input["shape"][1:])
+
+    @property
+    def max_batch(self) -> int | None:
+        return None if self._dynamic_batch else int(self._input["shape"][0])
+
+    def run_batch(self, inputs: np.ndarray) -> np.ndarray:
+        it = self._interpreter
+        n = len(inputs)
+        if self._dynamic_batch and self._batch != n:
+            it.resize_tensor_input(self._input["index"], [n, *self.input_shape])
+            it.allocate_tensors()
+            self._input = it.get_input_details()[0]
+            self._output = it.get_output_details()[0]
+            self._batch = n
+        elif self._batch is None:
+            it.allocate_tensors()
+            self._batch = int(self._input["shape"][0])
+        if not self._dynamic_batch and n < self._batch:  # fixed-batch model: pad the last chunk
+            inputs = np.concatenate([inputs, np.repeat(inputs[-1:], self._batch - n, axis=0)])
+        it.set_tensor(self._input["index"], quantize(inputs, self._input))
+        it.invoke()
+        return dequantize(it.get_tensor(self._output["index"]), self._output)[:n]
+
+    def _facts(self) -> dict[str, object]:
+        import ai_edge_litert
+
+        return {
+            "runtime_version": getattr(ai_edge_litert, "__version__", "unknown"),
+            "input_shape": [None if self._dynamic_batch else int(self._input["shape"][0]), *self.input_shape],
+            "input_dtype": np.dtype(self._input["dtype"]).name,
+            "output_shape": [None, *(int(d) for d in self._output["shape"][1:])],
+            "output_dtype": np.dtype(self._output["dtype"]).name,
+        }

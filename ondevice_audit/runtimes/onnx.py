@@ -1,0 +1,68 @@
+"""ONNX models on ONNX Runtime's CPU execution provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ondevice_audit.runtimes.interface import ModelLoadError, Runtime
+
+__all__ = ["OnnxRuntime"]
+
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def _dim(value: object) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+    model_format = "onnx"
+
+    def __init__(self, model_path: Path, num_threads: int | None = None):
+        super().__init__(model_path)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types, not a common base
+            raise ModelLoadError(f"{model_path}: not an ONNX model ONNX Runtime can load ({exc})") from None
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelLoadError(f"{model_path}: models with several inputs are not supported")
+        self._input = inputs[0]
+        self._output = self._session.get_outputs()[0]
+        self._dtype = _ORT_TYPES.get(self._input.type, np.float32)
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        return tuple(_dim(d) for d in self._input.shape[1:])
+
+    @property
+    def max_batch(self) -> int | None:
+        return _dim(self._input.shape[0])
+
+    def run_batch(self, inputs: np.ndarray) -> np.ndarray:
+        n = len(inputs)
+        fixed = self.max_batch
+        if fixed and n < fixed:
+            inputs = np.concatenate([inputs, np.repeat(inputs[-1:], fixed - n, axis=0)])
+        (scores,) = self._session.run([self._output.name], {self._input.name: inputs.astype(self._dtype)})
+        return np.asarray(scores, dtype=np.float32)[:n]
+
+    def _facts(self) -> dict[str, object]:
+        import onnxruntime as ort
+
+        return {
+            "runtime_version": ort.__version__,
+            "input_shape": [_dim(d) for d in self._input.shape],
+            "input_dtype": self._input.type,
+            "output_shape": [_dim(d) for d in self._output.shape],
+            "output_dtype": self._output.type,
+        }

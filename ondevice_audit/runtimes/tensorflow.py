@@ -1,0 +1,65 @@
+"""Keras models (``.keras``, ``.h5``, SavedModel) on TensorFlow. The only runtime that imports TF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ondevice_audit import _tensorflow
+from ondevice_audit.runtimes.interface import ModelLoadError, Runtime
+
+__all__ = ["KerasRuntime"]
+
+
+def _h5_has_lambda(path: Path) -> bool:
+    """HDF5 models store Lambda layers as Python bytecode, which loading would execute."""
+    import h5py
+
+    with h5py.File(path, "r") as archive:
+        config = archive.attrs.get("model_config")
+    if config is None:
+        return False
+    return '"class_name": "Lambda"' in (config.decode() if isinstance(config, bytes) else str(config))
+
+
+class KerasRuntime(Runtime):
+    name = "tensorflow"
+    model_format = "keras"
+
+    def __init__(self, model_path: Path, trust_model: bool = False):
+        super().__init__(model_path)
+        keras = _tensorflow.keras()
+        try:
+            if model_path.suffix.lower() in (".h5", ".hdf5") and not trust_model and _h5_has_lambda(model_path):
+                raise ModelLoadError(
+                    f"{model_path}: contains a Lambda layer (arbitrary code); pass --trust-model to load it"
+                )
+            kwargs = {"safe_mode": not trust_model} if model_path.suffix.lower() == ".keras" else {}
+            self._model = keras.models.load_model(str(model_path), compile=False, **kwargs)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # Keras raises ValueError, OSError, TypeError... for a bad file
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelLoadError(f"{model_path}: not a Keras model TensorFlow can load ({message})") from None
+        self._tf = _tensorflow.tensorflow()
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        return tuple(self._model.input_shape[1:])
+
+    @property
+    def max_batch(self) -> int | None:
+        return None
+
+    def run_batch(self, inputs: np.ndarray) -> np.ndarray:
+        return np.asarray(self._model(self._tf.constant(inputs), training=False), dtype=np.float32)
+
+    def _facts(self) -> dict[str, object]:
+        return {
+            "runtime_version": f"tensorflow {self._tf.__version__}",
+            "input_shape": list(self._model.input_shape),
+            "input_dtype": str(self._model.input.dtype.name),
+            "output_shape": list(self._model.output_shape),
+            "output_dtype": str(self._model.output.dtype.name),
+        }
