@@ -41,7 +41,7 @@ class AudioFrontend(Frontend):
             ""
             if s.kind == "raw"
             else (f", {s.n_mfcc} MFCC of" if s.kind == "mfcc" else ",")
-            + f" {s.n_mels} mels, {s.frame_length_ms:g} ms {s.window} frames every {s.frame_step:g}"
+            + f" {s.n_mels} mels, {s.frame_length_ms:g} ms {s.window} frames, hop {s.frame_step:g} of a frame"
         )
         self.description = f"{s.kind} @ {s.sample_rate} Hz{detail}"
 
