@@ -1,0 +1,156 @@
+"""`make bench`: speed targets, each measured against a baseline in the same run and printed as a ratio.
+
+- score: GroupMetricFrame (1000 speaker-clustered bootstrap resamples + 1000 permutations) on 100k
+  predictions, 2 groups, vs Fairlearn's MetricFrame(n_boot=1000) on the same data.
+  Targets: <= 2 s, >= 10x faster.
+- inference: the audit's runtime loop (LiteRT / ONNX Runtime) over precomputed inputs vs a raw
+  interpreter / session loop over the same inputs and batch size. Target: <= 1.25x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _best_of(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def _predictions(n: int = 100_000, speakers: int = 1000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    speaker = rng.integers(0, speakers, n)
+    gender = np.where(speaker % 2 == 0, "female", "male")
+    labels = np.array(["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_unknown_"])
+    truth = labels[rng.integers(0, len(labels), n)]
+    right = rng.random(n) < np.where(gender == "female", 0.85, 0.9)
+    prediction = np.where(right, truth, labels[rng.integers(0, len(labels), n)])
+    return pd.DataFrame({"label": truth, "prediction": prediction, "gender": gender, "speaker": speaker})
+
+
+def bench_score() -> list[tuple[str, float, str]]:
+    from fairlearn.metrics import MetricFrame
+    from sklearn.metrics import matthews_corrcoef
+
+    from ondevice_audit.metrics import GroupMetricFrame
+
+    data = _predictions()
+
+    def ours():
+        GroupMetricFrame(y_true=data["label"], y_pred=data["prediction"], sensitive_features=data[["gender"]],
+                         speakers=data["speaker"], metric="mcc", negative_labels=["_unknown_"], n_boot=1000,
+                         n_perm=1000, seed=0)  # fmt: skip
+
+    def fairlearn():
+        MetricFrame(metrics=matthews_corrcoef, y_true=data["label"], y_pred=data["prediction"],
+                    sensitive_features=data["gender"], n_boot=1000, ci_quantiles=[0.025, 0.975], random_state=0)  # fmt: skip
+
+    ours_s = _best_of(ours, 3)
+    print(f"score, ours: {ours_s:.2f} s (bootstrap 1000 speaker-clustered + 1000 permutations, all 8 metrics)")
+    fair_s = _best_of(fairlearn, 1)
+    print(f"score, Fairlearn MetricFrame(n_boot=1000), MCC only: {fair_s:.2f} s")
+    return [
+        ("score 100k predictions, 2 groups (s, target <= 2)", ours_s, "PASS" if ours_s <= 2 else "MISS"),
+        ("score speed-up vs Fairlearn (x, target >= 10)", fair_s / ours_s, "PASS" if fair_s / ours_s >= 10 else "MISS"),
+    ]
+
+
+def _tiny_model(folder: Path) -> tuple[Path, Path, tuple[int, ...]]:
+    from ondevice_audit import _tensorflow
+
+    tf = _tensorflow.tensorflow()
+    keras = _tensorflow.keras()
+    import tf2onnx
+
+    shape = (49, 10, 1)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.layers.Input(shape), keras.layers.Conv2D(64, (10, 4), strides=(2, 2), padding="same", activation="relu"),
+        keras.layers.DepthwiseConv2D((3, 3), padding="same", activation="relu"), keras.layers.Conv2D(64, 1, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(12, activation="softmax"),
+    ])  # fmt: skip
+    tflite, onnx = folder / "bench.tflite", folder / "bench.onnx"
+    tflite.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    signature = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
+    tf2onnx.convert.from_keras(model, input_signature=signature, opset=17, output_path=str(onnx))
+    return tflite, onnx, shape
+
+
+def bench_inference(n: int = 4000, batch: int = 64) -> list[tuple[str, float, str]]:
+    import onnxruntime as ort
+    from ai_edge_litert.interpreter import Interpreter
+
+    from ondevice_audit.runtimes import load_runtime
+
+    folder = Path(tempfile.mkdtemp())
+    tflite, onnx, shape = _tiny_model(folder)
+    inputs = np.random.default_rng(0).standard_normal((n, *shape)).astype(np.float32)
+
+    def raw_litert():
+        interpreter = Interpreter(model_path=str(tflite))
+        detail = interpreter.get_input_details()[0]
+        output = interpreter.get_output_details()[0]
+        current = None
+        for start in range(0, n, batch):
+            chunk = inputs[start : start + batch]
+            if current != len(chunk):
+                interpreter.resize_tensor_input(detail["index"], [len(chunk), *shape])
+                interpreter.allocate_tensors()
+                current = len(chunk)
+            interpreter.set_tensor(detail["index"], chunk)
+            interpreter.invoke()
+            interpreter.get_tensor(output["index"])
+
+    def raw_onnx():
+        session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        for start in range(0, n, batch):
+            session.run(None, {name: inputs[start : start + batch]})
+
+    def ours(path):
+        return lambda: load_runtime(path).run_all(inputs, batch)
+
+    rows = []
+    for label, raw, path in (("LiteRT", raw_litert, tflite), ("ONNX Runtime", raw_onnx, onnx)):
+        raw_s = _best_of(raw, 3)
+        ours_s = _best_of(ours(path), 3)
+        ratio = ours_s / raw_s
+        print(f"inference {label}: raw loop {raw_s:.3f} s, audit runtime {ours_s:.3f} s over {n} inputs")
+        rows.append((f"audit inference / raw {label} loop (x, target <= 1.25)", ratio, "PASS" if ratio <= 1.25 else "MISS"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=["score", "inference"], action="append")
+    args = parser.parse_args()
+    chosen = args.only or ["score", "inference"]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
+    rows = []
+    if "score" in chosen:
+        rows += bench_score()
+    if "inference" in chosen:
+        rows += bench_inference()
+    print()
+    print(f"{'benchmark':62} {'value':>8}  verdict")
+    for name, value, verdict in rows:
+        print(f"{name:62} {value:8.2f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()

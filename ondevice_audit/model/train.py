@@ -1,0 +1,257 @@
+"""Training a recipe, speaker-disjoint splits, and manifest -> feature arrays.
+
+Bias measured on speakers the model was trained on is memorisation, not reliability, so splits never
+share a speaker. Training is deterministic given the seed, so a design-choice sweep compares models that
+differ only in the choice under test.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ondevice_audit import _tensorflow
+from ondevice_audit.data.manifest import read_manifest
+from ondevice_audit.errors import UsageError
+from ondevice_audit.frontend import FrontendSpec, build_frontend
+from ondevice_audit.model.recipes import Recipe, get_recipe
+from ondevice_audit.progress import Advance, NullProgress, Progress
+
+__all__ = [
+    "Features",
+    "LabelledSplits",
+    "compute_features",
+    "encode_labels",
+    "load_labelled_features",
+    "prepare_splits",
+    "progress_callback",
+    "seed_everything",
+    "split_by_speaker",
+    "train_model",
+]
+
+_FEATURE_CHUNK = 256
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and TF seeds plus deterministic TF kernels (slower, but reruns give equal weights)."""
+    _tensorflow.keras().utils.set_random_seed(seed)
+    _tensorflow.tensorflow().config.experimental.enable_op_determinism()
+
+
+def progress_callback(advance: Advance) -> Any:
+    """A Keras callback advancing the progress bar once per finished epoch."""
+    keras = _tensorflow.keras()
+
+    class _EpochProgress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            advance(1)
+
+    return _EpochProgress()
+
+
+def train_model(
+    recipe: str | Recipe,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    n_classes: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Build ``recipe`` for ``x_train``'s shape and train it with Adam on integer labels.
+
+    Returns the model and a history dict: per-epoch ``loss``/``accuracy`` (and ``val_*`` when a
+    validation set is given), plus ``adjustments`` (kernels clipped to fit) and ``seconds``.
+    """
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
+        raise UsageError("epochs and batch size must be at least 1 and the learning rate positive")
+    if len(x_train) == 0 or len(x_train) != len(y_train):
+        raise UsageError(f"training needs matching, non-empty inputs and labels ({len(x_train)} vs {len(y_train)})")
+    has_val = x_val is not None and y_val is not None and len(x_val) > 0
+    labels = [np.asarray(y_train)] + ([np.asarray(y_val)] if has_val else [])
+    n_classes = n_classes or int(max(int(y.max()) for y in labels)) + 1
+    keras = _tensorflow.keras()
+    seed_everything(seed)
+    built = recipe.build_recorded(x_train.shape[1:], n_classes)
+    model = built.model
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    started = time.perf_counter()
+    with (progress or NullProgress()).task(f"Training {recipe.name}", total=epochs) as advance:
+        fitted = model.fit(
+            np.asarray(x_train, np.float32),
+            np.asarray(y_train, np.int64),
+            validation_data=(np.asarray(x_val, np.float32), np.asarray(y_val, np.int64)) if has_val else None,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=[progress_callback(advance)],
+        )
+    history: dict[str, Any] = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    history["adjustments"] = list(built.adjustments)
+    history["seconds"] = time.perf_counter() - started
+    return model, history
+
+
+def encode_labels(labels: Sequence[str], known: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Label strings -> integer ids; classes are ``known`` (a model's output order) or the sorted labels."""
+    classes = list(known) if known is not None else sorted(set(labels))
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise UsageError(f"labels {unknown[:5]} are not among the model's classes {classes}")
+    return np.array([index[label] for label in labels], dtype=np.int64), classes
+
+
+def split_by_speaker(
+    manifest: pd.DataFrame,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    *,
+    group: str | None = None,
+    speaker_column: str = "speaker",
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Train/validation/test rows with every speaker in exactly one split.
+
+    Speakers are shuffled with ``seed`` and dealt, largest-deficit first, so each split gets about its
+    fraction of the *files*; with ``group`` this is done per group value (a speaker counts under the value
+    most of their files carry), so every group is represented in every split. Without a speaker column
+    each file is its own speaker.
+    """
+    if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        raise UsageError(f"split fractions {fractions} must be three non-negative numbers summing to 1")
+    if fractions[0] == 0:
+        raise UsageError("the training split cannot be empty (first fraction is 0)")
+    if group is not None and group not in manifest.columns:
+        raise UsageError(f"unknown group column {group!r}; columns: {', '.join(map(str, manifest.columns))}")
+    rows = pd.Series([f"#row{i}" for i in range(len(manifest))], index=manifest.index)
+    speakers = rows
+    if speaker_column in manifest.columns:
+        named = manifest[speaker_column].astype(str).str.strip()
+        speakers = named.where(named != "", rows)  # a blank speaker is nobody else's: the file stands alone
+    files_per_speaker = speakers.value_counts()
+    strata: dict[str, list[str]] = {"": sorted(files_per_speaker.index)}
+    if group is not None:
+        speaker_group = (
+            pd.DataFrame({"speaker": speakers, "group": manifest[group].astype(str)})
+            .groupby("speaker")["group"]
+            .agg(lambda values: values.value_counts().sort_index().idxmax())
+        )
+        strata = {value: sorted(speaker_group.index[speaker_group == value]) for value in sorted(set(speaker_group))}
+    rng = np.random.default_rng(seed)
+    assignment: dict[str, int] = {}
+    open_splits = [i for i, f in enumerate(fractions) if f > 0]
+    for members in strata.values():
+        total = sum(int(files_per_speaker[s]) for s in members)
+        filled = [0.0, 0.0, 0.0]
+        for position in rng.permutation(len(members)):
+            speaker = members[position]
+            target = max(open_splits, key=lambda i: fractions[i] * total - filled[i])
+            assignment[speaker] = target
+            filled[target] += int(files_per_speaker[speaker])
+    split = speakers.map(assignment)
+    train, val, test = (manifest[split == i] for i in range(3))
+    return train, val, test
+
+
+@dataclass
+class Features:
+    inputs: np.ndarray
+    """Model inputs for the rows that worked."""
+    frame: pd.DataFrame
+    """The manifest rows that worked, aligned with ``inputs``."""
+    failures: dict[str, str] = field(default_factory=dict)
+    """File -> why it could not be turned into an input."""
+
+
+def compute_features(
+    frame: pd.DataFrame, spec: FrontendSpec, progress: Progress | None = None, *, path_column: str = "file"
+) -> Features:
+    """Run the front-end over ``frame[path_column]`` (absolute paths); failed files are reported, not fatal."""
+    frontend = build_frontend(spec)
+    paths = [Path(p) for p in frame[path_column]]
+    chunks, ok_masks, failures = [], [], {}
+    with (progress or NullProgress()).task("Computing features", total=len(paths)) as advance:
+        for start in range(0, len(paths), _FEATURE_CHUNK):
+            chunk = paths[start : start + _FEATURE_CHUNK]
+            batch = frontend.transform(chunk)
+            if len(batch.inputs):
+                chunks.append(batch.inputs)
+            ok_masks.append(batch.ok)
+            failures.update({str(chunk[i]): reason for i, reason in batch.failures.items()})
+            advance(len(chunk))
+    ok = np.concatenate(ok_masks) if ok_masks else np.zeros(0, dtype=bool)
+    if not ok.any():
+        raise UsageError(f"no file could be turned into model inputs ({len(failures)} failed)")
+    return Features(np.concatenate(chunks).astype(np.float32, copy=False), frame[ok], failures)
+
+
+def load_labelled_features(
+    manifest: Path, spec: FrontendSpec, labels: Sequence[str] | None = None, progress: Progress | None = None
+) -> tuple[Features, np.ndarray, list[str]]:
+    """Features and integer labels for every file of a manifest (classes: ``labels`` or the sorted labels)."""
+    features = compute_features(read_manifest(manifest).frame, spec, progress)
+    y, classes = encode_labels(list(features.frame["label"]), labels)
+    return features, y, classes
+
+
+@dataclass
+class LabelledSplits:
+    """A manifest split by speaker, with features and labels for the splits that are trained on."""
+
+    classes: list[str]
+    frames: dict[str, pd.DataFrame]
+    """``train``, ``val``, ``test`` manifest rows (``file`` is absolute, ``path`` as written)."""
+    train: Features
+    y_train: np.ndarray
+    val: Features | None
+    y_val: np.ndarray | None
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {**self.train.failures, **(self.val.failures if self.val else {})}
+
+
+def prepare_splits(
+    manifest: Path,
+    spec: FrontendSpec,
+    *,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    group: str | None = None,
+    progress: Progress | None = None,
+) -> LabelledSplits:
+    """Read ``manifest``, split it by speaker and compute train/val features; test stays files only.
+
+    Classes come from the whole manifest so a label seen only in the test split still has an output.
+    """
+    frame = read_manifest(manifest, [group] if group else None).frame
+    train, val, test = split_by_speaker(frame, fractions, seed, group=group)
+    classes = sorted(set(frame["label"]))
+    train_features = compute_features(train, spec, progress)
+    y_train, _ = encode_labels(list(train_features.frame["label"]), classes)
+    val_features, y_val = None, None
+    if len(val):
+        val_features = compute_features(val, spec, progress)
+        y_val, _ = encode_labels(list(val_features.frame["label"]), classes)
+    return LabelledSplits(
+        classes, {"train": train, "val": val, "test": test}, train_features, y_train, val_features, y_val
+    )
