@@ -78,7 +78,7 @@ class AttributeResult:
     groups: list[GroupResult]
     rb: BiasResult
     worst_group: str | None
-    """The included group furthest below the population on the chosen metric."""
+    """The included group furthest below the population on the chosen metric; None when no group is below."""
     resampling: str
     """How the bootstrap and permutations resampled, in words."""
 
@@ -273,11 +273,11 @@ class GroupMetricFrame:
             rb = self._permutation_test(rb, attribute, included, per_speaker, strata)
 
         worst = None
-        if included.any():
-            candidates = np.where(included, group_values, np.nan)
-            if np.isfinite(candidates).any():
-                pick = np.nanargmin if METRICS[self.metric].higher_is_better else np.nanargmax
-                worst = attribute.names[int(pick(candidates))]
+        sign = 1.0 if METRICS[self.metric].higher_is_better else -1.0
+        # only a group below the population is worse off; when every group equals it, nobody is
+        shortfall = np.where(included, sign * (overall_value - group_values), np.nan)
+        if np.isfinite(shortfall).any() and np.nanmax(shortfall) > 1e-12:
+            worst = attribute.names[int(np.nanargmax(shortfall))]
         groups = [
             GroupResult(
                 name=attribute.names[g],

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from ondevice_audit import _tensorflow
 from ondevice_audit.errors import UsageError
 
@@ -74,7 +76,10 @@ class _Net:
         return self.layers.MaxPooling2D(self.fit(x, name, "pool", pool), name=name)(x)
 
     def bn_relu(self, x: Any, name: str) -> Any:
-        x = self.layers.BatchNormalization(name=f"{name}_bn")(x)
+        # momentum 0.9, not Keras' 0.99: our trainings are a few hundred steps, and 0.99 moving averages then
+        # lag the weights so far that a model at 100 % training accuracy predicted near chance at inference
+        # (measured on the bundled synth-kws data: 35 % vs 100 % with 0.9).
+        x = self.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
         return self.layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -149,8 +154,19 @@ class Recipe:
         """A fresh, uncompiled ``keras.Model`` with a softmax over ``n_classes``."""
         return self.build_recorded(input_shape, n_classes).model
 
-    def build_recorded(self, input_shape: Sequence[int], n_classes: int) -> BuiltModel:
-        """Like ``build``, with the list of kernels and pools clipped to fit ``input_shape``."""
+    def normalization_axis(self) -> int:
+        """Inputs are standardised per MFCC/mel coefficient (audio) or per colour channel (image)."""
+        return -2 if self.modality == "audio" else -1
+
+    def build_recorded(
+        self, input_shape: Sequence[int], n_classes: int, normalization: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> BuiltModel:
+        """Like ``build``, with the list of kernels and pools clipped to fit ``input_shape``.
+
+        ``normalization`` (mean, variance along ``normalization_axis``) becomes the first layer. Raw log-mel
+        and MFCC values span hundreds of dB; without it BatchNorm's moving statistics lag the training-mode
+        ones and a model that fits its training data can predict near chance at inference.
+        """
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != 3 or min(shape) < 1:
             raise UsageError(
@@ -162,7 +178,13 @@ class Recipe:
         keras = _tensorflow.keras()
         net = _Net(shape)
         inputs = keras.Input(shape=shape, name="input")
-        features = self.body(net, inputs)
+        x = inputs
+        if normalization is not None:
+            mean, variance = normalization
+            x = keras.layers.Normalization(
+                axis=self.normalization_axis(), mean=mean, variance=variance, name="standardise"
+            )(x)
+        features = self.body(net, x)
         outputs = keras.layers.Dense(n_classes, activation="softmax", name="classifier")(features)
         model = keras.Model(inputs, outputs, name=self.name.replace("-", "_"))
         return BuiltModel(model, tuple(net.adjustments))

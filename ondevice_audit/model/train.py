@@ -86,7 +86,10 @@ def train_model(
     n_classes = n_classes or int(max(int(y.max()) for y in labels)) + 1
     keras = _tensorflow.keras()
     seed_everything(seed)
-    built = recipe.build_recorded(x_train.shape[1:], n_classes)
+    axis = recipe.normalization_axis() % np.ndim(x_train)
+    other_axes = tuple(a for a in range(np.ndim(x_train)) if a != axis)
+    stats = (np.mean(x_train, axis=other_axes), np.var(x_train, axis=other_axes) + 1e-6)
+    built = recipe.build_recorded(x_train.shape[1:], n_classes, normalization=stats)
     model = built.model
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
