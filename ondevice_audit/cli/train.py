@@ -76,6 +76,19 @@ def train(
             rich_help_panel=_TRAINING,
         ),
     ] = "0.8,0.1,0.1",
+    mitigation: Annotated[
+        str,
+        typer.Option(
+            help="Bias mitigation over the --group attribute: none, balanced, reweight, reweight-heldout.",
+            rich_help_panel=_TRAINING,
+        ),
+    ] = "none",
+    train_imbalance: Annotated[
+        str | None,
+        typer.Option(
+            help="Thin one group's training speakers, e.g. gender=female:0.2 (seeded).", rich_help_panel=_TRAINING
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Train a recipe on a manifest and write model.keras, model.tflite and model.onnx with metadata.
@@ -97,7 +110,11 @@ def train(
     )
     fractions = _fractions(split)
     progress = RichProgress(quiet=quiet)
-    splits = prepare_splits(data, spec, fractions=fractions, seed=seed, group=group, progress=progress)
+    if (mitigation != "none" or train_imbalance) and not group:
+        raise UsageError("--mitigation and --train-imbalance act on a group column: pass --group")
+    splits = prepare_splits(
+        data, spec, fractions=fractions, seed=seed, group=group, progress=progress, train_imbalance=train_imbalance
+    )
     if splits.failures:
         progress.note(f"{len(splits.failures)} files could not be read and were left out (see train_summary.json)")
     model, history = train_model(
@@ -112,6 +129,9 @@ def train(
         seed=seed,
         n_classes=len(splits.classes),
         progress=progress,
+        mitigation=mitigation,
+        train_groups=splits.train.frame[group].to_numpy() if group else None,
+        val_groups=splits.val.frame[group].to_numpy() if group and splits.val else None,
     )
     for note in history["adjustments"]:
         progress.note(f"{chosen.name} adjusted to the input: {note}")
@@ -122,6 +142,8 @@ def train(
         "requested_sparsity": 0.0,
         "achieved_sparsity": 0.0,
         "training": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed},
+        "mitigation": history["mitigation"],
+        "train_imbalance": train_imbalance,
     }
     metadata = ModelMetadata(labels=splits.classes, frontend=spec, extra={**extra, "quantization": "f32"})
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +181,7 @@ def _summary(
         speakers = frame["speaker"].nunique() if "speaker" in frame.columns else len(frame)
         return {"files": len(frame), "speakers": int(speakers)}
 
-    curves = {key: values for key, values in history.items() if key not in ("adjustments", "seconds")}
+    curves = {key: values for key, values in history.items() if key not in ("adjustments", "mitigation", "seconds")}
     return {
         **extra,
         "labels": splits.classes,

@@ -21,6 +21,14 @@ from ondevice_audit import _tensorflow
 from ondevice_audit.data.manifest import read_manifest
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import FrontendSpec, build_frontend
+from ondevice_audit.model.mitigation import (
+    HeldoutReweighting,
+    balanced_batches,
+    check_mitigation,
+    group_weights,
+    imbalance,
+    parse_imbalance,
+)
 from ondevice_audit.model.recipes import Recipe, get_recipe
 from ondevice_audit.progress import Advance, NullProgress, Progress
 
@@ -29,6 +37,7 @@ __all__ = [
     "LabelledSplits",
     "compute_features",
     "encode_labels",
+    "fit_with_mitigation",
     "load_labelled_features",
     "prepare_splits",
     "progress_callback",
@@ -70,11 +79,16 @@ def train_model(
     seed: int,
     n_classes: int | None = None,
     progress: Progress | None = None,
+    mitigation: str = "none",
+    train_groups: np.ndarray | None = None,
+    val_groups: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Build ``recipe`` for ``x_train``'s shape and train it with Adam on integer labels.
 
     Returns the model and a history dict: per-epoch ``loss``/``accuracy`` (and ``val_*`` when a
-    validation set is given), plus ``adjustments`` (kernels clipped to fit) and ``seconds``.
+    validation set is given), plus ``adjustments`` (kernels clipped to fit), ``mitigation`` and ``seconds``.
+    ``mitigation`` (see ``model/mitigation.py``) needs ``train_groups`` (and ``val_groups`` for
+    ``reweight-heldout``): the group of each training (validation) clip; group weights end up in the history.
     """
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
@@ -97,21 +111,68 @@ def train_model(
         metrics=["accuracy"],
     )
     started = time.perf_counter()
+    validation = (np.asarray(x_val, np.float32), np.asarray(y_val, np.int64)) if has_val else None
     with (progress or NullProgress()).task(f"Training {recipe.name}", total=epochs) as advance:
-        fitted = model.fit(
-            np.asarray(x_train, np.float32),
-            np.asarray(y_train, np.int64),
-            validation_data=(np.asarray(x_val, np.float32), np.asarray(y_val, np.int64)) if has_val else None,
-            epochs=epochs,
-            batch_size=batch_size,
-            shuffle=True,
-            verbose=0,
+        curves, extra = fit_with_mitigation(
+            model, x_train, y_train, validation, epochs=epochs, batch_size=batch_size, seed=seed,
+            mitigation=mitigation, train_groups=train_groups, val_groups=val_groups,
             callbacks=[progress_callback(advance)],
-        )
-    history: dict[str, Any] = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+        )  # fmt: skip
+    history: dict[str, Any] = {key: [float(v) for v in values] for key, values in curves.items()}
+    history["mitigation"] = {"name": mitigation, **extra}
     history["adjustments"] = list(built.adjustments)
     history["seconds"] = time.perf_counter() - started
     return model, history
+
+
+def fit_with_mitigation(
+    model: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    mitigation: str,
+    train_groups: np.ndarray | None,
+    val_groups: np.ndarray | None,
+    callbacks: list[Any],
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """``model.fit`` under a mitigation (base training and pruning fine-tunes alike); returns curves and the
+    weights used."""
+    x = np.asarray(x_train, np.float32)
+    y = np.asarray(y_train, np.int64)
+    check_mitigation(mitigation)
+    if mitigation != "none" and (train_groups is None or len(train_groups) != len(x)):
+        raise UsageError(f"mitigation {mitigation} needs the group of every training clip")
+    common: dict[str, Any] = {"validation_data": validation, "verbose": 0, "callbacks": callbacks}
+    if mitigation == "balanced":
+        steps = math.ceil(len(x) / batch_size)
+        batches = balanced_batches(np.asarray(train_groups), batch_size, steps * epochs, seed)
+        stream = ((x[i], y[i]) for i in batches)
+        return model.fit(stream, steps_per_epoch=steps, epochs=epochs, **common).history, {}
+    if mitigation == "reweight":
+        groups = np.asarray(train_groups, dtype=str)
+        weights = group_weights(groups)
+        fitted = model.fit(x, y, sample_weight=weights, epochs=epochs, batch_size=batch_size, shuffle=True, **common)
+        by_group = {g: float(weights[groups == g][0]) for g in sorted(set(groups))}
+        return fitted.history, {"sample_weight_by_group": by_group}
+    if mitigation == "reweight-heldout":
+        if validation is None or val_groups is None:
+            raise UsageError("reweight-heldout needs a validation split with group values")
+        reweighting = HeldoutReweighting(np.asarray(train_groups), np.asarray(val_groups))
+        curves: dict[str, list[float]] = {}
+        for epoch in range(epochs):
+            fitted = model.fit(x, y, sample_weight=reweighting.sample_weights(), initial_epoch=epoch,
+                               epochs=epoch + 1, batch_size=batch_size, shuffle=True, **common)  # fmt: skip
+            for key, values in fitted.history.items():
+                curves.setdefault(key, []).extend(values)
+            probabilities = np.asarray(model.predict(validation[0], verbose=0), np.float64)
+            chosen = probabilities[np.arange(len(validation[1])), validation[1]]
+            reweighting.update(-np.log(np.clip(chosen, 1e-7, 1.0)))
+        return curves, {"group_weight_history": reweighting.history}
+    return model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, **common).history, {}
 
 
 def encode_labels(labels: Sequence[str], known: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
@@ -241,13 +302,18 @@ def prepare_splits(
     seed: int = 0,
     group: str | None = None,
     progress: Progress | None = None,
+    train_imbalance: str | None = None,
 ) -> LabelledSplits:
     """Read ``manifest``, split it by speaker and compute train/val features; test stays files only.
 
     Classes come from the whole manifest so a label seen only in the test split still has an output.
+    ``train_imbalance`` (``gender=female:0.2``) then thins that group's training speakers to the share given.
     """
     frame = read_manifest(manifest, [group] if group else None).frame
     train, val, test = split_by_speaker(frame, fractions, seed, group=group)
+    if train_imbalance:
+        column, value, share = parse_imbalance(train_imbalance)
+        train = imbalance(train, column, value, share, seed)
     classes = sorted(set(frame["label"]))
     train_features = compute_features(train, spec, progress)
     y_train, _ = encode_labels(list(train_features.frame["label"]), classes)

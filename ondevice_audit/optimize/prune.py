@@ -16,7 +16,7 @@ import numpy as np
 
 from ondevice_audit import _tensorflow
 from ondevice_audit.errors import UsageError
-from ondevice_audit.model.train import progress_callback, seed_everything
+from ondevice_audit.model.train import fit_with_mitigation, progress_callback, seed_everything
 from ondevice_audit.progress import NullProgress, Progress
 
 __all__ = ["SCHEDULES", "PruneResult", "UnprunableLayer", "kernel_sparsity", "prune"]
@@ -103,8 +103,14 @@ def prune(
     batch_size: int,
     seed: int,
     progress: Progress | None = None,
+    mitigation: str = "none",
+    train_groups: np.ndarray | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    val_groups: np.ndarray | None = None,
 ) -> PruneResult:
-    """Prune Conv2D/Dense kernels of a copy of ``model`` to ``final_sparsity`` while fine-tuning on (x, y)."""
+    """Prune Conv2D/Dense kernels of a copy of ``model`` to ``final_sparsity`` while fine-tuning on (x, y).
+
+    The fine-tune uses the same ``mitigation`` as base training (``model/mitigation.py``)."""
     if not 0.0 <= final_sparsity < 1.0:
         raise UsageError(f"sparsity must be in [0, 1), got {final_sparsity}")
     if schedule not in SCHEDULES:
@@ -136,15 +142,11 @@ def prune(
         metrics=["accuracy"],
     )
     with (progress or NullProgress()).task(f"Pruning to {final_sparsity:.0%}", total=epochs) as advance:
-        fitted = wrapped.fit(
-            np.asarray(x, np.float32),
-            np.asarray(y, np.int64),
-            epochs=epochs,
-            batch_size=batch_size,
-            shuffle=True,
-            verbose=0,
+        curves, _ = fit_with_mitigation(
+            wrapped, x, y, validation, epochs=epochs, batch_size=batch_size, seed=seed, mitigation=mitigation,
+            train_groups=train_groups, val_groups=val_groups,
             callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), progress_callback(advance)],
-        )
+        )  # fmt: skip
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     measured = kernel_sparsity(stripped)
     pruned = [layer for layer in stripped.layers if _is_prunable(layer, layers)]
@@ -161,7 +163,7 @@ def prune(
         unprunable=unprunable,
         model_sparsity=_zero_share([k for layer in stripped.layers for k in _kernels(layer)]),
         schedule=layout,
-        history={key: [float(v) for v in values] for key, values in fitted.history.items()},
+        history={key: [float(v) for v in values] for key, values in curves.items()},
     )
 
 
