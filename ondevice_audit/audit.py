@@ -2,12 +2,15 @@
 
 Both end the same way: a ``GroupMetricFrame`` over labels, predictions, group columns and speakers, turned
 into the versioned report (``report/document.py``). ``audit`` first runs the model: files go through the
-front-end and the runtime in chunks, so memory stays flat however large the dataset.
+front-end and the runtime in chunks, so memory stays flat however large the dataset. ``audit_on_targets``
+runs the same chunks on several targets or runtimes (and a reference model) and adds their comparison.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,16 +18,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ondevice_audit._files import sha256_of, size_of
 from ondevice_audit.data import DataError, read_manifest, read_predictions
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.metadata import ModelMetadata, read_metadata
+from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
 from ondevice_audit.frontend import Frontend, FrontendSpec, build_frontend
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import build_report
 from ondevice_audit.runtimes import Runtime, load_runtime
+from ondevice_audit.targets.interface import Target, TargetSession
 
-__all__ = ["ModelOptions", "ScoreOptions", "audit_model", "score_predictions"]
+__all__ = ["ModelOptions", "ScoreOptions", "TargetOptions", "audit_model", "audit_on_targets", "score_predictions"]
 
 CHUNK_FILES = 256
 """Files per front-end + inference chunk: large enough to batch, small enough to keep memory flat."""
@@ -46,6 +51,26 @@ class ScoreOptions:
 
     def settings(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "groups": list(self.groups), "negative_labels": list(self.negative_labels)}
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """Where and against what ``audit_on_targets`` runs the model (see ``ondevice_audit.targets``)."""
+
+    targets: tuple[str | Target, ...] = ("local",)
+    """Target names (``local``, ``subprocess``, ``ssh://user@host:port``) or, from Python, ``Target`` objects."""
+    runtimes: tuple[str, ...] = ()
+    """Run the model on each of these on every target; empty: ``ModelOptions.runtime`` (or the default)."""
+    reference: Path | None = None
+    """A base model, run first on the first target: flips and forgotten clips are counted against it."""
+    ssh_options: tuple[str, ...] = ()
+    """``Key=Value`` OpenSSH options for ``ssh://`` targets."""
+    work_dir: Path | None = None
+    """Where finished batches are kept to resume; None: ``~/.cache/ondevice-audit/targets``."""
+    batch_files: int = CHUNK_FILES
+    """Samples per batch sent to a target: the unit of retry and resume."""
+    retries: int = 3
+    backoff_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +194,13 @@ def resolve_labels(metadata: ModelMetadata | None, options: ModelOptions) -> lis
 
 
 def _check_shapes(runtime: Runtime, frontend: Frontend, labels: list[str]) -> None:
-    expected = runtime.input_shape
+    _check_io(runtime.input_shape, runtime.describe().output_shape, frontend, labels)
+
+
+def _check_io(
+    expected: Sequence[int | None], output: Sequence[int | None], frontend: Frontend, labels: list[str]
+) -> None:
+    """The front-end's inputs fit the model's per-sample input shape and its outputs the label names."""
     spec = getattr(frontend, "spec", None)
     if spec is not None:
         produced = spec.input_shape
@@ -181,14 +212,17 @@ def _check_shapes(runtime: Runtime, frontend: Frontend, labels: list[str]) -> No
                 f"the front-end makes inputs of shape {list(produced)} but the model takes "
                 f"{[e if e is not None else '?' for e in expected]} ({frontend.description})"
             )
-    output = runtime.describe().output_shape
     if output and output[-1] is not None and output[-1] != len(labels):
         raise UsageError(f"the model has {output[-1]} outputs but {len(labels)} label names")
 
 
 def _fit_to_model(inputs: np.ndarray, runtime: Runtime) -> np.ndarray:
+    return _fit_to_shape(inputs, runtime.input_shape)
+
+
+def _fit_to_shape(inputs: np.ndarray, expected: Sequence[int | None]) -> np.ndarray:
     """Plug-in inputs may lack a channel axis; a reshape with the same size fits, anything else is a user error."""
-    expected, got = runtime.input_shape, inputs.shape[1:]
+    got = inputs.shape[1:]
     if len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got, strict=True)):
         return inputs
     if None not in expected and int(np.prod(got)) == int(np.prod(expected)):
@@ -273,3 +307,192 @@ def audit_model(
         warnings=_warnings(frame, options, len(failures)),
         model=model,
     )
+
+
+def _show_notes(session: TargetSession, progress: Progress) -> None:
+    for note in session.notes:
+        progress.note(note)
+
+
+def _check_reference(reference: Path, labels: list[str], frontend: Frontend) -> None:
+    """A reference model must classify the same inputs into the same classes, or flips mean nothing."""
+    if not reference.exists():
+        raise UsageError(f"reference model not found: {reference}")
+    metadata = read_metadata(reference)
+    if metadata and metadata.labels and list(metadata.labels) != labels:
+        raise UsageError(f"the reference model's labels ({', '.join(metadata.labels)}) differ from the model's")
+    spec = getattr(frontend, "spec", None)
+    if metadata and metadata.frontend and spec is not None and metadata.frontend != spec:
+        raise UsageError("the reference model was made for other inputs (its front-end settings differ)")
+
+
+def audit_on_targets(
+    model_path: Path,
+    manifest_path: Path,
+    options: ScoreOptions,
+    model_options: ModelOptions | None = None,
+    target_options: TargetOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Audit ``model_path`` on every target and runtime asked for, and compare the runs per group.
+
+    The front-end runs once per chunk and every run gets the same inputs. The report is the audit of the model
+    on the first target and runtime, with a ``comparison`` section: per run latency and peak memory, per group
+    the metric on every run, flips and forgotten clips against the reference (the first run, or ``--reference``),
+    and per attribute the paired change in RB. A clip that fails on any run is left out of every run.
+    """
+    from ondevice_audit.metrics.disparity import DisparityFrame
+    from ondevice_audit.targets import default_work_dir, parse_target
+    from ondevice_audit.targets.comparison import RunRecord, comparison_section, plan_runs
+    from ondevice_audit.targets.resume import BatchStore, ResumableRun, RetryPolicy
+
+    progress = progress or NullProgress()
+    model_options = model_options or ModelOptions()
+    target_options = target_options or TargetOptions()
+    if target_options.batch_files < 1:
+        raise UsageError("the batch sent to a target must hold at least one sample")
+    if target_options.retries < 0:
+        raise UsageError("retries must be 0 or more")
+    dataset = read_manifest(manifest_path, list(options.groups))
+    if not model_path.exists():
+        raise UsageError(f"model not found: {model_path}")
+    metadata = read_metadata(model_path)
+    labels = resolve_labels(metadata, model_options)
+    frontend = resolve_frontend(metadata, model_options)
+    unknown = sorted(set(dataset.frame["label"]) - set(labels))
+    if unknown:
+        raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
+    reference = target_options.reference
+    if reference is not None:
+        _check_reference(reference, labels, frontend)
+    work_dir = target_options.work_dir or default_work_dir()
+    targets = [
+        spec
+        if isinstance(spec, Target)
+        else parse_target(spec, target_options.ssh_options, work_dir, model_options.trust_model)
+        for spec in target_options.targets
+    ]
+    runs = plan_runs(model_path, targets, target_options.runtimes or (model_options.runtime,), reference)
+    main = 1 if reference is not None else 0
+    digests = {path: sha256_of(path) for path in {run.model_path for run in runs}}
+    policy = RetryPolicy(target_options.retries, target_options.backoff_seconds)
+
+    table = dataset.frame
+    files = [Path(p) for p in table["file"]]
+    predicted = np.full((len(runs), len(files)), "", dtype=object)
+    latency: list[list[np.ndarray]] = [[] for _ in runs]
+    peaks: list[int | None] = [None for _ in runs]
+    failures: dict[int, str] = {}
+    names = np.asarray(labels, dtype=object)
+    with ExitStack() as stack:
+        sessions, executors = [], []
+        with progress.task(f"Preparing {len(runs)} run(s): copying and loading the model", total=len(runs)) as step:
+            for run in runs:
+                session = run.target.open(run.model_path, run.runtime)
+                stack.callback(_show_notes, session, progress)  # after the session closed (callbacks run last-in first)
+                stack.enter_context(session)
+                _check_io(session.model.input_shape[1:], session.model.output_shape, frontend, labels)
+                store = None
+                if run.target.resumable:
+                    identity = {"target": run.target.cache_identity(), "runtime": session.model.runtime,
+                                "runtime_version": session.model.runtime_version,
+                                "batch_size": str(model_options.batch_size)}  # fmt: skip
+                    store = BatchStore(work_dir / "batches", digests[run.model_path], identity)
+                sessions.append(session)
+                executors.append(ResumableRun(session, run.label, store, policy, progress))
+                step(1)
+        description = f"Auditing {model_path.name} on {len(runs)} run(s)"
+        with progress.task(description, total=len(files) * len(runs)) as advance:
+            for start in range(0, len(files), target_options.batch_files):
+                chunk = files[start : start + target_options.batch_files]
+                batch = frontend.transform(chunk)
+                failures.update({start + i: reason for i, reason in batch.failures.items()})
+                positions = start + np.flatnonzero(batch.ok)
+                for r, (run, session, executor) in enumerate(zip(runs, sessions, executors, strict=True)):
+                    if len(positions):
+                        inputs = _fit_to_shape(batch.inputs, session.model.input_shape[1:])
+                        result = executor.run(inputs, model_options.batch_size)
+                        finite = np.isfinite(result.scores).all(axis=1)
+                        for position in positions[~finite]:
+                            failures.setdefault(int(position), f"model output is NaN or infinite on {run.label}")
+                        predicted[r, positions[finite]] = names[result.scores[finite].argmax(axis=1)]
+                        latency[r].append(result.latency[finite])
+                        if result.peak_memory_bytes is not None:
+                            peaks[r] = max(peaks[r] or 0, result.peak_memory_bytes)
+                    advance(len(chunk))
+
+    scored_mask = np.ones(len(files), dtype=bool)
+    scored_mask[list(failures)] = False
+    if not scored_mask.any():
+        first = next(iter(failures.values()))
+        raise DataError(f"no file could be scored ({len(failures)} failed; first: {first})")
+    scored = table.loc[scored_mask].assign(prediction=predicted[main][scored_mask].astype(str)).reset_index(drop=True)
+    with progress.task("Scoring (bootstrap, permutations, paired bootstrap)", total=None):
+        frame = _frame(scored, options, list(options.negative_labels))
+        disparity = DisparityFrame(
+            y_true=scored["label"].to_numpy(),
+            predictions=[row[scored_mask].astype(str) for row in predicted],
+            sensitive_features=scored[list(options.groups)],
+            metric=options.metric,
+            speakers=scored["speaker"].to_numpy() if "speaker" in scored.columns else None,
+            negative_labels=list(options.negative_labels),
+            min_group_size=options.min_group_size,
+            n_boot=options.bootstrap,
+            seed=options.seed,
+            confidence=options.confidence,
+        )
+    records = [
+        RunRecord(
+            model=session.model,
+            device=session.device,
+            model_sha256=digests[run.model_path],
+            latency=np.concatenate(seconds) if seconds else np.zeros(0),
+            peak_memory_bytes=peak,
+            batches=executor.stats,
+        )
+        for run, session, executor, seconds, peak in zip(runs, sessions, executors, latency, peaks, strict=True)
+    ]
+    main_model = records[main].model
+    model = {
+        "path": str(model_path),
+        "format": model_format(model_path),
+        "size_bytes": size_of(model_path),
+        "sha256": digests[model_path],
+        **dataclasses.asdict(main_model),
+        "labels": labels,
+        "frontend": frontend.description,
+        "seconds_per_sample": float(records[main].latency.mean()) if len(records[main].latency) else 0.0,
+        "metadata": None if metadata is None else {"extra": metadata.extra},
+        "target": runs[main].target.label,
+    }
+    failure_list = [
+        {"path": str(table["path"].iloc[i]), "reason": failures[i]} for i in sorted(failures)[:_MAX_LISTED_FAILURES]
+    ]
+    inputs = [
+        {"role": "model", "path": str(model_path), "sha256": digests[model_path]},
+        {"role": "manifest", "path": str(manifest_path), "sha256": dataset.sha256},
+    ]
+    if reference is not None:
+        inputs.append({"role": "reference model", "path": str(reference), "sha256": digests[reference]})
+    report = build_report(
+        command="audit",
+        frame=frame,
+        inputs=inputs,
+        settings={
+            **options.settings(),
+            "runtime": main_model.runtime,
+            "targets": [target.label for target in targets],
+            "reference": None if reference is None else str(reference),
+            "batch_size": model_options.batch_size,
+        },
+        samples={
+            "total": len(files),
+            "scored": int(scored_mask.sum()),
+            "failed": len(failures),
+            "failures": failure_list,
+        },
+        warnings=_warnings(frame, options, len(failures)),
+        model=model,
+    )
+    report["comparison"] = comparison_section(runs, records, disparity)
+    return report

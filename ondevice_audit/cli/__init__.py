@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from ondevice_audit import __version__
@@ -28,7 +29,7 @@ class _Group(TyperGroup):
         except OndeviceAuditError as exc:
             if ctx.meta.get("debug"):
                 raise
-            stderr.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            stderr.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(int(exc.exit_code)) from None
 
 
@@ -61,7 +62,7 @@ def _root(
 
 
 # Command modules register themselves on `app` when imported.
-from ondevice_audit.cli import audit, datasets, score  # noqa: E402,F401
+from ondevice_audit.cli import audit, datasets, export, gate, report, score, sweep, targets, train  # noqa: E402,F401
 
 
 def main() -> None:

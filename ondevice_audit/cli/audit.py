@@ -8,16 +8,20 @@ from typing import Annotated
 
 import typer
 
-from ondevice_audit.audit import ModelOptions, audit_model
+from ondevice_audit.audit import CHUNK_FILES, ModelOptions, TargetOptions, audit_model, audit_on_targets
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.cli.targets import SshOption, WorkDir
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, FrontendSpec, ImageFrontendSpec
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import RUNTIMES
+from ondevice_audit.targets import TARGET_HELP
+from ondevice_audit.targets.comparison import RUNTIME_FORMATS
 
 _FRONTEND = "Front-end (only for models without ondevice-audit metadata)"
+_TARGETS = "Targets"
 
 
 class Features(StrEnum):
@@ -40,7 +44,11 @@ def audit(
     data: Annotated[Path, typer.Option("--data", "-d", help="Manifest CSV: path, label, group columns, speaker.")],
     group: opt.Group,
     runtime: Annotated[
-        str | None, typer.Option(help=f"Override the runtime: {', '.join(RUNTIMES)} (default: by model format).")
+        list[str] | None,
+        typer.Option(
+            help=f"Override the runtime: {', '.join(RUNTIMES)} (default: by model format); repeat to compare "
+            f"runtimes. Through the device runner: {', '.join(r for r in RUNTIME_FORMATS if r not in RUNTIMES)} too."
+        ),
     ] = None,
     metric: opt.Metric = "mcc",
     negative_labels: opt.NegativeLabels = "_unknown_,_silence_",
@@ -79,11 +87,44 @@ def audit(
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed (missing, corrupt, NaN output).")] = False,
     fmt: opt.Format = ReportFormatChoice.table,
     output: opt.Output = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"Where the model runs (repeatable; the first is the reference): {TARGET_HELP}.",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="A base model (e.g. float32) to compare with: per group, clips it gets right and the "
+            "audited model gets wrong.",
+            rich_help_panel=_TARGETS,
+        ),
+    ] = None,
+    ssh_option: SshOption = None,
+    work_dir: WorkDir = None,
+    target_batch: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Samples per batch sent to a target: the unit of retry and resume.", rich_help_panel=_TARGETS
+        ),
+    ] = CHUNK_FILES,
+    retries: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Retries of a batch after a dropped connection (with backoff).", rich_help_panel=_TARGETS
+        ),
+    ] = 3,
 ) -> None:
     """Audit a model on a labelled dataset: per-group metrics, reliability bias, model facts.
 
     Models exported by ondevice-audit carry their front-end and labels; others take --features (and its
     settings), --labels, or --frontend with your own Python callable.
+
+    With --target (repeatable), several --runtime, or --reference, the model also runs there and the report
+    compares the runs per group: the metric on each, flip rate and forgotten clips against the first run, the
+    paired change in RB, latency and peak memory.
     """
     spec: FrontendSpec | None = None
     if features is Features.image:
@@ -102,14 +143,27 @@ def audit(
         )
     options = opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed,
                                   confidence)  # fmt: skip
+    runtimes = tuple(runtime or ())
     model_options = ModelOptions(
-        runtime=runtime,
+        runtime=runtimes[0] if len(runtimes) == 1 else None,
         frontend=spec,
         frontend_plugin=frontend,
         labels_file=labels,
         trust_model=trust_model,
         batch_size=batch_size,
     )
-    report = audit_model(model, data, options, model_options, progress=RichProgress())
+    if target or reference or len(runtimes) > 1:
+        target_options = TargetOptions(
+            targets=tuple(target or ("local",)),
+            runtimes=runtimes,
+            reference=reference,
+            ssh_options=tuple(ssh_option or ()),
+            work_dir=work_dir,
+            batch_files=target_batch,
+            retries=retries,
+        )
+        report = audit_on_targets(model, data, options, model_options, target_options, progress=RichProgress())
+    else:
+        report = audit_model(model, data, options, model_options, progress=RichProgress())
     opt.emit_report(report, fmt, output)
     opt.finish(report, strict)

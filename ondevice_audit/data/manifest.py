@@ -8,7 +8,7 @@ from pathlib import Path
 from ondevice_audit._files import sha256_of
 from ondevice_audit.data.interface import DataError, LabelledFiles, check_group_columns, read_table
 
-__all__ = ["read_manifest"]
+__all__ = ["read_manifest", "select_split"]
 
 _REQUIRED = ("path", "label")
 
@@ -35,3 +35,20 @@ def read_manifest(path: Path, groups: list[str] | None = None) -> LabelledFiles:
         row = int(frame.index[frame["label"].str.strip().eq("")][0]) + 2
         raise DataError(f"{path}: line {row} has an empty label")
     return LabelledFiles(source=path, frame=frame, sha256=sha256_of(path))
+
+
+def select_split(dataset: LabelledFiles, split_file: Path, split: str) -> LabelledFiles:
+    """Keep the manifest rows that ``split_file`` (``path``, ``split`` columns, as ``train`` writes) assigns to
+    ``split``: how a model is audited on the speakers it never heard."""
+    assignments = read_table(split_file)
+    missing = [c for c in ("path", "split") if c not in assignments.columns]
+    if missing:
+        raise DataError(f"{split_file}: missing column(s) {', '.join(missing)}; a split file needs path and split")
+    chosen = set(assignments.loc[assignments["split"] == split, "path"])
+    if not chosen:
+        known = ", ".join(sorted(set(assignments["split"])))
+        raise DataError(f"{split_file}: no rows in split {split!r} (splits: {known})")
+    frame = dataset.frame[dataset.frame["path"].isin(chosen)]
+    if frame.empty:
+        raise DataError(f"{split_file}: split {split!r} selects none of the manifest's rows")
+    return LabelledFiles(dataset.source, frame.reset_index(drop=True), dataset.sha256)

@@ -6,7 +6,13 @@ import re
 from typing import Any
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
-from ondevice_audit.report.table import rb_sentence
+from ondevice_audit.report.table import (
+    comparison_cells,
+    comparison_header,
+    rb_difference_sentence,
+    rb_sentence,
+    run_summary,
+)
 
 __all__ = ["MarkdownFormat", "escape_markdown"]
 
@@ -59,8 +65,51 @@ class MarkdownFormat(ReportFormat):
                 ]
                 lines.append("| " + " | ".join(cells) + " |")
             lines += ["", f"Resampling: {escape_markdown(attribute['resampling'])}.", ""]
+        lines += _comparison(report)
         if report["samples"]["failed"]:
             lines += [f"{report['samples']['failed']} of {report['samples']['total']} samples failed.", ""]
         if report["warnings"]:
             lines += ["**Warnings**", ""] + [f"- {escape_markdown(w)}" for w in report["warnings"]] + [""]
         return "\n".join(lines)
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _comparison(report: dict[str, Any]) -> list[str]:
+    """The runs, then per attribute the metric on every run and flips and forgotten clips against run #1."""
+    comparison = report.get("comparison")
+    if not comparison:
+        return []
+    lines = [
+        "## Comparison of runs",
+        "",
+        f"Run #1 is the reference: {escape_markdown(comparison['reference'])}. Flips: clips predicted differently "
+        "from #1; forgotten: clips #1 gets right and the run gets wrong.",
+        "",
+    ]
+    header = ["#", "run", "runtime", "device", "median ms", "p90 ms", "peak MiB", "batches"]
+    lines += [_row(header), "|" + "---|" * len(header)]
+    for i, run in enumerate(comparison["runs"]):
+        lines.append(_row([str(i + 1), escape_markdown(run["label"]), *(escape_markdown(c) for c in run_summary(run))]))
+    lines.append("")
+    header = ["group", "n", *comparison_header(report)]
+    for attribute in comparison["attributes"]:
+        lines += [f"### {escape_markdown(attribute['name'])} across runs", ""]
+        lines += [
+            "- " + rb_difference_sentence(report, attribute, run, escape_markdown)
+            for run in range(1, len(comparison["runs"]))
+        ]
+        lines += ["", _row([escape_markdown(h) for h in header]), "|" + "---|" * len(header)]
+        overall = comparison["overall"]
+        lines.append(_row(["**all**", str(overall["n"]), *(escape_markdown(c) for c in comparison_cells(overall))]))
+        for group in attribute["groups"]:
+            cells = [
+                escape_markdown(group["name"]),
+                str(group["n"]),
+                *(escape_markdown(c) for c in comparison_cells(group)),
+            ]
+            lines.append(_row(cells))
+        lines += ["", f"Resampling: {escape_markdown(attribute['resampling'])}.", ""]
+    return lines

@@ -13,7 +13,14 @@ from rich.text import Text
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
 
-__all__ = ["TableFormat", "rb_sentence"]
+__all__ = [
+    "TableFormat",
+    "comparison_cells",
+    "comparison_header",
+    "rb_difference_sentence",
+    "rb_sentence",
+    "run_summary",
+]
 
 _SHOWN_METRICS = ("mcc", "accuracy", "balanced_accuracy", "macro_f1", "frr", "far")
 _SHORT = {"balanced_accuracy": "bal. acc", "macro_f1": "macro F1", "accuracy": "acc"}
@@ -35,6 +42,58 @@ def rb_sentence(report: dict[str, Any], attribute: dict[str, Any], escape: Calla
     if attribute["worst_group"] is not None:
         text += f"; worst off: {escape(attribute['worst_group'])}"
     return text
+
+
+def rb_difference_sentence(
+    report: dict[str, Any], attribute: dict[str, Any], run: int, escape: Callable[[str], str] = str
+) -> str:
+    """How RB of run ``run`` (of ``report["comparison"]``) differs from the reference's, for one attribute."""
+    entry, reference = attribute["rb"][run], attribute["rb"][0]
+    text = (
+        f"RB({escape(attribute['name'])}) on {report['comparison']['metric']}: {fmt_number(entry['value'])} on "
+        f"#{run + 1} vs {fmt_number(reference['value'])} on #1"
+    )
+    if entry["difference"] is None:
+        return text + "; the difference is undefined"
+    text += f", difference {entry['difference']:+.3f}"
+    if entry["ci"]:
+        text += f" {fmt_interval(entry['ci'])} (paired {report['settings']['confidence']:.0%} CI"
+        text += ", no detectable change)" if entry["ci"][0] <= 0 <= entry["ci"][1] else ")"
+    return text
+
+
+def run_summary(run: dict[str, Any]) -> list[str]:
+    """Runtime, device, latency, memory and batches of one comparison run, as plain cells."""
+    latency = run["latency_ms"]
+    device = run["device"]
+    batches = run["batches"]
+    return [
+        f"{run['runtime']} {run['runtime_version']}",
+        f"{device.get('machine', '?')}, Python {device.get('python', '?')}",
+        "—" if latency is None else f"{latency['median']:.3g}",
+        "—" if latency is None else f"{latency['p90']:.3g}",
+        "—" if run["peak_memory_bytes"] is None else f"{run['peak_memory_bytes'] / 2**20:.0f}",
+        f"{batches['batches']} ({batches['from_cache']} stored, {batches['retries']} retried)",
+    ]
+
+
+def comparison_cells(group: dict[str, Any]) -> list[str]:
+    """Per run the metric, then per compared run the flip rate and the forgotten share, with counts."""
+    runs = group["runs"]
+    cells = [fmt_number(r["metric"]) for r in runs]
+    for r in runs[1:]:
+        cells.append(f"{r['flip_rate']:.1%} ({r['flips']})")
+        cells.append(f"{r['forgotten_share']:.1%} ({r['forgotten']} of {group['reference_correct']})")
+    return cells
+
+
+def comparison_header(report: dict[str, Any]) -> list[str]:
+    comparison = report["comparison"]
+    n_runs = len(comparison["runs"])
+    header = [f"{comparison['metric']} #{i + 1}" for i in range(n_runs)]
+    for i in range(1, n_runs):
+        header += [f"flips #{i + 1}", f"forgotten #{i + 1}"]
+    return header
 
 
 class TableFormat(ReportFormat):
@@ -78,12 +137,39 @@ class TableFormat(ReportFormat):
                 )  # fmt: skip
             parts.append(table)
             parts.append(Text(rb_sentence(report, attribute), style="bold"))
+        parts += self._comparison(report)
         samples = report["samples"]
         if samples["failed"]:
             parts.append(Text(f"{samples['failed']} of {samples['total']} samples failed", style="yellow"))
         for warning in report["warnings"]:
             parts.append(Text(f"warning: {warning}", style="yellow"))
         return Group(*parts)
+
+    def _comparison(self, report: dict[str, Any]) -> list[Any]:
+        """Runs, then per attribute the metric on every run, flips and forgotten clips against run #1."""
+        comparison = report.get("comparison")
+        if not comparison:
+            return []
+        runs = Table(title=f"Runs — #1 is the reference: {escape(comparison['reference'])}", title_justify="left")
+        for column in ("#", "run", "runtime", "device", "median ms", "p90 ms", "peak MiB", "batches"):
+            runs.add_column(column, justify="left" if column in ("run", "runtime", "device", "batches") else "right")
+        for i, run in enumerate(comparison["runs"]):
+            runs.add_row(str(i + 1), escape(run["label"]), *(escape(cell) for cell in run_summary(run)))
+        parts: list[Any] = [runs]
+        header = ["group", "n", *comparison_header(report)]
+        for attribute in comparison["attributes"]:
+            table = Table(title=f"{escape(attribute['name'])} — runs compared per group (flips and forgotten vs #1)",
+                          title_justify="left")  # fmt: skip
+            for column in header:
+                table.add_column(escape(column), justify="left" if column == "group" else "right")
+            overall = comparison["overall"]
+            table.add_row("[bold]all[/bold]", str(overall["n"]), *comparison_cells(overall))
+            for group in attribute["groups"]:
+                table.add_row(escape(group["name"]), str(group["n"]), *comparison_cells(group))
+            parts.append(table)
+            for run in range(1, len(comparison["runs"])):
+                parts.append(Text(rb_difference_sentence(report, attribute, run), style="bold"))
+        return parts
 
     def _header(self, report: dict[str, Any]) -> Text:
         lines = [f"ondevice-audit {report['command']} — metric {report['metric']['name']}"]

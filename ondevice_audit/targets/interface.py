@@ -1,0 +1,169 @@
+"""A target is where a model runs: in this process, in a separate Python, or on a board reached over SSH.
+
+``Target.check`` says what a target is (Python, CPU architecture, runtimes, free disk) and, given a model,
+which runtime would run it. ``Target.open`` prepares a model on the target (copied to the device, loaded once)
+and returns a ``TargetSession`` whose ``run`` maps float32 inputs to class scores with per-sample latency; the
+session's ``close`` removes whatever was put on the device, also after a failure.
+
+Errors are ``TargetError`` (a ``UsageError``: the user can fix the target, model or flags). A connection that
+fails or drops is ``TargetUnreachable``, which carries a hint and says whether trying again can help.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ondevice_audit.errors import UsageError
+
+__all__ = [
+    "InferenceResult",
+    "ModelOnTarget",
+    "RuntimeStatus",
+    "Target",
+    "TargetCannotRun",
+    "TargetError",
+    "TargetFacts",
+    "TargetSession",
+    "TargetUnreachable",
+]
+
+
+class TargetError(UsageError):
+    """A target cannot be used as asked: a bad target name, a missing runtime, a failing runner."""
+
+
+class TargetUnreachable(TargetError):
+    """The connection to a target failed or dropped.
+
+    ``transient`` is True when trying again may help (refused, timed out, dropped) and False when it cannot
+    (host key or authentication refused, unknown host name).
+    """
+
+    def __init__(self, message: str, hint: str, transient: bool = True):
+        super().__init__(f"{message}; {hint}")
+        self.reason = message
+        self.hint = hint
+        self.transient = transient
+
+
+class TargetCannotRun(TargetError):
+    """The target has no runtime that loads the model, or the model fails on it."""
+
+
+@dataclass(frozen=True)
+class RuntimeStatus:
+    name: str
+    format: str
+    """The model format this runtime runs (``tflite``, ``onnx``, ``keras``)."""
+    usable: bool
+    version: str | None
+    note: str | None = None
+    """Why it is not usable, or a remark (e.g. TensorFlow located but not imported)."""
+
+
+@dataclass(frozen=True)
+class ModelOnTarget:
+    """A model as loaded on a target: the runtime that runs it and the tensors it takes and gives."""
+
+    runtime: str
+    runtime_version: str
+    input_shape: list[int | None]
+    """Batch axis first; None marks a dynamic axis."""
+    input_dtype: str
+    output_shape: list[int | None]
+    output_dtype: str
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    target: str
+    python: str
+    machine: str
+    """CPU architecture (``x86_64``, ``aarch64``, ``armv7l``)."""
+    system: str
+    runtimes: list[RuntimeStatus]
+    free_disk_bytes: int | None
+    memory_total_bytes: int | None = None
+    cpu_count: int | None = None
+    python_executable: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """Anything else the target reports (OS release, numpy version)."""
+    model: ModelOnTarget | None = None
+    """With ``check(model_path)``: how the model loads here."""
+    model_error: str | None = None
+    """With ``check(model_path)``: why nothing here runs the model."""
+
+
+@dataclass
+class InferenceResult:
+    """Scores of one batch on a target, with what it cost there."""
+
+    scores: np.ndarray
+    """``(n, classes)`` float32 scores, one row per input."""
+    latency: np.ndarray
+    """``(n,)`` seconds per sample: the wall time of the inference call that ran it, divided by that call's
+    batch size (``--batch-size 1`` gives single-sample latency as a deployed device sees it)."""
+    peak_memory_bytes: int | None = None
+    """Peak resident memory of the process that ran the model, where the target measures it (the runner's
+    ``VmHWM``, or ``ru_maxrss`` off Linux); None in-process, where the host's own memory would be mixed in."""
+
+
+class TargetSession(ABC):
+    """One model prepared on one target. Use as a context manager: leaving it removes what was put there."""
+
+    model: ModelOnTarget
+    device: TargetFacts
+    notes: list[str]
+    """Problems met while cleaning up (a folder left on an unreachable device), for the caller to show."""
+
+    @abstractmethod
+    def run(self, inputs: np.ndarray, batch_size: int) -> InferenceResult:
+        """``(n, *input_shape)`` float32 inputs to scores, ``batch_size`` samples per inference call."""
+
+    def recover(self) -> None:
+        """Make the session usable again after a dropped connection (re-copy what the device lost)."""
+        return None
+
+    def close(self) -> None:
+        """Remove what the session put on the target; never raises for a target that went away."""
+        return None
+
+    def __enter__(self) -> TargetSession:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Target(ABC):
+    label: str
+    """How the user named the target, normalised (``local``, ``subprocess``, ``ssh://user@host:port``)."""
+    resumable: ClassVar[bool] = False
+    """Whether finished batches are worth keeping on disk: True for targets outside this process."""
+
+    @abstractmethod
+    def check(self, model_path: Path | None = None, runtime: str | None = None) -> TargetFacts:
+        """What the target is, and with a model which runtime would run it (``model``/``model_error``)."""
+
+    @abstractmethod
+    def open(self, model_path: Path, runtime: str | None = None) -> TargetSession:
+        """Prepare ``model_path`` on ``runtime`` (default: the first that loads it); a ``TargetCannotRun`` if none."""
+
+    def cache_identity(self) -> str:
+        """What makes this target's outputs differ from another's, for the key of stored batches."""
+        return self.label
+
+    def run(
+        self, model_path: Path, inputs: np.ndarray, batch_size: int = 64, runtime: str | None = None
+    ) -> InferenceResult:
+        """Open, run every input, close: for a single batch; audits keep one session open for all batches."""
+        with self.open(model_path, runtime) as session:
+            return session.run(inputs, batch_size)

@@ -1,0 +1,185 @@
+"""``ssh://user@host[:port]``: a Raspberry Pi, a Jetson, any Linux board with Python and a runtime.
+
+Why the system ``ssh``/``scp`` and not a Python SSH library: the user's OpenSSH already knows how to reach the
+board (``~/.ssh/config`` aliases, ProxyJump, agent and hardware keys, ``known_hosts``), its host-key policy is the
+one the user chose and audited, and the tool gains no network dependency to keep patched.
+
+How the shell is kept out of it:
+
+- ``ssh``/``scp`` are started with argument lists, never a shell string; options come from ``--ssh-option``
+  (``-o Key=Value``), and the destination follows ``--`` so nothing can pass as an option.
+- A local path is only ever an ``scp`` source or destination, made absolute (so neither a leading ``-`` nor a
+  ``host:`` prefix can be read into it).
+- Every remote path is ours: a ``mktemp -d`` folder (checked to be a plain path) and fixed file names inside
+  it; the one command line the remote shell reads is built with ``shlex.quote`` from those.
+- Host keys are checked: ``BatchMode`` is on (no prompts that would hang an audit) and turning
+  ``StrictHostKeyChecking`` off is refused; give a ``known_hosts`` with ``--ssh-option UserKnownHostsFile=FILE``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from ondevice_audit.targets.interface import TargetError, TargetUnreachable
+from ondevice_audit.targets.remote import RemoteTarget
+
+__all__ = ["SshTarget", "parse_ssh_options"]
+
+_EXIT_SSH = 255
+_HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$|^[0-9A-Fa-f:]+$")
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=\S.*$")
+_FOLDER = re.compile(r"^/[A-Za-z0-9._/-]*/ondevice-audit\.[A-Za-z0-9._-]+$")
+_MAKE_FOLDER = "mktemp -d -t ondevice-audit.XXXXXXXXXX"
+_DEFAULT_OPTIONS = ("BatchMode=yes", "ConnectTimeout=15", "ServerAliveInterval=5", "ServerAliveCountMax=3")
+"""After the user's options: OpenSSH keeps the first value it is given for each option."""
+_PERMANENT = {
+    "Host key verification failed": (
+        "host key verification failed",
+        "host keys are always checked: add the device's key to a known_hosts file (compare `ssh-keyscan` output "
+        "with the device's /etc/ssh/ssh_host_*.pub) and pass --ssh-option UserKnownHostsFile=FILE",
+    ),
+    "Permission denied": (
+        "the device refused the login",
+        "ssh runs without prompts: authorize a key on the device (ssh-copy-id) and pass "
+        "--ssh-option IdentityFile=KEY if it is not your default key",
+    ),
+    "Could not resolve hostname": ("unknown host name", "check the host name (or its ~/.ssh/config entry)"),
+}
+
+
+def parse_ssh_options(options: Sequence[str]) -> list[str]:
+    """``Key=Value`` strings to ``-o`` arguments; turning host-key checking off is refused."""
+    arguments = []
+    for option in options:
+        if not _OPTION.match(option):
+            raise TargetError(f"--ssh-option {option!r} must look like Key=Value (e.g. IdentityFile=~/.ssh/pi)")
+        key, _, value = option.partition("=")
+        if key.lower() == "stricthostkeychecking" and value.strip().lower() in ("no", "off", "false"):
+            raise TargetError(
+                "host-key checking stays on: add the device's key to a known_hosts file and pass "
+                "--ssh-option UserKnownHostsFile=FILE (StrictHostKeyChecking=accept-new trusts a first connection)"
+            )
+        arguments += ["-o", option]
+    return arguments
+
+
+class SshTarget(RemoteTarget):
+    def __init__(
+        self,
+        host: str,
+        user: str | None = None,
+        port: int | None = None,
+        python: str = "python3",
+        options: Sequence[str] = (),
+        state_dir: Path | None = None,
+    ):
+        if not _HOST.match(host):
+            raise TargetError(f"ssh target: {host!r} is not a host name or address")
+        if user is not None and not _USER.match(user):
+            raise TargetError(f"ssh target: {user!r} is not a user name")
+        super().__init__(python, state_dir)
+        self.host, self.user, self.port = host, user, port
+        self._options = [*parse_ssh_options(options), *(a for o in _DEFAULT_OPTIONS for a in ("-o", o))]
+        shown = f"[{host}]" if ":" in host else host
+        self.label = f"ssh://{user + '@' if user else ''}{shown}{f':{port}' if port else ''}"
+
+    @classmethod
+    def from_url(cls, url: str, options: Sequence[str] = (), state_dir: Path | None = None) -> SshTarget:
+        """``ssh://[user@]host[:port][?python=/path/to/python3]``."""
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            raise TargetError(f"{url}: the port must be a number from 1 to 65535") from None
+        if not parts.hostname:
+            raise TargetError(f"{url}: name a host, e.g. ssh://pi@raspberrypi.local")
+        if parts.password is not None:
+            raise TargetError(
+                f"{url}: passwords are not accepted in a target; use a key (--ssh-option IdentityFile=...)"
+            )
+        if parts.path not in ("", "/") or parts.fragment:
+            raise TargetError(f"{url}: a target is ssh://user@host[:port]; nothing may follow the port")
+        query = parse_qs(parts.query, strict_parsing=False)
+        unknown = sorted(set(query) - {"python"})
+        if unknown:
+            raise TargetError(f"{url}: unknown setting(s) {', '.join(unknown)}; the only one is ?python=PATH")
+        python = query.get("python", ["python3"])[-1]
+        if not python.strip():
+            raise TargetError(f"{url}: ?python= needs the path of a Python interpreter on the device")
+        return cls(parts.hostname, parts.username, port, python, options, state_dir)
+
+    # -- transport --------------------------------------------------------------------------------------
+
+    def _destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    def _run(self, argv: list[str], action: str) -> subprocess.CompletedProcess[bytes]:
+        try:
+            return subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, check=False)
+        except FileNotFoundError:
+            raise TargetError(f"{argv[0]} not found: install the OpenSSH client to use ssh:// targets") from None
+        except OSError as exc:
+            raise TargetError(f"{self.label}: cannot start {argv[0]} for {action} ({exc.strerror})") from None
+
+    def _ssh(self, command: str, action: str) -> subprocess.CompletedProcess[bytes]:
+        port = ["-p", str(self.port)] if self.port else []
+        done = self._run(["ssh", *self._options, *port, "--", self._destination(), command], action)
+        if done.returncode == _EXIT_SSH:
+            raise self._unreachable(done.stderr, action)
+        return done
+
+    def _scp(self, source: str, destination: str, action: str) -> None:
+        port = ["-P", str(self.port)] if self.port else []
+        done = self._run(["scp", "-q", *self._options, *port, "--", source, destination], action)
+        if done.returncode != 0 and b"No space left on device" in done.stderr:
+            raise TargetError(f"{self.label}: no space left on the device ({action}); free some in its TMPDIR")
+        if done.returncode != 0:
+            raise self._unreachable(done.stderr, action)
+
+    def _remote(self, path: str) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user + '@' if self.user else ''}{host}:{path}"
+
+    def _unreachable(self, stderr: bytes, action: str) -> TargetUnreachable:
+        text = stderr.decode(errors="replace").strip()
+        for marker, (reason, hint) in _PERMANENT.items():
+            if marker in text:
+                return TargetUnreachable(f"{self.label}: {reason} ({action})", hint, transient=False)
+        last = text.splitlines()[-1] if text else "connection failed"
+        port = f" -p {self.port}" if self.port else ""
+        hint = f"check that the device is on and that `ssh{port} {self._destination()} true` works from here"
+        return TargetUnreachable(f"{self.label}: {action} failed: {last}", hint)
+
+    def _make_folder(self) -> str:
+        done = self._ssh(_MAKE_FOLDER, "making a temporary folder")
+        folder = done.stdout.decode(errors="replace").strip()
+        if done.returncode != 0 or not _FOLDER.match(folder):
+            detail = done.stderr.decode(errors="replace").strip() or folder or "no output"
+            raise TargetError(f"{self.label}: `mktemp -d` did not give a plain folder path ({detail})")
+        return folder
+
+    def _put(self, local: Path, remote: str) -> None:
+        self._scp(str(local.absolute()), self._remote(remote), "copying to the device")
+
+    def _get(self, remote: str, local: Path) -> None:
+        self._scp(self._remote(remote), str(local.absolute()), "copying from the device")
+
+    def _exec(self, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+        return self._ssh(" ".join(shlex.quote(a) for a in argv), "running the device runner")
+
+    def _files_exist(self, paths: list[str]) -> bool:
+        done = self._ssh(" && ".join(f"test -f {shlex.quote(p)}" for p in paths), "checking the device's folder")
+        return done.returncode == 0
+
+    def _remove_folder(self, folder: str) -> None:
+        if not _FOLDER.match(folder):  # never hand rm -rf anything but a folder we made
+            raise TargetError(f"{self.label}: refusing to remove {folder!r}")
+        done = self._ssh(f"rm -rf -- {shlex.quote(folder)}", "removing the temporary folder")
+        if done.returncode != 0:
+            raise TargetError(f"{self.label}: rm -rf {folder} failed: {done.stderr.decode(errors='replace').strip()}")
