@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit._files import sha256_of, size_of
-from ondevice_audit.data import DataError, read_manifest, read_predictions
+from ondevice_audit.data import DataError, LabelledFiles, read_manifest, read_predictions, select_split
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
 from ondevice_audit.frontend import Frontend, FrontendSpec, build_frontend
@@ -48,9 +48,26 @@ class ScoreOptions:
     permutations: int = 1000
     seed: int = 0
     confidence: float = 0.95
+    split_file: Path | None = None
+    """With ``split``: score only the manifest rows this file (as ``train`` writes) assigns to ``split``."""
+    split: str | None = None
 
     def settings(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "groups": list(self.groups), "negative_labels": list(self.negative_labels)}
+        return {
+            **dataclasses.asdict(self),
+            "groups": list(self.groups),
+            "negative_labels": list(self.negative_labels),
+            "split_file": None if self.split_file is None else str(self.split_file),
+        }
+
+
+def _read_dataset(manifest_path: Path, options: ScoreOptions) -> LabelledFiles:
+    dataset = read_manifest(manifest_path, list(options.groups))
+    if (options.split_file is None) != (options.split is None):
+        raise UsageError("--split and --split-file go together")
+    if options.split_file is not None and options.split is not None:
+        dataset = select_split(dataset, options.split_file, options.split)
+    return dataset
 
 
 @dataclass(frozen=True)
@@ -240,7 +257,7 @@ def audit_model(
     """Run ``model_path`` over the manifest's files, then score per group. Per-file failures are counted."""
     progress = progress or NullProgress()
     model_options = model_options or ModelOptions()
-    dataset = read_manifest(manifest_path, list(options.groups))
+    dataset = _read_dataset(manifest_path, options)
     metadata = read_metadata(model_path)
     runtime = load_runtime(model_path, model_options.runtime, trust_model=model_options.trust_model)
     labels = resolve_labels(metadata, model_options)
@@ -353,7 +370,7 @@ def audit_on_targets(
         raise UsageError("the batch sent to a target must hold at least one sample")
     if target_options.retries < 0:
         raise UsageError("retries must be 0 or more")
-    dataset = read_manifest(manifest_path, list(options.groups))
+    dataset = _read_dataset(manifest_path, options)
     if not model_path.exists():
         raise UsageError(f"model not found: {model_path}")
     metadata = read_metadata(model_path)

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -174,3 +175,18 @@ def test_plugin_front_end(tiny_models, dataset_copy, tmp_path, monkeypatch):
     assert json.loads(with_plugin.stdout)["overall"]["metrics"] == pytest.approx(json.loads(plain.stdout)["overall"]["metrics"])
     bad = _audit(tiny_models["tflite"], dataset_copy, "--frontend", "no_such_module:f")
     _one_line_error(bad, "cannot import front-end module 'no_such_module'")
+
+
+def test_split_file_selects_the_held_out_rows(tiny_models, dataset_copy, tmp_path):
+    frame = pd.read_csv(dataset_copy)
+    split = tmp_path / "split.csv"
+    frame.assign(split=np.where(frame["speaker"].isin(["s1", "s2", "s3"]), "test", "train"))[["path", "split"]].to_csv(
+        split, index=False
+    )
+    result = _audit(tiny_models["tflite"], dataset_copy, "--split-file", str(split), "-f", "json", "--min-group-size", "5")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["overall"]["n"] == 27 and report["overall"]["n_speakers"] == 3
+    assert report["settings"]["split"] == "test"
+    _one_line_error(_audit(tiny_models["tflite"], dataset_copy, "--split-file", str(split), "--split", "dev"),
+                    "no rows in split 'dev' (splits: test, train)")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +44,11 @@ def audit(
     model: Annotated[Path, typer.Argument(help=".tflite, .onnx, .keras, .h5 or a SavedModel folder.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Manifest CSV: path, label, group columns, speaker.")],
     group: opt.Group,
+    split_file: Annotated[
+        Path | None,
+        typer.Option(help="Score only the rows this file assigns to --split (train writes split.csv)."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Which split of --split-file to audit.")] = "test",
     runtime: Annotated[
         list[str] | None,
         typer.Option(
@@ -141,8 +147,11 @@ def audit(
             frame_step=frame_step,
             window=window,  # type: ignore[arg-type]
         )
-    options = opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed,
-                                  confidence)  # fmt: skip
+    options = dataclasses.replace(
+        opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence),
+        split_file=split_file,
+        split=split if split_file else None,
+    )
     runtimes = tuple(runtime or ())
     model_options = ModelOptions(
         runtime=runtimes[0] if len(runtimes) == 1 else None,
