@@ -10,9 +10,10 @@ from ondevice_audit.runtimes.interface import InferenceResult, ModelFacts, Model
 
 __all__ = ["DEFAULT_RUNTIME", "RUNTIMES", "InferenceResult", "ModelFacts", "ModelLoadError", "Runtime", "load_runtime"]
 
-RUNTIMES = {"litert": "tflite", "onnxruntime": "onnx", "tensorflow": "keras"}
+RUNTIMES = {"litert": "tflite", "onnxruntime": "onnx", "tensorflow": "keras", "tflm": "tflite"}
 """Runtime name -> the model format it runs."""
-DEFAULT_RUNTIME = {fmt: name for name, fmt in RUNTIMES.items()}
+DEFAULT_RUNTIME = {fmt: name for name, fmt in reversed(RUNTIMES.items())}
+"""Format -> its default runtime: the first listed for it (``tflm`` runs TFLite files only when asked)."""
 
 
 def load_runtime(model_path: Path, runtime: str | None = None, trust_model: bool = False) -> Runtime:
@@ -29,6 +30,10 @@ def load_runtime(model_path: Path, runtime: str | None = None, trust_model: bool
         from ondevice_audit.runtimes.litert import LiteRTRuntime
 
         return LiteRTRuntime(model_path)
+    if name == "tflm":
+        from ondevice_audit.runtimes.tflm import TFLMRuntime
+
+        return TFLMRuntime(model_path)
     if name == "onnxruntime":
         from ondevice_audit.runtimes.onnx import OnnxRuntime
 
