@@ -1,9 +1,11 @@
-"""``ondevice-audit datasets``: generate the datasets the tool can be tried on."""
+"""``ondevice-audit datasets``: generate datasets to try the tool on, import real corpora, inspect manifests."""
 
 from __future__ import annotations
 
+import json
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -12,9 +14,13 @@ from rich.table import Table
 
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.data.corpora import ADAPTERS, ImportResult, Problem, default_out, get_adapter, write_manifest
+from ondevice_audit.data.corpora.interface import describe_problem
+from ondevice_audit.data.inspect import inspect_manifest
 from ondevice_audit.data.synth_kws import ACCENTS, KEYWORDS, UNKNOWN_LABEL, generate_synth_kws
+from ondevice_audit.data.synth_shapes import generate_synth_shapes
 
-datasets = typer.Typer(help="Generate datasets to try the tool on.", no_args_is_help=True)
+datasets = typer.Typer(help="Generate, import and inspect datasets.", no_args_is_help=True)
 app.add_typer(datasets, name="datasets")
 
 
@@ -59,3 +65,246 @@ def _summary(console: Console, manifest: pd.DataFrame, out: Path) -> None:
     speakers = manifest.groupby("gender")["speaker"].nunique()
     per_gender = ", ".join(f"{n} {gender}" for gender, n in speakers.items())
     console.print(f"speakers: {per_gender}; accents: {manifest['accent'].nunique()}")
+
+
+_KWS = "Keyword corpora (mswc, common-voice, speech-commands)"
+_LAYOUT = "Other formats"
+_SUMMARY_LABELS = 12
+_SUMMARY_PROBLEMS = 10
+
+
+@datasets.command(
+    "import",
+    no_args_is_help=True,
+    epilog="\n\n".join(f"[bold]{name}[/bold]: {adapter.summary}." for name, adapter in ADAPTERS.items()),
+)
+def import_corpus(
+    corpus_format: Annotated[
+        str, typer.Argument(metavar="FORMAT", help=f"Corpus format: {', '.join(ADAPTERS)}.", show_default=False)
+    ],
+    root: Annotated[
+        Path, typer.Argument(metavar="ROOT", help="The corpus folder as downloaded (for manifest: the CSV).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Manifest to write (default ROOT/manifest.csv). Its paths are relative to its folder and may not "
+            "climb out of it, so it must be in ROOT itself or a folder containing ROOT.",
+        ),
+    ] = None,
+    keywords: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated keywords; other words become _unknown_.", rich_help_panel=_KWS),
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(help="mswc: the N most frequent words are the keywords (default 10).", rich_help_panel=_KWS),
+    ] = None,
+    all_words: Annotated[
+        bool, typer.Option("--all-words", help="speech-commands: every word is a label.", rich_help_panel=_KWS)
+    ] = False,
+    max_unknown: Annotated[
+        int | None, typer.Option(help="Keep at most N _unknown_ clips, drawn with --seed.", rich_help_panel=_KWS)
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for --max-unknown (default 0).", rich_help_panel=_KWS)] = None,
+    include_invalid: Annotated[
+        bool, typer.Option("--include-invalid", help="mswc: keep clips not marked VALID.", rich_help_panel=_KWS)
+    ] = False,
+    splits_file: Annotated[
+        Path | None, typer.Option(help="mswc: the split table, if not in ROOT.", rich_help_panel=_KWS)
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="common-voice: label column instead of sentence.", rich_help_panel=_KWS)
+    ] = None,
+    tables: Annotated[
+        str | None,
+        typer.Option(help="common-voice: comma-separated TSVs (default train,dev,test).", rich_help_panel=_KWS),
+    ] = None,
+    groups: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder, image-folder, speech-commands: CSV of groups keyed by file (or path) or speaker.",
+            rich_help_panel=_LAYOUT,
+        ),
+    ] = None,
+    speaker_pattern: Annotated[
+        str | None,
+        typer.Option(
+            help="folder, image-folder: regex whose first group is the speaker in a file name (default ^([^_]+)_).",
+            rich_help_panel=_LAYOUT,
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="utkface, fairface: label attribute: gender (default), race or age.", rich_help_panel=_LAYOUT
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing manifest.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Read a corpus as it ships into a manifest; bad rows and files are reported, not fatal.
+
+    Problems (malformed rows, missing files, unknown values, non-UTF-8 text, duplicates) are counted in the
+    summary and listed in <manifest>.problems.csv. Audio is decoded by soundfile/libsndfile (no ffmpeg).
+    """
+    adapter = get_adapter(corpus_format)
+    given = {
+        "keywords": keywords,
+        "top": top,
+        "all_words": all_words or None,
+        "max_unknown": max_unknown,
+        "seed": seed,
+        "include_invalid": include_invalid or None,
+        "splits_file": splits_file,
+        "label_column": label_column,
+        "tables": tables,
+        "groups": groups,
+        "speaker_pattern": speaker_pattern,
+        "target": target,
+    }
+    options = {name: value for name, value in given.items() if value is not None}
+    result = adapter.read(root, progress=RichProgress(quiet=quiet), **options)
+    manifest = out or default_out(root)
+    problems_file = write_manifest(result, manifest, overwrite=overwrite)
+    if not quiet:
+        _import_summary(Console(), result, manifest, problems_file)
+
+
+def _import_summary(console: Console, result: ImportResult, manifest: Path, problems_file: Path | None) -> None:
+    frame = result.frame
+    console.print(
+        f"{len(frame)} {'clips' if result.modality == 'audio' else 'images'} written to {manifest}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    splits = frame["split"] if "split" in frame.columns else pd.Series("all", index=frame.index)
+    counts = pd.crosstab(frame["label"], splits)
+    table = Table("label", *map(str, counts.columns))
+    for label, row in counts.head(_SUMMARY_LABELS).iterrows():
+        table.add_row(str(label), *(str(n) for n in row))
+    if len(counts) > _SUMMARY_LABELS:
+        table.add_row(f"… {len(counts) - _SUMMARY_LABELS} more labels", *("" for _ in counts.columns))
+    console.print(table)
+    if "speaker" in frame.columns:
+        console.print(f"speakers: {frame['speaker'].nunique()}")
+    for group in result.groups:
+        values = frame[group].replace("", "(missing)").value_counts()
+        shown = ", ".join(f"{value} {n}" for value, n in values.head(_SUMMARY_LABELS).items())
+        more = f", … {len(values) - _SUMMARY_LABELS} more" if len(values) > _SUMMARY_LABELS else ""
+        console.print(f"{group}: {shown}{more}", highlight=False)
+    for note in result.notes:
+        console.print(f"[dim]{note}[/dim]", highlight=False)
+    if result.problems:
+        counted = ", ".join(f"{n} {kind}" for kind, n in result.problem_counts().items())
+        console.print(
+            f"[yellow]{len(result.problems)} problem(s): {counted}; all listed in {problems_file}[/yellow]",
+            highlight=False,
+        )
+        for problem in result.problems[:_SUMMARY_PROBLEMS]:
+            console.print(f"  {describe_problem(problem)}", highlight=False, soft_wrap=True)
+
+
+class InspectFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@datasets.command("inspect", no_args_is_help=True)
+def inspect_dataset(
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Manifest CSV (path, label, group columns, speaker).")],
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", "-g", help="Group column (repeatable); default: columns with few distinct values."),
+    ] = None,
+    min_group_size: Annotated[
+        int, typer.Option(min=0, help="Warn about groups with fewer clips (audits leave them out of RB).")
+    ] = 30,
+    output_format: Annotated[
+        InspectFormat, typer.Option("--format", "-f", help="table for people, json for machines.")
+    ] = InspectFormat.table,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+) -> None:
+    """Clips, speakers, duration, labels and sample rates per group, with what would mislead an audit."""
+    summary = inspect_manifest(data, group or [], min_group_size=min_group_size, progress=RichProgress(quiet=quiet))
+    if output_format is InspectFormat.json:
+        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    _inspect_tables(Console(), summary)
+
+
+def _inspect_tables(console: Console, summary: dict[str, Any]) -> None:
+    image = summary["modality"] == "image"
+    unit = "images" if image else "clips"
+    duration = "" if summary["duration_seconds"] is None else f", {_hours(summary['duration_seconds'])}"
+    speakers = "" if summary["speakers"] is None else f", {summary['speakers']} speakers"
+    console.print(f"[bold]{summary['source']}[/bold]: {summary['clips']} {unit}{speakers}{duration}", highlight=False)
+    console.print(f"labels: {_mix(summary['labels'])}", highlight=False)
+    if summary["splits"]:
+        parts = [
+            f"{name} {s['clips']}" + ("" if s["speakers"] is None else f" ({s['speakers']} speakers)")
+            for name, s in summary["splits"].items()
+        ]
+        console.print(f"splits: {', '.join(parts)}", highlight=False)
+    for attribute in summary["attributes"]:
+        columns = ["group", unit, "speakers", *([] if image else ["duration"]), "labels"]
+        table = Table(*columns, "image sizes" if image else "sample rates (Hz)", title=attribute["column"])
+        for row in attribute["groups"]:
+            duration = [] if image else ["—" if row["duration_seconds"] is None else _hours(row["duration_seconds"])]
+            table.add_row(
+                row["value"],
+                str(row["clips"]),
+                "—" if row["speakers"] is None else str(row["speakers"]),
+                *duration,
+                _mix(row["labels"]),
+                _mix(row["image_sizes"] if image else row["sample_rates"]),
+            )
+        console.print(table)
+    console.print(f"[dim]groups: {summary['groups_chosen']}[/dim]", highlight=False)
+    for warning in summary["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    for problem in summary["problems"]["listed"][:_SUMMARY_PROBLEMS]:
+        console.print(f"  {describe_problem(Problem(**problem))}", highlight=False, soft_wrap=True)
+
+
+def _mix(counts: dict[str, int]) -> str:
+    shown = ", ".join(f"{value} {n}" for value, n in list(counts.items())[:_SUMMARY_LABELS])
+    return shown + (f", … {len(counts) - _SUMMARY_LABELS} more" if len(counts) > _SUMMARY_LABELS else "")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+@datasets.command("synth-shapes")
+def synth_shapes(
+    out: Annotated[Path, typer.Option("--out", help="Folder for images/ and manifest.csv.")],
+    seed: Annotated[int, typer.Option(help="Seed for every session's light, colours and shape placement.")] = 0,
+    sessions_per_condition: Annotated[
+        int, typer.Option(min=1, help="Capture sessions per lighting x background pair.")
+    ] = 10,
+    images_per_class: Annotated[int, typer.Option(min=1, help="Images of each shape per session.")] = 4,
+    size: Annotated[int, typer.Option(min=8, max=256, help="Image width and height in pixels.")] = 32,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing manifest.csv and images/.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Draw a shape-classification image set whose groups differ in lighting and background (synthetic)."""
+    manifest = generate_synth_shapes(
+        out,
+        seed=seed,
+        sessions_per_condition=sessions_per_condition,
+        images_per_class=images_per_class,
+        size=size,
+        overwrite=overwrite,
+        progress=RichProgress(quiet=quiet),
+    )
+    if not quiet:
+        counts = pd.crosstab(manifest["label"], [manifest["lighting"], manifest["background"]])
+        table = Table("label", *(f"{a} {b}" for a, b in counts.columns), title=f"{len(manifest)} images in {out}")
+        for label, row in counts.iterrows():
+            table.add_row(str(label), *(str(n) for n in row))
+        Console().print(table)
+        Console().print(f"sessions (speaker column): {manifest['speaker'].nunique()}")
