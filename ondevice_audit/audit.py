@@ -28,6 +28,7 @@ from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import build_report
 from ondevice_audit.runtimes import Runtime, load_runtime
 from ondevice_audit.targets.interface import Target, TargetSession
+from ondevice_audit.targets.mcu import MCUBudget
 
 __all__ = ["ModelOptions", "ScoreOptions", "TargetOptions", "audit_model", "audit_on_targets", "score_predictions"]
 
@@ -51,6 +52,8 @@ class ScoreOptions:
     split_file: Path | None = None
     """With ``split``: score only the manifest rows this file (as ``train`` writes) assigns to ``split``."""
     split: str | None = None
+    max_samples_per_group: int | None = None
+    """A seeded stratified subsample (per combination of group values), for quick checks on slow runtimes."""
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,11 @@ def _read_dataset(manifest_path: Path, options: ScoreOptions) -> LabelledFiles:
         raise UsageError("--split and --split-file go together")
     if options.split_file is not None and options.split is not None:
         dataset = select_split(dataset, options.split_file, options.split)
+    if options.max_samples_per_group is not None:
+        from ondevice_audit.targets.mcu import stratified_subsample
+
+        frame = stratified_subsample(dataset.frame, options.groups, options.max_samples_per_group, options.seed)
+        dataset = dataclasses.replace(dataset, frame=frame.reset_index(drop=True))
     return dataset
 
 
@@ -102,6 +110,22 @@ class ModelOptions:
     labels_file: Path | None = None
     trust_model: bool = False
     batch_size: int = 64
+    mcu_budget: MCUBudget | None = None
+    """Check a .tflite model against a microcontroller's RAM/flash (TFLM arena and file size)."""
+
+
+def mcu_section(model_path: Path, budget: MCUBudget | None, warnings: list[str]) -> dict[str, Any] | None:
+    """The model's TFLM footprint against ``budget``, for the report; a warning when it does not fit."""
+    if budget is None:
+        return None
+    if model_path.suffix.lower() != ".tflite":
+        raise UsageError(f"an MCU budget checks .tflite models on TFLM; {model_path.name} is not one")
+    from ondevice_audit.targets.mcu import fits
+
+    fit = fits(model_path, budget)
+    if not fit.ok:
+        warnings.append(f"does not fit the MCU budget: {fit.reason}")
+    return fit.to_dict()
 
 
 def _frame(table: pd.DataFrame, options: ScoreOptions, negatives: list[str]) -> GroupMetricFrame:
@@ -125,6 +149,11 @@ def _frame(table: pd.DataFrame, options: ScoreOptions, negatives: list[str]) -> 
 
 def _warnings(frame: GroupMetricFrame, options: ScoreOptions, failed: int) -> list[str]:
     notes = []
+    if options.max_samples_per_group is not None:
+        notes.append(
+            f"a stratified subsample was audited: at most {options.max_samples_per_group} clips per combination of "
+            f"{', '.join(options.groups)} (seed {options.seed}); numbers describe the subsample"
+        )
     if frame.speakers is None:
         notes.append(
             "no speaker column: the bootstrap and permutations resample clips, which treats clips of one speaker "
@@ -297,12 +326,14 @@ def audit_model(
     with progress.task("Scoring (bootstrap, permutations)", total=None):
         frame = _frame(scored, options, list(options.negative_labels))
     facts = runtime.describe()
+    warnings = _warnings(frame, options, len(failures))
     model = {
         **dataclasses.asdict(facts),
         "labels": labels,
         "frontend": frontend.description,
         "seconds_per_sample": seconds / max(inferred, 1),
         "metadata": None if metadata is None else {"extra": metadata.extra},
+        "mcu": mcu_section(model_path, model_options.mcu_budget, warnings),
     }
     failure_list = [
         {"path": str(table["path"].iloc[i]), "reason": failures[i]} for i in sorted(failures)[:_MAX_LISTED_FAILURES]
@@ -321,7 +352,7 @@ def audit_model(
             "failed": len(failures),
             "failures": failure_list,
         },
-        warnings=_warnings(frame, options, len(failures)),
+        warnings=warnings,
         model=model,
     )
 
@@ -470,6 +501,7 @@ def audit_on_targets(
         for run, session, executor, seconds, peak in zip(runs, sessions, executors, latency, peaks, strict=True)
     ]
     main_model = records[main].model
+    warnings = _warnings(frame, options, len(failures))
     model = {
         "path": str(model_path),
         "format": model_format(model_path),
@@ -481,6 +513,7 @@ def audit_on_targets(
         "seconds_per_sample": float(records[main].latency.mean()) if len(records[main].latency) else 0.0,
         "metadata": None if metadata is None else {"extra": metadata.extra},
         "target": runs[main].target.label,
+        "mcu": mcu_section(model_path, model_options.mcu_budget, warnings),
     }
     failure_list = [
         {"path": str(table["path"].iloc[i]), "reason": failures[i]} for i in sorted(failures)[:_MAX_LISTED_FAILURES]
@@ -508,7 +541,7 @@ def audit_on_targets(
             "failed": len(failures),
             "failures": failure_list,
         },
-        warnings=_warnings(frame, options, len(failures)),
+        warnings=warnings,
         model=model,
     )
     report["comparison"] = comparison_section(runs, records, disparity)

@@ -190,3 +190,18 @@ def test_split_file_selects_the_held_out_rows(tiny_models, dataset_copy, tmp_pat
     assert report["settings"]["split"] == "test"
     _one_line_error(_audit(tiny_models["tflite"], dataset_copy, "--split-file", str(split), "--split", "dev"),
                     "no rows in split 'dev' (splits: test, train)")  # fmt: skip
+
+
+def test_tflm_with_board_budget_and_stratified_subsample(tiny_models, dataset_copy):
+    result = _audit(tiny_models["tflite"], dataset_copy, "--runtime", "tflm", "--board", "nano33ble",
+                    "--max-samples-per-group", "10", "--min-group-size", "5", "-f", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["overall"]["n"] == 20 and [g["n"] for g in report["attributes"][0]["groups"]] == [10, 10]
+    mcu = report["model"]["mcu"]
+    assert mcu["ok"] and 0 < mcu["arena_bytes"] < mcu["ram_limit_bytes"] == int(256 * 1024 * 0.75)
+    assert report["model"]["runtime"] == "tflm"
+    assert any("stratified subsample" in w for w in report["warnings"])
+    tight = _audit(tiny_models["tflite"], dataset_copy, "--runtime", "tflm", "--mcu-ram", "1KiB", "-f", "json",
+                   "--max-samples-per-group", "5", "--min-group-size", "5")  # fmt: skip
+    assert any("does not fit the MCU budget" in w for w in json.loads(tight.stdout)["warnings"])

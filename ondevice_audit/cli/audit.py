@@ -20,7 +20,9 @@ from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import RUNTIMES
 from ondevice_audit.targets import TARGET_HELP
 from ondevice_audit.targets.comparison import RUNTIME_FORMATS
+from ondevice_audit.targets.mcu import resolve_budget
 
+_MCU = "Microcontroller budget (TFLM arena and flash of a .tflite model)"
 _FRONTEND = "Front-end (only for models without ondevice-audit metadata)"
 _TARGETS = "Targets"
 
@@ -90,6 +92,17 @@ def audit(
         bool, typer.Option(help="Allow Keras models that run stored Python code (Lambda layers).")
     ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
+    board: Annotated[
+        str | None,
+        typer.Option(help="Check the model against a board: nano33ble, esp32s3, pico, stm32f746disco.",
+                     rich_help_panel=_MCU),
+    ] = None,  # fmt: skip
+    mcu_ram: Annotated[str | None, typer.Option(help="RAM budget, e.g. 256KiB.", rich_help_panel=_MCU)] = None,
+    mcu_flash: Annotated[str | None, typer.Option(help="Flash budget, e.g. 1MiB.", rich_help_panel=_MCU)] = None,
+    max_samples_per_group: Annotated[
+        int | None,
+        typer.Option(min=1, help="Audit a seeded stratified subsample (quick checks on slow runtimes such as tflm)."),
+    ] = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed (missing, corrupt, NaN output).")] = False,
     fmt: opt.Format = ReportFormatChoice.table,
     output: opt.Output = None,
@@ -151,6 +164,7 @@ def audit(
         opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence),
         split_file=split_file,
         split=split if split_file else None,
+        max_samples_per_group=max_samples_per_group,
     )
     runtimes = tuple(runtime or ())
     model_options = ModelOptions(
@@ -160,6 +174,7 @@ def audit(
         labels_file=labels,
         trust_model=trust_model,
         batch_size=batch_size,
+        mcu_budget=resolve_budget(board, mcu_ram, mcu_flash),
     )
     if target or reference or len(runtimes) > 1:
         target_options = TargetOptions(
