@@ -1,0 +1,205 @@
+"""Gate flags declared once (``Annotated`` aliases), and the gate run shared by ``gate`` and ``--fail-on-gate``.
+
+``score``/``audit`` can gate the report they just wrote::
+
+    fail_on_gate: go.FailOnGate = False, max_rb: go.MaxRb = None, ...
+    if fail_on_gate:
+        raise typer.Exit(go.gate_after_report(report, max_rb=max_rb, ...))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ondevice_audit.cli._progress import stderr
+from ondevice_audit.errors import ExitCode, UsageError
+from ondevice_audit.gate import SMALL_GROUP_N, GateResult, GateSettings, evaluate, load_settings
+from ondevice_audit.gate.config import parse_max_rb
+from ondevice_audit.gate.junit import to_junit
+from ondevice_audit.gate.markdown import to_markdown
+from ondevice_audit.report.document import load_report
+
+__all__ = [
+    "Baseline",
+    "FailOnGate",
+    "GateConfig",
+    "GateMarkdown",
+    "Junit",
+    "MaxGroupGap",
+    "MaxMetricDrop",
+    "MaxRb",
+    "MaxRbIncrease",
+    "MinGroupMetric",
+    "MinMetric",
+    "UseCiBound",
+    "gate_after_report",
+    "print_result",
+    "run_gate",
+]
+
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+CANNOT_WRITE = "cannot write {path}: {error}"
+
+_GATE = "Gate"
+MaxRb = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--max-rb",
+        metavar="X|ATTR=X",
+        rich_help_panel=_GATE,
+        help="Fail when RB exceeds X: for every attribute, or with ATTR=X for one (repeatable).",
+    ),
+]
+MaxGroupGap = Annotated[
+    float | None,
+    typer.Option(
+        "--max-group-gap",
+        rich_help_panel=_GATE,
+        help="Fail when best minus worst group metric (groups in RB) exceeds this.",
+    ),
+]
+MinMetric = Annotated[
+    float | None,
+    typer.Option("--min-metric", rich_help_panel=_GATE, help="Fail when the overall metric is below this."),
+]
+MinGroupMetric = Annotated[
+    float | None,
+    typer.Option("--min-group-metric", rich_help_panel=_GATE, help="Fail when any group in RB is below this metric."),
+]
+Baseline = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        rich_help_panel=_GATE,
+        help="An earlier report to compare with (--max-rb-increase, --max-metric-drop).",
+    ),
+]
+MaxRbIncrease = Annotated[
+    float | None, typer.Option("--max-rb-increase", rich_help_panel=_GATE, help="Fail when RB rose by more than this.")
+]
+MaxMetricDrop = Annotated[
+    float | None,
+    typer.Option(
+        "--max-metric-drop", rich_help_panel=_GATE, help="Fail when the overall metric got worse by more than this."
+    ),
+]
+UseCiBound = Annotated[
+    bool | None,
+    typer.Option(
+        "--use-ci-bound/--no-use-ci-bound",
+        rich_help_panel=_GATE,
+        show_default=f"auto: on when a group in RB has < {SMALL_GROUP_N} clips",
+        help="Gate the interval bound (RB upper, metric lower) instead of the point estimate.",
+    ),
+]
+GateConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--gate-config", rich_help_panel=_GATE, help="TOML file with the gate settings (instead of pyproject.toml)."
+    ),
+]
+Junit = Annotated[
+    Path | None, typer.Option("--junit", rich_help_panel=_GATE, help="Write the gate result as JUnit XML.")
+]
+GateMarkdown = Annotated[
+    Path | None, typer.Option("--gate-markdown", rich_help_panel=_GATE, help="Write the gate result as Markdown.")
+]
+FailOnGate = Annotated[
+    bool,
+    typer.Option(
+        "--fail-on-gate", rich_help_panel=_GATE, help="Judge the report with the gate rules; exit 1 on a breach."
+    ),
+]
+
+
+def gate_after_report(
+    report: dict[str, Any], *, name: str = "report", console: Console = stderr, **rule_options: Any
+) -> int:
+    """Gate one in-memory report; prints to stderr by default since ``score``/``audit`` own stdout."""
+    return run_gate({name: report}, console=console, **rule_options)
+
+
+def run_gate(
+    reports: Mapping[str, dict[str, Any]],
+    *,
+    console: Console,
+    config: Path | None = None,
+    max_rb: Sequence[str] | None = None,
+    max_group_gap: float | None = None,
+    min_metric: float | None = None,
+    min_group_metric: float | None = None,
+    baseline: Path | None = None,
+    max_rb_increase: float | None = None,
+    max_metric_drop: float | None = None,
+    use_ci_bound: bool | None = None,
+    junit: Path | None = None,
+    markdown: Path | None = None,
+) -> int:
+    """Settings (file, then flags) → rules → outcomes; prints the table, writes the files, returns the exit code."""
+    flags = GateSettings(
+        max_rb=parse_max_rb(max_rb) if max_rb else None,
+        max_group_gap=max_group_gap,
+        min_metric=min_metric,
+        min_group_metric=min_group_metric,
+        max_rb_increase=max_rb_increase,
+        max_metric_drop=max_metric_drop,
+        baseline=baseline,
+        use_ci_bound=use_ci_bound,
+    )
+    settings = load_settings(config, flags)
+    rules = settings.rules()
+    baseline_report = None if settings.baseline is None else load_report(settings.baseline)
+    result = evaluate(reports, rules, baseline_report)
+    print_result(console, result)
+    if junit is not None:
+        _write(junit, to_junit(result))
+    summary = to_markdown(result)
+    if markdown is not None:
+        _write(markdown, summary)
+    step_summary = os.environ.get(STEP_SUMMARY_ENV)
+    if step_summary:
+        _write(Path(step_summary), summary + "\n", append=True)
+    return int(ExitCode.OK if result.passed else ExitCode.GATE_FAILED)
+
+
+def print_result(console: Console, result: GateResult) -> None:
+    """One row per outcome; the variant column only when several reports were judged."""
+    several = len({o.variant for o in result.outcomes}) > 1
+    table = Table(title="gate", title_justify="left")
+    columns = ["rule", "attribute", "value", "limit", "bound", "result", "reason"]
+    for column in ["variant", *columns] if several else columns:
+        table.add_column(column, justify="right" if column in ("value", "limit") else "left")
+    for o in result.outcomes:
+        cells = [escape(o.variant)] if several else []
+        cells += [
+            o.rule.kind.value,
+            "(overall)" if o.attribute is None else escape(o.attribute),
+            "undefined" if o.value is None else f"{o.value:.4g}",
+            f"{o.limit:.4g}",
+            o.bound.value,
+            "[green]PASS[/green]" if o.passed else "[bold red]FAIL[/bold red]",
+            escape(o.reason),
+        ]
+        table.add_row(*cells)
+    console.print(table)
+    if result.passed:
+        console.print(f"[bold green]gate passed[/bold green]: {len(result.outcomes)} checks")
+    else:
+        console.print(f"[bold red]gate failed[/bold red]: {len(result.failures)} of {len(result.outcomes)} checks")
+
+
+def _write(path: Path, text: str, append: bool = False) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a" if append else "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        raise UsageError(CANNOT_WRITE.format(path=path, error=exc.strerror or exc)) from None

@@ -1,0 +1,259 @@
+"""A self-contained HTML page of a report, to attach to a CI run or mail around.
+
+Self-contained means no external URL at all (CSS inline, charts as base64 PNG), so it opens offline and
+leaks nothing when viewed. Every value from the data is passed through ``html.escape``: group and
+attribute names come from user CSVs. The output is deterministic for the same report (no timestamps, PNG
+without the Software tag, matplotlib's default style rather than the user's rc file), so tests and CI
+diffs can compare bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from typing import Any
+
+from matplotlib import style
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
+
+__all__ = ["HtmlFormat", "bar_chart_png"]
+
+_MAX_FAILURES_SHOWN = 20
+_IN_RB, _NOT_IN_RB, _OVERALL = "#3d6fa5", "#b9c6d3", "#c0392b"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:70rem;
+padding:0 1rem;color:#1d2330;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #d5dbe3}
+.lead{color:#56607a;margin-top:0}code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.92rem}
+th,td{border:1px solid #d5dbe3;padding:.25rem .55rem;text-align:right;vertical-align:top}
+th{background:#f1f4f8}td.text,th.text{text-align:left}tr.out td{color:#8a93a6}tr.worst td{background:#fdecea}
+.rb{font-size:1.05rem;margin:.6rem 0}.undefined{color:#b03a2e}.chosen{font-weight:600}
+img{max-width:100%;height:auto;display:block;margin:.6rem 0}ul.warnings li{color:#8a5a00}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+class HtmlFormat(ReportFormat):
+    def format(self, report: dict[str, Any]) -> str:
+        metric = report["metric"]
+        direction = "higher is better" if metric["higher_is_better"] else "lower is better"
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>ondevice-audit {_e(report['command'])}: reliability bias on {_e(metric['name'])}</title>",
+            f"<style>{_CSS}</style></head><body>",
+            f"<h1>Reliability bias on {_e(metric['name'])}</h1>",
+            f'<p class="lead">ondevice-audit {_e(report["tool"]["version"])} · command {_e(report["command"])} · '
+            f"{_e(metric['name'])}: {_e(metric['description'])} ({direction}) · report schema "
+            f"{_e(report['schema_version'])}</p>",
+            _model(report["model"]),
+            _inputs(report),
+            _overall(report),
+        ]
+        parts += [_attribute(report, attribute) for attribute in report["attributes"]]
+        parts.append(_warnings(report["warnings"]))
+        parts.append("</body></html>")
+        return "\n".join(parts) + "\n"
+
+
+def bar_chart_png(report: dict[str, Any], attribute: dict[str, Any]) -> bytes:
+    """The chosen metric per group with its interval, pale where a group is left out of RB, and the overall line."""
+    metric = report["metric"]["name"]
+    groups = attribute["groups"]
+    values = [g["metrics"].get(metric) for g in groups]
+    overall = report["overall"]["metrics"].get(metric)
+    with style.context("default"):
+        figure = Figure(figsize=(min(4 + 0.55 * len(groups), 14), 3.8), dpi=100, layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        positions = list(range(len(groups)))
+        heights = [math.nan if v is None else v for v in values]
+        axes.bar(positions, heights, color=[_IN_RB if g["in_rb"] else _NOT_IN_RB for g in groups], zorder=2)
+        for x, group, value in zip(positions, groups, values, strict=True):
+            if value is None:
+                axes.annotate("undefined", (x, 0), ha="center", va="bottom", rotation=90, fontsize=8, color=_OVERALL)
+            elif group["ci"] is not None:
+                low, high = group["ci"]
+                axes.errorbar(
+                    x,
+                    value,
+                    yerr=[[max(value - low, 0)], [max(high - value, 0)]],
+                    fmt="none",
+                    ecolor="black",
+                    capsize=4,
+                    zorder=3,
+                )
+        handles = [Patch(color=_IN_RB, label="in RB")]
+        if not all(g["in_rb"] for g in groups):
+            handles.append(Patch(color=_NOT_IN_RB, label="below min group size (not in RB)"))
+        if overall is not None:
+            handles.append(axes.axhline(overall, color=_OVERALL, linestyle="--", label=f"all clips {overall:.3f}"))
+        labels = [_plain_text(g["name"]) for g in groups]
+        rotate = len(groups) > 4 or any(len(label) > 12 for label in labels)
+        axes.set_xticks(positions, labels, rotation=30 if rotate else 0, ha="right" if rotate else "center")
+        axes.set_ylabel(_plain_text(metric))
+        axes.set_title(_plain_text(f"{metric} by {attribute['name']}"))
+        axes.grid(axis="y", alpha=0.3, zorder=0)
+        axes.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _plain_text(text: str) -> str:
+    """matplotlib reads ``$...$`` as maths; a group name is never maths."""
+    return text.replace("$", r"\$")
+
+
+def _metric_header(name: str, chosen: str) -> str:
+    return f'<th class="chosen">{_e(name)}</th>' if name == chosen else f"<th>{_e(name)}</th>"
+
+
+def _rows(rows: list[tuple[str, str]]) -> str:
+    """Key/value table; values are already escaped HTML."""
+    body = "".join(f'<tr><th class="text">{_e(key)}</th><td class="text">{value}</td></tr>' for key, value in rows)
+    return f"<table>{body}</table>"
+
+
+def _model(model: dict[str, Any] | None) -> str:
+    if model is None:
+        return "<h2>Model</h2><p>None: scored predictions made elsewhere.</p>"
+    rows = [
+        ("path", f"<code>{_e(model['path'])}</code>"),
+        ("format", _e(model["format"])),
+        ("size", f"{model['size_bytes']:,} bytes"),
+        ("sha256", f'<span class="mono">{_e(model["sha256"])}</span>'),
+        ("runtime", f"{_e(model['runtime'])} {_e(model['runtime_version'])}"),
+        ("input", f"{_e(model['input_shape'])} {_e(model.get('input_dtype', ''))}"),
+        ("output", f"{_e(model['output_shape'])} {_e(model.get('output_dtype', ''))}"),
+        ("labels", f"{len(model['labels'])}: {_e(', '.join(model['labels']))}"),
+        ("front-end", _e(model["frontend"])),
+        ("time per sample", f"{model['seconds_per_sample'] * 1000:.3f} ms"),
+    ]
+    if model.get("metadata"):
+        rows.append(
+            ("metadata", f'<pre class="mono">{_e(json.dumps(model["metadata"], indent=2, sort_keys=True))}</pre>')
+        )
+    return "<h2>Model</h2>" + _rows(rows)
+
+
+def _inputs(report: dict[str, Any]) -> str:
+    settings = report["settings"]
+    samples = report["samples"]
+    inputs = "".join(
+        f'<tr><td class="text">{_e(i["role"])}</td><td class="text"><code>{_e(i["path"])}</code></td>'
+        f'<td class="text mono">{_e(i["sha256"])}</td></tr>'
+        for i in report["inputs"]
+    )
+    parts = ["<h2>Inputs</h2>"]
+    if inputs:
+        parts.append(
+            f'<table><tr><th class="text">role</th><th class="text">path</th><th class="text">sha256</th></tr>{inputs}</table>'
+        )
+    parts.append(
+        _rows(
+            [
+                ("groups", _e(", ".join(settings["groups"]))),
+                ("min group size", _e(settings["min_group_size"])),
+                ("bootstrap resamples", _e(settings["bootstrap"])),
+                ("permutations", _e(settings["permutations"])),
+                ("confidence", f"{settings['confidence']:.0%}"),
+                ("seed", _e(settings["seed"])),
+                ("samples", f"{samples['scored']} scored of {samples['total']}; {samples['failed']} failed"),
+            ]
+        )
+    )
+    failures = samples["failures"]
+    if failures:
+        rows = "".join(
+            f'<tr><td class="text"><code>{_e(f.get("path", f.get("row", "")))}</code></td><td class="text">{_e(f["reason"])}</td></tr>'
+            for f in failures[:_MAX_FAILURES_SHOWN]
+        )
+        more = len(failures) - _MAX_FAILURES_SHOWN
+        parts.append(f"<h3>Failures ({len(failures)})</h3><table>{rows}</table>")
+        if more > 0:
+            parts.append(f"<p>… and {more} more.</p>")
+    return "\n".join(parts)
+
+
+def _overall(report: dict[str, Any]) -> str:
+    metric = report["metric"]["name"]
+    overall = report["overall"]
+    names = list(overall["metrics"])
+    header = "".join(_metric_header(m, metric) for m in names)
+    cells = "".join(f"<td>{fmt_number(overall['metrics'][m])}</td>" for m in names)
+    speakers = "" if overall["n_speakers"] is None else f" from {overall['n_speakers']} speakers"
+    return (
+        f"<h2>Overall</h2><p>{overall['n']} clips{speakers}: {_e(metric)} "
+        f'<span class="chosen">{fmt_number(overall["metrics"].get(metric))}</span> {fmt_interval(overall["ci"])}</p>'
+        f"<table><tr>{header}</tr><tr>{cells}</tr></table>"
+    )
+
+
+def _rb_line(report: dict[str, Any], attribute: dict[str, Any]) -> str:
+    rb = attribute["rb"]
+    metric = report["metric"]["name"]
+    if rb["value"] is None:
+        text = f'RB on {_e(metric)}: <span class="undefined">undefined</span> — {_e(rb["undefined_reason"])}'
+    else:
+        text = f"RB on {_e(metric)} = <b>{rb['value']:.3f}</b>"
+        if rb["ci"] is not None:
+            text += f" {fmt_interval(rb['ci'])} ({report['settings']['confidence']:.0%} CI)"
+        if rb["p_value"] is not None:
+            text += f", permutation p = {rb['p_value']:.3g} ({rb.get('permutations_used', 0)} permutations)"
+    if attribute["worst_group"] is not None:
+        text += f"; worst off: <b>{_e(attribute['worst_group'])}</b>"
+    return f'<p class="rb">{text}</p>'
+
+
+def _attribute(report: dict[str, Any], attribute: dict[str, Any]) -> str:
+    metric = report["metric"]["name"]
+    names = list(dict.fromkeys(m for g in attribute["groups"] for m in g["metrics"]))
+    header = "".join(_metric_header(m, metric) for m in names)
+    rows = []
+    for group in attribute["groups"]:
+        classes = " ".join(
+            c for c, on in (("out", not group["in_rb"]), ("worst", group["name"] == attribute["worst_group"])) if on
+        )
+        row = f'<tr class="{classes}">' if classes else "<tr>"
+        speakers = "—" if group["n_speakers"] is None else str(group["n_speakers"])
+        metrics = "".join(f"<td>{fmt_number(group['metrics'].get(m))}</td>" for m in names)
+        rows.append(
+            f'{row}<td class="text">{_e(group["name"])}</td><td>{group["n"]}</td><td>{speakers}</td>'
+            f"{metrics}<td>{fmt_interval(group['ci'])}</td><td>{fmt_number(group['log_ratio'])}</td>"
+            f"<td>{'yes' if group['in_rb'] else 'no'}</td></tr>"
+        )
+    parts = [
+        f"<h2>{_e(attribute['name'])}</h2>",
+        f"<p>Columns {_e(', '.join(attribute['columns']))}; resampling: {_e(attribute['resampling'])}.</p>",
+        _rb_line(report, attribute),
+    ]
+    if attribute["groups"]:
+        png = base64.b64encode(bar_chart_png(report, attribute)).decode("ascii")
+        alt = f"{metric} per group of {attribute['name']} with {report['settings']['confidence']:.0%} intervals"
+        parts.append(f'<img alt="{_e(alt)}" src="data:image/png;base64,{png}">')
+    parts.append(
+        f'<table><tr><th class="text">group</th><th>n</th><th>speakers</th>{header}<th>{_e(metric)} CI</th>'
+        f"<th>ln(P_g/P_all)</th><th>in RB</th></tr>{''.join(rows)}</table>"
+    )
+    return "\n".join(parts)
+
+
+def _warnings(warnings: list[str]) -> str:
+    if not warnings:
+        return "<h2>Warnings</h2><p>None.</p>"
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    return f'<h2>Warnings</h2><ul class="warnings">{items}</ul>'
