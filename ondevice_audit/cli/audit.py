@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ondevice_audit.audit import CHUNK_FILES, ModelOptions, TargetOptions, audit_model, audit_on_targets
+from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
@@ -106,6 +107,18 @@ def audit(
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed (missing, corrupt, NaN output).")] = False,
     fmt: opt.Format = ReportFormatChoice.table,
     output: opt.Output = None,
+    fail_on_gate: go.FailOnGate = False,
+    gate_config: go.GateConfig = None,
+    max_rb: go.MaxRb = None,
+    max_group_gap: go.MaxGroupGap = None,
+    min_metric: go.MinMetric = None,
+    min_group_metric: go.MinGroupMetric = None,
+    baseline: go.Baseline = None,
+    max_rb_increase: go.MaxRbIncrease = None,
+    max_metric_drop: go.MaxMetricDrop = None,
+    use_ci_bound: go.UseCiBound = None,
+    junit: go.Junit = None,
+    gate_markdown: go.GateMarkdown = None,
     target: Annotated[
         list[str] | None,
         typer.Option(
@@ -191,3 +204,11 @@ def audit(
         report = audit_model(model, data, options, model_options, progress=RichProgress())
     opt.emit_report(report, fmt, output)
     opt.finish(report, strict)
+    if fail_on_gate:
+        raise typer.Exit(
+            go.gate_after_report(
+                report, config=gate_config, max_rb=max_rb, max_group_gap=max_group_gap, min_metric=min_metric,
+                min_group_metric=min_group_metric, baseline=baseline, max_rb_increase=max_rb_increase,
+                max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound, junit=junit, markdown=gate_markdown,
+            )
+        )  # fmt: skip

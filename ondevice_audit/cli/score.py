@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ondevice_audit.audit import score_predictions
+from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
@@ -29,6 +30,18 @@ def score(
     strict: Annotated[bool, typer.Option(help="Exit 1 when any row could not be scored.")] = False,
     fmt: opt.Format = ReportFormatChoice.table,
     output: opt.Output = None,
+    fail_on_gate: go.FailOnGate = False,
+    gate_config: go.GateConfig = None,
+    max_rb: go.MaxRb = None,
+    max_group_gap: go.MaxGroupGap = None,
+    min_metric: go.MinMetric = None,
+    min_group_metric: go.MinGroupMetric = None,
+    baseline: go.Baseline = None,
+    max_rb_increase: go.MaxRbIncrease = None,
+    max_metric_drop: go.MaxMetricDrop = None,
+    use_ci_bound: go.UseCiBound = None,
+    junit: go.Junit = None,
+    gate_markdown: go.GateMarkdown = None,
 ) -> None:
     """Score predictions made anywhere (a device farm, another tool): per-group metrics and reliability bias.
 
@@ -41,3 +54,11 @@ def score(
     report = score_predictions(predictions, options, threshold=threshold, progress=RichProgress())
     opt.emit_report(report, fmt, output)
     opt.finish(report, strict)
+    if fail_on_gate:
+        raise typer.Exit(
+            go.gate_after_report(
+                report, config=gate_config, max_rb=max_rb, max_group_gap=max_group_gap, min_metric=min_metric,
+                min_group_metric=min_group_metric, baseline=baseline, max_rb_increase=max_rb_increase,
+                max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound, junit=junit, markdown=gate_markdown,
+            )
+        )  # fmt: skip

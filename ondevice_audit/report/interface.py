@@ -25,9 +25,10 @@ class ReportFormatChoice(StrEnum):
     json = "json"
     markdown = "markdown"
     csv = "csv"
+    html = "html"
 
     def to_format(self, color: bool = False) -> ReportFormat:
-        from ondevice_audit.report import csv, json, markdown, table
+        from ondevice_audit.report import csv, html, json, markdown, table
 
         if self is ReportFormatChoice.table:
             return table.TableFormat(color=color)
@@ -37,6 +38,8 @@ class ReportFormatChoice(StrEnum):
             return markdown.MarkdownFormat()
         if self is ReportFormatChoice.csv:
             return csv.CsvFormat()
+        if self is ReportFormatChoice.html:
+            return html.HtmlFormat()
         assert_never(self)
 
 

@@ -64,6 +64,8 @@ def test_every_format_escapes_group_names(predictions, choice):
         assert "'" + HOSTILE not in {r["group"] for r in rows}  # does not start with a formula character
         assert HOSTILE in {r["group"] for r in rows}
         assert {r["row"] for r in rows} == {"overall", "group", "rb"}
+    elif choice is ReportFormatChoice.html:
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "<script>alert" not in out
     elif choice is ReportFormatChoice.markdown:
         assert "<script>" not in out and "\\<script\\>" in out
         assert "\\|" in out and "\\*x\\*" in out
@@ -170,3 +172,13 @@ def test_help_and_score_do_not_import_tensorflow(predictions):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_fail_on_gate_judges_the_report_just_written(predictions, tmp_path):
+    passing = _score(predictions, "-f", "json", "--fail-on-gate", "--max-rb", "5", "--no-use-ci-bound")
+    assert passing.exit_code == 0, passing.output
+    junit = tmp_path / "gate.xml"
+    failing = _score(predictions, "-f", "json", "--fail-on-gate", "--max-rb", "0.01", "--junit", str(junit))
+    assert failing.exit_code == 1
+    assert json.loads(failing.stdout)["attributes"][0]["rb"]["value"] > 0.01  # the report is still written
+    assert "<failure" in junit.read_text()
