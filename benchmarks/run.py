@@ -5,6 +5,9 @@
   Targets: <= 2 s, >= 10x faster.
 - inference: the audit's runtime loop (LiteRT / ONNX Runtime) over precomputed inputs vs a raw
   interpreter / session loop over the same inputs and batch size. Target: <= 1.25x.
+- sweep: the demo matrix (examples/matrix-demo.toml, 16 cells): a warm-cache rerun as a share of the cold
+  sweep (target <= 5 %), and the cold sweep against running every cell alone from an empty cache (target
+  >= 3x faster). Takes several minutes.
 """
 
 from __future__ import annotations
@@ -134,11 +137,46 @@ def bench_inference(n: int = 4000, batch: int = 64) -> list[tuple[str, float, st
     return rows
 
 
+def bench_sweep() -> list[tuple[str, float, str]]:
+    """The demo matrix (16 cells on synth-kws): a cold sweep, a warm rerun on its cache, and every cell run on
+    its own from an empty cache (as one sweep per cell: features, training, pruning, export, audit each time)."""
+    import dataclasses
+    import shutil
+
+    from ondevice_audit.sweep import load_matrix, run_sweep
+
+    matrix = load_matrix(Path(__file__).parents[1] / "examples" / "matrix-demo.toml")
+    folder = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    try:
+        started = time.perf_counter()
+        run_sweep(matrix, folder / "cold", cache_dir=folder / "cache")
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        run_sweep(matrix, folder / "warm", cache_dir=folder / "cache")
+        warm = time.perf_counter() - started
+        started = time.perf_counter()
+        for cell in matrix.cells:
+            single = dataclasses.replace(matrix, cells=(dataclasses.replace(cell, index=0),))
+            run_sweep(single, folder / f"alone-{cell.index}", cache_dir=folder / f"cache-{cell.index}")
+        alone = time.perf_counter() - started
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    cells = len(matrix.cells)
+    print(f"sweep, {cells} cells: cold {cold:.1f} s, warm rerun {warm:.2f} s, every cell from scratch {alone:.1f} s "
+          f"({alone / cells:.1f} s per cell)")  # fmt: skip
+    warm_share = 100 * warm / cold
+    speedup = alone / cold
+    return [
+        ("sweep warm rerun / cold run (%, target <= 5)", warm_share, "PASS" if warm_share <= 5 else "MISS"),
+        ("sweep shared work vs every cell from scratch (x, target >= 3)", speedup, "PASS" if speedup >= 3 else "MISS"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["score", "inference"], action="append")
+    parser.add_argument("--only", choices=["score", "inference", "sweep"], action="append")
     args = parser.parse_args()
-    chosen = args.only or ["score", "inference"]
+    chosen = args.only or ["score", "inference", "sweep"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
     rows = []
@@ -146,6 +184,8 @@ def main() -> None:
         rows += bench_score()
     if "inference" in chosen:
         rows += bench_inference()
+    if "sweep" in chosen:
+        rows += bench_sweep()
     print()
     print(f"{'benchmark':62} {'value':>8}  verdict")
     for name, value, verdict in rows:

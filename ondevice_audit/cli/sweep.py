@@ -1,0 +1,197 @@
+"""``ondevice-audit sweep`` and ``compare``: run a design-choice matrix, and line up two sweeps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichBar
+from rich.table import Table
+
+from ondevice_audit.cli import app
+from ondevice_audit.cli._progress import RichProgress, stderr
+from ondevice_audit.errors import PipelineError
+from ondevice_audit.progress import Advance
+from ondevice_audit.sweep import SweepResult, SweepStatus, compare_sweeps, load_matrix, run_sweep
+
+
+class SweepDisplay(RichProgress):
+    """One live bar for the whole sweep whose text says how many cells are done, cached, running and failed,
+    and the time left; on a non-terminal (CI logs) one line per finished cell instead."""
+
+    def __init__(self, console: Console = stderr, quiet: bool = False):
+        super().__init__(console, quiet)
+        self._bar: RichBar | None = None
+        self._task: int | None = None
+        self._printed: str | None = None
+
+    @contextmanager
+    def task(self, description: str, total: int | None = None) -> Iterator[Advance]:
+        if self.quiet or not self.console.is_terminal:
+            with super().task(description, total) as advance:
+                yield advance
+            return
+        columns = [BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")]
+        with RichBar(*columns, console=self.console, transient=False) as bar:
+            self._bar, self._task = bar, bar.add_task(description, total=total)
+            yield lambda n=1: bar.advance(self._task, n)  # type: ignore[arg-type]
+        self._bar = self._task = None
+
+    def status(self, status: SweepStatus) -> None:
+        left = "-" if status.seconds_left is None else _duration(status.seconds_left)
+        text = (
+            f"done {status.done} (cached {status.cached}) · running {status.running} · failed {status.failed} · "
+            f"left ~{left}"
+        )
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, description=text)  # type: ignore[arg-type]
+        elif not self.quiet and status.last and status.last != self._printed:
+            self._printed = status.last
+            self.console.print(f"[dim][{status.done + status.failed}/{status.total}] {status.last} · {text}[/dim]")
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+@app.command()
+def sweep(
+    matrix: Annotated[Path, typer.Option("--matrix", "-m", help="Matrix TOML: every list is a factor.")],
+    out: Annotated[Path, typer.Option("--out", help="Sweep folder: cells/, results.csv, summary.md, plot.")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a sweep in --out (after a crash or interruption).")
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Independent tasks run at once.")] = 1,
+    within: Annotated[
+        float, typer.Option(min=0.0, help="Pick the least biased cell within this % of the best metric.")
+    ] = 1.0,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Cache of features, models and files, shared by sweeps. [default: ~/.cache/ondevice-audit/sweep]"
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Train, prune, quantize and export every combination in MATRIX, audit each on held-out speakers, and
+    tell which design choice drives reliability bias.
+
+    Work is shared between cells (features per front-end, a base model per front-end x architecture x
+    seed, ...) and cached by content, so a rerun or a [bold]--resume[/bold] only does what is missing.
+    """
+    started = time.perf_counter()
+    parsed = load_matrix(matrix)
+    display = SweepDisplay(quiet=quiet)
+    result = run_sweep(
+        parsed,
+        out,
+        cache_dir=cache,
+        resume=resume,
+        jobs=jobs,
+        within=within,
+        progress=display,
+        on_status=display.status,
+    )
+    if not quiet:
+        _print_summary(Console(), result, time.perf_counter() - started)
+    if not result.parquet:
+        display.note("results.parquet not written: it needs pyarrow (pip install pyarrow)")
+    failed = int((result.results["status"] == "failed").sum())
+    if failed == len(result.results):
+        raise PipelineError(f"every cell failed; see {out}/cells/*/error.txt")
+
+
+def _number(value: object, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _print_summary(console: Console, result: SweepResult, seconds: float) -> None:
+    analysis = result.analysis
+    metric = analysis.metric
+    table = Table(title=f"Cells by RB ({analysis.ok} of {analysis.cells} finished)")
+    table.add_column("cell", no_wrap=True)
+    for factor in analysis.varied:
+        table.add_column(factor.split(".")[-1])
+    for column in (metric, "RB [CI]", "KiB", "ms"):
+        table.add_column(column, justify="right")
+    for _, row in analysis.ranked.iterrows():
+        interval = f"[{_number(row['rb_ci_low'], 2)}, {_number(row['rb_ci_high'], 2)}]"
+        table.add_row(
+            str(row["cell"]),
+            *(_number(row[factor]) for factor in analysis.varied),
+            _number(row[metric]),
+            f"{_number(row['rb'])} {interval}",
+            _number(row["size_bytes"] / 1024, 4),
+            _number(row["latency_ms"], 2),
+        )
+    console.print(table)
+    if analysis.effects:
+        effects = Table(title="Which design choice drives bias (RB per level)")
+        for column in ("factor", "mean RB per level", "spread", "F-test p", "MI"):
+            effects.add_column(column)
+        for e in analysis.effects:
+            levels = ", ".join(f"{lv.level}: {lv.mean_rb:.3g}" for lv in e.levels)
+            noise = {None: "", True: " (below noise)", False: " (above noise)"}[e.below_noise]
+            effects.add_row(
+                e.factor, levels, f"{e.spread:.3g}{noise}", _number(e.p_value), _number(e.mutual_information)
+            )
+        console.print(effects)
+    floor = "unknown (needs two or more seeds)" if analysis.noise_floor is None else f"{analysis.noise_floor:.3g}"
+    console.print(f"Seed-to-seed noise floor of RB: {floor}")
+    console.print(
+        f"Most accurate: {analysis.most_accurate or '-'} · least biased: {analysis.least_biased or '-'} · "
+        f"least biased within {analysis.within:g} % of the best {metric}: {analysis.least_biased_within or '-'}"
+    )
+    console.print(f"Pareto front ({metric}, RB, size, latency): {', '.join(analysis.pareto) or '-'}")
+    computed = sum(result.cache["misses"].values())
+    hits = sum(result.cache["hits"].values())
+    console.print(
+        f"{computed} task(s) computed, {hits} from the cache, in {seconds:.1f} s. "
+        f"Written to {result.out}: results.csv, summary.md, cells/"
+    )
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="A sweep folder (the baseline).")],
+    b: Annotated[Path, typer.Argument(help="Another sweep folder.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the pairs as CSV.")] = None,
+) -> None:
+    """Line up two sweeps cell by cell (matched on the factor levels they share): metric and RB, B minus A."""
+    comparison = compare_sweeps(a, b)
+    console = Console()
+    table = Table(title=f"{b} minus {a}: {comparison.metric} and RB over {comparison.bias_attribute}")
+    columns = [str(column) for column in comparison.table.columns]
+    for column in columns:
+        table.add_column(column, justify="right" if column.endswith(("_a", "_b", "_delta")) else "left")
+    for record in comparison.table.itertuples(index=False):
+        table.add_row(
+            *(
+                f"{v:+.4g}" if name.endswith("_delta") and v == v else _number(v, 4)
+                for name, v in zip(columns, record, strict=True)
+            )
+        )
+    console.print(table)
+    delta_metric = comparison.table[f"{comparison.metric}_delta"].mean()
+    delta_rb = comparison.table["rb_delta"].mean()
+    console.print(
+        f"{len(comparison.table)} matched cell(s) on {', '.join(comparison.matched_on) or '-'}; mean change "
+        f"{comparison.metric} {delta_metric:+.4g}, RB {delta_rb:+.4g}. Only in A: {comparison.only_a}, "
+        f"only in B: {comparison.only_b}."
+    )
+    for factor, (level_a, level_b) in comparison.compared.items():
+        console.print(f"compared: {factor} {level_a} -> {level_b}")
+    for change in comparison.settings:
+        console.print(f"[yellow]setting changed: {change}[/yellow]", highlight=False)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        comparison.table.to_csv(output, index=False)

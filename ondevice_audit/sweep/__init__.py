@@ -1,0 +1,34 @@
+"""Design-choice sweeps: train, prune, quantise and export every combination of a matrix, audit each on
+held-out speakers, and find which choice drives reliability bias.
+
+``matrix`` parses and checks the TOML, ``stages`` is one cell's chain and the plan that shares it between
+cells, ``cache`` keeps every stage content-addressed, ``executor`` runs the plan (in a process pool with
+``jobs > 1``), ``analysis`` ranks and explains the results, ``compare`` lines up two sweeps.
+"""
+
+from ondevice_audit.sweep.analysis import Analysis, FactorEffect, LevelEffect, analyse
+from ondevice_audit.sweep.cache import Cache, default_cache_dir
+from ondevice_audit.sweep.compare import SweepComparison, compare_sweeps
+from ondevice_audit.sweep.executor import SweepResult, SweepStatus, run_sweep
+from ondevice_audit.sweep.matrix import FACTORS, Cell, DataSettings, Matrix, TrainingSettings, load_matrix, parse_matrix
+
+__all__ = [
+    "FACTORS",
+    "Analysis",
+    "Cache",
+    "Cell",
+    "DataSettings",
+    "FactorEffect",
+    "LevelEffect",
+    "Matrix",
+    "SweepComparison",
+    "SweepResult",
+    "SweepStatus",
+    "TrainingSettings",
+    "analyse",
+    "compare_sweeps",
+    "default_cache_dir",
+    "load_matrix",
+    "parse_matrix",
+    "run_sweep",
+]

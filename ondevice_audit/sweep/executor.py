@@ -1,0 +1,375 @@
+"""Running a sweep on this machine: the shared work order, a process pool, and the sweep folder.
+
+Tasks run in the order of the first cell that needs them, so cells finish one after another and a long
+sweep yields results early. They always run in spawned worker processes (``--jobs N`` of them, one by
+default; spawned because TensorFlow is not fork-safe), which keeps TensorFlow out of this process and makes
+a crash survivable: a converter that aborts or a worker killed for memory fails its tasks, and the sweep goes
+on with a fresh pool. A task's failure fails the cells that depend on it, with its message. The sweep folder
+holds ``sweep.json`` (what was asked), one folder per cell, ``results.csv`` (one row per cell) and the
+analysis; nothing in it is needed to resume, which reads the cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ondevice_audit.errors import UsageError
+from ondevice_audit.progress import NullProgress, Progress
+from ondevice_audit.report.document import to_json
+from ondevice_audit.sweep.analysis import Analysis, analyse
+from ondevice_audit.sweep.cache import Cache, atomic_write_bytes, atomic_write_text, default_cache_dir, link_or_copy
+from ondevice_audit.sweep.matrix import FACTORS, Matrix
+from ondevice_audit.sweep.stages import (
+    STAGES,
+    Plan,
+    SweepContext,
+    build_plan,
+    describe_error,
+    execute,
+    init_worker,
+    prepare_context,
+    read_json,
+)
+
+__all__ = ["PLOT_FILE", "RESULTS_FILE", "SWEEP_FILE", "SweepResult", "SweepStatus", "run_sweep"]
+
+SWEEP_FILE = "sweep.json"
+RESULTS_FILE = "results.csv"
+PLOT_FILE = "metric_vs_rb.png"
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SweepStatus:
+    total: int
+    done: int
+    """Cells finished, from the cache or computed."""
+    cached: int
+    """Of ``done``, cells whose results were already in the cache."""
+    running: int
+    failed: int
+    seconds_left: float | None
+    """From the pace of the cells computed so far; None before the first one."""
+    last: str | None = None
+    """The latest finished cell, in words."""
+
+
+@dataclass
+class SweepResult:
+    out: Path
+    results: pd.DataFrame
+    analysis: Analysis
+    cache: dict[str, dict[str, int]]
+    """Stage -> number of tasks: ``hits`` found in the cache, ``misses`` computed, ``failed`` failed or not
+    run because an input failed."""
+    seconds: float
+    parquet: bool
+    """Whether results.parquet was written (needs pyarrow)."""
+
+
+@contextmanager
+def _pool(jobs: int, context: SweepContext) -> Iterator[ProcessPoolExecutor]:
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker, initargs=(context,)
+    )
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_sweep(
+    matrix: Matrix,
+    out: Path,
+    *,
+    cache_dir: Path | None = None,
+    resume: bool = False,
+    jobs: int = 1,
+    within: float = 1.0,
+    progress: Progress | None = None,
+    on_status: Callable[[SweepStatus], None] | None = None,
+) -> SweepResult:
+    """Run every cell of ``matrix`` into ``out`` (see the module docstring); ``within`` is in percent."""
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if within < 0:
+        raise UsageError(f"--within must be a percentage of 0 or more, got {within}")
+    started = time.perf_counter()
+    cache = Cache(cache_dir or default_cache_dir())
+    _prepare_out(out, matrix, resume, cache.root)
+    cache.remove_stale()
+    context = prepare_context(matrix, cache.root)
+    plan = build_plan(context, cache)
+    run = _Run(matrix, plan, cache, out, progress or NullProgress(), on_status)
+    run.execute(jobs, context)
+    results = _results_frame(matrix, run.rows)
+    atomic_write_text(out / RESULTS_FILE, results.to_csv(index=False))
+    parquet = importlib.util.find_spec("pyarrow") is not None
+    if parquet:
+        buffer = io.BytesIO()
+        results.to_parquet(buffer, index=False)
+        atomic_write_bytes(out / "results.parquet", buffer.getvalue())
+    analysis = analyse(results, [f.name for f in FACTORS], matrix.data.metric, within)
+    analysis.plot(out / PLOT_FILE, matrix.data.bias_attribute)
+    seconds = time.perf_counter() - started
+    stats = run.stats()
+    summary = {
+        "matrix": str(matrix.source),
+        "cells": {
+            "total": len(matrix.cells),
+            "ok": int((results["status"] == "ok").sum()),
+            "failed": int((results["status"] == "failed").sum()),
+            "from_cache": run.cached_cells,
+            "skipped_combinations": matrix.skipped,
+        },
+        "cache": {"root": str(cache.root), **stats},
+        "seconds": seconds,
+        "results_parquet": parquet,
+        "analysis": analysis.to_dict(),
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_text(out / "summary.md", _markdown(matrix, analysis, stats, run.cached_cells))
+    _write_state(out, matrix, cache.root, "finished")
+    return SweepResult(out, results, analysis, stats, seconds, parquet)
+
+
+def _prepare_out(out: Path, matrix: Matrix, resume: bool, cache_root: Path) -> None:
+    """Refuse to mix sweeps in one folder: a second run needs --resume and the same matrix."""
+    state = out / SWEEP_FILE
+    if state.is_file():
+        previous = json.loads(state.read_text())
+        if not resume:
+            raise UsageError(f"{out} already holds a sweep; pass --resume to continue it, or choose another --out")
+        if previous.get("matrix_digest") != matrix.digest():
+            raise UsageError(
+                f"{out} holds a sweep of a different matrix; --resume needs the same one, or another --out"
+            )
+    elif out.is_dir() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not a sweep folder (no {SWEEP_FILE}); choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_state(out, matrix, cache_root, "running")
+
+
+def _write_state(out: Path, matrix: Matrix, cache_root: Path, status: str) -> None:
+    state = {
+        "format": _FORMAT,
+        "status": status,
+        "matrix": str(matrix.source),
+        "matrix_digest": matrix.digest(),
+        "settings": matrix.to_dict(),
+        "factors": [f.name for f in FACTORS],
+        "metric": matrix.data.metric,
+        "bias_attribute": matrix.data.bias_attribute,
+        "cache": str(cache_root),
+        "cells": [{"id": cell.id, "factors": cell.factors()} for cell in matrix.cells],
+    }
+    atomic_write_text(out / SWEEP_FILE, json.dumps(state, indent=2) + "\n")
+
+
+class _Run:
+    """The scheduling state of one sweep: which tasks are done, running, failed, and which cells finished."""
+
+    def __init__(
+        self,
+        matrix: Matrix,
+        plan: Plan,
+        cache: Cache,
+        out: Path,
+        progress: Progress,
+        on_status: Callable[[SweepStatus], None] | None,
+    ):
+        self.matrix, self.plan, self.cache, self.out = matrix, plan, cache, out
+        self.progress, self.on_status = progress, on_status
+        self.done = {key for key, task in plan.tasks.items() if cache.has(task.stage, key)}
+        self.hits = set(self.done)
+        self.computed: set[str] = set()
+        self.failed: dict[str, tuple[str, str]] = {}
+        """Task key -> (message, traceback); a task that depends on a failed one inherits its failure."""
+        self.running: dict[Future, str] = {}
+        self.needs = [self._needed(cell.export, cell.score) for cell in plan.cells]
+        self.rows: list[dict[str, Any] | None] = [None] * len(plan.cells)
+        self.cached_cells = 0
+        self.computed_cells = 0
+        self.failed_cells = 0
+        self.compute_started = time.perf_counter()
+        self.order = plan.priority()
+        self.last: str | None = None
+
+    def _needed(self, *keys: str) -> set[str]:
+        """The tasks still to run so that ``keys`` exist: each missing one plus its missing inputs."""
+        needed: set[str] = set()
+        stack = [k for k in keys if k not in self.done]
+        while stack:
+            key = stack.pop()
+            if key not in needed:
+                needed.add(key)
+                stack += [d for d in self.plan.tasks[key].deps if d not in self.done]
+        return needed
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        def by_stage(keys: set[str]) -> dict[str, int]:
+            return {stage: sum(self.plan.tasks[k].stage == stage for k in keys) for stage in STAGES}
+
+        return {"hits": by_stage(self.hits), "misses": by_stage(self.computed), "failed": by_stage(set(self.failed))}
+
+    def execute(self, jobs: int, context: SweepContext) -> None:
+        cells = self.matrix.cells
+        pending = set().union(*self.needs) if self.needs else set()
+        with self.progress.task(f"Sweep of {len(cells)} cells", total=len(cells)) as advance:
+            self.advance = advance
+            for index, needs in enumerate(self.needs):
+                if not needs:
+                    self.cached_cells += 1
+                    self._finish(index, None)
+            self.compute_started = time.perf_counter()
+            self._status()
+            broken = bool(pending)
+            while broken:
+                with _pool(jobs, context) as pool:
+                    broken = self._schedule(pool, jobs, pending)
+
+    def _schedule(self, pool: ProcessPoolExecutor, jobs: int, pending: set[str]) -> bool:
+        """Keep ``jobs`` tasks running until none is left; True if the pool broke (a worker died) first."""
+        while pending or self.running:
+            self._propagate_failures(pending)
+            ready = sorted(
+                (k for k in pending if all(d in self.done for d in self.plan.tasks[k].deps)),
+                key=lambda k: (self.order[k], STAGES.index(self.plan.tasks[k].stage)),
+            )
+            for key in ready[: jobs - len(self.running)]:
+                pending.discard(key)
+                self.running[pool.submit(execute, self.plan.tasks[key])] = key
+            self._status()
+            if not self.running:
+                return False
+            finished, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
+            broken = False
+            for future in finished:
+                key = self.running.pop(future)
+                try:
+                    _, error, trace = future.result()
+                except BrokenProcessPool as exc:
+                    error, trace = f"the worker process running it died ({describe_error(exc)})", ""
+                    broken = True
+                if error is None:
+                    self.done.add(key)
+                    self.computed.add(key)
+                else:
+                    self.failed[key] = (f"{self.plan.tasks[key].stage}: {error}", trace)
+            if broken:  # every task in a broken pool is lost with it
+                for key in self.running.values():
+                    self.failed[key] = (
+                        f"{self.plan.tasks[key].stage}: its worker pool broke (another worker died)",
+                        "",
+                    )
+                self.running.clear()
+            self._propagate_failures(pending)
+            self._finish_ready()
+            if broken:
+                return True
+        return False
+
+    def _propagate_failures(self, pending: set[str]) -> None:
+        for key in sorted(pending, key=lambda k: STAGES.index(self.plan.tasks[k].stage)):
+            failed_input = next((d for d in self.plan.tasks[key].deps if d in self.failed), None)
+            if failed_input is not None:
+                self.failed[key] = self.failed[failed_input]
+                pending.discard(key)
+
+    def _finish_ready(self) -> None:
+        for index, needs in enumerate(self.needs):
+            if self.rows[index] is not None:
+                continue
+            failure = next((self.failed[k] for k in sorted(needs) if k in self.failed), None)
+            if failure is not None:
+                self._finish(index, failure)
+            elif needs <= self.done:
+                self.computed_cells += 1
+                self._finish(index, None)
+
+    def _finish(self, index: int, failure: tuple[str, str] | None) -> None:
+        cell = self.matrix.cells[index]
+        folder = self.out / "cells" / cell.id
+        if failure is None:
+            row = {"cell": cell.id, "status": "ok", "error": "", **cell.factors()}
+            row.update(self._write_cell(index, folder))
+            (folder / "error.txt").unlink(missing_ok=True)
+            self.last = f"{cell.id} ok"
+        else:
+            message, trace = failure
+            row = {"cell": cell.id, "status": "failed", "error": message, **cell.factors()}
+            atomic_write_text(folder / "error.txt", f"{message}\n\n{trace}")
+            self.failed_cells += 1
+            self.last = f"{cell.id} failed: {message}"
+            self.progress.note(f"cell {cell.id} failed: {message}")
+        self.rows[index] = row
+        self.advance(1)
+        self._status()
+
+    def _write_cell(self, index: int, folder: Path) -> dict[str, Any]:
+        """The cell's model file, predictions and report (with its own paths) from the cache."""
+        cell, plan = self.matrix.cells[index], self.plan.cells[index]
+        exported = self.cache.entry("export", plan.export)
+        scored = self.cache.entry("score", plan.score)
+        model_file = folder / read_json(exported / "export.json")["file"]
+        link_or_copy(exported / model_file.name, model_file)
+        link_or_copy(scored / "predictions.csv", folder / "predictions.csv")
+        report = read_json(scored / "report.json")
+        report["inputs"][0]["path"] = str(model_file)
+        report["model"]["path"] = str(model_file)
+        report["settings"]["sweep"] = {"cell": cell.id, "matrix": str(self.matrix.source), "factors": cell.factors()}
+        atomic_write_text(folder / "report.json", to_json(report))
+        return read_json(scored / "measurements.json")
+
+    def _status(self) -> None:
+        if self.on_status is None:
+            return
+        finished = self.cached_cells + self.computed_cells + self.failed_cells
+        computed = self.computed_cells + self.failed_cells
+        left = len(self.rows) - finished
+        pace = (time.perf_counter() - self.compute_started) / computed if computed else None
+        running = {self.order[key] for key in self.running.values()}
+        self.on_status(
+            SweepStatus(
+                total=len(self.rows),
+                done=self.cached_cells + self.computed_cells,
+                cached=self.cached_cells,
+                running=len(running),
+                failed=self.failed_cells,
+                seconds_left=None if pace is None else pace * left,
+                last=self.last,
+            )
+        )
+
+
+def _results_frame(matrix: Matrix, rows: list[dict[str, Any] | None]) -> pd.DataFrame:
+    complete = [row for row in rows if row is not None]
+    if len(complete) != len(matrix.cells):
+        raise RuntimeError(f"{len(matrix.cells) - len(complete)} cell(s) were never scheduled")
+    columns = list(dict.fromkeys(key for row in complete for key in row))
+    return pd.DataFrame(complete, columns=columns)
+
+
+def _markdown(matrix: Matrix, analysis: Analysis, stats: dict[str, dict[str, int]], cached_cells: int) -> str:
+    hits = ", ".join(f"{stage} {n}" for stage, n in stats["hits"].items() if n) or "none"
+    misses = ", ".join(f"{stage} {n}" for stage, n in stats["misses"].items() if n) or "none"
+    head = [
+        f"# Sweep of {len(matrix.cells)} cells: {matrix.source.name}",
+        "",
+        f"Cache hits: {hits}. Computed: {misses}. Cells from cache: {cached_cells}.",
+        "",
+    ]
+    return "\n".join(head) + analysis.to_markdown(PLOT_FILE)

@@ -1,0 +1,449 @@
+"""The sweep matrix: a TOML file whose lists are factors; the sweep is their product.
+
+Factors are top-level keys (``sample_rate``, ``features``...) and the keys of ``[pruning]``; a scalar is a
+one-level factor, so a matrix names only what it varies. ``[data]`` and ``[training]`` hold the settings every
+cell shares. Everything is checked before any work starts: an unknown key, a bad value or a combination that
+cannot be built (``n_mfcc`` above ``n_mels``, a frame longer than the clip) is a ``UsageError`` naming it,
+rather than a failure an hour into the sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ondevice_audit.audit import ScoreOptions
+from ondevice_audit.errors import UsageError
+from ondevice_audit.export.interface import EXPORT_FORMATS
+from ondevice_audit.frontend import AudioFrontendSpec
+from ondevice_audit.metrics import METRICS
+from ondevice_audit.model.recipes import RECIPES
+from ondevice_audit.optimize.prune import SCHEDULES
+from ondevice_audit.optimize.quantize import QuantApproach
+from ondevice_audit.runtimes import DEFAULT_RUNTIME, RUNTIMES
+
+__all__ = [
+    "FACTORS",
+    "Cell",
+    "DataSettings",
+    "Factor",
+    "Matrix",
+    "TrainingSettings",
+    "load_matrix",
+    "parse_matrix",
+]
+
+Scalar = int | float | str
+
+
+@dataclass(frozen=True)
+class Factor:
+    name: str
+    """As written in the matrix (``pruning.`` keys live in ``[pruning]``) and as a column of results.csv."""
+    attribute: str
+    """The ``Cell`` field holding it."""
+    kind: type
+    default: Scalar
+    rule: str
+    """What a valid value is, for the error message."""
+    valid: Callable[[Any], bool]
+
+
+def _positive(value: Any) -> bool:
+    return value > 0
+
+
+def _one_of(choices: Callable[[], tuple[str, ...]]) -> Callable[[Any], bool]:
+    return lambda value: value in choices()
+
+
+def _audio_recipes() -> tuple[str, ...]:
+    return tuple(name for name, recipe in RECIPES.items() if recipe.modality == "audio")
+
+
+_RUNTIME_CHOICES = ("auto", *(name for name, fmt in RUNTIMES.items() if fmt in EXPORT_FORMATS))
+_QUANTIZATIONS = tuple(a.value for a in QuantApproach)
+
+FACTORS: tuple[Factor, ...] = (
+    Factor("sample_rate", "sample_rate", int, 16000, "a positive number of Hz", _positive),
+    Factor("features", "features", str, "mfcc", "mfcc or logmel", _one_of(lambda: ("mfcc", "logmel"))),
+    Factor("n_mels", "n_mels", int, 40, "a positive number of mel bands", _positive),
+    Factor("n_mfcc", "n_mfcc", int, 10, "a positive number of coefficients", _positive),
+    Factor("frame_length_ms", "frame_length_ms", float, 40.0, "a positive frame length in ms", _positive),
+    Factor("frame_step", "frame_step", float, 0.5, "a hop in (0, 1] of the frame length", lambda v: 0 < v <= 1),
+    Factor("window", "window", str, "hann", "hann or hamming", _one_of(lambda: ("hann", "hamming"))),
+    Factor(
+        "architecture",
+        "architecture",
+        str,
+        "ds-cnn",
+        "an audio recipe: " + ", ".join(_audio_recipes()),
+        _one_of(_audio_recipes),
+    ),
+    Factor("pruning.final_sparsity", "final_sparsity", float, 0.0, "a sparsity in [0, 1)", lambda v: 0 <= v < 1),
+    Factor("pruning.schedule", "schedule", str, "polynomial", " or ".join(SCHEDULES), _one_of(lambda: SCHEDULES)),
+    Factor("pruning.learning_rate", "pruning_learning_rate", float, 1e-4, "a positive learning rate", _positive),
+    Factor("quantization", "quantization", str, "f32", ", ".join(_QUANTIZATIONS), _one_of(lambda: _QUANTIZATIONS)),
+    Factor("export", "export", str, "tflite", " or ".join(EXPORT_FORMATS), _one_of(lambda: EXPORT_FORMATS)),
+    Factor("runtime", "runtime", str, "auto", ", ".join(_RUNTIME_CHOICES), _one_of(lambda: _RUNTIME_CHOICES)),
+    Factor("seed", "seed", int, 0, "a non-negative integer", lambda v: v >= 0),
+)
+_BY_NAME = {factor.name: factor for factor in FACTORS}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of factor levels: one exported model, audited on the test split."""
+
+    index: int
+    sample_rate: int
+    features: str
+    n_mels: int
+    n_mfcc: int
+    frame_length_ms: float
+    frame_step: float
+    window: str
+    architecture: str
+    final_sparsity: float
+    schedule: str
+    pruning_learning_rate: float
+    quantization: str
+    export: str
+    runtime: str
+    """Resolved: ``auto`` becomes the export format's own runtime."""
+    seed: int
+
+    def factors(self) -> dict[str, Scalar]:
+        """Factor name -> level, in ``FACTORS`` order."""
+        return {factor.name: getattr(self, factor.attribute) for factor in FACTORS}
+
+    @property
+    def id(self) -> str:
+        """``<index>-<hash of the levels>``: sortable, and stable for the same levels."""
+        digest = hashlib.sha256(json.dumps(self.factors(), sort_keys=True).encode()).hexdigest()
+        return f"{self.index:03d}-{digest[:8]}"
+
+    def frontend(self, clip_seconds: float) -> AudioFrontendSpec:
+        """The front-end; ``n_mfcc`` is meaningless for log-mel, so it is left at its default there and
+        log-mel cells that differ only in ``n_mfcc`` share features and models."""
+        return AudioFrontendSpec(
+            kind=self.features,  # type: ignore[arg-type]
+            sample_rate=self.sample_rate,
+            clip_seconds=clip_seconds,
+            n_mels=self.n_mels,
+            n_mfcc=self.n_mfcc if self.features == "mfcc" else AudioFrontendSpec.n_mfcc,
+            frame_length_ms=self.frame_length_ms,
+            frame_step=self.frame_step,
+            window=self.window,  # type: ignore[arg-type]
+        )
+
+    def describe(self) -> str:
+        return ", ".join(f"{name}={value}" for name, value in self.factors().items())
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    manifest: Path
+    """Absolute; written relative to the matrix file."""
+    groups: tuple[str, ...]
+    metric: str = "mcc"
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    """Train, validation, test shares of the files; every speaker is in exactly one split."""
+    split_seed: int = 0
+    """Fixed across cells, so every cell is audited on the same test speakers."""
+    stratify: str | None = None
+    """Group column every split represents in proportion; None: no stratification."""
+    negative_labels: tuple[str, ...] = ("_unknown_", "_silence_")
+    min_group_size: int = 30
+    bootstrap: int = 1000
+    permutations: int = 1000
+    confidence: float = 0.95
+    resampling_seed: int = 0
+    bias_attribute: str = ""
+    """The group column whose RB the analysis ranks cells by (default: the first group)."""
+    clip_seconds: float = 1.0
+
+    def score_options(self) -> ScoreOptions:
+        return ScoreOptions(
+            groups=self.groups,
+            metric=self.metric,
+            negative_labels=self.negative_labels,
+            min_group_size=self.min_group_size,
+            bootstrap=self.bootstrap,
+            permutations=self.permutations,
+            seed=self.resampling_seed,
+            confidence=self.confidence,
+        )
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    pruning_epochs: int = 2
+    """Fine-tune epochs while pruning (cells with sparsity 0 are not fine-tuned)."""
+    calibration_samples: int = 200
+    """Training inputs used to calibrate int8 (and to check every export's parity)."""
+    latency_samples: int = 50
+    """Single-sample inferences timed per cell; the median is reported."""
+
+
+@dataclass(frozen=True)
+class Matrix:
+    source: Path
+    data: DataSettings
+    training: TrainingSettings
+    levels: tuple[tuple[str, tuple[Scalar, ...]], ...]
+    """Factor name -> its levels as written (``runtime`` may hold ``auto``), in ``FACTORS`` order."""
+    cells: tuple[Cell, ...]
+    skipped: int = 0
+    """Combinations left out because the runtime cannot run the export format."""
+
+    @property
+    def varied(self) -> list[str]:
+        """Factors with two or more levels."""
+        return [name for name, values in self.levels if len(values) >= 2]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {**dataclasses.asdict(self.data), "manifest": str(self.data.manifest)}
+        return {
+            "data": data,
+            "training": dataclasses.asdict(self.training),
+            "factors": {name: list(values) for name, values in self.levels},
+        }
+
+    def digest(self) -> str:
+        """Identifies what the matrix asks for (not how the file is formatted)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def load_matrix(path: Path) -> Matrix:
+    if not path.is_file():
+        raise UsageError(f"matrix not found: {path}")
+    try:
+        document = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    return parse_matrix(document, path)
+
+
+def parse_matrix(document: Mapping[str, Any], source: Path) -> Matrix:
+    """Validate a parsed TOML document; ``source`` names the file in errors and anchors the manifest path."""
+    pruning = document.get("pruning", {})
+    data = document.get("data")
+    training = document.get("training", {})
+    for name, table in (("pruning", pruning), ("data", data), ("training", training)):
+        if table is not None and not isinstance(table, Mapping):
+            raise UsageError(f"{source}: {name} must be a table ([{name}])")
+    unknown = [key for key in document if key not in ("pruning", "data", "training") and key not in _BY_NAME] + [
+        f"pruning.{key}" for key in pruning if f"pruning.{key}" not in _BY_NAME
+    ]
+    unknown += [f"data.{key}" for key in data or {} if key not in _DATA_KEYS]
+    unknown += [f"training.{key}" for key in training if key not in _TRAINING_KEYS]
+    if unknown:
+        known = ", ".join([*_BY_NAME, *(f"data.{k}" for k in _DATA_KEYS), *(f"training.{k}" for k in _TRAINING_KEYS)])
+        raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {known}")
+    if data is None:
+        raise UsageError(f"{source}: a [data] table with manifest and groups is required")
+    written = {
+        **{k: v for k, v in document.items() if k in _BY_NAME},
+        **{f"pruning.{k}": v for k, v in pruning.items()},
+    }
+    levels = tuple((factor.name, _levels(factor, written.get(factor.name), source)) for factor in FACTORS)
+    settings = _data_settings(data, source)
+    cells, skipped = _cells(levels, source)
+    for cell in cells:
+        _check_frontend(cell, settings.clip_seconds, source)
+    return Matrix(source.absolute(), settings, _training_settings(training, source), levels, cells, skipped)
+
+
+def _check_type(value: Any, kind: type) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, int | float) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _levels(factor: Factor, raw: Any, source: Path) -> tuple[Scalar, ...]:
+    if raw is None:
+        return (factor.default,)
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise UsageError(f"{source}: {factor.name} is an empty list; give at least one value")
+    levels: list[Scalar] = []
+    for value in values:
+        if isinstance(value, str) and factor.kind is str:
+            value = value.strip().lower()
+        if not _check_type(value, factor.kind) or not factor.valid(value):
+            raise UsageError(f"{source}: {factor.name} = {value!r} is not valid; expected {factor.rule}")
+        value = float(value) if factor.kind is float else value
+        if value in levels:
+            raise UsageError(f"{source}: {factor.name} lists {value!r} twice")
+        levels.append(value)
+    return tuple(levels)
+
+
+def _cells(levels: tuple[tuple[str, tuple[Scalar, ...]], ...], source: Path) -> tuple[tuple[Cell, ...], int]:
+    """The product, with ``auto`` runtimes resolved and runtime/format pairs that cannot run dropped."""
+    combinations = []
+    used_runtimes = set()
+    skipped = 0
+    for values in itertools.product(*(v for _, v in levels)):
+        chosen = {factor.attribute: value for factor, value in zip(FACTORS, values, strict=True)}
+        runtime = chosen["runtime"]
+        if runtime == "auto":
+            chosen["runtime"] = DEFAULT_RUNTIME[chosen["export"]]
+        elif RUNTIMES[runtime] != chosen["export"]:
+            skipped += 1
+            continue
+        used_runtimes.add(runtime)
+        combinations.append(chosen)
+    runtimes = dict(levels)["runtime"]
+    idle = [r for r in runtimes if r not in used_runtimes]
+    if idle:
+        raise UsageError(
+            f"{source}: runtime {', '.join(map(str, idle))} cannot run any export format in the matrix "
+            f"({', '.join(map(str, dict(levels)['export']))}); litert runs tflite, onnxruntime runs onnx"
+        )
+    return tuple(Cell(index=i, **chosen) for i, chosen in enumerate(combinations)), skipped
+
+
+def _check_frontend(cell: Cell, clip_seconds: float, source: Path) -> None:
+    try:
+        spec = cell.frontend(clip_seconds)
+    except UsageError as exc:
+        raise UsageError(f"{source}: the cell {cell.describe()} cannot be built: {exc}") from None
+    if spec.win_length > spec.n_samples:
+        raise UsageError(
+            f"{source}: frame_length_ms {cell.frame_length_ms:g} is longer than the {clip_seconds:g} s clip"
+        )
+
+
+def _setting(table: Mapping[str, Any], key: str, kind: type, default: Any, source: Path, section: str) -> Any:
+    value = table.get(key, default)
+    if value is default:
+        return default
+    if not _check_type(value, kind):
+        raise UsageError(f"{source}: {section}.{key} = {value!r} must be {_KIND_NAMES[kind]}")
+    return float(value) if kind is float else value
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
+
+
+def _strings(table: Mapping[str, Any], key: str, source: Path) -> tuple[str, ...] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        raise UsageError(f"{source}: data.{key} must be a string or a list of non-empty strings")
+    return tuple(v.strip() for v in values)
+
+
+def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
+    manifest = table.get("manifest")
+    if not isinstance(manifest, str) or not manifest.strip():
+        raise UsageError(f"{source}: data.manifest must name the manifest CSV (relative to the matrix file)")
+    groups = _strings(table, "groups", source)
+    if not groups:
+        raise UsageError(f"{source}: data.groups must name at least one group column")
+    if len(set(groups)) != len(groups):
+        raise UsageError(f"{source}: data.groups lists a column twice")
+    defaults = DataSettings(manifest=Path(), groups=groups)
+
+    def get(key: str, kind: type) -> Any:
+        return _setting(table, key, kind, getattr(defaults, key), source, "data")
+
+    metric = get("metric", str).strip().lower()
+    if metric not in METRICS:
+        raise UsageError(f"{source}: data.metric = {metric!r} is not valid; choose from {', '.join(METRICS)}")
+    split = table.get("split", list(defaults.split))
+    if (
+        not isinstance(split, list)
+        or len(split) != 3
+        or not all(_check_type(v, float) and v >= 0 for v in split)
+        or not math.isclose(sum(split), 1.0, abs_tol=1e-6)
+    ):
+        raise UsageError(f"{source}: data.split must be three non-negative shares summing to 1, e.g. [0.8, 0.1, 0.1]")
+    if split[0] == 0 or split[2] == 0:
+        raise UsageError(f"{source}: data.split needs a training and a test share above 0 (the audit runs on test)")
+    stratify = get("stratify", str) if "stratify" in table else groups[0]
+    if stratify and stratify not in groups:
+        raise UsageError(f'{source}: data.stratify = {stratify!r} must be one of data.groups or "" (none)')
+    bias_attribute = get("bias_attribute", str) or groups[0]
+    if bias_attribute not in groups:
+        raise UsageError(f"{source}: data.bias_attribute = {bias_attribute!r} must be one of data.groups")
+    settings = DataSettings(
+        manifest=(source.parent / manifest).absolute(),
+        groups=groups,
+        metric=metric,
+        split=(float(split[0]), float(split[1]), float(split[2])),
+        split_seed=get("split_seed", int),
+        stratify=stratify or None,
+        negative_labels=_strings(table, "negative_labels", source) or defaults.negative_labels,
+        min_group_size=get("min_group_size", int),
+        bootstrap=get("bootstrap", int),
+        permutations=get("permutations", int),
+        confidence=get("confidence", float),
+        resampling_seed=get("resampling_seed", int),
+        bias_attribute=bias_attribute,
+        clip_seconds=get("clip_seconds", float),
+    )
+    problems = [
+        "data.min_group_size must be 0 or more" if settings.min_group_size < 0 else "",
+        "data.bootstrap must be 0 (off) or at least 100"
+        if 0 < settings.bootstrap < 100 or settings.bootstrap < 0
+        else "",
+        "data.permutations must be 0 (off) or at least 100"
+        if 0 < settings.permutations < 100 or settings.permutations < 0
+        else "",
+        "data.confidence must be between 0 and 1" if not 0 < settings.confidence < 1 else "",
+        "data.clip_seconds must be positive" if settings.clip_seconds <= 0 else "",
+    ]
+    problem = next((p for p in problems if p), None)
+    if problem:
+        raise UsageError(f"{source}: {problem}")
+    return settings
+
+
+_DATA_KEYS = (
+    "manifest",
+    "groups",
+    "metric",
+    "split",
+    "split_seed",
+    "stratify",
+    "negative_labels",
+    "min_group_size",
+    "bootstrap",
+    "permutations",
+    "confidence",
+    "resampling_seed",
+    "bias_attribute",
+    "clip_seconds",
+)
+_TRAINING_KEYS = tuple(field.name for field in dataclasses.fields(TrainingSettings))
+
+
+def _training_settings(table: Mapping[str, Any], source: Path) -> TrainingSettings:
+    defaults = TrainingSettings()
+    values = {
+        field.name: _setting(table, field.name, type(getattr(defaults, field.name)), getattr(defaults, field.name),
+                             source, "training")
+        for field in dataclasses.fields(TrainingSettings)
+    }  # fmt: skip
+    bad = [name for name, value in values.items() if not value > 0]
+    if bad:
+        raise UsageError(f"{source}: training.{bad[0]} must be positive, got {values[bad[0]]}")
+    return TrainingSettings(**values)
