@@ -62,7 +62,7 @@ def _root(
 
 
 # Command modules register themselves on `app` when imported.
-from ondevice_audit.cli import audit, datasets, export, gate, report, score, sweep, targets, train  # noqa: E402,F401
+from ondevice_audit.cli import audit, datasets, demo, export, gate, report, score, sweep, targets, train  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,26 @@
+"""`ondevice-audit demo` end to end (slow: trains the 16-cell demo matrix)."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ondevice_audit.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_demo_writes_the_audit_and_the_sweep(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--root", str(ROOT)])
+    assert result.exit_code == 0, result.output
+    assert "Recommended variant" in result.stdout
+    report = json.loads((tmp_path / "demo" / "audit.json").read_text())
+    assert report["overall"]["n"] == 456
+    results = pd.read_csv(tmp_path / "demo" / "sweep" / "results.csv")
+    assert len(results) == 16 and (results["status"] == "ok").all()
+    again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--root", str(ROOT)])
+    assert again.exit_code == 0 and "from the cache" in again.stdout
