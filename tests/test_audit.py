@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ondevice_audit.audit import ModelOptions, ScoreOptions, audit_model
+from ondevice_audit.audit import ScoreOptions, audit_model
 from ondevice_audit.cli import app
 from ondevice_audit.report.document import validate
 
