@@ -24,13 +24,23 @@ from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
 from ondevice_audit.frontend import Frontend, FrontendSpec, build_frontend
 from ondevice_audit.metrics import GroupMetricFrame
+from ondevice_audit.metrics.frame import MISSING_GROUP
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import build_report
 from ondevice_audit.runtimes import Runtime, load_runtime
 from ondevice_audit.targets.interface import Target, TargetSession
 from ondevice_audit.targets.mcu import MCUBudget
 
-__all__ = ["ModelOptions", "ScoreOptions", "TargetOptions", "audit_model", "audit_on_targets", "score_predictions"]
+__all__ = [
+    "ModelOptions",
+    "ScoreOptions",
+    "TargetOptions",
+    "audit_model",
+    "audit_on_targets",
+    "frame_warnings",
+    "mcu_section",
+    "score_predictions",
+]
 
 CHUNK_FILES = 256
 """Files per front-end + inference chunk: large enough to batch, small enough to keep memory flat."""
@@ -154,6 +164,13 @@ def _warnings(frame: GroupMetricFrame, options: ScoreOptions, failed: int) -> li
             f"a stratified subsample was audited: at most {options.max_samples_per_group} clips per combination of "
             f"{', '.join(options.groups)} (seed {options.seed}); numbers describe the subsample"
         )
+    return notes + frame_warnings(frame, failed)
+
+
+def frame_warnings(frame: GroupMetricFrame, failed: int) -> list[str]:
+    """What a reader must know to read a frame's numbers right: resampling unit, failures, small groups,
+    undefined RB, RB not distinguishable from chance, missing group values."""
+    notes = []
     if frame.speakers is None:
         notes.append(
             "no speaker column: the bootstrap and permutations resample clips, which treats clips of one speaker "
@@ -165,13 +182,13 @@ def _warnings(frame: GroupMetricFrame, options: ScoreOptions, failed: int) -> li
         small = [g.name for g in attribute.groups if not g.in_rb]
         if small:
             notes.append(
-                f"{attribute.name}: group(s) {', '.join(small)} have fewer than {options.min_group_size} clips; "
+                f"{attribute.name}: group(s) {', '.join(small)} have fewer than {frame.min_group_size} clips; "
                 "shown but left out of RB"
             )
         rb = attribute.rb
         if rb.value is None:
             notes.append(f"{attribute.name}: RB is undefined: {rb.undefined_reason}")
-        elif rb.p_value is not None and rb.p_value > 1 - options.confidence:
+        elif rb.p_value is not None and rb.p_value > 1 - frame.confidence:
             notes.append(
                 f"{attribute.name}: RB {rb.value:.3g} is not distinguishable from shuffled groups "
                 f"(p = {rb.p_value:.3g}); its interval describes the estimate, which is biased upwards near 0"
@@ -180,8 +197,8 @@ def _warnings(frame: GroupMetricFrame, options: ScoreOptions, failed: int) -> li
             notes.append(
                 f"{attribute.name}: RB is undefined in {rb.bootstrap_undefined_share:.1%} of bootstrap resamples"
             )
-        if any(g.name == "(missing)" for g in attribute.groups):
-            notes.append(f"{attribute.name}: some rows have no value; they form the group '(missing)'")
+        if any(g.name == MISSING_GROUP for g in attribute.groups):
+            notes.append(f"{attribute.name}: some rows have no value; they form the group '{MISSING_GROUP}'")
     return notes
 
 
