@@ -205,3 +205,34 @@ def test_tflm_with_board_budget_and_stratified_subsample(tiny_models, dataset_co
     tight = _audit(tiny_models["tflite"], dataset_copy, "--runtime", "tflm", "--mcu-ram", "1KiB", "-f", "json",
                    "--max-samples-per-group", "5", "--min-group-size", "5")  # fmt: skip
     assert any("does not fit the MCU budget" in w for w in json.loads(tight.stdout)["warnings"])
+
+
+def test_nan_model_output_is_a_counted_failure(dataset_copy, tmp_path, monkeypatch):
+    """A model whose output is NaN for some inputs (sqrt of a negative): those clips fail, the rest are scored."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Sqrt", ["input"], ["scores"])],
+        "sqrt",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", 3])],
+    )
+    model = tmp_path / "sqrt.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(model))
+    (tmp_path / "signs.py").write_text(
+        "import numpy as np\n"
+        "def features(path):\n"
+        "    # speaker s0's clips map to negative inputs, so the model answers NaN for them\n"
+        "    return np.array([-1.0, -1.0, -1.0]) if path.name.startswith('s0_') else np.array([0.1, 0.2, 0.9])\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("_unknown_\nno\nyes\n")
+    result = _audit(model, dataset_copy, "--frontend", "signs:features", "--labels", str(labels), "-f", "json",
+                    "--min-group-size", "5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["samples"]["failed"] == 9 and report["samples"]["scored"] == 207
+    assert {f["reason"] for f in report["samples"]["failures"]} == {"model output is NaN or infinite"}
+    assert _audit(model, dataset_copy, "--frontend", "signs:features", "--labels", str(labels), "--strict").exit_code == 1
