@@ -142,8 +142,12 @@ def run_gate(
     use_ci_bound: bool | None = None,
     junit: Path | None = None,
     markdown: Path | None = None,
+    only_failures: bool = False,
 ) -> int:
-    """Settings (file, then flags) → rules → outcomes; prints the table, writes the files, returns the exit code."""
+    """Settings (file, then flags) → rules → outcomes; prints the table, writes the files, returns the exit code.
+
+    ``only_failures`` shortens the printed table to the failing checks (a sweep's many cells); the JUnit and
+    Markdown files always hold every check."""
     flags = GateSettings(
         max_rb=parse_max_rb(max_rb) if max_rb else None,
         max_group_gap=max_group_gap,
@@ -158,7 +162,7 @@ def run_gate(
     rules = settings.rules()
     baseline_report = None if settings.baseline is None else load_report(settings.baseline)
     result = evaluate(reports, rules, baseline_report)
-    print_result(console, result)
+    print_result(console, result, only_failures=only_failures)
     if junit is not None:
         _write(junit, to_junit(result))
     summary = to_markdown(result)
@@ -170,15 +174,22 @@ def run_gate(
     return int(ExitCode.OK if result.passed else ExitCode.GATE_FAILED)
 
 
-def print_result(console: Console, result: GateResult) -> None:
-    """One row per outcome; the variant column only when several reports were judged."""
-    several = len({o.variant for o in result.outcomes}) > 1
+def print_result(console: Console, result: GateResult, *, only_failures: bool = False) -> None:
+    """One row per outcome. With several reports, a variant column names each report once at the head of its
+    rows, a rule between reports; ``only_failures`` keeps the failing rows and says how many are hidden."""
+    variants = list(dict.fromkeys(o.variant for o in result.outcomes))
+    shown = [o for o in result.outcomes if not o.passed] if only_failures else list(result.outcomes)
     table = Table(title="gate", title_justify="left")
     columns = ["rule", "attribute", "value", "limit", "bound", "result", "reason"]
+    several = len(variants) > 1
     for column in ["variant", *columns] if several else columns:
         table.add_column(column, justify="right" if column in ("value", "limit") else "left")
-    for o in result.outcomes:
-        cells = [escape(o.variant)] if several else []
+    previous = None
+    for o in shown:
+        if several and previous is not None and o.variant != previous:
+            table.add_section()
+        cells = [escape(o.variant) if o.variant != previous else ""] if several else []
+        previous = o.variant
         cells += [
             o.rule.kind.value,
             "(overall)" if o.attribute is None else escape(o.attribute),
@@ -189,11 +200,18 @@ def print_result(console: Console, result: GateResult) -> None:
             escape(o.reason),
         ]
         table.add_row(*cells)
-    console.print(table)
+    if shown:
+        console.print(table)
+    hidden = len(result.outcomes) - len(shown)
+    if hidden:
+        console.print(f"{hidden} passing check(s) not shown; --all lists every check")
+    reports = f" on {len(variants)} reports" if several else ""
     if result.passed:
-        console.print(f"[bold green]gate passed[/bold green]: {len(result.outcomes)} checks")
+        console.print(f"[bold green]gate passed[/bold green]: {len(result.outcomes)} checks{reports}")
     else:
-        console.print(f"[bold red]gate failed[/bold red]: {len(result.failures)} of {len(result.outcomes)} checks")
+        failed = len({o.variant for o in result.failures})
+        on = f" on {failed} of {len(variants)} reports" if several else ""
+        console.print(f"[bold red]gate failed[/bold red]: {len(result.failures)} of {len(result.outcomes)} checks{on}")
 
 
 def _write(path: Path, text: str, append: bool = False) -> None:

@@ -1,40 +1,105 @@
-"""``ondevice-audit report``: render a saved report as a self-contained HTML page and/or Markdown."""
+"""``ondevice-audit report``: render a saved report, or a sweep folder, as a self-contained HTML page and/or Markdown.
+
+A sweep folder (``runs/NAME``) is rendered from what ``sweep`` wrote: ``sweep.json``, ``summary.json`` (the
+analysis and selection) and ``results.csv``; its Markdown is the sweep's own ``summary.md`` with the chart
+link pointed at the folder, so it still shows from wherever the file is written.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ondevice_audit.cli import app
 from ondevice_audit.errors import UsageError
 from ondevice_audit.report.document import load_report
-from ondevice_audit.report.html import HtmlFormat
+from ondevice_audit.report.html import HtmlFormat, sweep_html
 from ondevice_audit.report.markdown import MarkdownFormat
+from ondevice_audit.sweep.executor import PLOT_FILE, RESULTS_FILE, SWEEP_FILE
 
 __all__ = ["report"]
 
 NO_OUTPUT = "nothing to write: give --html FILE and/or --markdown FILE"
 CANNOT_WRITE = "cannot write {path}: {error}"
+NOT_A_SWEEP = "{path} is a folder but not a finished sweep (no {name}): pass a report.json or a sweep folder runs/NAME"
+UNREADABLE = "{path}: cannot read it ({error})"
+SWEEP_FILES = (SWEEP_FILE, "summary.json", RESULTS_FILE, "summary.md")
 
 
 @app.command()
 def report(
-    source: Annotated[Path, typer.Argument(metavar="REPORT.json", help="A report.json written by score or audit.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            metavar="REPORT.json|SWEEP", help="A report.json written by score or audit, or a sweep folder runs/NAME."
+        ),
+    ],
     html: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML page (charts inline, no external links).")
     ] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write GitHub-flavoured Markdown.")] = None,
 ) -> None:
-    """Render a saved report for people: an HTML page with a chart per attribute, or Markdown."""
+    """Render a saved report for people: an HTML page with a chart per attribute, or Markdown.
+
+    A sweep folder: cells by RB, metric vs RB with the Pareto front, what drives bias, the recommended cell.
+    """
     if html is None and markdown is None:
         raise UsageError(NO_OUTPUT)
+    if source.is_dir():
+        _sweep(source, html, markdown)
+        return
     document = load_report(source)
     if html is not None:
         _write(html, HtmlFormat().format(document))
     if markdown is not None:
         _write(markdown, MarkdownFormat().format(document))
+
+
+def _sweep(folder: Path, html: Path | None, markdown: Path | None) -> None:
+    missing = next((name for name in SWEEP_FILES if not (folder / name).is_file()), None)
+    if missing is not None:
+        raise UsageError(NOT_A_SWEEP.format(path=folder, name=missing))
+    if html is not None:
+        state, summary = _json(folder / SWEEP_FILE), _json(folder / "summary.json")
+        _write(html, sweep_html(state, summary, _csv(folder / RESULTS_FILE)))
+    if markdown is not None:
+        plot = Path(os.path.relpath(folder / PLOT_FILE, markdown.absolute().parent)).as_posix()
+        text = _read(folder / "summary.md").replace(f"]({PLOT_FILE})", f"]({plot})")
+        _write(markdown, text)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(UNREADABLE.format(path=path, error=exc)) from None
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(_read(path))
+    except json.JSONDecodeError as exc:
+        raise UsageError(UNREADABLE.format(path=path, error=exc)) from None
+
+
+def _csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of results.csv; numbers stay text except the sparsity the page shows."""
+    rows = list(csv.DictReader(io.StringIO(_read(path), newline="")))
+    for row in rows:
+        sparsity = row.get("model_sparsity")
+        try:
+            row["model_sparsity"] = float(sparsity) if sparsity else None
+        except ValueError:
+            raise UsageError(
+                UNREADABLE.format(path=path, error=f"model_sparsity {sparsity!r} is not a number")
+            ) from None
+    return rows
 
 
 def _write(path: Path, text: str) -> None:

@@ -1,7 +1,8 @@
 """What the gate checks and what it found: rules in, one outcome per rule × variant × attribute out.
 
-A *variant* is one report under test (a file's stem; later, one cell of a sweep), so the same rules can
-judge many reports at once and every output format (table, JUnit, Markdown) lists the same outcomes.
+A *variant* is one report under test (a file's stem, or one cell of a sweep), so the same rules can judge
+many reports at once and every output format (table, JUnit, Markdown) lists the same outcomes. A sweep cell
+that failed has no report: it is a ``NoReport`` variant, and every rule fails for it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from enum import StrEnum
 
 from ondevice_audit.errors import UsageError
 
-__all__ = ["Bound", "GateConfigError", "GateResult", "Rule", "RuleKind", "RuleOutcome"]
+__all__ = ["Bound", "GateConfigError", "GateResult", "NoReport", "Rule", "RuleKind", "RuleOutcome"]
 
 
 class RuleKind(StrEnum):
@@ -56,6 +57,13 @@ class Rule:
     @property
     def label(self) -> str:
         return self.kind.value if self.attribute is None else f"{self.kind.value}[{self.attribute}]"
+
+
+@dataclass(frozen=True)
+class NoReport:
+    """A variant with nothing to judge (a sweep cell that failed): the gate fails closed on it."""
+
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Judge reports against gate rules.
 
 Every rule fails *closed*: a value that cannot be computed (undefined RB, undefined metric, missing
-interval) fails the rule with the reason, because a CI gate that passes on missing evidence hides bias.
+interval) fails the rule with the reason, because a CI gate that passes on missing evidence hides bias;
+so does a variant with no report at all (a sweep cell that failed), once per rule.
 
 Interval bounds (``use_ci_bound``). RB and the metric are estimates; on small groups the point estimate
 can sit well inside a limit by luck. With ``use_ci_bound`` on, ``max_rb`` compares the *upper* bound of
@@ -19,7 +20,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
 from ondevice_audit.errors import UsageError
-from ondevice_audit.gate.interface import Bound, GateConfigError, GateResult, Rule, RuleKind, RuleOutcome
+from ondevice_audit.gate.interface import (
+    Bound,
+    GateConfigError,
+    GateResult,
+    NoReport,
+    Rule,
+    RuleKind,
+    RuleOutcome,
+)
 
 __all__ = ["SMALL_GROUP_N", "evaluate", "uses_ci_bound"]
 
@@ -48,14 +57,20 @@ LOWER_IS_BETTER = (
 
 
 def evaluate(
-    reports: Mapping[str, dict[str, Any]], rules: Sequence[Rule], baseline: dict[str, Any] | None = None
+    reports: Mapping[str, dict[str, Any] | NoReport],
+    rules: Sequence[Rule],
+    baseline: dict[str, Any] | None = None,
 ) -> GateResult:
-    """Judge every report (by variant name) against every rule; input mismatches raise ``UsageError``."""
-    _check(reports, rules, baseline)
+    """Judge every report (by variant name) against every rule, variant by variant so each one's outcomes
+    stay together; a ``NoReport`` variant fails every rule once. Input mismatches raise ``UsageError``."""
+    judged = {variant: report for variant, report in reports.items() if not isinstance(report, NoReport)}
+    _check(judged, rules, baseline)
     outcomes: list[RuleOutcome] = []
-    for rule in rules:
-        for variant, report in reports.items():
-            if rule.kind.per_attribute:
+    for variant, report in reports.items():
+        for rule in rules:
+            if isinstance(report, NoReport):
+                outcomes.append(_no_report(rule, variant, report))
+            elif rule.kind.per_attribute:
                 for attribute in _attributes_for(rule, report, rules):
                     outcomes.append(_judge(rule, variant, report, attribute, baseline))
             else:
@@ -141,6 +156,10 @@ def _judge(
         reason = f"{reason} {op} {_fmt(rule.limit)}"
     name = None if attribute is None else attribute["name"]
     return RuleOutcome(rule, variant, name, value, rule.limit, passed, reason, bound)
+
+
+def _no_report(rule: Rule, variant: str, missing: NoReport) -> RuleOutcome:
+    return RuleOutcome(rule, variant, rule.attribute, None, rule.limit, False, missing.reason, Bound.POINT)
 
 
 _Judged = tuple[float | None, str, Bound]

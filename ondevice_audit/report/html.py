@@ -5,6 +5,9 @@ leaks nothing when viewed. Every value from the data is passed through ``html.es
 attribute names come from user CSVs. The output is deterministic for the same report (no timestamps, PNG
 without the Software tag, matplotlib's default style rather than the user's rc file), so tests and CI
 diffs can compare bytes.
+
+``sweep_html`` renders a sweep folder the same way: the cells ranked by RB, the metric-vs-RB scatter with the
+Pareto front, the per-factor effects against the seed noise floor and the recommended cell.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from matplotlib.patches import Patch
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
 
-__all__ = ["HtmlFormat", "bar_chart_png"]
+__all__ = ["HtmlFormat", "bar_chart_png", "sweep_html", "sweep_scatter_png"]
 
 _MAX_FAILURES_SHOWN = 20
 _IN_RB, _NOT_IN_RB, _OVERALL = "#3d6fa5", "#b9c6d3", "#c0392b"
@@ -257,3 +260,210 @@ def _warnings(warnings: list[str]) -> str:
         return "<h2>Warnings</h2><p>None.</p>"
     items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
     return f'<h2>Warnings</h2><ul class="warnings">{items}</ul>'
+
+
+_PARETO, _CELL, _RECOMMENDED = "#c0392b", "#3d6fa5", "#e5a50a"
+_SWEEP_CSS = "tr.recommended td{background:#fff4d6}td.pareto{color:#c0392b;font-weight:600}"
+_SWEEP_COLUMNS = frozenset({"cell", "rb", "rb_ci_low", "rb_ci_high", "size_bytes", "latency_ms"})
+
+
+def sweep_html(state: dict[str, Any], summary: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    """A sweep folder as one page: ``state`` is sweep.json, ``summary`` summary.json, ``results`` the rows of
+    results.csv (for sparsity and failed cells). Cell ids and factor levels are escaped like any data."""
+    analysis = summary["analysis"]
+    metric = analysis["metric"]
+    bias = state.get("bias_attribute", "")
+    cells = summary["cells"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>ondevice-audit sweep: {_e(metric)} vs reliability bias over {_e(bias)}</title>",
+        f"<style>{_CSS}{_SWEEP_CSS}</style></head><body>",
+        f"<h1>Sweep of {_e(cells['total'])} cells: {_e(metric)} vs reliability bias over {_e(bias)}</h1>",
+        f'<p class="lead">matrix <code>{_e(state.get("matrix", summary.get("matrix", "")))}</code> · '
+        f"{_e(cells['ok'])} finished, {_e(cells['failed'])} failed, {_e(cells['from_cache'])} from the cache, "
+        f"{_e(cells['skipped_combinations'])} combination(s) skipped · RB = Σ<sub>g</sub> |ln(P<sub>g</sub>/P<sub>all</sub>)| "
+        f"({'higher' if analysis['higher_is_better'] else 'lower'} {_e(metric)} is better)</p>",
+        _recommendation(state, analysis),
+        _sweep_table(analysis, results),
+    ]
+    if any(row["rb"] is not None and row.get(metric) is not None for row in analysis["ranked"]):
+        png = base64.b64encode(sweep_scatter_png(analysis, bias)).decode("ascii")
+        alt = f"{metric} against RB over {bias}, one point per cell labelled by its number, Pareto front ringed"
+        parts.append(f'<img alt="{_e(alt)}" src="data:image/png;base64,{png}">')
+    parts += [_effects(analysis), _fixed_settings(state), _failed_cells(results), "</body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+def sweep_scatter_png(analysis: dict[str, Any], bias_attribute: str) -> bytes:
+    """The metric against RB, one point per finished cell labelled by the number its id starts with; the
+    Pareto front ringed in red, the recommended cell as a star."""
+    metric = analysis["metric"]
+    rows = [r for r in analysis["ranked"] if r["rb"] is not None and r.get(metric) is not None]
+    pareto = set(analysis["pareto"])
+    chosen = analysis["selection"]["least_biased_within"]
+    with style.context("default"):
+        figure = Figure(figsize=(7.5, 5), dpi=100, layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        axes.scatter([r[metric] for r in rows], [r["rb"] for r in rows], color=_CELL, label="cell", zorder=2)
+        front = [r for r in rows if r["cell"] in pareto]
+        axes.scatter(
+            [r[metric] for r in front],
+            [r["rb"] for r in front],
+            s=170,
+            facecolors="none",
+            edgecolors=_PARETO,
+            linewidths=1.6,
+            label="Pareto front",
+            zorder=3,
+        )
+        best = [r for r in rows if r["cell"] == chosen]
+        if best:
+            axes.scatter(
+                [best[0][metric]], [best[0]["rb"]], marker="*", s=260, color=_RECOMMENDED, label="recommended", zorder=4
+            )
+        labels: dict[tuple[float, float], list[str]] = {}
+        for row in rows:
+            labels.setdefault((row[metric], row["rb"]), []).append(str(row["cell"]).split("-")[0])
+        for (x, y), names in sorted(labels.items()):
+            axes.annotate(_plain_text(", ".join(names)), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        axes.set_xlabel(_plain_text(f"{metric} ({'higher' if analysis['higher_is_better'] else 'lower'} is better)"))
+        axes.set_ylabel(_plain_text(f"RB over {bias_attribute} (lower is less biased)"))
+        axes.margins(0.1)
+        axes.grid(alpha=0.3, zorder=0)
+        axes.legend(fontsize=8)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _g(value: Any, spec: str = ".4g") -> str:
+    """A number for the page; missing (None or NaN) shows as a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return _e(format(value, spec))
+
+
+def _rb_with_ci(row: dict[str, Any]) -> str:
+    if row["rb"] is None:
+        return '<span class="undefined">undefined</span>'
+    if row.get("rb_ci_low") is None or row.get("rb_ci_high") is None:
+        return _g(row["rb"])
+    return f"{_g(row['rb'])} [{_g(row['rb_ci_low'])}, {_g(row['rb_ci_high'])}]"
+
+
+def _recommendation(state: dict[str, Any], analysis: dict[str, Any]) -> str:
+    metric = analysis["metric"]
+    selection = analysis["selection"]
+    chosen = selection["least_biased_within"]
+    within = f"{_g(selection['within_percent'], 'g')} %"
+    parts = ["<h2>Recommended variant</h2>"]
+    if chosen is None:
+        parts.append(f"<p>None: no finished cell within {within} of the best {_e(metric)} has a defined RB.</p>")
+    else:
+        row = next(r for r in analysis["ranked"] if r["cell"] == chosen)
+        parts.append(
+            f'<p class="rb">The least biased cell within {within} of the best {_e(metric)}: '
+            f'<b class="mono">{_e(chosen)}</b> — {_e(metric)} {_g(row.get(metric))}, RB {_rb_with_ci(row)}.</p>'
+        )
+        cells = state.get("cells", [])
+        factors = next((c["factors"] for c in cells if c["id"] == chosen), {})
+        varied = [(name, _e(level)) for name, level in factors.items() if name not in _constant(cells)]
+        if varied:
+            parts.append(_rows(varied))
+    parts.append(
+        _rows(
+            [
+                (f"most accurate ({metric})", _e(selection["most_accurate"] or "—")),
+                ("least biased", _e(selection["least_biased"] or "—")),
+                ("Pareto front (metric, RB, size, latency)", _e(", ".join(analysis["pareto"]) or "—")),
+            ]
+        )
+    )
+    return "\n".join(parts)
+
+
+def _sweep_table(analysis: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    metric = analysis["metric"]
+    ranked = analysis["ranked"]
+    if not ranked:
+        return "<h2>Cells by RB</h2><p>No cell finished.</p>"
+    varied = [k for k in ranked[0] if k not in _SWEEP_COLUMNS and k != metric]
+    sparsity = {str(r["cell"]): r.get("model_sparsity") for r in results}
+    pareto = set(analysis["pareto"])
+    chosen = analysis["selection"]["least_biased_within"]
+    header = "".join(f'<th class="text">{_e(name)}</th>' for name in varied)
+    rows = []
+    for row in ranked:
+        cls = ' class="recommended"' if row["cell"] == chosen else ""
+        levels = "".join(f'<td class="text">{_e(row[name])}</td>' for name in varied)
+        size = row.get("size_bytes")
+        rows.append(
+            f'<tr{cls}><td class="text mono">{_e(row["cell"])}</td>{levels}<td>{_g(row.get(metric))}</td>'
+            f"<td>{_rb_with_ci(row)}</td><td>{_g(None if size is None else size / 1024, ',.1f')}</td>"
+            f"<td>{_g(row.get('latency_ms'), '.3g')}</td><td>{_g(sparsity.get(str(row['cell'])), '.1%')}</td>"
+            f'<td class="text pareto">{"yes" if row["cell"] in pareto else ""}</td></tr>'
+        )
+    return (
+        f"<h2>Cells by RB ({_e(analysis['ok'])} of {_e(analysis['cells'])} finished)</h2>"
+        f'<table><tr><th class="text">cell</th>{header}<th>{_e(metric)}</th><th>RB [CI]</th><th>size KiB</th>'
+        f'<th>latency ms</th><th>sparsity</th><th class="text">Pareto</th></tr>{"".join(rows)}</table>'
+    )
+
+
+def _effects(analysis: dict[str, Any]) -> str:
+    parts = ["<h2>Which design choice drives bias</h2>"]
+    floor = analysis["noise_floor"]
+    if not analysis["effects"]:
+        parts.append("<p>No factor has two or more levels among cells with a defined RB.</p>")
+    else:
+        noise = {None: "unknown (no seed replicates)", True: "below: indistinguishable from reseeding", False: "above"}
+        rows = "".join(
+            f'<tr><td class="text">{_e(e["factor"])}</td><td class="text">'
+            + "; ".join(f"{_e(lv['level'])}: {_g(lv['mean_rb'])} ({_e(lv['cells'])})" for lv in e["levels"])
+            + f"</td><td>{_g(e['spread'])}</td><td>{_g(e['p_value'], '.3g')}</td>"
+            f'<td>{_g(e["mutual_information"], ".3g")}</td><td class="text">{noise[e["below_noise"]]}</td></tr>'
+            for e in analysis["effects"]
+        )
+        parts.append(
+            '<table><tr><th class="text">factor</th><th class="text">mean RB per level (cells)</th><th>spread</th>'
+            f'<th>F-test p</th><th>MI (nats)</th><th class="text">vs seed noise floor</th></tr>{rows}</table>'
+        )
+    if floor is None:
+        parts.append("<p>Noise floor: unknown (it needs two or more seeds of otherwise-identical cells).</p>")
+    else:
+        parts.append(
+            f"<p>Noise floor: RB varies by {_g(floor)} (pooled standard deviation) across seeds of otherwise-identical "
+            f"cells ({_e(analysis['noise_sets'])} set(s)); a factor whose level means spread less is noise.</p>"
+        )
+    return "\n".join(parts)
+
+
+def _fixed_settings(state: dict[str, Any]) -> str:
+    """Factors every cell shares: what the sweep held constant, so the page is read in its context."""
+    cells = state.get("cells", [])
+    if not cells:
+        return ""
+    fixed = [(name, _e(level)) for name, level in _constant(cells).items()]
+    return "<h2>Held constant</h2>" + (_rows(fixed) if fixed else "<p>Nothing: every factor varies.</p>")
+
+
+def _constant(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Factor -> level for the factors every cell of sweep.json has at the same level."""
+    if not cells:
+        return {}
+    first = cells[0]["factors"]
+    return {name: level for name, level in first.items() if all(c["factors"].get(name) == level for c in cells)}
+
+
+def _failed_cells(results: list[dict[str, Any]]) -> str:
+    failed = [r for r in results if r.get("status") == "failed"]
+    if not failed:
+        return "<h2>Failed cells</h2><p>None.</p>"
+    rows = "".join(
+        f'<tr><td class="text mono">{_e(r["cell"])}</td><td class="text">{_e(r.get("error", ""))}</td></tr>'
+        for r in failed
+    )
+    return f'<h2>Failed cells ({len(failed)})</h2><table><tr><th class="text">cell</th><th class="text">error</th></tr>{rows}</table>'

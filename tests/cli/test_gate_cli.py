@@ -109,7 +109,7 @@ def test_exit_2_on_unreadable_input(workdir: Path) -> None:
     assert gate(workdir / "bad.json", "--max-rb", "0.2").exit_code == 2
     sweep = gate(workdir, "--max-rb", "0.2")
     assert sweep.exit_code == 2
-    assert gate_command.SWEEP_NOT_SUPPORTED.format(path=workdir) in " ".join(sweep.stderr.split())
+    assert gate_command.NOT_A_SWEEP.format(path=workdir) in " ".join(sweep.stderr.split())
 
 
 def test_exit_2_on_unknown_config_keys(workdir: Path) -> None:
