@@ -13,6 +13,7 @@ from rich.console import Console
 
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.cli.report import write_sweep_reports
 from ondevice_audit.cli.sweep import SweepDisplay, _print_summary
 from ondevice_audit.demo import find_demo_paths, run_demo_audit
 from ondevice_audit.report.table import TableFormat
@@ -61,6 +62,7 @@ def demo(
         f"Recommended variant (least biased within {analysis.within:g} % of the best {analysis.metric}): "
         f"[bold]{described}[/bold]"
     )
-    for name in ("audit.html", "audit.md", "audit.json", "sweep/summary.md", "sweep/results.csv"):
+    write_sweep_reports(sweep_out, out / "sweep.html", None)
+    for name in ("audit.html", "audit.md", "audit.json", "sweep.html", "sweep/summary.md", "sweep/results.csv"):
         console.print(f"  {out / name}")
     console.print(f"Demo finished in {time.perf_counter() - started:.0f} s.")

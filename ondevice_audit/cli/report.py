@@ -52,7 +52,7 @@ def report(
     if html is None and markdown is None:
         raise UsageError(NO_OUTPUT)
     if source.is_dir():
-        _sweep(source, html, markdown)
+        write_sweep_reports(source, html, markdown)
         return
     document = load_report(source)
     if html is not None:
@@ -61,7 +61,8 @@ def report(
         _write(markdown, MarkdownFormat().format(document))
 
 
-def _sweep(folder: Path, html: Path | None, markdown: Path | None) -> None:
+def write_sweep_reports(folder: Path, html: Path | None, markdown: Path | None) -> None:
+    """The HTML page and/or Markdown summary of a finished sweep folder (also used by `demo`)."""
     missing = next((name for name in SWEEP_FILES if not (folder / name).is_file()), None)
     if missing is not None:
         raise UsageError(NOT_A_SWEEP.format(path=folder, name=missing))
