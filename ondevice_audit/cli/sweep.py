@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -18,7 +20,7 @@ from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import PipelineError
 from ondevice_audit.progress import Advance
-from ondevice_audit.sweep import SweepResult, SweepStatus, compare_sweeps, load_matrix, run_sweep
+from ondevice_audit.sweep import DeploymentSettings, SweepResult, SweepStatus, compare_sweeps, load_matrix, run_sweep
 
 
 class SweepDisplay(RichProgress):
@@ -78,6 +80,12 @@ def sweep(
             help="Cache of features, models and files, shared by sweeps. [default: ~/.cache/ondevice-audit/sweep]"
         ),
     ] = None,
+    board: Annotated[
+        str | None,
+        typer.Option(help="Check every cell against this board's RAM and flash on TFLM; pick among cells that fit."),
+    ] = None,
+    mcu_ram: Annotated[str | None, typer.Option(help="RAM budget (e.g. 256KiB); overrides the board's.")] = None,
+    mcu_flash: Annotated[str | None, typer.Option(help="Flash budget (e.g. 1MiB); overrides the board's.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Train, prune, quantize and export every combination in MATRIX, audit each on held-out speakers, and
@@ -85,9 +93,15 @@ def sweep(
 
     Work is shared between cells (features per front-end, a base model per front-end x architecture x
     seed, ...) and cached by content, so a rerun or a [bold]--resume[/bold] only does what is missing.
+    A budget ([bold]--board[/bold], [bold]--mcu-ram[/bold], [bold]--mcu-flash[/bold], overriding the matrix's
+    [deployment] table) adds arena_bytes, flash_bytes, fits_mcu and mcu_reason per cell.
     """
     started = time.perf_counter()
     parsed = load_matrix(matrix)
+    if board is not None or mcu_ram is not None or mcu_flash is not None:
+        given = DeploymentSettings(board, mcu_ram, mcu_flash)
+        given.budget()  # a bad board or size is refused before any work
+        parsed = dataclasses.replace(parsed, deployment=given)
     display = SweepDisplay(quiet=quiet)
     result = run_sweep(
         parsed,
@@ -114,6 +128,12 @@ def _number(value: object, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def _change(value: float | None, ci: tuple[float, float] | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3g}" + (f" [{ci[0]:+.3g}, {ci[1]:+.3g}]" if ci else "")
+
+
 def _print_summary(console: Console, result: SweepResult, seconds: float) -> None:
     analysis = result.analysis
     metric = analysis.metric
@@ -121,7 +141,8 @@ def _print_summary(console: Console, result: SweepResult, seconds: float) -> Non
     table.add_column("cell", no_wrap=True)
     for factor in analysis.varied:
         table.add_column(factor.split(".")[-1])
-    for column in (metric, "RB [CI]", "KiB", "ms"):
+    fits = analysis.budget is not None
+    for column in (metric, "RB [CI]", "KiB", "ms", *(["fits MCU"] if fits else [])):
         table.add_column(column, justify="right")
     for _, row in analysis.ranked.iterrows():
         interval = f"[{_number(row['rb_ci_low'], 2)}, {_number(row['rb_ci_high'], 2)}]"
@@ -132,6 +153,7 @@ def _print_summary(console: Console, result: SweepResult, seconds: float) -> Non
             f"{_number(row['rb'])} {interval}",
             _number(row["size_bytes"] / 1024, 4),
             _number(row["latency_ms"], 2),
+            *([("yes" if pd.notna(row["fits_mcu"]) and bool(row["fits_mcu"]) else "no")] if fits else []),
         )
     console.print(table)
     if analysis.effects:
@@ -145,8 +167,19 @@ def _print_summary(console: Console, result: SweepResult, seconds: float) -> Non
                 e.factor, levels, f"{e.spread:.3g}{noise}", _number(e.p_value), _number(e.mutual_information)
             )
         console.print(effects)
+    if analysis.mitigation:
+        changes = Table(title="What each mitigation changes, against none (otherwise-identical cells)")
+        for column in ("mitigation", "pairs", "RB change [CI]", f"{metric} change [CI]"):
+            changes.add_column(column)
+        for m in analysis.mitigation:
+            changes.add_row(m.level, str(len(m.pairs)), _change(m.rb_change, m.rb_ci),
+                            _change(m.metric_change, m.metric_ci))  # fmt: skip
+        console.print(changes)
+        console.print(f"[dim]Intervals: {analysis.mitigation[0].resampling} over the test split.[/dim]")
     floor = "unknown (needs two or more seeds)" if analysis.noise_floor is None else f"{analysis.noise_floor:.3g}"
     console.print(f"Seed-to-seed noise floor of RB: {floor}")
+    if analysis.budget is not None:
+        console.print(f"Selection among the {analysis.fitting} cell(s) that fit {analysis.budget}:")
     console.print(
         f"Most accurate: {analysis.most_accurate or '-'} · least biased: {analysis.least_biased or '-'} · "
         f"least biased within {analysis.within:g} % of the best {metric}: {analysis.least_biased_within or '-'}"

@@ -3,14 +3,25 @@ held-out speakers, and find which choice drives reliability bias.
 
 ``matrix`` parses and checks the TOML, ``stages`` is one cell's chain and the plan that shares it between
 cells, ``cache`` keeps every stage content-addressed, ``executor`` runs the plan (in a process pool with
-``jobs > 1``), ``analysis`` ranks and explains the results, ``compare`` lines up two sweeps.
+``jobs > 1``), ``analysis`` ranks and explains the results, ``mitigation`` pairs mitigated cells with
+their unmitigated twins, ``compare`` lines up two sweeps.
 """
 
 from ondevice_audit.sweep.analysis import Analysis, FactorEffect, LevelEffect, analyse
 from ondevice_audit.sweep.cache import Cache, default_cache_dir
 from ondevice_audit.sweep.compare import SweepComparison, compare_sweeps
 from ondevice_audit.sweep.executor import SweepResult, SweepStatus, run_sweep
-from ondevice_audit.sweep.matrix import FACTORS, Cell, DataSettings, Matrix, TrainingSettings, load_matrix, parse_matrix
+from ondevice_audit.sweep.matrix import (
+    FACTORS,
+    Cell,
+    DataSettings,
+    DeploymentSettings,
+    Matrix,
+    TrainingSettings,
+    load_matrix,
+    parse_matrix,
+)
+from ondevice_audit.sweep.mitigation import MitigationEffect, mitigation_effects
 
 __all__ = [
     "FACTORS",
@@ -18,9 +29,11 @@ __all__ = [
     "Cache",
     "Cell",
     "DataSettings",
+    "DeploymentSettings",
     "FactorEffect",
     "LevelEffect",
     "Matrix",
+    "MitigationEffect",
     "SweepComparison",
     "SweepResult",
     "SweepStatus",
@@ -29,6 +42,7 @@ __all__ = [
     "compare_sweeps",
     "default_cache_dir",
     "load_matrix",
+    "mitigation_effects",
     "parse_matrix",
     "run_sweep",
 ]

@@ -8,7 +8,11 @@ distinguishable from retraining with another seed.
 
 Selection: the most accurate cell, the least biased one, and the least biased one within ``within`` percent
 (relative) of the best metric; and the Pareto front over (metric, RB, size, latency), the cells no other
-cell beats on all four at once.
+cell beats on all four at once. With a microcontroller budget, the selection and the front are chosen among
+the cells that fit it (``fits_mcu``): a cell no board can hold is no choice, however good its numbers.
+
+Mitigation: per level, the paired change in RB and metric against the unmitigated twin cells
+(``sweep/mitigation.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit.metrics import METRICS
+from ondevice_audit.sweep.mitigation import MitigationEffect
 
 __all__ = ["Analysis", "FactorEffect", "LevelEffect", "analyse", "noise_floor", "pareto_front"]
 
@@ -84,6 +89,11 @@ class Analysis:
     least_biased: str | None
     least_biased_within: str | None
     pareto: tuple[str, ...]
+    budget: str | None = None
+    """The microcontroller budget the selection was restricted to; None: no budget, every cell counts."""
+    fitting: int | None = None
+    """Finished cells that fit the budget (None without one)."""
+    mitigation: tuple[MitigationEffect, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         ranked = self.ranked.astype(object).where(self.ranked.notna(), None)
@@ -102,7 +112,9 @@ class Analysis:
                 "least_biased_within": self.least_biased_within,
                 "within_percent": self.within,
             },
+            "budget": {"label": self.budget, "fitting_cells": self.fitting},
             "pareto": list(self.pareto),
+            "mitigation": [effect.to_dict() for effect in self.mitigation],
         }
 
     def to_markdown(self, plot: str | None = None) -> str:
@@ -131,10 +143,21 @@ class Analysis:
                 f"Noise floor: RB varies by {self.noise_floor:.4g} (pooled standard deviation) across seeds of "
                 f"otherwise-identical cells ({self.noise_sets} set(s)); effects with a smaller spread are noise."
             )
+        if self.mitigation:
+            lines += ["", "## What each mitigation changes (against none, otherwise-identical cells)", ""]
+            lines += [
+                f"| mitigation | pairs | RB change [CI] | {self.metric} change [CI] | interval |",
+                "|---|---:|---|---|---|",
+            ]
+            for m in self.mitigation:
+                lines.append(
+                    f"| {m.level} | {len(m.pairs)} | {_change(m.rb_change, m.rb_ci)} | "
+                    f"{_change(m.metric_change, m.metric_ci)} | {m.resampling} |"
+                )
+        lines += ["", "## Selection", ""]
+        if self.budget is not None:
+            lines += [f"Among the {self.fitting} finished cell(s) that fit {self.budget}.", ""]
         lines += [
-            "",
-            "## Selection",
-            "",
             f"- most accurate ({self.metric}): {self.most_accurate or '-'}",
             f"- least biased: {self.least_biased or '-'}",
             f"- least biased within {self.within:g} % of the best {self.metric}: {self.least_biased_within or '-'}",
@@ -183,6 +206,13 @@ def _plain(value: Any) -> Any:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
+
+
+def _change(value: float | None, ci: tuple[float, float] | None) -> str:
+    """``+0.012 [-0.030, +0.051]``: a change and its interval."""
+    if value is None:
+        return "-"
+    return f"{value:+.4g}" + (f" [{ci[0]:+.4g}, {ci[1]:+.4g}]" if ci else "")
 
 
 def _markdown_table(frame: pd.DataFrame) -> list[str]:
@@ -253,14 +283,24 @@ def _effect(factor: str, frame: pd.DataFrame, floor: float | None) -> FactorEffe
     return FactorEffect(factor, levels, spread, f_statistic, p_value, information, below)
 
 
-def analyse(results: pd.DataFrame, factors: Sequence[str], metric: str, within: float = 1.0) -> Analysis:
+def analyse(
+    results: pd.DataFrame,
+    factors: Sequence[str],
+    metric: str,
+    within: float = 1.0,
+    *,
+    budget: str | None = None,
+    mitigation: Sequence[MitigationEffect] = (),
+) -> Analysis:
     """Analyse a results table (one row per cell: ``cell``, ``status``, factor columns, ``metric``, ``rb``,
-    ``size_bytes``, ``latency_ms``); ``within`` is in percent of the best metric."""
+    ``size_bytes``, ``latency_ms``); ``within`` is in percent of the best metric. With ``budget`` (its label)
+    the selection and Pareto front only consider rows whose ``fits_mcu`` is true."""
     higher = METRICS[metric].higher_is_better
     ok = results[results["status"] == "ok"] if "status" in results.columns else results
     present = [f for f in factors if f in ok.columns]
     varied = tuple(f for f in present if ok[f].nunique(dropna=False) >= 2)
     shown = ["cell", *varied, metric, "rb", "rb_ci_low", "rb_ci_high", *_COST_COLUMNS]
+    shown += ["fits_mcu"] if budget is not None else []
     ranked = ok.reindex(columns=shown).sort_values(["rb", "cell"], na_position="last", kind="stable")
     ranked = ranked.reset_index(drop=True)
 
@@ -269,7 +309,12 @@ def analyse(results: pd.DataFrame, factors: Sequence[str], metric: str, within: 
     effects = [_effect(f, biased, floor) for f in present if biased[f].nunique(dropna=False) >= 2]
     effects.sort(key=lambda e: (e.p_value is None, e.p_value if e.p_value is not None else 0.0, e.factor))
 
-    scored = ok.dropna(subset=[metric]) if metric in ok.columns else ok.iloc[0:0]
+    candidates = ok
+    if budget is not None:
+        fitting = ok["fits_mcu"].astype(object).eq(True) if "fits_mcu" in ok.columns else pd.Series(False, ok.index)
+        candidates = ok[fitting]
+        biased = biased[biased["cell"].isin(candidates["cell"])]
+    scored = candidates.dropna(subset=[metric]) if metric in candidates.columns else candidates.iloc[0:0]
     sign = -1.0 if higher else 1.0
     most_accurate = least_biased = least_within = None
     if not scored.empty:
@@ -285,7 +330,7 @@ def analyse(results: pd.DataFrame, factors: Sequence[str], metric: str, within: 
         pick = biased.assign(_key=sign * biased[metric]).sort_values(["rb", "_key", "cell"], kind="stable")
         least_biased = str(pick["cell"].iloc[0])
     needed = [metric, "rb", *_COST_COLUMNS]
-    pareto = pareto_front(ok, metric, higher) if all(c in ok.columns for c in needed) else []
+    pareto = pareto_front(candidates, metric, higher) if all(c in candidates.columns for c in needed) else []
     return Analysis(
         metric=metric,
         higher_is_better=higher,
@@ -301,4 +346,7 @@ def analyse(results: pd.DataFrame, factors: Sequence[str], metric: str, within: 
         least_biased=least_biased,
         least_biased_within=least_within,
         pareto=tuple(pareto),
+        budget=budget,
+        fitting=len(candidates) if budget is not None else None,
+        mitigation=tuple(mitigation),
     )

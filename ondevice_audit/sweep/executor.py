@@ -7,6 +7,10 @@ a crash survivable: a converter that aborts or a worker killed for memory fails 
 on with a fresh pool. A task's failure fails the cells that depend on it, with its message. The sweep folder
 holds ``sweep.json`` (what was asked), one folder per cell, ``results.csv`` (one row per cell) and the
 analysis; nothing in it is needed to resume, which reads the cache.
+
+With a microcontroller budget (``[deployment]`` in the matrix), every finished cell's file is checked on TFLM
+(``targets.mcu.fits``) as its row is written: ``arena_bytes``, ``flash_bytes``, ``fits_mcu``, ``mcu_reason``.
+It runs here, not in a cached stage, because it is quick and depends on the budget, not on the model alone.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ from typing import Any
 
 import pandas as pd
 
-from ondevice_audit.errors import UsageError
+from ondevice_audit.errors import OndeviceAuditError, UsageError
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import to_json
 from ondevice_audit.sweep.analysis import Analysis, analyse
 from ondevice_audit.sweep.cache import Cache, atomic_write_bytes, atomic_write_text, default_cache_dir, link_or_copy
 from ondevice_audit.sweep.matrix import FACTORS, Matrix
+from ondevice_audit.sweep.mitigation import mitigation_effects
 from ondevice_audit.sweep.stages import (
     STAGES,
     Plan,
@@ -43,6 +48,7 @@ from ondevice_audit.sweep.stages import (
     prepare_context,
     read_json,
 )
+from ondevice_audit.targets.mcu import MCUBudget, fits
 
 __all__ = ["PLOT_FILE", "RESULTS_FILE", "SWEEP_FILE", "SweepResult", "SweepStatus", "run_sweep"]
 
@@ -113,7 +119,8 @@ def run_sweep(
     cache.remove_stale()
     context = prepare_context(matrix, cache.root)
     plan = build_plan(context, cache)
-    run = _Run(matrix, plan, cache, out, progress or NullProgress(), on_status)
+    budget = matrix.deployment.budget()
+    run = _Run(matrix, plan, cache, out, progress or NullProgress(), on_status, budget=budget)
     run.execute(jobs, context)
     results = _results_frame(matrix, run.rows)
     atomic_write_text(out / RESULTS_FILE, results.to_csv(index=False))
@@ -122,7 +129,18 @@ def run_sweep(
         buffer = io.BytesIO()
         results.to_parquet(buffer, index=False)
         atomic_write_bytes(out / "results.parquet", buffer.getvalue())
-    analysis = analyse(results, [f.name for f in FACTORS], matrix.data.metric, within)
+    factors = [f.name for f in FACTORS]
+    effects = mitigation_effects(
+        results, factors, lambda cell: pd.read_csv(out / "cells" / cell / "predictions.csv", dtype=str), matrix.data
+    )
+    analysis = analyse(
+        results,
+        factors,
+        matrix.data.metric,
+        within,
+        budget=None if budget is None else budget.label,
+        mitigation=effects,
+    )
     analysis.plot(out / PLOT_FILE, matrix.data.bias_attribute)
     seconds = time.perf_counter() - started
     stats = run.stats()
@@ -190,8 +208,11 @@ class _Run:
         out: Path,
         progress: Progress,
         on_status: Callable[[SweepStatus], None] | None,
+        *,
+        budget: MCUBudget | None = None,
     ):
         self.matrix, self.plan, self.cache, self.out = matrix, plan, cache, out
+        self.budget = budget
         self.progress, self.on_status = progress, on_status
         self.done = {key for key, task in plan.tasks.items() if cache.has(task.stage, key)}
         self.hits = set(self.done)
@@ -332,7 +353,10 @@ class _Run:
         report["model"]["path"] = str(model_file)
         report["settings"]["sweep"] = {"cell": cell.id, "matrix": str(self.matrix.source), "factors": cell.factors()}
         atomic_write_text(folder / "report.json", to_json(report))
-        return read_json(scored / "measurements.json")
+        row = read_json(scored / "measurements.json")
+        if self.budget is not None:
+            row.update(_mcu_columns(model_file, self.budget))
+        return row
 
     def _status(self) -> None:
         if self.on_status is None:
@@ -355,6 +379,24 @@ class _Run:
         )
 
 
+def _mcu_columns(model_file: Path, budget: MCUBudget) -> dict[str, Any]:
+    """The budget check of one cell's file; only TFLite files can run on TFLM, so others never fit."""
+    if model_file.suffix != ".tflite":
+        reason = f"{budget.label}: a {model_file.suffix.lstrip('.')} file; TFLM runs TFLite models only"
+        return {"arena_bytes": None, "flash_bytes": model_file.stat().st_size, "fits_mcu": False, "mcu_reason": reason}
+    try:
+        fit = fits(model_file, budget)
+    except OndeviceAuditError as exc:  # one unreadable footprint must not stop the sweep at its last step
+        reason = f"{budget.label}: could not check it on TFLM: {exc}"
+        return {"arena_bytes": None, "flash_bytes": model_file.stat().st_size, "fits_mcu": False, "mcu_reason": reason}
+    return {
+        "arena_bytes": fit.arena_bytes,
+        "flash_bytes": fit.flash_bytes,
+        "fits_mcu": fit.ok,
+        "mcu_reason": fit.reason,
+    }
+
+
 def _results_frame(matrix: Matrix, rows: list[dict[str, Any] | None]) -> pd.DataFrame:
     complete = [row for row in rows if row is not None]
     if len(complete) != len(matrix.cells):
@@ -372,4 +414,6 @@ def _markdown(matrix: Matrix, analysis: Analysis, stats: dict[str, dict[str, int
         f"Cache hits: {hits}. Computed: {misses}. Cells from cache: {cached_cells}.",
         "",
     ]
+    if analysis.budget is not None:
+        head += [f"Microcontroller budget: {analysis.budget}; {analysis.fitting} finished cell(s) fit it.", ""]
     return "\n".join(head) + analysis.to_markdown(PLOT_FILE)

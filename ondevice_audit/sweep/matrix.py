@@ -2,9 +2,11 @@
 
 Factors are top-level keys (``sample_rate``, ``features``...) and the keys of ``[pruning]``; a scalar is a
 one-level factor, so a matrix names only what it varies. ``[data]`` and ``[training]`` hold the settings every
-cell shares. Everything is checked before any work starts: an unknown key, a bad value or a combination that
-cannot be built (``n_mfcc`` above ``n_mels``, a frame longer than the clip) is a ``UsageError`` naming it,
-rather than a failure an hour into the sweep.
+cell shares; ``[deployment]`` an optional microcontroller budget (``board``, ``mcu_ram``, ``mcu_flash``, as
+the ``--board``/``--mcu-ram``/``--mcu-flash`` options that override it) the cells are checked against.
+Everything is checked before any work starts: an unknown key, a bad value or a combination that cannot be
+built (``n_mfcc`` above ``n_mels``, a frame longer than the clip) is a ``UsageError`` naming it, rather than a
+failure an hour into the sweep.
 """
 
 from __future__ import annotations
@@ -25,15 +27,18 @@ from ondevice_audit.errors import UsageError
 from ondevice_audit.export.interface import EXPORT_FORMATS
 from ondevice_audit.frontend import AudioFrontendSpec
 from ondevice_audit.metrics import METRICS
+from ondevice_audit.model.mitigation import MITIGATIONS, parse_imbalance
 from ondevice_audit.model.recipes import RECIPES
 from ondevice_audit.optimize.prune import SCHEDULES
 from ondevice_audit.optimize.quantize import QuantApproach
 from ondevice_audit.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from ondevice_audit.targets.mcu import MCUBudget, resolve_budget
 
 __all__ = [
     "FACTORS",
     "Cell",
     "DataSettings",
+    "DeploymentSettings",
     "Factor",
     "Matrix",
     "TrainingSettings",
@@ -88,6 +93,7 @@ FACTORS: tuple[Factor, ...] = (
         "an audio recipe: " + ", ".join(_audio_recipes()),
         _one_of(_audio_recipes),
     ),
+    Factor("mitigation", "mitigation", str, "none", ", ".join(MITIGATIONS), _one_of(lambda: MITIGATIONS)),
     Factor("pruning.final_sparsity", "final_sparsity", float, 0.0, "a sparsity in [0, 1)", lambda v: 0 <= v < 1),
     Factor("pruning.schedule", "schedule", str, "polynomial", " or ".join(SCHEDULES), _one_of(lambda: SCHEDULES)),
     Factor("pruning.learning_rate", "pruning_learning_rate", float, 1e-4, "a positive learning rate", _positive),
@@ -112,6 +118,8 @@ class Cell:
     frame_step: float
     window: str
     architecture: str
+    mitigation: str
+    """Applied to base training and to the pruning fine-tune, over ``DataSettings.mitigation_group``."""
     final_sparsity: float
     schedule: str
     pruning_learning_rate: float
@@ -170,6 +178,10 @@ class DataSettings:
     bias_attribute: str = ""
     """The group column whose RB the analysis ranks cells by (default: the first group)."""
     clip_seconds: float = 1.0
+    mitigation_group: str = ""
+    """The group column mitigations balance or reweight (default: the first group)."""
+    train_imbalance: str = ""
+    """``gender=female:0.2``: thin that group's training speakers (seeded by ``split_seed``); "" = off."""
 
     def score_options(self) -> ScoreOptions:
         return ScoreOptions(
@@ -198,6 +210,18 @@ class TrainingSettings:
 
 
 @dataclass(frozen=True)
+class DeploymentSettings:
+    """A microcontroller budget, as written: a board preset and/or sizes (``256KiB``) overriding it."""
+
+    board: str | None = None
+    mcu_ram: str | None = None
+    mcu_flash: str | None = None
+
+    def budget(self) -> MCUBudget | None:
+        return resolve_budget(self.board, self.mcu_ram, self.mcu_flash)
+
+
+@dataclass(frozen=True)
 class Matrix:
     source: Path
     data: DataSettings
@@ -207,6 +231,7 @@ class Matrix:
     cells: tuple[Cell, ...]
     skipped: int = 0
     """Combinations left out because the runtime cannot run the export format."""
+    deployment: DeploymentSettings = DeploymentSettings()
 
     @property
     def varied(self) -> list[str]:
@@ -219,6 +244,7 @@ class Matrix:
             "data": data,
             "training": dataclasses.asdict(self.training),
             "factors": {name: list(values) for name, values in self.levels},
+            "deployment": dataclasses.asdict(self.deployment),
         }
 
     def digest(self) -> str:
@@ -241,16 +267,20 @@ def parse_matrix(document: Mapping[str, Any], source: Path) -> Matrix:
     pruning = document.get("pruning", {})
     data = document.get("data")
     training = document.get("training", {})
-    for name, table in (("pruning", pruning), ("data", data), ("training", training)):
+    deployment = document.get("deployment", {})
+    tables = (("pruning", pruning), ("data", data), ("training", training), ("deployment", deployment))
+    for name, table in tables:
         if table is not None and not isinstance(table, Mapping):
             raise UsageError(f"{source}: {name} must be a table ([{name}])")
-    unknown = [key for key in document if key not in ("pruning", "data", "training") and key not in _BY_NAME] + [
+    unknown = [key for key in document if key not in dict(tables) and key not in _BY_NAME] + [
         f"pruning.{key}" for key in pruning if f"pruning.{key}" not in _BY_NAME
     ]
     unknown += [f"data.{key}" for key in data or {} if key not in _DATA_KEYS]
     unknown += [f"training.{key}" for key in training if key not in _TRAINING_KEYS]
+    unknown += [f"deployment.{key}" for key in deployment if key not in _DEPLOYMENT_KEYS]
     if unknown:
-        known = ", ".join([*_BY_NAME, *(f"data.{k}" for k in _DATA_KEYS), *(f"training.{k}" for k in _TRAINING_KEYS)])
+        known = ", ".join([*_BY_NAME, *(f"data.{k}" for k in _DATA_KEYS), *(f"training.{k}" for k in _TRAINING_KEYS),
+                           *(f"deployment.{k}" for k in _DEPLOYMENT_KEYS)])  # fmt: skip
         raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {known}")
     if data is None:
         raise UsageError(f"{source}: a [data] table with manifest and groups is required")
@@ -263,7 +293,30 @@ def parse_matrix(document: Mapping[str, Any], source: Path) -> Matrix:
     cells, skipped = _cells(levels, source)
     for cell in cells:
         _check_frontend(cell, settings.clip_seconds, source)
-    return Matrix(source.absolute(), settings, _training_settings(training, source), levels, cells, skipped)
+    if "reweight-heldout" in dict(levels)["mitigation"] and settings.split[1] == 0:
+        raise UsageError(f"{source}: mitigation reweight-heldout needs a validation share in data.split")
+    return Matrix(
+        source.absolute(),
+        settings,
+        _training_settings(training, source),
+        levels,
+        cells,
+        skipped,
+        _deployment_settings(deployment, source),
+    )
+
+
+_DEPLOYMENT_KEYS = tuple(field.name for field in dataclasses.fields(DeploymentSettings))
+
+
+def _deployment_settings(table: Mapping[str, Any], source: Path) -> DeploymentSettings:
+    values = {key: _setting(table, key, str, None, source, "deployment") for key in _DEPLOYMENT_KEYS}
+    settings = DeploymentSettings(**values)
+    try:
+        settings.budget()
+    except UsageError as exc:
+        raise UsageError(f"{source}: [deployment]: {exc}") from None
+    return settings
 
 
 def _check_type(value: Any, kind: type) -> bool:
@@ -313,7 +366,7 @@ def _cells(levels: tuple[tuple[str, tuple[Scalar, ...]], ...], source: Path) -> 
     if idle:
         raise UsageError(
             f"{source}: runtime {', '.join(map(str, idle))} cannot run any export format in the matrix "
-            f"({', '.join(map(str, dict(levels)['export']))}); litert runs tflite, onnxruntime runs onnx"
+            f"({', '.join(map(str, dict(levels)['export']))}); litert and tflm run tflite, onnxruntime runs onnx"
         )
     return tuple(Cell(index=i, **chosen) for i, chosen in enumerate(combinations)), skipped
 
@@ -384,6 +437,17 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
     bias_attribute = get("bias_attribute", str) or groups[0]
     if bias_attribute not in groups:
         raise UsageError(f"{source}: data.bias_attribute = {bias_attribute!r} must be one of data.groups")
+    mitigation_group = get("mitigation_group", str) or groups[0]
+    if mitigation_group not in groups:
+        raise UsageError(f"{source}: data.mitigation_group = {mitigation_group!r} must be one of data.groups")
+    train_imbalance = get("train_imbalance", str).strip()
+    if train_imbalance:
+        try:
+            column = parse_imbalance(train_imbalance)[0]
+        except UsageError as exc:
+            raise UsageError(f"{source}: data.train_imbalance: {exc}") from None
+        if column not in groups:
+            raise UsageError(f"{source}: data.train_imbalance names {column!r}, which is not one of data.groups")
     settings = DataSettings(
         manifest=(source.parent / manifest).absolute(),
         groups=groups,
@@ -399,6 +463,8 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
         resampling_seed=get("resampling_seed", int),
         bias_attribute=bias_attribute,
         clip_seconds=get("clip_seconds", float),
+        mitigation_group=mitigation_group,
+        train_imbalance=train_imbalance,
     )
     problems = [
         "data.min_group_size must be 0 or more" if settings.min_group_size < 0 else "",
@@ -432,6 +498,8 @@ _DATA_KEYS = (
     "resampling_seed",
     "bias_attribute",
     "clip_seconds",
+    "mitigation_group",
+    "train_imbalance",
 )
 _TRAINING_KEYS = tuple(field.name for field in dataclasses.fields(TrainingSettings))
 

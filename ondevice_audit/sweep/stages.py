@@ -3,10 +3,14 @@
 A cell is a chain: features -> train -> prune (skipped at sparsity 0) -> export -> infer -> score. Each stage
 is a ``Task`` whose cache key covers exactly the settings that change its output, so cells that differ only
 later in the chain share the earlier stages: features once per front-end setting, a base model once per
-(front-end, architecture, seed), a pruning fine-tune once per (base, pruning setting), an export per
+(front-end, architecture, mitigation, seed), a pruning fine-tune once per (base, pruning setting), an export per
 (pruned model, format, quantisation), inference per runtime. A task reads its inputs from the cache entries
 of the tasks it depends on and writes its own entry, so any process can run any task whose inputs exist:
 that is what lets ``--jobs`` run tasks in a process pool, and ``--resume`` pick up after a crash.
+
+A mitigation (``model/mitigation.py``) applies to base training and to the pruning fine-tune alike, over
+``[data] mitigation_group``; ``[data] train_imbalance`` thins the training split once, before features.
+Both enter the keys only when set, so the cache entries of unmitigated cells stay those of earlier sweeps.
 
 Everything that feeds a result is seeded (``seed_everything`` in training and pruning, the quantisation
 calibration subset, the resampling seed), so a task gives the same entry whichever process runs it, when.
@@ -98,7 +102,8 @@ class SweepContext:
     data_hash: str
     """Manifest plus the content of every file it lists."""
     frames: dict[str, pd.DataFrame]
-    """``train``/``val``/``test`` manifest rows; the index is the row's position in the manifest."""
+    """``train``/``val``/``test`` manifest rows; the index is the row's position in the manifest. ``train`` is
+    already thinned by ``[data] train_imbalance``."""
     classes: tuple[str, ...]
 
 
@@ -110,6 +115,10 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
     dataset = read_manifest(data.manifest, list(data.groups))
     frame = dataset.frame
     train, val, test = split_by_speaker(frame, data.split, data.split_seed, group=data.stratify)
+    if data.train_imbalance:
+        from ondevice_audit.model.mitigation import imbalance, parse_imbalance
+
+        train = imbalance(train, *parse_imbalance(data.train_imbalance), seed=data.split_seed)
     if test.empty:
         raise UsageError(f"{data.manifest}: the test split is empty; raise the test share of data.split")
     classes = tuple(sorted(set(frame["label"])))
@@ -138,9 +147,20 @@ def build_plan(context: SweepContext, cache: Cache) -> Plan:
         tasks.setdefault(key, Task(stage, key, settings, deps))
         return key
 
-    split = {"fractions": list(matrix.data.split), "seed": matrix.data.split_seed, "stratify": matrix.data.stratify}
+    split: dict[str, Any] = {
+        "fractions": list(matrix.data.split),
+        "seed": matrix.data.split_seed,
+        "stratify": matrix.data.stratify,
+    }
+    if matrix.data.train_imbalance:
+        split["train_imbalance"] = matrix.data.train_imbalance
     cells = []
     for cell in matrix.cells:
+        mitigation = (
+            {"mitigation": {"name": cell.mitigation, "group": matrix.data.mitigation_group}}
+            if cell.mitigation != "none"
+            else {}
+        )
         frontend = dataclasses.asdict(cell.frontend(matrix.data.clip_seconds))
         features = add("features", {"data": context.data_hash, "split": split, "frontend": frontend}, ())
         base = add(
@@ -153,6 +173,7 @@ def build_plan(context: SweepContext, cache: Cache) -> Plan:
                 "epochs": training.epochs,
                 "batch_size": training.batch_size,
                 "learning_rate": training.learning_rate,
+                **mitigation,
             },
             (features,),
         )
@@ -169,6 +190,7 @@ def build_plan(context: SweepContext, cache: Cache) -> Plan:
                     "epochs": training.pruning_epochs,
                     "batch_size": training.batch_size,
                     "seed": cell.seed,
+                    **mitigation,
                 },
                 (features, base),
             )
@@ -268,6 +290,25 @@ def _features(cache: Cache, key: str) -> dict[str, np.ndarray]:
     return _FEATURES[key]
 
 
+def _groups(
+    context: SweepContext, split: str, rows: np.ndarray, mitigation: dict[str, str] | None
+) -> np.ndarray | None:
+    """The mitigation group of each clip (None without a mitigation): what balancing and weights are over."""
+    if mitigation is None:
+        return None
+    return context.frames[split].loc[rows, mitigation["group"]].astype(str).to_numpy()
+
+
+def _mitigation_kwargs(task: Task, context: SweepContext, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``mitigation``/``train_groups``/``val_groups`` for ``train_model`` and ``prune``."""
+    chosen = task.settings.get("mitigation")
+    return {
+        "mitigation": chosen["name"] if chosen else "none",
+        "train_groups": _groups(context, "train", arrays["train_rows"], chosen),
+        "val_groups": _groups(context, "val", arrays["val_rows"], chosen) if len(arrays["val_rows"]) else None,
+    }
+
+
 def _labels(context: SweepContext, split: str, rows: np.ndarray) -> np.ndarray:
     from ondevice_audit.model.train import encode_labels
 
@@ -329,9 +370,13 @@ def _run_train(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
         learning_rate=s["learning_rate"],
         seed=s["seed"],
         n_classes=len(context.classes),
+        **_mitigation_kwargs(task, context, arrays),
     )
     model.save(str(entry / "model.keras"))
     settings = {k: s[k] for k in ("architecture", "seed", "epochs", "batch_size", "learning_rate")}
+    settings["mitigation"] = {**s.get("mitigation", {"name": "none"}), **history.pop("mitigation")}
+    settings["train_imbalance"] = context.matrix.data.train_imbalance
+    settings["train_clips"] = int(len(arrays["train_x"]))
     _write_json(entry / "train.json", {"settings": settings, "history": history})
 
 
@@ -340,6 +385,10 @@ def _run_prune(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
 
     s = task.settings
     arrays = _features(cache, task.deps[0])
+    mitigation = _mitigation_kwargs(task, context, arrays)
+    # Only reweight-heldout reads the validation split; others leave it out, so unmitigated fine-tunes are
+    # exactly those of earlier sweeps.
+    heldout = mitigation["mitigation"] == "reweight-heldout"
     result = prune(
         _load_model(cache, "train", s["model"]),
         arrays["train_x"],
@@ -350,10 +399,13 @@ def _run_prune(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
         epochs=s["epochs"],
         batch_size=s["batch_size"],
         seed=s["seed"],
+        validation=(arrays["val_x"], _labels(context, "val", arrays["val_rows"])) if heldout else None,
+        **mitigation,
     )
     result.model.save(str(entry / "model.keras"))
     summary = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "model"}
     summary["unprunable"] = [dataclasses.asdict(layer) for layer in result.unprunable]
+    summary["mitigation"] = s.get("mitigation", {"name": "none"})
     _write_json(entry / "prune.json", summary)
 
 
