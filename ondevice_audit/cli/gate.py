@@ -70,7 +70,7 @@ def gate(
     --all; --junit and --markdown always hold every check.
     """
     code = go.run_gate(
-        _load_reports(report),
+        load_reports(report),
         console=Console(),
         config=config,
         max_rb=max_rb,
@@ -88,7 +88,7 @@ def gate(
     raise typer.Exit(code)
 
 
-def _load_reports(path: Path) -> Mapping[str, dict[str, Any] | NoReport]:
+def load_reports(path: Path) -> Mapping[str, dict[str, Any] | NoReport]:
     """Reports to judge by variant name: one file is one variant named after its stem, a sweep one per cell."""
     if not path.is_dir():
         return {path.stem: load_report(path)}

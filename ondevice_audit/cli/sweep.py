@@ -12,10 +12,12 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
+from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import PipelineError
@@ -87,6 +89,18 @@ def sweep(
     mcu_ram: Annotated[str | None, typer.Option(help="RAM budget (e.g. 256KiB); overrides the board's.")] = None,
     mcu_flash: Annotated[str | None, typer.Option(help="Flash budget (e.g. 1MiB); overrides the board's.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    fail_on_gate: go.FailOnGate = False,
+    gate_config: go.GateConfig = None,
+    max_rb: go.MaxRb = None,
+    max_group_gap: go.MaxGroupGap = None,
+    min_metric: go.MinMetric = None,
+    min_group_metric: go.MinGroupMetric = None,
+    baseline: go.Baseline = None,
+    max_rb_increase: go.MaxRbIncrease = None,
+    max_metric_drop: go.MaxMetricDrop = None,
+    use_ci_bound: go.UseCiBound = None,
+    junit: go.Junit = None,
+    gate_markdown: go.GateMarkdown = None,
 ) -> None:
     """Train, prune, quantize and export every combination in MATRIX, audit each on held-out speakers, and
     tell which design choice drives reliability bias.
@@ -120,6 +134,17 @@ def sweep(
     failed = int((result.results["status"] == "failed").sum())
     if failed == len(result.results):
         raise PipelineError(f"every cell failed; see {out}/cells/*/error.txt")
+    if fail_on_gate:
+        from ondevice_audit.cli.gate import load_reports
+
+        raise typer.Exit(
+            go.run_gate(
+                load_reports(out), console=stderr, config=gate_config, max_rb=max_rb, max_group_gap=max_group_gap,
+                min_metric=min_metric, min_group_metric=min_group_metric, baseline=baseline,
+                max_rb_increase=max_rb_increase, max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound,
+                junit=junit, markdown=gate_markdown, only_failures=True,
+            )
+        )  # fmt: skip
 
 
 def _number(value: object, digits: int = 3) -> str:
@@ -195,11 +220,15 @@ def _print_summary(console: Console, result: SweepResult, seconds: float) -> Non
 
 @app.command()
 def compare(
-    a: Annotated[Path, typer.Argument(help="A sweep folder (the baseline).")],
-    b: Annotated[Path, typer.Argument(help="Another sweep folder.")],
+    a: Annotated[Path, typer.Argument(help="A sweep folder or a report JSON (the baseline).")],
+    b: Annotated[Path, typer.Argument(help="Another sweep folder, or another report JSON.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the pairs as CSV.")] = None,
 ) -> None:
-    """Line up two sweeps cell by cell (matched on the factor levels they share): metric and RB, B minus A."""
+    """What changed from A to B, B minus A: two sweeps cell by cell (matched on the factor levels they share),
+    or two reports per group (metric, RB, size, latency)."""
+    if a.is_file() or b.is_file():
+        _compare_reports(a, b, output)
+        return
     comparison = compare_sweeps(a, b)
     console = Console()
     table = Table(title=f"{b} minus {a}: {comparison.metric} and RB over {comparison.bias_attribute}")
@@ -228,3 +257,26 @@ def compare(
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         comparison.table.to_csv(output, index=False)
+
+
+def _compare_reports(a: Path, b: Path, output: Path | None) -> None:
+    from ondevice_audit.report.compare import compare_reports
+    from ondevice_audit.report.document import load_report
+
+    comparison = compare_reports(load_report(a), load_report(b))
+    console = Console()
+    for title, frame in (
+        (f"{comparison.metric} per group, {b.name} minus {a.name}", comparison.groups),
+        ("reliability bias", comparison.bias),
+        ("model", comparison.model),
+    ):
+        table = Table(title=title)
+        for column in frame.columns:
+            table.add_column(str(column), justify="left" if column in ("attribute", "group", "quantity") else "right")
+        for record in frame.itertuples(index=False):
+            table.add_row(*(escape(str(v)) if isinstance(v, str) else _number(v, 4) for v in record))
+        console.print(table)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        comparison.groups.to_csv(output, index=False)
+

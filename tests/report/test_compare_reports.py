@@ -43,3 +43,25 @@ def test_groups_in_one_report_only_are_kept():
 def test_different_metrics_are_refused():
     with pytest.raises(UsageError, match="different metrics"):
         compare_reports(_report(0.8, 0.9), _report(0.8, 0.9, metric="mcc"))
+
+
+def test_compare_command_on_two_report_files(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from ondevice_audit.cli import app
+    from ondevice_audit.report.document import to_json
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path, report in ((a, _report(0.8, 0.9)), (b, _report(0.6, 0.9))):
+        report.update(model=None, samples={"total": 200, "scored": 200, "failed": 0, "failures": []}, inputs=[],
+                      settings={"metric": "accuracy", "groups": ["g"], "min_group_size": 1, "bootstrap": 0,
+                                "permutations": 0, "seed": 0, "confidence": 0.95})  # fmt: skip
+        path.write_text(to_json(report))
+    out = tmp_path / "delta.csv"
+    result = CliRunner().invoke(app, ["compare", str(a), str(b), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "-0.2" in result.stdout and "reliability bias" in result.stdout
+    assert pd.read_csv(out).set_index("group").loc["f", "delta"] == pytest.approx(-0.2)
+    json.loads(a.read_text())  # inputs untouched

@@ -154,3 +154,16 @@ def test_every_cell_failing_fails_the_command(tone_dataset: Path, cache: Path, t
     result = runner.invoke(app, ["sweep", "-m", str(path), "--out", str(tmp_path / "run"), "--cache", str(cache), "-q"])
     assert result.exit_code == 3 and "every cell failed" in result.output
     assert pd.read_csv(tmp_path / "run" / "results.csv")["error"].str.startswith("score: NotADirectoryError").all()
+
+
+def test_sweep_fail_on_gate_judges_every_cell(pruned_sweep: tuple[Path, Path], cache: Path, tmp_path: Path) -> None:
+    matrix, out = pruned_sweep
+    args = ["sweep", "-m", str(matrix), "--out", str(out), "--cache", str(cache), "-q", "--resume", "--fail-on-gate"]
+    junit = tmp_path / "gate.xml"
+    strict = runner.invoke(app, [*args, "--max-rb", "-1", "--no-use-ci-bound", "--junit", str(junit)])
+    assert strict.exit_code == 1, strict.output
+    reports = sorted((out / "cells").glob("*/report.json"))
+    checks = sum(len(json.loads(r.read_text())["attributes"]) for r in reports)  # max_rb per attribute and cell
+    assert len(reports) == 2 and junit.read_text().count("<testcase") == checks
+    lenient = runner.invoke(app, [*args, "--max-rb", "100", "--no-use-ci-bound"])
+    assert lenient.exit_code == 0, lenient.output
