@@ -14,7 +14,7 @@ from rich.console import Console
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.cli.report import write_sweep_reports
-from ondevice_audit.cli.sweep import SweepDisplay, _print_summary
+from ondevice_audit.cli.sweep import SweepDisplay, print_summary
 from ondevice_audit.demo import find_demo_paths, run_demo_audit
 from ondevice_audit.report.table import TableFormat
 from ondevice_audit.sweep import load_matrix, run_sweep
@@ -48,7 +48,7 @@ def demo(
     if state.exists() and json.loads(state.read_text()).get("matrix_digest") != matrix.digest():
         shutil.rmtree(sweep_out)  # the demo's own output from an older matrix; the cache keeps the work
     result = run_sweep(matrix, sweep_out, resume=state.exists(), progress=display, on_status=display.status)
-    _print_summary(console, result, result.seconds)
+    print_summary(console, result, result.seconds)
 
     console.rule("3. Reports")
     analysis = result.analysis

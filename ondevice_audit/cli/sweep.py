@@ -128,7 +128,7 @@ def sweep(
         on_status=display.status,
     )
     if not quiet:
-        _print_summary(Console(), result, time.perf_counter() - started)
+        print_summary(Console(), result, time.perf_counter() - started)
     if not result.parquet:
         display.note("results.parquet not written: it needs pyarrow (pip install pyarrow)")
     failed = int((result.results["status"] == "failed").sum())
@@ -159,7 +159,7 @@ def _change(value: float | None, ci: tuple[float, float] | None) -> str:
     return f"{value:+.3g}" + (f" [{ci[0]:+.3g}, {ci[1]:+.3g}]" if ci else "")
 
 
-def _print_summary(console: Console, result: SweepResult, seconds: float) -> None:
+def print_summary(console: Console, result: SweepResult, seconds: float) -> None:
     analysis = result.analysis
     metric = analysis.metric
     table = Table(title=f"Cells by RB ({analysis.ok} of {analysis.cells} finished)")
