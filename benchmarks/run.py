@@ -215,11 +215,52 @@ def bench_mitigation() -> list[tuple[str, float, str]]:
     return rows
 
 
+def bench_frontend(n: int = 2000) -> list[tuple[str, float, str]]:
+    """MFCC and log-mel for n one-second clips: the batched front-end vs a per-clip librosa loop."""
+    import librosa
+    import soundfile as sf
+
+    from ondevice_audit.frontend import AudioFrontendSpec, build_frontend
+    from ondevice_audit.frontend.audio import decode_clip
+
+    folder = Path(tempfile.mkdtemp())
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        paths.append(folder / f"{i}.wav")
+        sf.write(paths[-1], (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    rows = []
+    for kind in ("mfcc", "logmel"):
+        spec = AudioFrontendSpec(kind=kind)
+        frontend = build_frontend(spec)
+        frontend.transform(paths[:4])  # librosa's first call compiles; neither side should pay for it
+
+        def per_clip(spec=spec, kind=kind):
+            rows = []
+            for path in paths:
+                power = librosa.feature.melspectrogram(
+                    y=decode_clip(path, spec), sr=spec.sample_rate, n_fft=spec.win_length, hop_length=spec.hop_length,
+                    win_length=spec.win_length, window=spec.window, center=False, n_mels=spec.n_mels, fmin=spec.fmin,
+                )  # fmt: skip
+                db = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
+                rows.append((librosa.feature.mfcc(S=db, n_mfcc=spec.n_mfcc) if kind == "mfcc" else db).T[..., None])
+            return np.stack(rows)
+
+        ours = frontend.transform(paths).inputs
+        diff = float(np.abs(per_clip() - ours).max())
+        ours_s = _best_of(lambda frontend=frontend: frontend.transform(paths), 3)
+        loop_s = _best_of(per_clip, 3)
+        print(f"front-end {kind}: batched {ours_s:.2f} s, per-clip librosa loop {loop_s:.2f} s, max |diff| {diff:.1e}")
+        verdict = "PASS" if loop_s / ours_s >= 3 and diff <= 1e-4 else "MISS"
+        rows.append((f"front-end {kind} {n} clips speed-up vs per-clip (x, >= 3)", loop_s / ours_s, verdict))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["score", "inference", "sweep", "mitigation"], action="append")
+    parser.add_argument("--only", choices=["score", "inference", "frontend", "sweep", "mitigation"], action="append")
     args = parser.parse_args()
-    chosen = args.only or ["score", "inference", "sweep"]
+    chosen = args.only or ["score", "inference", "frontend", "sweep"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
     rows = []
@@ -227,6 +268,8 @@ def main() -> None:
         rows += bench_score()
     if "inference" in chosen:
         rows += bench_inference()
+    if "frontend" in chosen:
+        rows += bench_frontend()
     if "sweep" in chosen:
         rows += bench_sweep()
     if "mitigation" in chosen:

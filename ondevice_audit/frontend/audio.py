@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import soundfile as sf
 import soxr
 
 from ondevice_audit.frontend.interface import AudioFrontendSpec, Frontend, FrontendBatch, SampleError
 
 __all__ = ["AudioFrontend", "decode_clip"]
+
+
+@functools.cache
+def _dct_basis(n_mfcc: int, n_mels: int) -> np.ndarray:
+    return scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
 
 
 def decode_clip(path: Path, spec: AudioFrontendSpec) -> np.ndarray:
@@ -85,5 +92,7 @@ class AudioFrontend(Frontend):
         # top_db=None: a clipping threshold would depend on the loudest clip of the batch.
         logmel = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
         if s.kind == "mfcc":
-            logmel = librosa.feature.mfcc(S=logmel, n_mfcc=s.n_mfcc, dct_type=2, norm="ortho")
+            # librosa.feature.mfcc's DCT-II (ortho) as one matrix product: the same numbers, without a DCT along a
+            # strided middle axis of the whole batch
+            logmel = np.matmul(_dct_basis(s.n_mfcc, s.n_mels), logmel)
         return np.ascontiguousarray(np.swapaxes(logmel, 1, 2)[..., None], dtype=np.float32)
