@@ -31,9 +31,9 @@ import pandas as pd
 from scipy import sparse
 
 from ondevice_audit.errors import UsageError
+from ondevice_audit.metrics._groups import GroupedAttribute, group_attributes
 from ondevice_audit.metrics.bias import reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
-from ondevice_audit.metrics.frame import INTERSECTION, MISSING_GROUP
 
 __all__ = ["AttributeDisparity", "BiasDifference", "DisparityFrame", "GroupDisparity"]
 
@@ -83,14 +83,6 @@ class AttributeDisparity:
     groups: list[GroupDisparity]
     rb: list[BiasDifference]
     """One per run, in run order."""
-
-
-@dataclass
-class _Attribute:
-    name: str
-    columns: list[str]
-    codes: np.ndarray
-    names: list[str]
 
 
 @dataclass
@@ -148,7 +140,7 @@ class DisparityFrame:
         overall_cms = self._per_group(everyone, 1)
         n_speakers = None if self._speaker is None else int(len(np.unique(self._speaker)))
         self.overall = self._group("all", everyone == 0, n_speakers, True, self._chosen(overall_cms)[:, 0])
-        self.attributes = [self._attribute(a) for a in self._attribute_codes()]
+        self.attributes = [self._attribute(a) for a in group_attributes(self.sensitive_features, self.intersections)]
 
     def _validate(self) -> None:
         if self.metric not in METRICS:
@@ -164,19 +156,6 @@ class DisparityFrame:
             lengths.add(len(self.speakers))
         if len(lengths) != 1:
             raise UsageError("labels, every run's predictions, groups and speakers must have the same length")
-
-    def _attribute_codes(self) -> list[_Attribute]:
-        """The attributes and group names ``GroupMetricFrame`` forms from the same columns."""
-        frame = self.sensitive_features.astype("string").fillna(MISSING_GROUP).astype(str).replace("", MISSING_GROUP)
-        columns = [[c] for c in frame.columns]
-        if self.intersections and len(frame.columns) >= 2:
-            columns.append(list(frame.columns))
-        attributes = []
-        for cols in columns:
-            values = frame[cols[0]] if len(cols) == 1 else frame[cols].agg(INTERSECTION.join, axis=1)
-            codes, names = pd.factorize(values, sort=True)
-            attributes.append(_Attribute(INTERSECTION.join(cols), cols, codes, [str(n) for n in names]))
-        return attributes
 
     # -- computations -------------------------------------------------------------------------------
 
@@ -212,7 +191,7 @@ class DisparityFrame:
             forgotten=[int((reference_right & (p != truth)).sum()) for p in predicted],
         )
 
-    def _attribute(self, attribute: _Attribute) -> AttributeDisparity:
+    def _attribute(self, attribute: GroupedAttribute) -> AttributeDisparity:
         n_groups = len(attribute.names)
         per_group = self._per_group(attribute.codes, n_groups)
         sizes = per_group[0].sum(axis=(1, 2))
@@ -266,7 +245,7 @@ class DisparityFrame:
             ci = (float(low), float(high))
         return BiasDifference(float(rb), float(rb - reference), ci, undefined)
 
-    def _paired_rb(self, attribute: _Attribute, included: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
+    def _paired_rb(self, attribute: GroupedAttribute, included: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
         """``[n_boot, runs]`` RB replicates, every run resampled with the same draw."""
         rng = np.random.default_rng([self.seed, zlib.crc32(attribute.name.encode()), _PURPOSE])
         n_groups, k = len(attribute.names), len(self.labels)

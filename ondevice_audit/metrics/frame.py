@@ -27,13 +27,12 @@ import pandas as pd
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import _resampling
+from ondevice_audit.metrics._groups import MISSING_GROUP, GroupedAttribute, group_attributes
 from ondevice_audit.metrics.bias import log_ratios, reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
 
 __all__ = ["AttributeResult", "BiasResult", "GroupMetricFrame", "GroupResult", "MISSING_GROUP"]
 
-MISSING_GROUP = "(missing)"
-INTERSECTION = " × "
 _MIN_DEFINED_SHARE = 0.9
 
 _BAD_METRIC = "unknown metric {name!r}; choose one of {choices}"
@@ -81,14 +80,6 @@ class AttributeResult:
     """The included group furthest below the population on the chosen metric; None when no group is below."""
     resampling: str
     """How the bootstrap and permutations resampled, in words."""
-
-
-@dataclass
-class _Attribute:
-    name: str
-    columns: list[str]
-    codes: np.ndarray
-    names: list[str]
 
 
 @dataclass
@@ -160,7 +151,7 @@ class GroupMetricFrame:
         overall_cm = np.bincount(self._cell, minlength=k * k).reshape(k, k)
         self.overall = self._all_metrics(overall_cm)
         self.overall_ci = self._overall_interval()
-        self.attributes = [self._attribute_result(a) for a in self._attribute_codes()]
+        self.attributes = [self._attribute_result(a) for a in group_attributes(self.sensitive_features, self.intersections)]
 
     # -- validation and set-up ----------------------------------------------------------------------
 
@@ -178,19 +169,6 @@ class GroupMetricFrame:
             lengths.add(len(self.speakers))
         if len(lengths) != 1:
             raise UsageError(_LENGTHS)
-
-    def _attribute_codes(self) -> list[_Attribute]:
-        frame = self.sensitive_features.astype("string").fillna(MISSING_GROUP).astype(str)
-        frame = frame.replace("", MISSING_GROUP)
-        columns = [[c] for c in frame.columns]
-        if self.intersections and len(frame.columns) >= 2:
-            columns.append(list(frame.columns))
-        attributes = []
-        for cols in columns:
-            values = frame[cols[0]] if len(cols) == 1 else frame[cols].agg(INTERSECTION.join, axis=1)
-            codes, names = pd.factorize(values, sort=True)
-            attributes.append(_Attribute(INTERSECTION.join(cols), cols, codes, [str(n) for n in names]))
-        return attributes
 
     def _rng(self, stream: str, purpose: int) -> np.random.Generator:
         """One independent stream per (attribute, purpose) from the user's seed; keyed by the attribute's name,
@@ -226,7 +204,7 @@ class GroupMetricFrame:
             replicates = _resampling.bootstrap_by_cell(overall, self.n_boot, rng)[:, 0]
         return self._interval(self._chosen(replicates))
 
-    def _attribute_result(self, attribute: _Attribute) -> AttributeResult:
+    def _attribute_result(self, attribute: GroupedAttribute) -> AttributeResult:
         k = len(self.labels)
         n_groups = len(attribute.names)
         per_group = _counts(attribute.codes, self._cell, n_groups, k)
@@ -293,7 +271,7 @@ class GroupMetricFrame:
         return AttributeResult(attribute.name, attribute.columns, groups, rb, worst, resampling)
 
     def _bias(
-        self, group_values: np.ndarray, overall_value: np.ndarray, included: np.ndarray, attribute: _Attribute
+        self, group_values: np.ndarray, overall_value: np.ndarray, included: np.ndarray, attribute: GroupedAttribute
     ) -> BiasResult:
         if included.sum() < 2:
             reason = f"fewer than two groups have at least {self.min_group_size} clips"
@@ -308,7 +286,7 @@ class GroupMetricFrame:
     def _permutation_test(
         self,
         rb: BiasResult,
-        attribute: _Attribute,
+        attribute: GroupedAttribute,
         included: np.ndarray,
         per_speaker: np.ndarray | None,
         strata: np.ndarray | None,
