@@ -11,10 +11,11 @@ import typer
 from ondevice_audit.audit import ScoreOptions
 from ondevice_audit.cli._progress import stderr
 from ondevice_audit.errors import ExitCode
+from ondevice_audit.frontend import AudioFrontendSpec
 from ondevice_audit.metrics import METRICS
 from ondevice_audit.report import ReportFormatChoice
 
-__all__ = ["emit_report", "finish", "scoring_options"]
+__all__ = ["audio_spec", "emit_report", "finish", "scoring_options"]
 
 _SCORING = "Scoring"
 Group = Annotated[
@@ -88,3 +89,36 @@ def finish(report: dict[str, Any], strict: bool) -> None:
         if strict:
             stderr.print("[bold red]error:[/bold red] failed samples with --strict")
             raise typer.Exit(int(ExitCode.GATE_FAILED))
+
+
+# Audio front-end settings, shared by `train` (what the model will hear) and `audit` (for models without metadata).
+_FRONTEND = "Front-end"
+SampleRate = Annotated[int, typer.Option(rich_help_panel=_FRONTEND)]
+ClipSeconds = Annotated[float, typer.Option(rich_help_panel=_FRONTEND)]
+NMels = Annotated[int, typer.Option(rich_help_panel=_FRONTEND)]
+NMfcc = Annotated[int, typer.Option(rich_help_panel=_FRONTEND)]
+FrameLengthMs = Annotated[float, typer.Option(rich_help_panel=_FRONTEND)]
+FrameStep = Annotated[float, typer.Option(help="Hop as a fraction of the frame length.", rich_help_panel=_FRONTEND)]
+Window = Annotated[str, typer.Option(help="hann or hamming.", rich_help_panel=_FRONTEND)]
+
+
+def audio_spec(
+    kind: str,
+    sample_rate: int,
+    clip_seconds: float,
+    n_mels: int,
+    n_mfcc: int,
+    frame_length_ms: float,
+    frame_step: float,
+    window: str,
+) -> AudioFrontendSpec:
+    return AudioFrontendSpec(
+        kind=kind,  # type: ignore[arg-type]
+        sample_rate=sample_rate,
+        clip_seconds=clip_seconds,
+        n_mels=n_mels,
+        n_mfcc=n_mfcc,
+        frame_length_ms=frame_length_ms,
+        frame_step=frame_step,
+        window=window,  # type: ignore[arg-type]
+    )

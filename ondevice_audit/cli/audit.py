@@ -16,7 +16,7 @@ from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.cli.targets import SshOption, WorkDir
 from ondevice_audit.errors import UsageError
-from ondevice_audit.frontend import AudioFrontendSpec, FrontendSpec, ImageFrontendSpec
+from ondevice_audit.frontend import FrontendSpec, ImageFrontendSpec
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import RUNTIMES
 from ondevice_audit.targets import TARGET_HELP
@@ -24,7 +24,7 @@ from ondevice_audit.targets.comparison import RUNTIME_FORMATS
 from ondevice_audit.targets.mcu import resolve_budget
 
 _MCU = "Microcontroller budget (TFLM arena and flash of a .tflite model)"
-_FRONTEND = "Front-end (only for models without ondevice-audit metadata)"
+_FRONTEND = "Front-end"  # only needed for models without ondevice-audit metadata
 _TARGETS = "Targets"
 
 
@@ -77,15 +77,13 @@ def audit(
         ),
     ] = None,  # fmt: skip
     features: Annotated[Features | None, typer.Option(rich_help_panel=_FRONTEND)] = None,
-    sample_rate: Annotated[int, typer.Option(rich_help_panel=_FRONTEND)] = 16000,
-    clip_seconds: Annotated[float, typer.Option(rich_help_panel=_FRONTEND)] = 1.0,
-    n_mels: Annotated[int, typer.Option(rich_help_panel=_FRONTEND)] = 40,
-    n_mfcc: Annotated[int, typer.Option(rich_help_panel=_FRONTEND)] = 10,
-    frame_length_ms: Annotated[float, typer.Option(rich_help_panel=_FRONTEND)] = 40.0,
-    frame_step: Annotated[
-        float, typer.Option(help="Hop as a fraction of the frame length.", rich_help_panel=_FRONTEND)
-    ] = 0.5,
-    window: Annotated[str, typer.Option(help="hann or hamming.", rich_help_panel=_FRONTEND)] = "hann",
+    sample_rate: opt.SampleRate = 16000,
+    clip_seconds: opt.ClipSeconds = 1.0,
+    n_mels: opt.NMels = 40,
+    n_mfcc: opt.NMfcc = 10,
+    frame_length_ms: opt.FrameLengthMs = 40.0,
+    frame_step: opt.FrameStep = 0.5,
+    window: opt.Window = "hann",
     image_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH.", rich_help_panel=_FRONTEND)] = "32x32",
     color: Annotated[str, typer.Option(help="rgb or grayscale.", rich_help_panel=_FRONTEND)] = "rgb",
     scale: Annotated[str, typer.Option(help="unit, symmetric or none.", rich_help_panel=_FRONTEND)] = "unit",
@@ -163,15 +161,8 @@ def audit(
         height, width = _image_size(image_size)
         spec = ImageFrontendSpec(height=height, width=width, color=color, scale=scale)  # type: ignore[arg-type]
     elif features is not None:
-        spec = AudioFrontendSpec(
-            kind=features.value,  # type: ignore[arg-type]
-            sample_rate=sample_rate,
-            clip_seconds=clip_seconds,
-            n_mels=n_mels,
-            n_mfcc=n_mfcc,
-            frame_length_ms=frame_length_ms,
-            frame_step=frame_step,
-            window=window,  # type: ignore[arg-type]
+        spec = opt.audio_spec(
+            features.value, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window
         )
     options = dataclasses.replace(
         opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence),

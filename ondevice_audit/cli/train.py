@@ -13,12 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.interface import EXPORT_FORMATS, ExportResult, export_variants, save_keras
 from ondevice_audit.export.metadata import ModelMetadata
-from ondevice_audit.frontend import AudioFrontendSpec
 from ondevice_audit.model.recipes import RECIPES, get_recipe
 from ondevice_audit.model.train import LabelledSplits, prepare_splits, train_model
 from ondevice_audit.optimize.quantize import QuantApproach
@@ -48,15 +48,13 @@ def train(
     recipe: Annotated[str, typer.Option(help=f"Architecture: {', '.join(RECIPES)}.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for model.keras/.tflite/.onnx and the summary.")],
     features: Annotated[TrainFeatures, typer.Option(rich_help_panel=_FRONTEND)] = TrainFeatures.mfcc,
-    sample_rate: Annotated[int, typer.Option(rich_help_panel=_FRONTEND)] = 16000,
-    clip_seconds: Annotated[float, typer.Option(rich_help_panel=_FRONTEND)] = 1.0,
-    n_mels: Annotated[int, typer.Option(rich_help_panel=_FRONTEND)] = 40,
-    n_mfcc: Annotated[int, typer.Option(rich_help_panel=_FRONTEND)] = 10,
-    frame_length_ms: Annotated[float, typer.Option(rich_help_panel=_FRONTEND)] = 40.0,
-    frame_step: Annotated[
-        float, typer.Option(help="Hop as a fraction of the frame length.", rich_help_panel=_FRONTEND)
-    ] = 0.5,
-    window: Annotated[str, typer.Option(help="hann or hamming.", rich_help_panel=_FRONTEND)] = "hann",
+    sample_rate: opt.SampleRate = 16000,
+    clip_seconds: opt.ClipSeconds = 1.0,
+    n_mels: opt.NMels = 40,
+    n_mfcc: opt.NMfcc = 10,
+    frame_length_ms: opt.FrameLengthMs = 40.0,
+    frame_step: opt.FrameStep = 0.5,
+    window: opt.Window = "hann",
     epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = 20,
     batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = 64,
     learning_rate: Annotated[float, typer.Option(min=0.0, rich_help_panel=_TRAINING)] = 1e-3,
@@ -98,16 +96,7 @@ def train(
     """
     started = time.perf_counter()
     chosen = get_recipe(recipe)
-    spec = AudioFrontendSpec(
-        kind=features.value,  # type: ignore[arg-type]
-        sample_rate=sample_rate,
-        clip_seconds=clip_seconds,
-        n_mels=n_mels,
-        n_mfcc=n_mfcc,
-        frame_length_ms=frame_length_ms,
-        frame_step=frame_step,
-        window=window,  # type: ignore[arg-type]
-    )
+    spec = opt.audio_spec(features.value, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window)
     fractions = _fractions(split)
     progress = RichProgress(quiet=quiet)
     if (mitigation != "none" or train_imbalance) and not group:

@@ -35,7 +35,7 @@ _HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$|^[0-9A-Fa-f:]+$")
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 _OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=\S.*$")
 _FOLDER = re.compile(r"^/[A-Za-z0-9._/-]*/ondevice-audit\.[A-Za-z0-9._-]+$")
-_MAKE_FOLDER = "mktemp -d -t ondevice-audit.XXXXXXXXXX"
+_MAKE_FOLDER = "mktemp -d -t ondevice-audit." + "X" * 10  # mktemp fills the X run with random characters
 _DEFAULT_OPTIONS = ("BatchMode=yes", "ConnectTimeout=15", "ServerAliveInterval=5", "ServerAliveCountMax=3")
 """After the user's options: OpenSSH keeps the first value it is given for each option."""
 _PERMANENT = {
