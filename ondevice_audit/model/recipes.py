@@ -1,4 +1,4 @@
-"""Named Keras 2 (tf-keras) architectures from the keyword-spotting bias literature, plus a small vision CNN.
+"""Named Keras 2 (tf-keras) architectures from the keyword-spotting bias literature, plus two small vision CNNs.
 
 Kernel sizes follow the papers, which assume ~49x10 MFCC or 32x40 log-mel inputs. On a smaller feature
 map a kernel or pool larger than the map cannot slide over it, so it is clipped to the map and the clip is
@@ -142,6 +142,27 @@ def _image_cnn(net: _Net, x: Any) -> Any:
     return layers.Dropout(0.3, name="dropout")(x)
 
 
+def _mobilenet_tiny(net: _Net, x: Any) -> Any:
+    """MobileNet v1 (Howard et al. 2017) shrunk for 32x32 inputs: a stride-2 stem, then four depthwise-separable
+    blocks (32, 64, 64, 128 channels; stride 2 in the second and fourth), built from scratch with no pretrained
+    weights. The architecture on-device vision models descend from, to set against ``image-cnn``'s plain convs."""
+    layers = net.layers
+    x = net.conv(x, "conv1", 16, (3, 3), strides=(2, 2), padding="same")
+    x = net.bn_relu(x, "conv1")
+    for block, (filters, stride) in enumerate(((32, 1), (64, 2), (64, 1), (128, 2)), start=1):
+        x = layers.DepthwiseConv2D(
+            net.fit(x, f"ds{block}_depthwise", "kernel", (3, 3)),
+            strides=stride,
+            padding="same",
+            name=f"ds{block}_depthwise",
+        )(x)
+        x = net.bn_relu(x, f"ds{block}_depthwise")
+        x = net.conv(x, f"ds{block}_pointwise", filters, (1, 1), padding="same")
+        x = net.bn_relu(x, f"ds{block}_pointwise")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return layers.Dropout(0.2, name="dropout")(x)
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -199,6 +220,7 @@ RECIPES: dict[str, Recipe] = {
             "cnn-one-fstride4", "Sainath & Parada 2015 one-layer CNN, frequency stride 4", "audio", _cnn_one_fstride4
         ),
         Recipe("image-cnn", "small three-block vision CNN", "image", _image_cnn),
+        Recipe("mobilenet-tiny", "MobileNet-v1-style depthwise-separable vision CNN", "image", _mobilenet_tiny),
     )
 }
 

@@ -13,11 +13,13 @@ from ondevice_audit.sweep.compare import SweepComparison, compare_sweeps
 from ondevice_audit.sweep.executor import SweepResult, SweepStatus, run_sweep
 from ondevice_audit.sweep.matrix import (
     FACTORS,
+    IMAGE_FACTORS,
     Cell,
     DataSettings,
     DeploymentSettings,
     Matrix,
     TrainingSettings,
+    factors_of,
     load_matrix,
     parse_matrix,
 )
@@ -25,6 +27,7 @@ from ondevice_audit.sweep.mitigation import MitigationEffect, mitigation_effects
 
 __all__ = [
     "FACTORS",
+    "IMAGE_FACTORS",
     "Analysis",
     "Cache",
     "Cell",
@@ -41,6 +44,7 @@ __all__ = [
     "analyse",
     "compare_sweeps",
     "default_cache_dir",
+    "factors_of",
     "load_matrix",
     "mitigation_effects",
     "parse_matrix",

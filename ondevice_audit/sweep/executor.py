@@ -35,7 +35,7 @@ from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import to_json
 from ondevice_audit.sweep.analysis import Analysis, analyse
 from ondevice_audit.sweep.cache import Cache, atomic_write_bytes, atomic_write_text, default_cache_dir, link_or_copy
-from ondevice_audit.sweep.matrix import FACTORS, Matrix
+from ondevice_audit.sweep.matrix import Matrix
 from ondevice_audit.sweep.mitigation import mitigation_effects
 from ondevice_audit.sweep.stages import (
     STAGES,
@@ -129,7 +129,7 @@ def run_sweep(
         buffer = io.BytesIO()
         results.to_parquet(buffer, index=False)
         atomic_write_bytes(out / "results.parquet", buffer.getvalue())
-    factors = [f.name for f in FACTORS]
+    factors = [f.name for f in matrix.factors]
     effects = mitigation_effects(
         results, factors, lambda cell: pd.read_csv(out / "cells" / cell / "predictions.csv", dtype=str), matrix.data
     )
@@ -188,7 +188,7 @@ def _write_state(out: Path, matrix: Matrix, cache_root: Path, status: str) -> No
         "matrix": str(matrix.source),
         "matrix_digest": matrix.digest(),
         "settings": matrix.to_dict(),
-        "factors": [f.name for f in FACTORS],
+        "factors": [f.name for f in matrix.factors],
         "metric": matrix.data.metric,
         "bias_attribute": matrix.data.bias_attribute,
         "cache": str(cache_root),

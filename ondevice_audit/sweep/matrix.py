@@ -1,9 +1,14 @@
 """The sweep matrix: a TOML file whose lists are factors; the sweep is their product.
 
 Factors are top-level keys (``sample_rate``, ``features``...) and the keys of ``[pruning]``; a scalar is a
-one-level factor, so a matrix names only what it varies. ``[data]`` and ``[training]`` hold the settings every
-cell shares; ``[deployment]`` an optional microcontroller budget (``board``, ``mcu_ram``, ``mcu_flash``, as
-the ``--board``/``--mcu-ram``/``--mcu-flash`` options that override it) the cells are checked against.
+one-level factor, so a matrix names only what it varies. ``[data] modality`` (``audio``, the default, or
+``image``) decides which front-end factors exist: audio matrices vary ``sample_rate``, ``features``,
+``n_mels``..., image matrices ``image_size`` (the side of a square input, in pixels) and ``color`` (``rgb`` or
+``grayscale``); the other modality's factors, or an ``architecture`` recipe of the other modality, are a
+``UsageError``. The modality is stated, not inferred from the architecture, so that a mismatch is caught
+rather than guessed. ``[data]`` and ``[training]`` hold the settings every cell shares; ``[deployment]`` an
+optional microcontroller budget (``board``, ``mcu_ram``, ``mcu_flash``, as the ``--board``/``--mcu-ram``/
+``--mcu-flash`` options that override it) the cells are checked against.
 Everything is checked before any work starts: an unknown key, a bad value or a combination that cannot be
 built (``n_mfcc`` above ``n_mels``, a frame longer than the clip) is a ``UsageError`` naming it, rather than a
 failure an hour into the sweep.
@@ -25,7 +30,7 @@ from typing import Any
 from ondevice_audit.audit import ScoreOptions
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.interface import EXPORT_FORMATS
-from ondevice_audit.frontend import AudioFrontendSpec
+from ondevice_audit.frontend import AudioFrontendSpec, FrontendSpec, ImageFrontendSpec
 from ondevice_audit.metrics import METRICS
 from ondevice_audit.model.mitigation import MITIGATIONS, parse_imbalance
 from ondevice_audit.model.recipes import RECIPES
@@ -36,12 +41,15 @@ from ondevice_audit.targets.mcu import MCUBudget, resolve_budget
 
 __all__ = [
     "FACTORS",
+    "IMAGE_FACTORS",
+    "MODALITIES",
     "Cell",
     "DataSettings",
     "DeploymentSettings",
     "Factor",
     "Matrix",
     "TrainingSettings",
+    "factors_of",
     "load_matrix",
     "parse_matrix",
 ]
@@ -70,14 +78,28 @@ def _one_of(choices: Callable[[], tuple[str, ...]]) -> Callable[[Any], bool]:
     return lambda value: value in choices()
 
 
-def _audio_recipes() -> tuple[str, ...]:
-    return tuple(name for name, recipe in RECIPES.items() if recipe.modality == "audio")
+MODALITIES = ("audio", "image")
+
+
+def _recipes(modality: str) -> Callable[[], tuple[str, ...]]:
+    return lambda: tuple(name for name, recipe in RECIPES.items() if recipe.modality == modality)
+
+
+def _architecture(modality: str, default: str) -> Factor:
+    return Factor(
+        "architecture",
+        "architecture",
+        str,
+        default,
+        f"an {modality} recipe: " + ", ".join(_recipes(modality)()),
+        _one_of(_recipes(modality)),
+    )
 
 
 _RUNTIME_CHOICES = ("auto", *(name for name, fmt in RUNTIMES.items() if fmt in EXPORT_FORMATS))
 _QUANTIZATIONS = tuple(a.value for a in QuantApproach)
 
-FACTORS: tuple[Factor, ...] = (
+_AUDIO_FRONTEND: tuple[Factor, ...] = (
     Factor("sample_rate", "sample_rate", int, 16000, "a positive number of Hz", _positive),
     Factor("features", "features", str, "mfcc", "mfcc or logmel", _one_of(lambda: ("mfcc", "logmel"))),
     Factor("n_mels", "n_mels", int, 40, "a positive number of mel bands", _positive),
@@ -85,14 +107,12 @@ FACTORS: tuple[Factor, ...] = (
     Factor("frame_length_ms", "frame_length_ms", float, 40.0, "a positive frame length in ms", _positive),
     Factor("frame_step", "frame_step", float, 0.5, "a hop in (0, 1] of the frame length", lambda v: 0 < v <= 1),
     Factor("window", "window", str, "hann", "hann or hamming", _one_of(lambda: ("hann", "hamming"))),
-    Factor(
-        "architecture",
-        "architecture",
-        str,
-        "ds-cnn",
-        "an audio recipe: " + ", ".join(_audio_recipes()),
-        _one_of(_audio_recipes),
-    ),
+)
+_IMAGE_FRONTEND: tuple[Factor, ...] = (
+    Factor("image_size", "image_size", int, 32, "the side of a square image in pixels, at least 8", lambda v: v >= 8),
+    Factor("color", "color", str, "rgb", "rgb or grayscale", _one_of(lambda: ("rgb", "grayscale"))),
+)
+_SHARED: tuple[Factor, ...] = (
     Factor("mitigation", "mitigation", str, "none", ", ".join(MITIGATIONS), _one_of(lambda: MITIGATIONS)),
     Factor("pruning.final_sparsity", "final_sparsity", float, 0.0, "a sparsity in [0, 1)", lambda v: 0 <= v < 1),
     Factor("pruning.schedule", "schedule", str, "polynomial", " or ".join(SCHEDULES), _one_of(lambda: SCHEDULES)),
@@ -102,7 +122,18 @@ FACTORS: tuple[Factor, ...] = (
     Factor("runtime", "runtime", str, "auto", ", ".join(_RUNTIME_CHOICES), _one_of(lambda: _RUNTIME_CHOICES)),
     Factor("seed", "seed", int, 0, "a non-negative integer", lambda v: v >= 0),
 )
-_BY_NAME = {factor.name: factor for factor in FACTORS}
+FACTORS: tuple[Factor, ...] = (*_AUDIO_FRONTEND, _architecture("audio", "ds-cnn"), *_SHARED)
+"""The factors of an audio matrix (the default modality), in results.csv column order."""
+IMAGE_FACTORS: tuple[Factor, ...] = (*_IMAGE_FRONTEND, _architecture("image", "image-cnn"), *_SHARED)
+_BY_MODALITY = {"audio": FACTORS, "image": IMAGE_FACTORS}
+_BY_NAME = {factor.name: factor for factor in (*FACTORS, *IMAGE_FACTORS)}
+_AUDIO_DEFAULTS = {factor.attribute: factor.default for factor in _AUDIO_FRONTEND}
+_IMAGE_DEFAULTS = {factor.attribute: factor.default for factor in _IMAGE_FRONTEND}
+
+
+def factors_of(modality: str) -> tuple[Factor, ...]:
+    """The factors a matrix of ``modality`` has: its front-end's, then those every modality shares."""
+    return _BY_MODALITY[modality]
 
 
 @dataclass(frozen=True)
@@ -128,10 +159,14 @@ class Cell:
     runtime: str
     """Resolved: ``auto`` becomes the export format's own runtime."""
     seed: int
+    modality: str = "audio"
+    """Which front-end fields mean something: the other modality's hold their defaults and are not factors."""
+    image_size: int = 32
+    color: str = "rgb"
 
     def factors(self) -> dict[str, Scalar]:
-        """Factor name -> level, in ``FACTORS`` order."""
-        return {factor.name: getattr(self, factor.attribute) for factor in FACTORS}
+        """Factor name -> level, in ``factors_of(modality)`` order (so audio cells keep their ids)."""
+        return {factor.name: getattr(self, factor.attribute) for factor in factors_of(self.modality)}
 
     @property
     def id(self) -> str:
@@ -139,9 +174,12 @@ class Cell:
         digest = hashlib.sha256(json.dumps(self.factors(), sort_keys=True).encode()).hexdigest()
         return f"{self.index:03d}-{digest[:8]}"
 
-    def frontend(self, clip_seconds: float) -> AudioFrontendSpec:
+    def frontend(self, clip_seconds: float) -> FrontendSpec:
         """The front-end; ``n_mfcc`` is meaningless for log-mel, so it is left at its default there and
-        log-mel cells that differ only in ``n_mfcc`` share features and models."""
+        log-mel cells that differ only in ``n_mfcc`` share features and models. Images are scaled to [0, 1],
+        as ``image-cnn`` standardises per channel anyway."""
+        if self.modality == "image":
+            return ImageFrontendSpec(self.image_size, self.image_size, self.color, "unit")  # type: ignore[arg-type]
         return AudioFrontendSpec(
             kind=self.features,  # type: ignore[arg-type]
             sample_rate=self.sample_rate,
@@ -182,6 +220,8 @@ class DataSettings:
     """The group column mitigations balance or reweight (default: the first group)."""
     train_imbalance: str = ""
     """``gender=female:0.2``: thin that group's training speakers (seeded by ``split_seed``); "" = off."""
+    modality: str = "audio"
+    """``audio`` or ``image``: what the manifest's files are, so which front-end factors the matrix has."""
 
     def score_options(self) -> ScoreOptions:
         return ScoreOptions(
@@ -234,12 +274,18 @@ class Matrix:
     deployment: DeploymentSettings = DeploymentSettings()
 
     @property
+    def factors(self) -> tuple[Factor, ...]:
+        return factors_of(self.data.modality)
+
+    @property
     def varied(self) -> list[str]:
         """Factors with two or more levels."""
         return [name for name, values in self.levels if len(values) >= 2]
 
     def to_dict(self) -> dict[str, Any]:
         data = {**dataclasses.asdict(self.data), "manifest": str(self.data.manifest)}
+        if self.data.modality == "audio":  # as before modalities existed: audio sweeps keep their digest
+            del data["modality"]
         return {
             "data": data,
             "training": dataclasses.asdict(self.training),
@@ -288,9 +334,11 @@ def parse_matrix(document: Mapping[str, Any], source: Path) -> Matrix:
         **{k: v for k, v in document.items() if k in _BY_NAME},
         **{f"pruning.{k}": v for k, v in pruning.items()},
     }
-    levels = tuple((factor.name, _levels(factor, written.get(factor.name), source)) for factor in FACTORS)
     settings = _data_settings(data, source)
-    cells, skipped = _cells(levels, source)
+    factors = factors_of(settings.modality)
+    _check_modality(written, settings.modality, source)
+    levels = tuple((factor.name, _levels(factor, written.get(factor.name), source)) for factor in factors)
+    cells, skipped = _cells(levels, settings.modality, source)
     for cell in cells:
         _check_frontend(cell, settings.clip_seconds, source)
     if "reweight-heldout" in dict(levels)["mitigation"] and settings.split[1] == 0:
@@ -327,6 +375,28 @@ def _check_type(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
+def _check_modality(written: Mapping[str, Any], modality: str, source: Path) -> None:
+    """The other modality's front-end factors, or its recipes, cannot be built from this data: refuse them."""
+    own = {factor.name for factor in factors_of(modality)}
+    foreign = [name for name in written if name not in own]
+    other = "image" if modality == "audio" else "audio"
+    if foreign:
+        what = f"is an {other} setting" if len(foreign) == 1 else f"are {other} settings"
+        raise UsageError(
+            f'{source}: {", ".join(foreign)} {what}, but data.modality is "{modality}"; remove '
+            f'{"it" if len(foreign) == 1 else "them"} or set data.modality = "{other}"'
+        )
+    architectures = written.get("architecture")
+    for name in architectures if isinstance(architectures, list) else [architectures]:
+        recipe = RECIPES.get(name.strip().lower()) if isinstance(name, str) else None
+        if recipe is not None and recipe.modality != modality:
+            raise UsageError(
+                f"{source}: architecture = {name!r} is not valid; expected an {modality} recipe: "
+                f"{', '.join(_recipes(modality)())} ({name} is an {recipe.modality} recipe and data.modality is "
+                f'"{modality}")'
+            )
+
+
 def _levels(factor: Factor, raw: Any, source: Path) -> tuple[Scalar, ...]:
     if raw is None:
         return (factor.default,)
@@ -346,13 +416,17 @@ def _levels(factor: Factor, raw: Any, source: Path) -> tuple[Scalar, ...]:
     return tuple(levels)
 
 
-def _cells(levels: tuple[tuple[str, tuple[Scalar, ...]], ...], source: Path) -> tuple[tuple[Cell, ...], int]:
+def _cells(
+    levels: tuple[tuple[str, tuple[Scalar, ...]], ...], modality: str, source: Path
+) -> tuple[tuple[Cell, ...], int]:
     """The product, with ``auto`` runtimes resolved and runtime/format pairs that cannot run dropped."""
     combinations = []
     used_runtimes = set()
     skipped = 0
+    other_frontend = _IMAGE_DEFAULTS if modality == "audio" else _AUDIO_DEFAULTS
     for values in itertools.product(*(v for _, v in levels)):
-        chosen = {factor.attribute: value for factor, value in zip(FACTORS, values, strict=True)}
+        chosen: dict[str, Any] = {**other_frontend, "modality": modality}
+        chosen.update({factor.attribute: value for factor, value in zip(factors_of(modality), values, strict=True)})
         runtime = chosen["runtime"]
         if runtime == "auto":
             chosen["runtime"] = DEFAULT_RUNTIME[chosen["export"]]
@@ -376,7 +450,7 @@ def _check_frontend(cell: Cell, clip_seconds: float, source: Path) -> None:
         spec = cell.frontend(clip_seconds)
     except UsageError as exc:
         raise UsageError(f"{source}: the cell {cell.describe()} cannot be built: {exc}") from None
-    if spec.win_length > spec.n_samples:
+    if isinstance(spec, AudioFrontendSpec) and spec.win_length > spec.n_samples:
         raise UsageError(
             f"{source}: frame_length_ms {cell.frame_length_ms:g} is longer than the {clip_seconds:g} s clip"
         )
@@ -440,6 +514,11 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
     mitigation_group = get("mitigation_group", str) or groups[0]
     if mitigation_group not in groups:
         raise UsageError(f"{source}: data.mitigation_group = {mitigation_group!r} must be one of data.groups")
+    modality = get("modality", str).strip().lower()
+    if modality not in MODALITIES:
+        raise UsageError(f"{source}: data.modality = {modality!r} is not valid; choose from {', '.join(MODALITIES)}")
+    if modality == "image" and "clip_seconds" in table:
+        raise UsageError(f'{source}: data.clip_seconds is an audio setting, but data.modality is "image"; remove it')
     train_imbalance = get("train_imbalance", str).strip()
     if train_imbalance:
         try:
@@ -465,6 +544,7 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
         clip_seconds=get("clip_seconds", float),
         mitigation_group=mitigation_group,
         train_imbalance=train_imbalance,
+        modality=modality,
     )
     problems = [
         "data.min_group_size must be 0 or more" if settings.min_group_size < 0 else "",
@@ -500,6 +580,7 @@ _DATA_KEYS = (
     "clip_seconds",
     "mitigation_group",
     "train_imbalance",
+    "modality",
 )
 _TRAINING_KEYS = tuple(field.name for field in dataclasses.fields(TrainingSettings))
 

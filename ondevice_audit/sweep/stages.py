@@ -8,6 +8,10 @@ later in the chain share the earlier stages: features once per front-end setting
 of the tasks it depends on and writes its own entry, so any process can run any task whose inputs exist:
 that is what lets ``--jobs`` run tasks in a process pool, and ``--resume`` pick up after a crash.
 
+The front-end is ``Cell.frontend``: an ``AudioFrontendSpec``, or an ``ImageFrontendSpec`` in an image matrix. All
+its fields are in the features key, so image size and colour mode separate features (and everything after) as
+the sample rate does; every later stage reads shapes from the features, so it needs nothing per modality.
+
 A mitigation (``model/mitigation.py``) applies to base training and to the pruning fine-tune alike, over
 ``[data] mitigation_group``; ``[data] train_imbalance`` thins the training split once, before features.
 Both enter the keys only when set, so the cache entries of unmitigated cells stay those of earlier sweeps.
