@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit._files import sha256_of
+from ondevice_audit.audit import frame_warnings
 from ondevice_audit.data import read_manifest
 from ondevice_audit.errors import OndeviceAuditError, UsageError
 from ondevice_audit.metrics import METRICS, GroupMetricFrame
@@ -565,6 +566,7 @@ def _run_score(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
 
 
 def _warnings(frame: GroupMetricFrame, exported: dict[str, Any], failed: int) -> list[str]:
+    """The cell's export notes, then the same frame warnings every audit report carries."""
     notes = [f"export: {warning}" for warning in exported["warnings"]]
     facts = exported["metadata"]
     notes += [f"{facts['recipe']} adjusted to the input: {note}" for note in facts["adjustments"]]
@@ -574,18 +576,7 @@ def _warnings(frame: GroupMetricFrame, exported: dict[str, Any], failed: int) ->
             f"{sparsity['dense_kernels']} depthwise kernel(s) cannot be pruned and stay dense: the file is "
             f"{sparsity['overall']:.1%} sparse over all kernels, {sparsity['prunable']:.1%} over prunable ones"
         )
-    if failed:
-        notes.append(f"{failed} test sample(s) could not be scored and are left out (see samples.failures)")
-    for attribute in frame.attributes:
-        small = [g.name for g in attribute.groups if not g.in_rb]
-        if small:
-            notes.append(
-                f"{attribute.name}: group(s) {', '.join(small)} have fewer than {frame.min_group_size} test clips; "
-                "shown but left out of RB"
-            )
-        if attribute.rb.value is None:
-            notes.append(f"{attribute.name}: RB is undefined: {attribute.rb.undefined_reason}")
-    return notes
+    return notes + frame_warnings(frame, failed)
 
 
 def _measurements(
