@@ -22,7 +22,7 @@ from ondevice_audit._files import sha256_of, size_of
 from ondevice_audit.data import DataError, LabelledFiles, read_manifest, read_predictions, select_split
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
-from ondevice_audit.frontend import Frontend, FrontendSpec, build_frontend
+from ondevice_audit.frontend import CHUNK_FILES, Frontend, FrontendSpec, build_frontend
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.metrics.frame import MISSING_GROUP
 from ondevice_audit.progress import NullProgress, Progress
@@ -42,8 +42,6 @@ __all__ = [
     "score_predictions",
 ]
 
-CHUNK_FILES = 256
-"""Files per front-end + inference chunk: large enough to batch, small enough to keep memory flat."""
 _MAX_LISTED_FAILURES = 1000
 
 

@@ -25,7 +25,6 @@ from ondevice_audit.gate import SMALL_GROUP_N, GateResult, GateSettings, evaluat
 from ondevice_audit.gate.config import parse_max_rb
 from ondevice_audit.gate.junit import to_junit
 from ondevice_audit.gate.markdown import to_markdown
-from ondevice_audit.report.document import load_report
 
 __all__ = [
     "Baseline",
@@ -148,6 +147,8 @@ def run_gate(
 
     ``only_failures`` shortens the printed table to the failing checks (a sweep's many cells); the JUnit and
     Markdown files always hold every check."""
+    from ondevice_audit.report.document import load_report
+
     flags = GateSettings(
         max_rb=parse_max_rb(max_rb) if max_rb else None,
         max_group_gap=max_group_gap,

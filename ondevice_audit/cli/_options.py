@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ondevice_audit.audit import ScoreOptions
 from ondevice_audit.cli._progress import stderr
 from ondevice_audit.errors import ExitCode
 from ondevice_audit.frontend import AudioFrontendSpec
 from ondevice_audit.metrics import METRICS
 from ondevice_audit.report import ReportFormatChoice
+
+if TYPE_CHECKING:
+    from ondevice_audit.audit import ScoreOptions
 
 __all__ = ["audio_spec", "emit_report", "finish", "scoring_options"]
 
@@ -58,6 +60,8 @@ def scoring_options(
     seed: int,
     confidence: float,
 ) -> ScoreOptions:
+    from ondevice_audit.audit import ScoreOptions
+
     return ScoreOptions(
         groups=tuple(groups),
         metric=metric.lower(),
@@ -91,8 +95,20 @@ def finish(report: dict[str, Any], strict: bool) -> None:
             raise typer.Exit(int(ExitCode.GATE_FAILED))
 
 
+# How a model from elsewhere is read, shared by `audit` and `sweep --model`.
+Labels = Annotated[
+    Path | None, typer.Option(help="Class names, one per line in output order (models without metadata).")
+]
+TrustModel = Annotated[bool, typer.Option(help="Allow Keras models that run stored Python code (Lambda layers).")]
+
+
 # Audio front-end settings, shared by `train` (what the model will hear) and `audit` (for models without metadata).
 _FRONTEND = "Front-end"
+FrontendPlugin = Annotated[
+    str | None,
+    typer.Option(help="Your own front-end: package.module:callable mapping a file path to the model input.",
+                 rich_help_panel=_FRONTEND),
+]  # fmt: skip
 SampleRate = Annotated[int, typer.Option(rich_help_panel=_FRONTEND)]
 ClipSeconds = Annotated[float, typer.Option(rich_help_panel=_FRONTEND)]
 NMels = Annotated[int, typer.Option(rich_help_panel=_FRONTEND)]

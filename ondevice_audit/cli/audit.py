@@ -5,23 +5,23 @@ from __future__ import annotations
 import dataclasses
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ondevice_audit.audit import CHUNK_FILES, ModelOptions, TargetOptions, audit_model, audit_on_targets
 from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.cli.targets import SshOption, WorkDir
 from ondevice_audit.errors import UsageError
-from ondevice_audit.frontend import FrontendSpec, ImageFrontendSpec
+from ondevice_audit.frontend import CHUNK_FILES, ImageFrontendSpec
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import RUNTIMES
-from ondevice_audit.targets import TARGET_HELP
-from ondevice_audit.targets.comparison import RUNTIME_FORMATS
-from ondevice_audit.targets.mcu import resolve_budget
+from ondevice_audit.targets import TARGET_HELP, device_runner
+
+if TYPE_CHECKING:
+    from ondevice_audit.frontend import FrontendSpec
 
 _MCU = "Microcontroller budget (TFLM arena and flash of a .tflite model)"
 _FRONTEND = "Front-end"  # only needed for models without ondevice-audit metadata
@@ -56,7 +56,7 @@ def audit(
         list[str] | None,
         typer.Option(
             help=f"Override the runtime: {', '.join(RUNTIMES)} (default: by model format); repeat to compare "
-            f"runtimes. Through the device runner: {', '.join(r for r in RUNTIME_FORMATS if r not in RUNTIMES)} too."
+            f"runtimes. Through the device runner: {', '.join(r for r in device_runner.RUNTIMES if r not in RUNTIMES)} too."
         ),
     ] = None,
     metric: opt.Metric = "mcc",
@@ -66,16 +66,8 @@ def audit(
     permutations: opt.Permutations = 1000,
     seed: opt.Seed = 0,
     confidence: opt.Confidence = 0.95,
-    labels: Annotated[
-        Path | None, typer.Option(help="Class names, one per line in output order (models without metadata).")
-    ] = None,
-    frontend: Annotated[
-        str | None,
-        typer.Option(
-            help="Your own front-end: package.module:callable mapping a file path to the model input.",
-            rich_help_panel=_FRONTEND,
-        ),
-    ] = None,  # fmt: skip
+    labels: opt.Labels = None,
+    frontend: opt.FrontendPlugin = None,
     features: Annotated[Features | None, typer.Option(rich_help_panel=_FRONTEND)] = None,
     sample_rate: opt.SampleRate = 16000,
     clip_seconds: opt.ClipSeconds = 1.0,
@@ -87,9 +79,7 @@ def audit(
     image_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH.", rich_help_panel=_FRONTEND)] = "32x32",
     color: Annotated[str, typer.Option(help="rgb or grayscale.", rich_help_panel=_FRONTEND)] = "rgb",
     scale: Annotated[str, typer.Option(help="unit, symmetric or none.", rich_help_panel=_FRONTEND)] = "unit",
-    trust_model: Annotated[
-        bool, typer.Option(help="Allow Keras models that run stored Python code (Lambda layers).")
-    ] = False,
+    trust_model: opt.TrustModel = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
     board: Annotated[
         str | None,
@@ -156,6 +146,9 @@ def audit(
     compares the runs per group: the metric on each, flip rate and forgotten clips against the first run, the
     paired change in RB, latency and peak memory.
     """
+    from ondevice_audit.audit import ModelOptions, TargetOptions, audit_model, audit_on_targets
+    from ondevice_audit.targets.mcu import resolve_budget
+
     spec: FrontendSpec | None = None
     if features is Features.image:
         height, width = _image_size(image_size)

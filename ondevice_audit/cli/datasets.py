@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand
 
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
-from ondevice_audit.data.corpora import ADAPTERS, ImportResult, Problem, default_out, get_adapter, write_manifest
-from ondevice_audit.data.corpora.interface import describe_problem
-from ondevice_audit.data.inspect import inspect_manifest
-from ondevice_audit.data.synth_kws import ACCENTS, KEYWORDS, UNKNOWN_LABEL, generate_synth_kws
-from ondevice_audit.data.synth_shapes import generate_synth_shapes
+
+if TYPE_CHECKING:  # the dataset modules load pandas, soundfile and PIL: imported when a command runs
+    import pandas as pd
+
+    from ondevice_audit.data.corpora import ImportResult
 
 datasets = typer.Typer(help="Generate, import and inspect datasets.", no_args_is_help=True)
 app.add_typer(datasets, name="datasets")
@@ -42,6 +42,8 @@ def synth_kws(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Synthesize a keyword-spotting dataset with espeak-ng (synthetic voices, not real speakers)."""
+    from ondevice_audit.data.synth_kws import ACCENTS, generate_synth_kws
+
     manifest = generate_synth_kws(
         out,
         seed=seed,
@@ -57,6 +59,10 @@ def synth_kws(
 
 
 def _summary(console: Console, manifest: pd.DataFrame, out: Path) -> None:
+    import pandas as pd
+
+    from ondevice_audit.data.synth_kws import KEYWORDS, UNKNOWN_LABEL
+
     counts = pd.crosstab(manifest["label"], manifest["gender"]).reindex([*KEYWORDS, UNKNOWN_LABEL], fill_value=0)
     table = Table("label", *counts.columns, title=f"{len(manifest)} clips in {out}")
     for label, row in counts.iterrows():
@@ -73,15 +79,22 @@ _SUMMARY_LABELS = 12
 _SUMMARY_PROBLEMS = 10
 
 
-@datasets.command(
-    "import",
-    no_args_is_help=True,
-    epilog="\n\n".join(f"[bold]{name}[/bold]: {adapter.summary}." for name, adapter in ADAPTERS.items()),
-)
+class _CorpusFormatsHelp(TyperCommand):
+    """Lists the corpus formats in the help only when it is shown: the adapters' modules load pandas."""
+
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        from ondevice_audit.data.corpora import ADAPTERS
+
+        self.epilog = "\n\n".join(f"[bold]{name}[/bold]: {adapter.summary}." for name, adapter in ADAPTERS.items())
+        for param in self.params:
+            if param.name == "corpus_format":
+                param.help = f"Corpus format: {', '.join(ADAPTERS)}."  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+@datasets.command("import", cls=_CorpusFormatsHelp, no_args_is_help=True)
 def import_corpus(
-    corpus_format: Annotated[
-        str, typer.Argument(metavar="FORMAT", help=f"Corpus format: {', '.join(ADAPTERS)}.", show_default=False)
-    ],
+    corpus_format: Annotated[str, typer.Argument(metavar="FORMAT", help="Corpus format.", show_default=False)],
     root: Annotated[
         Path, typer.Argument(metavar="ROOT", help="The corpus folder as downloaded (for manifest: the CSV).")
     ],
@@ -149,6 +162,8 @@ def import_corpus(
     Problems (malformed rows, missing files, unknown values, non-UTF-8 text, duplicates) are counted in the
     summary and listed in <manifest>.problems.csv. Audio is decoded by soundfile/libsndfile (no ffmpeg).
     """
+    from ondevice_audit.data.corpora import default_out, get_adapter, write_manifest
+
     adapter = get_adapter(corpus_format)
     given = {
         "keywords": keywords,
@@ -173,6 +188,10 @@ def import_corpus(
 
 
 def _import_summary(console: Console, result: ImportResult, manifest: Path, problems_file: Path | None) -> None:
+    import pandas as pd
+
+    from ondevice_audit.data.corpora.interface import describe_problem
+
     frame = result.frame
     console.print(
         f"{len(frame)} {'clips' if result.modality == 'audio' else 'images'} written to {manifest}",
@@ -227,6 +246,8 @@ def inspect_dataset(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
     """Clips, speakers, duration, labels and sample rates per group, with what would mislead an audit."""
+    from ondevice_audit.data.inspect import inspect_manifest
+
     summary = inspect_manifest(data, group or [], min_group_size=min_group_size, progress=RichProgress(quiet=quiet))
     if output_format is InspectFormat.json:
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -235,6 +256,9 @@ def inspect_dataset(
 
 
 def _inspect_tables(console: Console, summary: dict[str, Any]) -> None:
+    from ondevice_audit.data.corpora import Problem
+    from ondevice_audit.data.corpora.interface import describe_problem
+
     image = summary["modality"] == "image"
     unit = "images" if image else "clips"
     duration = "" if summary["duration_seconds"] is None else f", {_hours(summary['duration_seconds'])}"
@@ -292,6 +316,10 @@ def synth_shapes(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
 ) -> None:
     """Draw a shape-classification image set whose groups differ in lighting and background (synthetic)."""
+    import pandas as pd
+
+    from ondevice_audit.data.synth_shapes import generate_synth_shapes
+
     manifest = generate_synth_shapes(
         out,
         seed=seed,

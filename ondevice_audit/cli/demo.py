@@ -15,9 +15,6 @@ from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.cli.report import write_sweep_reports
 from ondevice_audit.cli.sweep import SweepDisplay, print_summary
-from ondevice_audit.demo import find_demo_paths, run_demo_audit
-from ondevice_audit.report.table import TableFormat
-from ondevice_audit.sweep import load_matrix, run_sweep
 
 
 @app.command()
@@ -33,6 +30,10 @@ def demo(
     Everything runs offline on the bundled espeak-ng dataset (synthetic voices, not people). A rerun reuses
     the sweep's cache.
     """
+    from ondevice_audit.demo import find_demo_paths, run_demo_audit
+    from ondevice_audit.report.table import TableFormat
+    from ondevice_audit.sweep import load_matrix, run_sweep
+
     started = time.perf_counter()
     console = Console()
     paths = find_demo_paths(root)

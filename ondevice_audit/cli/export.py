@@ -17,7 +17,6 @@ from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.interface import EXPORT_FORMATS, ExportResult, export_variants, save_keras
 from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
-from ondevice_audit.model.train import load_labelled_features
 from ondevice_audit.optimize.prune import SCHEDULES, prune
 from ondevice_audit.optimize.quantize import QuantApproach
 
@@ -91,6 +90,8 @@ def export(
     Parity is the largest score difference to the Keras model on the same inputs (from --data when given);
     quantized files drift by design, so drift is a warning, with the top-1 agreement next to it.
     """
+    from ondevice_audit.model.train import load_labelled_features
+
     formats = _formats(to)
     approaches = list(dict.fromkeys(QuantApproach.parse(q) for q in quantize.split(",") if q.strip()))
     if not approaches:

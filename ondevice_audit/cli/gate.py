@@ -24,8 +24,6 @@ from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import app
 from ondevice_audit.errors import UsageError
 from ondevice_audit.gate import NoReport
-from ondevice_audit.report.document import load_report
-from ondevice_audit.sweep.executor import SWEEP_FILE
 
 __all__ = ["gate"]
 
@@ -90,6 +88,9 @@ def gate(
 
 def load_reports(path: Path) -> Mapping[str, dict[str, Any] | NoReport]:
     """Reports to judge by variant name: one file is one variant named after its stem, a sweep one per cell."""
+    from ondevice_audit.report.document import load_report
+    from ondevice_audit.sweep.executor import SWEEP_FILE
+
     if not path.is_dir():
         return {path.stem: load_report(path)}
     state = path / SWEEP_FILE
@@ -107,6 +108,8 @@ def load_reports(path: Path) -> Mapping[str, dict[str, Any] | NoReport]:
 
 def _load_cell(folder: Path) -> dict[str, Any] | NoReport:
     """The cell's report, or why it has none: the first paragraph of error.txt holds the sweep's message."""
+    from ondevice_audit.report.document import load_report
+
     if (folder / "report.json").is_file():
         return load_report(folder / "report.json")
     error = folder / "error.txt"

@@ -18,10 +18,6 @@ import typer
 
 from ondevice_audit.cli import app
 from ondevice_audit.errors import UsageError
-from ondevice_audit.report.document import load_report
-from ondevice_audit.report.html import HtmlFormat, sweep_html
-from ondevice_audit.report.markdown import MarkdownFormat
-from ondevice_audit.sweep.executor import PLOT_FILE, RESULTS_FILE, SWEEP_FILE
 
 __all__ = ["report"]
 
@@ -29,7 +25,6 @@ NO_OUTPUT = "nothing to write: give --html FILE and/or --markdown FILE"
 CANNOT_WRITE = "cannot write {path}: {error}"
 NOT_A_SWEEP = "{path} is a folder but not a finished sweep (no {name}): pass a report.json or a sweep folder runs/NAME"
 UNREADABLE = "{path}: cannot read it ({error})"
-SWEEP_FILES = (SWEEP_FILE, "summary.json", RESULTS_FILE, "summary.md")
 
 
 @app.command()
@@ -51,6 +46,10 @@ def report(
     """
     if html is None and markdown is None:
         raise UsageError(NO_OUTPUT)
+    from ondevice_audit.report.document import load_report
+    from ondevice_audit.report.html import HtmlFormat
+    from ondevice_audit.report.markdown import MarkdownFormat
+
     if source.is_dir():
         write_sweep_reports(source, html, markdown)
         return
@@ -63,7 +62,11 @@ def report(
 
 def write_sweep_reports(folder: Path, html: Path | None, markdown: Path | None) -> None:
     """The HTML page and/or Markdown summary of a finished sweep folder (also used by `demo`)."""
-    missing = next((name for name in SWEEP_FILES if not (folder / name).is_file()), None)
+    from ondevice_audit.report.html import sweep_html
+    from ondevice_audit.sweep.executor import PLOT_FILE, RESULTS_FILE, SWEEP_FILE
+
+    sweep_files = (SWEEP_FILE, "summary.json", RESULTS_FILE, "summary.md")
+    missing = next((name for name in sweep_files if not (folder / name).is_file()), None)
     if missing is not None:
         raise UsageError(NOT_A_SWEEP.format(path=folder, name=missing))
     if html is not None:

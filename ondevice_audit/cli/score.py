@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ondevice_audit.audit import score_predictions
 from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
@@ -49,6 +48,8 @@ def score(
     binary [bold]score[/bold] column with --threshold. An optional [bold]speaker[/bold] column makes the
     bootstrap resample speakers instead of clips.
     """
+    from ondevice_audit.audit import score_predictions
+
     options = opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed,
                                   confidence)  # fmt: skip
     report = score_predictions(predictions, options, threshold=threshold, progress=RichProgress())

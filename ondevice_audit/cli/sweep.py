@@ -7,9 +7,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -18,11 +17,15 @@ from rich.progress import Progress as RichBar
 from rich.table import Table
 
 from ondevice_audit.cli import _gate_options as go
+from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress, stderr
+from ondevice_audit.cli.targets import SshOption
 from ondevice_audit.errors import PipelineError
-from ondevice_audit.progress import Advance
-from ondevice_audit.sweep import DeploymentSettings, SweepResult, SweepStatus, compare_sweeps, load_matrix, run_sweep
+
+if TYPE_CHECKING:  # the sweep package pulls in pandas and the training stack: imported when a command runs
+    from ondevice_audit.progress import Advance
+    from ondevice_audit.sweep import SweepResult, SweepStatus
 
 
 class SweepDisplay(RichProgress):
@@ -69,10 +72,32 @@ def _duration(seconds: float) -> str:
 def sweep(
     matrix: Annotated[Path, typer.Option("--matrix", "-m", help="Matrix TOML: every list is a factor.")],
     out: Annotated[Path, typer.Option("--out", help="Sweep folder: cells/, results.csv, summary.md, plot.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Your trained model (.keras, .h5, .tflite, .onnx) as the base; overrides the matrix's."),
+    ] = None,
+    labels: opt.Labels = None,
+    frontend: opt.FrontendPlugin = None,
+    trust_model: opt.TrustModel = False,
+    ssh_option: SshOption = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue a sweep in --out (after a crash or interruption).")
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Independent tasks run at once.")] = 1,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where tasks run: local (--jobs processes on this machine) or ray (Ray tasks; "
+            "pip install 'ondevice-audit[ray]')."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to use (auto, HOST:PORT, ray://HOST:PORT) instead of a local Ray instance; on several "
+            "machines the dataset and --cache must be on a filesystem every node shares."
+        ),
+    ] = None,
     within: Annotated[
         float, typer.Option(min=0.0, help="Pick the least biased cell within this % of the best metric.")
     ] = 1.0,
@@ -109,9 +134,16 @@ def sweep(
     seed, ...) and cached by content, so a rerun or a [bold]--resume[/bold] only does what is missing.
     A budget ([bold]--board[/bold], [bold]--mcu-ram[/bold], [bold]--mcu-flash[/bold], overriding the matrix's
     [deployment] table) adds arena_bytes, flash_bytes, fits_mcu and mcu_reason per cell.
+    [bold]--executor ray[/bold] runs the same tasks as Ray tasks (a local instance, or the cluster at
+    [bold]--address[/bold]), with the same cache and results.
+    [bold]--model[/bold] makes your trained model (Keras, TFLite or ONNX) the base instead of a recipe, with a
+    baseline cell (the model as given) every other cell is compared with.
     """
+    from ondevice_audit.sweep import DeploymentSettings, load_matrix, run_sweep
+
     started = time.perf_counter()
-    parsed = load_matrix(matrix)
+    parsed = load_matrix(matrix, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend)
+    parsed = dataclasses.replace(parsed, ssh_options=tuple(ssh_option or ()))
     if board is not None or mcu_ram is not None or mcu_flash is not None:
         given = DeploymentSettings(board, mcu_ram, mcu_flash)
         given.budget()  # a bad board or size is refused before any work
@@ -126,6 +158,8 @@ def sweep(
         within=within,
         progress=display,
         on_status=display.status,
+        executor=executor,
+        address=address,
     )
     if not quiet:
         print_summary(Console(), result, time.perf_counter() - started)
@@ -160,6 +194,8 @@ def _change(value: float | None, ci: tuple[float, float] | None) -> str:
 
 
 def print_summary(console: Console, result: SweepResult, seconds: float) -> None:
+    import pandas as pd
+
     analysis = result.analysis
     metric = analysis.metric
     table = Table(title=f"Cells by RB ({analysis.ok} of {analysis.cells} finished)")
@@ -167,7 +203,9 @@ def print_summary(console: Console, result: SweepResult, seconds: float) -> None
     for factor in analysis.varied:
         table.add_column(factor.split(".")[-1])
     fits = analysis.budget is not None
-    for column in (metric, "RB [CI]", "KiB", "ms", *(["fits MCU"] if fits else [])):
+    baseline = "flip_rate" in analysis.ranked.columns  # a user model's sweep: each cell against it as given
+    against = [f"Δ{metric}", "ΔRB", "flips", "forgot"] if baseline else []
+    for column in (metric, "RB [CI]", "KiB", "ms", *(["fits MCU"] if fits else []), *against):
         table.add_column(column, justify="right")
     for _, row in analysis.ranked.iterrows():
         interval = f"[{_number(row['rb_ci_low'], 2)}, {_number(row['rb_ci_high'], 2)}]"
@@ -179,8 +217,15 @@ def print_summary(console: Console, result: SweepResult, seconds: float) -> None
             _number(row["size_bytes"] / 1024, 4),
             _number(row["latency_ms"], 2),
             *([("yes" if pd.notna(row["fits_mcu"]) and bool(row["fits_mcu"]) else "no")] if fits else []),
-        )
+            *([_number(row["metric_delta"]), _number(row["rb_delta"]), _number(row["flip_rate"], 2),
+               _number(row["forgotten"])] if baseline else []),
+        )  # fmt: skip
     console.print(table)
+    if baseline:
+        console.print("[dim]Δ, flips (flip rate) and forgot (clips right on the baseline, wrong here): against the "
+                      "baseline cell, the model as given.[/dim]")  # fmt: skip
+    for layers in analysis.not_pruned:
+        console.print(f"not pruned: {layers}", highlight=False)
     if analysis.effects:
         effects = Table(title="Which design choice drives bias (RB per level)")
         for column in ("factor", "mean RB per level", "spread", "F-test p", "MI"):
@@ -229,6 +274,8 @@ def compare(
     if a.is_file() or b.is_file():
         _compare_reports(a, b, output)
         return
+    from ondevice_audit.sweep import compare_sweeps
+
     comparison = compare_sweeps(a, b)
     console = Console()
     table = Table(title=f"{b} minus {a}: {comparison.metric} and RB over {comparison.bias_attribute}")

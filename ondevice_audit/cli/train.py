@@ -6,9 +6,8 @@ import json
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Column, Table
@@ -20,8 +19,12 @@ from ondevice_audit.errors import UsageError
 from ondevice_audit.export.interface import EXPORT_FORMATS, ExportResult, export_variants, save_keras
 from ondevice_audit.export.metadata import ModelMetadata
 from ondevice_audit.model.recipes import RECIPES, get_recipe
-from ondevice_audit.model.train import LabelledSplits, prepare_splits, train_model
 from ondevice_audit.optimize.quantize import QuantApproach
+
+if TYPE_CHECKING:  # training loads pandas: imported when the command runs
+    import pandas as pd
+
+    from ondevice_audit.model.train import LabelledSplits
 
 _FRONTEND = "Front-end"
 _TRAINING = "Training"
@@ -94,6 +97,8 @@ def train(
     The manifest is split by speaker (held-out speakers in [bold]split.csv[/bold], split "test"), so the
     model can be audited on people it never heard.
     """
+    from ondevice_audit.model.train import prepare_splits, train_model
+
     started = time.perf_counter()
     chosen = get_recipe(recipe)
     spec = opt.audio_spec(features.value, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window)
@@ -152,6 +157,8 @@ def train(
 
 def _write_split(path: Path, frames: dict[str, pd.DataFrame]) -> None:
     """Which split each manifest row went to, keyed by the manifest's own ``path`` column."""
+    import pandas as pd
+
     columns = [c for c in ("path", "label", "speaker") if c in frames["train"].columns]
     rows = [frame[columns].assign(split=name) for name, frame in frames.items()]
     pd.concat(rows).to_csv(path, index=False)

@@ -1,6 +1,7 @@
 """Front-ends: file -> model input. Add a new input kind as a module with a ``Frontend`` subclass."""
 
 from ondevice_audit.frontend.interface import (
+    CHUNK_FILES,
     AudioFrontendSpec,
     Frontend,
     FrontendBatch,
@@ -24,6 +25,7 @@ def build_frontend(spec: FrontendSpec) -> Frontend:
 
 
 __all__ = [
+    "CHUNK_FILES",
     "AudioFrontendSpec",
     "Frontend",
     "FrontendBatch",

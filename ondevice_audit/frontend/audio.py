@@ -1,19 +1,40 @@
-"""MFCC, log-mel and raw-waveform front-ends (librosa), computed a batch of clips at a time."""
+"""MFCC, log-mel and raw-waveform front-ends, computed a batch of clips at a time.
+
+The numbers are librosa's (``melspectrogram(center=False)``, ``power_to_db(ref=1, amin=1e-10, top_db=None)``,
+``mfcc``'s orthonormal DCT-II), computed as a few whole-batch array operations: frames are a strided view, the
+FFT runs in float64 as librosa's does (float32 would move quiet mel bands of a pure tone by ~0.02 dB), and the
+mel filterbank and DCT are matrices built once. Sub-batches of files are decoded and transformed on a thread
+pool: libsndfile, soxr, the FFT and the matrix products release the GIL (BLAS runs one thread per pool thread).
+"""
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import scipy.fft
 import soundfile as sf
 import soxr
+from threadpoolctl import ThreadpoolController
 
 from ondevice_audit.frontend.interface import AudioFrontendSpec, Frontend, FrontendBatch, SampleError
 
 __all__ = ["AudioFrontend", "decode_clip"]
+
+_SUB_BATCH = 8
+"""Files one thread decodes and transforms at a time: the float64 frames (8 x 49 x 640 x 8 B = 2 MB at the
+defaults) and the spectra stay in the CPU cache; 64 at a time costs a fifth more CPU time, 4 no less than 8."""
+_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """Found once: looking up the loaded BLAS libraries takes ~10 ms in a process that has loaded TensorFlow."""
+    return ThreadpoolController()
 
 
 @functools.cache
@@ -21,17 +42,36 @@ def _dct_basis(n_mfcc: int, n_mels: int) -> np.ndarray:
     return scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
 
 
+@functools.cache
+def _window(name: str, length: int) -> np.ndarray:
+    import librosa  # only the filter/window definitions: the features themselves are computed here
+
+    return librosa.filters.get_window(name, length, fftbins=True)
+
+
+@functools.cache
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    import librosa
+
+    return np.ascontiguousarray(
+        librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).T, dtype=np.float32
+    )
+
+
 def decode_clip(path: Path, spec: AudioFrontendSpec) -> np.ndarray:
     """Mono float32 waveform at ``spec.sample_rate``, cut or zero-padded at the end to the clip length."""
     if not path.is_file():
         raise SampleError("file not found")
     try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        # SoundFile.read directly, not sf.read: a third less per-file overhead on one-second clips
+        with sf.SoundFile(str(path)) as file:
+            audio, rate = file.read(dtype="float32", always_2d=True), file.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         raise SampleError(f"unreadable audio ({exc})") from None
     if audio.size == 0:
         raise SampleError("empty audio")
-    mono = audio.mean(axis=1)
+    # the mean over one channel is that channel, and costs ~35 us a clip
+    mono = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1)
     if rate != spec.sample_rate:
         mono = soxr.resample(mono, rate, spec.sample_rate, quality="HQ").astype(np.float32)
     n = spec.n_samples
@@ -53,9 +93,25 @@ class AudioFrontend(Frontend):
         self.description = f"{s.kind} @ {s.sample_rate} Hz{detail}"
 
     def load_one(self, path: Path) -> np.ndarray:
-        return self.features(decode_clip(path, self.spec)[None, :])[0]
+        with _thread_pools().limit(limits=1, user_api="blas"):  # the same bits as ``transform``
+            return self.features(decode_clip(path, self.spec)[None, :])[0]
 
     def transform(self, paths: Sequence[Path]) -> FrontendBatch:
+        starts = list(range(0, len(paths), _SUB_BATCH)) or [0]
+        # The pool splits the batch over the cores; BLAS threads on top would only compete for them (and spin).
+        # One BLAS thread also for a single sub-batch: the sums' order, and so the last bits of the features,
+        # must not depend on the batch size or on the thread count the process was given (Ray sets it to 1).
+        with _thread_pools().limit(limits=1, user_api="blas"), ThreadPoolExecutor(min(_THREADS, len(starts))) as pool:
+            parts = list(pool.map(lambda start: self._transform(paths[start : start + _SUB_BATCH]), starts))
+        ok = np.concatenate([part.ok for part in parts])
+        failures = {
+            start + i: reason for start, part in zip(starts, parts, strict=True) for i, reason in part.failures.items()
+        }
+        if not ok.any():
+            return FrontendBatch(np.zeros((0, *self.spec.input_shape), np.float32), ok, failures)
+        return FrontendBatch(np.concatenate([part.inputs for part in parts]), ok, failures)
+
+    def _transform(self, paths: Sequence[Path]) -> FrontendBatch:
         clips: list[np.ndarray] = []
         ok = np.zeros(len(paths), dtype=bool)
         failures: dict[int, str] = {}
@@ -71,28 +127,19 @@ class AudioFrontend(Frontend):
 
     def features(self, clips: np.ndarray) -> np.ndarray:
         """``(batch, samples)`` waveforms to ``(batch, *spec.input_shape)`` model inputs."""
-        import librosa  # imported here: its first use JIT-compiles, and `score` never needs it
-
         s = self.spec
         if s.kind == "raw":
             return clips.astype(np.float32)
-        power = librosa.feature.melspectrogram(
-            y=clips,
-            sr=s.sample_rate,
-            n_fft=s.win_length,
-            hop_length=s.hop_length,
-            win_length=s.win_length,
-            window=s.window,
-            center=False,
-            power=2.0,
-            n_mels=s.n_mels,
-            fmin=s.fmin,
-            fmax=s.fmax,
-        )
+        frames = np.lib.stride_tricks.sliding_window_view(clips, s.win_length, axis=-1)[:, :: s.hop_length]
+        spectrum = scipy.fft.rfft(frames * _window(s.window, s.win_length), axis=-1).astype(np.complex64)
+        power = np.square(spectrum.real) + np.square(spectrum.imag)
+        # one 2-D product: a stack of small ones costs a BLAS call (and its threads' wake-up) per clip
+        mel = (power.reshape(-1, power.shape[-1]) @ _mel_basis(s.sample_rate, s.win_length, s.n_mels, s.fmin, s.fmax))
+        mel = mel.reshape(*power.shape[:-1], s.n_mels)
         # top_db=None: a clipping threshold would depend on the loudest clip of the batch.
-        logmel = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None)
+        features = 10.0 * np.log10(np.maximum(mel, np.float32(1e-10)))
         if s.kind == "mfcc":
-            # librosa.feature.mfcc's DCT-II (ortho) as one matrix product: the same numbers, without a DCT along a
-            # strided middle axis of the whole batch
-            logmel = np.matmul(_dct_basis(s.n_mfcc, s.n_mels), logmel)
-        return np.ascontiguousarray(np.swapaxes(logmel, 1, 2)[..., None], dtype=np.float32)
+            features = (features.reshape(-1, s.n_mels) @ _dct_basis(s.n_mfcc, s.n_mels).T).reshape(
+                *features.shape[:-1], s.n_mfcc
+            )
+        return np.ascontiguousarray(features[..., None], dtype=np.float32)

@@ -19,6 +19,7 @@ import numpy as np
 from ondevice_audit.errors import UsageError
 
 __all__ = [
+    "CHUNK_FILES",
     "AudioFrontendSpec",
     "Frontend",
     "FrontendBatch",
@@ -28,6 +29,10 @@ __all__ = [
     "SampleError",
     "spec_from_dict",
 ]
+
+
+CHUNK_FILES = 256
+"""Files per front-end + inference chunk: large enough to batch, small enough to keep memory flat."""
 
 
 class FrontendError(UsageError):

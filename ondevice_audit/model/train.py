@@ -20,7 +20,7 @@ import pandas as pd
 from ondevice_audit import _tensorflow
 from ondevice_audit.data.manifest import read_manifest
 from ondevice_audit.errors import UsageError
-from ondevice_audit.frontend import FrontendSpec, build_frontend
+from ondevice_audit.frontend import Frontend, FrontendSpec, build_frontend
 from ondevice_audit.model.mitigation import (
     HeldoutReweighting,
     balanced_batches,
@@ -247,10 +247,15 @@ class Features:
 
 
 def compute_features(
-    frame: pd.DataFrame, spec: FrontendSpec, progress: Progress | None = None, *, path_column: str = "file"
+    frame: pd.DataFrame,
+    spec: FrontendSpec | Frontend,
+    progress: Progress | None = None,
+    *,
+    path_column: str = "file",
 ) -> Features:
-    """Run the front-end over ``frame[path_column]`` (absolute paths); failed files are reported, not fatal."""
-    frontend = build_frontend(spec)
+    """Run the front-end (one of ours from its spec, or a built one such as a user's plug-in) over
+    ``frame[path_column]`` (absolute paths); failed files are reported, not fatal."""
+    frontend = spec if isinstance(spec, Frontend) else build_frontend(spec)
     paths = [Path(p) for p in frame[path_column]]
     chunks, ok_masks, failures = [], [], {}
     with (progress or NullProgress()).task("Computing features", total=len(paths)) as advance:

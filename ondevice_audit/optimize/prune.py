@@ -16,10 +16,9 @@ import numpy as np
 
 from ondevice_audit import _tensorflow
 from ondevice_audit.errors import UsageError
-from ondevice_audit.model.train import fit_with_mitigation, progress_callback, seed_everything
 from ondevice_audit.progress import NullProgress, Progress
 
-__all__ = ["SCHEDULES", "PruneResult", "UnprunableLayer", "kernel_sparsity", "prune"]
+__all__ = ["SCHEDULES", "PruneResult", "UnprunableLayer", "kernel_sparsity", "keras_sparsity", "prune"]
 
 SCHEDULES = ("constant", "polynomial")
 _MAX_MASK_UPDATES = 10
@@ -72,6 +71,20 @@ def kernel_sparsity(model: Any) -> dict[str, float]:
     return sparsity
 
 
+def keras_sparsity(model: Any) -> dict[str, float | int]:
+    """The fields of ``sweep.weights.FileSparsity`` measured on a Keras model's weights, for a model that is
+    never converted (a user's Keras model swept as given)."""
+    layers = _tensorflow.keras().layers
+    with_kernels = [layer for layer in model.layers if _kernels(layer)]
+    prunable = [layer for layer in with_kernels if _is_prunable(layer, layers)]
+    return {
+        "prunable": _zero_share([k for layer in prunable for k in _kernels(layer)]),
+        "overall": _zero_share([k for layer in with_kernels for k in _kernels(layer)]),
+        "dense_kernels": len(with_kernels) - len(prunable),
+        "kernels": len(with_kernels),
+    }
+
+
 def _schedule(sparsity: float, kind: str, steps: int) -> tuple[Any, dict[str, Any]]:
     """A tfmot schedule over ``steps`` fine-tune steps (tfmot counts them from 1)."""
     from tensorflow_model_optimization.sparsity import keras as sparsity_keras
@@ -121,6 +134,8 @@ def prune(
     if schedule == "polynomial" and steps < 2:
         raise UsageError("a polynomial pruning schedule needs at least 2 fine-tune steps; add epochs or data")
     import tensorflow_model_optimization as tfmot
+
+    from ondevice_audit.model.train import fit_with_mitigation, progress_callback, seed_everything
 
     keras = _tensorflow.keras()
     layers = keras.layers

@@ -32,9 +32,20 @@ def schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+@cache
+def _validator() -> Any:
+    """Built and checked once: ``jsonschema.validate`` re-checks the schema itself on every call, which made a
+    report's validation 0.04 s instead of 0.005 s."""
+    validator_class = jsonschema.validators.validator_for(schema())
+    validator_class.check_schema(schema())
+    return validator_class(schema())
+
+
 def validate(document: dict[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` when ``document`` does not follow the schema."""
-    jsonschema.validate(document, schema())
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+    if error is not None:
+        raise error
 
 
 def load_report(path: Path) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 held-out speakers, and find which choice drives reliability bias.
 
 ``matrix`` parses and checks the TOML, ``stages`` is one cell's chain and the plan that shares it between
-cells, ``cache`` keeps every stage content-addressed, ``executor`` runs the plan (in a process pool with
-``jobs > 1``), ``analysis`` ranks and explains the results, ``mitigation`` pairs mitigated cells with
-their unmitigated twins, ``compare`` lines up two sweeps.
+cells, ``cache`` keeps every stage content-addressed, ``executor`` schedules the plan on a pool of ``pools``
+(local processes or Ray tasks), ``analysis`` ranks and explains the results, ``mitigation`` pairs mitigated cells with
+their unmitigated twins, ``compare`` lines up two sweeps. ``user_model`` makes a user's trained model the base
+instead of a recipe, and ``baseline`` compares every cell with that model as given.
 """
 
 from ondevice_audit.sweep.analysis import Analysis, FactorEffect, LevelEffect, analyse
@@ -24,6 +25,7 @@ from ondevice_audit.sweep.matrix import (
     parse_matrix,
 )
 from ondevice_audit.sweep.mitigation import MitigationEffect, mitigation_effects
+from ondevice_audit.sweep.user_model import UserModel, load_user_model
 
 __all__ = [
     "FACTORS",
@@ -41,11 +43,13 @@ __all__ = [
     "SweepResult",
     "SweepStatus",
     "TrainingSettings",
+    "UserModel",
     "analyse",
     "compare_sweeps",
     "default_cache_dir",
     "factors_of",
     "load_matrix",
+    "load_user_model",
     "mitigation_effects",
     "parse_matrix",
     "run_sweep",

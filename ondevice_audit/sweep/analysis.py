@@ -13,6 +13,11 @@ the cells that fit it (``fits_mcu``): a cell no board can hold is no choice, how
 
 Mitigation: per level, the paired change in RB and metric against the unmitigated twin cells
 (``sweep/mitigation.py``).
+
+With a user's model, the ``baseline`` cell (the model as given) is ranked and selectable like any cell, but
+left out of the factor effects and the noise floor: its levels (its own format and runtime) are not a choice
+the matrix made. The ranking then shows each cell's change against it (``sweep/baseline.py``), and the
+layers pruning left dense are listed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ __all__ = ["Analysis", "FactorEffect", "LevelEffect", "analyse", "noise_floor", 
 
 _NOISE_FACTOR = "seed"
 _COST_COLUMNS = ("size_bytes", "latency_ms")
+_BASELINE_COLUMNS = ("metric_delta", "rb_delta", "flip_rate", "forgotten")
+_BASELINE_CELL = "baseline"
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class Analysis:
     fitting: int | None = None
     """Finished cells that fit the budget (None without one)."""
     mitigation: tuple[MitigationEffect, ...] = ()
+    not_pruned: tuple[str, ...] = ()
+    """Each distinct list of layers pruning left dense (``name (Type, N params)``), from the pruned cells."""
 
     def to_dict(self) -> dict[str, Any]:
         ranked = self.ranked.astype(object).where(self.ranked.notna(), None)
@@ -115,11 +124,17 @@ class Analysis:
             "budget": {"label": self.budget, "fitting_cells": self.fitting},
             "pareto": list(self.pareto),
             "mitigation": [effect.to_dict() for effect in self.mitigation],
+            "not_pruned": list(self.not_pruned),
         }
 
     def to_markdown(self, plot: str | None = None) -> str:
         lines = [f"## Cells by RB ({self.ok} of {self.cells} finished)", ""]
         lines += _markdown_table(self.ranked)
+        if "flip_rate" in self.ranked.columns:
+            lines += ["", "metric_delta, rb_delta, flip_rate and forgotten compare each cell with the baseline "
+                      "(the model as given) on the clips both scored; per group in results.csv and each "
+                      "cell's report.json (comparison)."]  # fmt: skip
+        lines += [f"Not pruned (tfmot cannot prune them; they stay dense): {layers}" for layers in self.not_pruned]
         lines += ["", "## Which design choice drives bias", ""]
         if self.effects:
             lines += [
@@ -297,16 +312,19 @@ def analyse(
     the selection and Pareto front only consider rows whose ``fits_mcu`` is true."""
     higher = METRICS[metric].higher_is_better
     ok = results[results["status"] == "ok"] if "status" in results.columns else results
+    chosen = ok[ok["cell"] != _BASELINE_CELL] if "cell" in ok.columns else ok
     present = [f for f in factors if f in ok.columns]
-    varied = tuple(f for f in present if ok[f].nunique(dropna=False) >= 2)
+    varied = tuple(f for f in present if chosen[f].nunique(dropna=False) >= 2)
     shown = ["cell", *varied, metric, "rb", "rb_ci_low", "rb_ci_high", *_COST_COLUMNS]
     shown += ["fits_mcu"] if budget is not None else []
+    shown += [c for c in _BASELINE_COLUMNS if c in ok.columns]
     ranked = ok.reindex(columns=shown).sort_values(["rb", "cell"], na_position="last", kind="stable")
     ranked = ranked.reset_index(drop=True)
 
     biased = ok.dropna(subset=["rb"]) if "rb" in ok.columns else ok.iloc[0:0]
-    floor, sets = noise_floor(biased, present)
-    effects = [_effect(f, biased, floor) for f in present if biased[f].nunique(dropna=False) >= 2]
+    compared = chosen.dropna(subset=["rb"]) if "rb" in chosen.columns else chosen.iloc[0:0]
+    floor, sets = noise_floor(compared, present)
+    effects = [_effect(f, compared, floor) for f in present if compared[f].nunique(dropna=False) >= 2]
     effects.sort(key=lambda e: (e.p_value is None, e.p_value if e.p_value is not None else 0.0, e.factor))
 
     candidates = ok
@@ -349,4 +367,5 @@ def analyse(
         budget=budget,
         fitting=len(candidates) if budget is not None else None,
         mitigation=tuple(mitigation),
+        not_pruned=tuple(dict.fromkeys(str(v) for v in ok.get("not_pruned", pd.Series(dtype=object)).dropna() if v)),
     )

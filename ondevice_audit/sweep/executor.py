@@ -1,12 +1,14 @@
-"""Running a sweep on this machine: the shared work order, a process pool, and the sweep folder.
+"""Running a sweep: the shared work order, a pool of workers, and the sweep folder.
 
 Tasks run in the order of the first cell that needs them, so cells finish one after another and a long
-sweep yields results early. They always run in spawned worker processes (``--jobs N`` of them, one by
-default; spawned because TensorFlow is not fork-safe), which keeps TensorFlow out of this process and makes
-a crash survivable: a converter that aborts or a worker killed for memory fails its tasks, and the sweep goes
-on with a fresh pool. A task's failure fails the cells that depend on it, with its message. The sweep folder
-holds ``sweep.json`` (what was asked), one folder per cell, ``results.csv`` (one row per cell) and the
-analysis; nothing in it is needed to resume, which reads the cache.
+sweep yields results early. A task is submitted only when every task it reads from is done, so the pools of
+``sweep/pools`` need not know the dependencies: spawned processes on this machine (``--executor local``,
+``--jobs N`` of them, one by default; spawned because TensorFlow is not fork-safe) or Ray tasks (``--executor
+ray``). Either keeps TensorFlow out of this process and makes a crash survivable: a converter that aborts or a
+worker killed for memory fails its tasks, and the sweep goes on (a broken process pool is replaced). A task's
+failure fails the cells that depend on it, with its message. The sweep folder holds ``sweep.json`` (what was
+asked), one folder per cell, ``results.csv`` (one row per cell) and the analysis; nothing in it is needed to
+resume, which reads the cache.
 
 With a microcontroller budget (``[deployment]`` in the matrix), every finished cell's file is checked on TFLM
 (``targets.mcu.fits``) as its row is written: ``arena_bytes``, ``flash_bytes``, ``fits_mcu``, ``mcu_reason``.
@@ -18,12 +20,9 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import multiprocessing
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,17 +36,8 @@ from ondevice_audit.sweep.analysis import Analysis, analyse
 from ondevice_audit.sweep.cache import Cache, atomic_write_bytes, atomic_write_text, default_cache_dir, link_or_copy
 from ondevice_audit.sweep.matrix import Matrix
 from ondevice_audit.sweep.mitigation import mitigation_effects
-from ondevice_audit.sweep.stages import (
-    STAGES,
-    Plan,
-    SweepContext,
-    build_plan,
-    describe_error,
-    execute,
-    init_worker,
-    prepare_context,
-    read_json,
-)
+from ondevice_audit.sweep.pools import TaskPool, open_pool, pool_type
+from ondevice_audit.sweep.stages import STAGES, Plan, SweepContext, build_plan, prepare_context, read_json
 from ondevice_audit.targets.mcu import MCUBudget, fits
 
 __all__ = ["PLOT_FILE", "RESULTS_FILE", "SWEEP_FILE", "SweepResult", "SweepStatus", "run_sweep"]
@@ -86,17 +76,6 @@ class SweepResult:
     """Whether results.parquet was written (needs pyarrow)."""
 
 
-@contextmanager
-def _pool(jobs: int, context: SweepContext) -> Iterator[ProcessPoolExecutor]:
-    pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker, initargs=(context,)
-    )
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def run_sweep(
     matrix: Matrix,
     out: Path,
@@ -107,10 +86,14 @@ def run_sweep(
     within: float = 1.0,
     progress: Progress | None = None,
     on_status: Callable[[SweepStatus], None] | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> SweepResult:
-    """Run every cell of ``matrix`` into ``out`` (see the module docstring); ``within`` is in percent."""
+    """Run every cell of ``matrix`` into ``out`` (see the module docstring); ``within`` is in percent.
+    ``executor`` names a pool in ``sweep/pools`` (``local``, ``ray``); ``address`` is a Ray cluster's."""
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    pool_type(executor).check(address)  # a missing extra or a stray option is refused before any work
     if within < 0:
         raise UsageError(f"--within must be a percentage of 0 or more, got {within}")
     started = time.perf_counter()
@@ -121,8 +104,12 @@ def run_sweep(
     plan = build_plan(context, cache)
     budget = matrix.deployment.budget()
     run = _Run(matrix, plan, cache, out, progress or NullProgress(), on_status, budget=budget)
-    run.execute(jobs, context)
+    run.execute(jobs, context, executor, address)
     results = _results_frame(matrix, run.rows)
+    if matrix.model is not None:  # every cell against the user's model as given
+        from ondevice_audit.sweep.baseline import compare_with_baseline
+
+        results = compare_with_baseline(results, out / "cells", matrix.data)
     atomic_write_text(out / RESULTS_FILE, results.to_csv(index=False))
     parquet = importlib.util.find_spec("pyarrow") is not None
     if parquet:
@@ -246,7 +233,7 @@ class _Run:
 
         return {"hits": by_stage(self.hits), "misses": by_stage(self.computed), "failed": by_stage(set(self.failed))}
 
-    def execute(self, jobs: int, context: SweepContext) -> None:
+    def execute(self, jobs: int, context: SweepContext, executor: str, address: str | None) -> None:
         cells = self.matrix.cells
         pending = set().union(*self.needs) if self.needs else set()
         with self.progress.task(f"Sweep of {len(cells)} cells", total=len(cells)) as advance:
@@ -257,12 +244,12 @@ class _Run:
                     self._finish(index, None)
             self.compute_started = time.perf_counter()
             self._status()
-            broken = bool(pending)
+            broken = bool(pending)  # a fully cached sweep starts no pool (and no Ray)
             while broken:
-                with _pool(jobs, context) as pool:
+                with open_pool(executor, jobs, context, address) as pool:
                     broken = self._schedule(pool, jobs, pending)
 
-    def _schedule(self, pool: ProcessPoolExecutor, jobs: int, pending: set[str]) -> bool:
+    def _schedule(self, pool: TaskPool, jobs: int, pending: set[str]) -> bool:
         """Keep ``jobs`` tasks running until none is left; True if the pool broke (a worker died) first."""
         while pending or self.running:
             self._propagate_failures(pending)
@@ -272,7 +259,7 @@ class _Run:
             )
             for key in ready[: jobs - len(self.running)]:
                 pending.discard(key)
-                self.running[pool.submit(execute, self.plan.tasks[key])] = key
+                self.running[pool.submit(self.plan.tasks[key])] = key
             self._status()
             if not self.running:
                 return False
@@ -282,9 +269,12 @@ class _Run:
                 key = self.running.pop(future)
                 try:
                     _, error, trace = future.result()
-                except BrokenProcessPool as exc:
-                    error, trace = f"the worker process running it died ({describe_error(exc)})", ""
-                    broken = True
+                except Exception as exc:
+                    lost = pool.worker_loss(exc)
+                    if lost is None:
+                        raise
+                    error, trace = lost, ""
+                    broken = not pool.survives_worker_loss
                 if error is None:
                     self.done.add(key)
                     self.computed.add(key)

@@ -9,6 +9,12 @@ one-level factor, so a matrix names only what it varies. ``[data] modality`` (``
 rather than guessed. ``[data]`` and ``[training]`` hold the settings every cell shares; ``[deployment]`` an
 optional microcontroller budget (``board``, ``mcu_ram``, ``mcu_flash``, as the ``--board``/``--mcu-ram``/
 ``--mcu-flash`` options that override it) the cells are checked against.
+A top-level ``model = "PATH"`` (relative to the matrix; ``sweep --model`` overrides it) makes a user's trained
+model the base instead of a recipe (``sweep/user_model.py``): the front-end factors then default to the
+model's own front-end, ``architecture`` and ``mitigation`` are not factors, a TFLite or ONNX file refuses
+every factor that needs retraining or pruning, and a ``baseline`` cell (the model as given) comes first.
+``target`` (``local``, ``subprocess``, ``ssh://user@host``; ``sweep --ssh-option`` for the connection) runs a
+cell's file there (``targets/``); it is a factor, and a results column, only when the matrix names it.
 Everything is checked before any work starts: an unknown key, a bad value or a combination that cannot be
 built (``n_mfcc`` above ``n_mels``, a frame longer than the clip) is a ``UsageError`` naming it, rather than a
 failure an hour into the sweep.
@@ -37,6 +43,8 @@ from ondevice_audit.model.recipes import RECIPES
 from ondevice_audit.optimize.prune import SCHEDULES
 from ondevice_audit.optimize.quantize import QuantApproach
 from ondevice_audit.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from ondevice_audit.sweep.user_model import BASELINE_CELL, PluginReference, UserModel, load_user_model
+from ondevice_audit.targets import TARGET_HELP
 from ondevice_audit.targets.mcu import MCUBudget, resolve_budget
 
 __all__ = [
@@ -122,17 +130,28 @@ _SHARED: tuple[Factor, ...] = (
     Factor("runtime", "runtime", str, "auto", ", ".join(_RUNTIME_CHOICES), _one_of(lambda: _RUNTIME_CHOICES)),
     Factor("seed", "seed", int, 0, "a non-negative integer", lambda v: v >= 0),
 )
+_TARGET = Factor(
+    "target", "target", str, "local", TARGET_HELP, lambda v: v in ("local", "subprocess") or v.startswith("ssh://")
+)
+"""A factor only where the matrix names it, so sweeps without it keep their columns and their cells' ids."""
 FACTORS: tuple[Factor, ...] = (*_AUDIO_FRONTEND, _architecture("audio", "ds-cnn"), *_SHARED)
 """The factors of an audio matrix (the default modality), in results.csv column order."""
 IMAGE_FACTORS: tuple[Factor, ...] = (*_IMAGE_FRONTEND, _architecture("image", "image-cnn"), *_SHARED)
-_BY_MODALITY = {"audio": FACTORS, "image": IMAGE_FACTORS}
-_BY_NAME = {factor.name: factor for factor in (*FACTORS, *IMAGE_FACTORS)}
+_PLUGIN_FACTORS: tuple[Factor, ...] = (
+    Factor("architecture", "architecture", str, "", "the user model's file name", lambda value: False),
+    *_SHARED,
+)
+"""The factors of cells whose front-end is a user's plug-in: no front-end factor (the plug-in fixes it)."""
+_BY_MODALITY = {modality: (*factors, _TARGET) for modality, factors in
+                (("audio", FACTORS), ("image", IMAGE_FACTORS), ("plugin", _PLUGIN_FACTORS))}  # fmt: skip
+_BY_NAME = {factor.name: factor for factor in (*FACTORS, *IMAGE_FACTORS, _TARGET)}
 _AUDIO_DEFAULTS = {factor.attribute: factor.default for factor in _AUDIO_FRONTEND}
 _IMAGE_DEFAULTS = {factor.attribute: factor.default for factor in _IMAGE_FRONTEND}
 
 
 def factors_of(modality: str) -> tuple[Factor, ...]:
-    """The factors a matrix of ``modality`` has: its front-end's, then those every modality shares."""
+    """The factors a matrix of ``modality`` can have: its front-end's, then those every modality shares, then
+    ``target`` (where the model runs), a factor only when named."""
     return _BY_MODALITY[modality]
 
 
@@ -160,17 +179,29 @@ class Cell:
     """Resolved: ``auto`` becomes the export format's own runtime."""
     seed: int
     modality: str = "audio"
-    """Which front-end fields mean something: the other modality's hold their defaults and are not factors."""
+    """Which front-end fields mean something: the other modality's hold their defaults and are not factors;
+    ``plugin``: none do (a user model's front-end plug-in makes the inputs)."""
     image_size: int = 32
     color: str = "rgb"
+    baseline: bool = False
+    """The user's model exactly as given (``Matrix.model``): what every other cell is compared with."""
+    target: str | None = None
+    """Where the cell's model runs (``targets.parse_target``); None: the matrix does not name it (local)."""
 
     def factors(self) -> dict[str, Scalar]:
         """Factor name -> level, in ``factors_of(modality)`` order (so audio cells keep their ids)."""
-        return {factor.name: getattr(self, factor.attribute) for factor in factors_of(self.modality)}
+        return {
+            factor.name: getattr(self, factor.attribute)
+            for factor in factors_of(self.modality)
+            if getattr(self, factor.attribute) is not None
+        }
 
     @property
     def id(self) -> str:
-        """``<index>-<hash of the levels>``: sortable, and stable for the same levels."""
+        """``<index>-<hash of the levels>``: sortable, and stable for the same levels; ``baseline`` for the
+        user's model as given."""
+        if self.baseline:
+            return BASELINE_CELL
         digest = hashlib.sha256(json.dumps(self.factors(), sort_keys=True).encode()).hexdigest()
         return f"{self.index:03d}-{digest[:8]}"
 
@@ -272,10 +303,22 @@ class Matrix:
     skipped: int = 0
     """Combinations left out because the runtime cannot run the export format."""
     deployment: DeploymentSettings = DeploymentSettings()
+    model: UserModel | None = None
+    """The user's model every cell starts from; None: the ``architecture`` recipes, trained here."""
+    ssh_options: tuple[str, ...] = ()
+    """``Key=Value`` OpenSSH options for ``ssh://`` targets: how to connect, not what is swept (not in the
+    digest)."""
+
+    def frontend(self, cell: Cell) -> FrontendSpec | PluginReference:
+        """A cell's front-end: with a user model, the model's own with the cell's levels put in."""
+        if self.model is not None:
+            return self.model.frontend_for({name: getattr(cell, name) for name in self.model.own_levels()})
+        return cell.frontend(self.data.clip_seconds)
 
     @property
     def factors(self) -> tuple[Factor, ...]:
-        return factors_of(self.data.modality)
+        named = dict(self.levels)
+        return tuple(factor for factor in factors_of(self.cells[0].modality) if factor.name in named)
 
     @property
     def varied(self) -> list[str]:
@@ -291,6 +334,7 @@ class Matrix:
             "training": dataclasses.asdict(self.training),
             "factors": {name: list(values) for name, values in self.levels},
             "deployment": dataclasses.asdict(self.deployment),
+            **({"model": self.model.identity()} if self.model is not None else {}),
         }
 
     def digest(self) -> str:
@@ -298,18 +342,44 @@ class Matrix:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
-def load_matrix(path: Path) -> Matrix:
+def load_matrix(
+    path: Path,
+    model: Path | None = None,
+    labels: Path | None = None,
+    trust_model: bool = False,
+    frontend_plugin: str | None = None,
+) -> Matrix:
+    """``model`` (``--model``) overrides the matrix's ``model``; ``labels``, ``trust_model`` and
+    ``frontend_plugin`` are as in ``audit``."""
     if not path.is_file():
         raise UsageError(f"matrix not found: {path}")
     try:
         document = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
-    return parse_matrix(document, path)
+    return parse_matrix(
+        document, path, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend_plugin
+    )
 
 
-def parse_matrix(document: Mapping[str, Any], source: Path) -> Matrix:
-    """Validate a parsed TOML document; ``source`` names the file in errors and anchors the manifest path."""
+def parse_matrix(
+    document: Mapping[str, Any],
+    source: Path,
+    *,
+    model: Path | None = None,
+    labels: Path | None = None,
+    trust_model: bool = False,
+    frontend_plugin: str | None = None,
+) -> Matrix:
+    """Validate a parsed TOML document; ``source`` names the file in errors and anchors the manifest path
+    and the ``model`` path (``model``, given, replaces it)."""
+    document = dict(document)
+    written_model = document.pop("model", None)
+    if written_model is not None and (not isinstance(written_model, str) or not written_model.strip()):
+        raise UsageError(f'{source}: model must be the path of a model file (model = "my_model.keras")')
+    if model is None and written_model is not None:
+        model = source.parent / written_model.strip()
+    user = None if model is None else load_user_model(model, labels, trust_model, frontend_plugin)
     pruning = document.get("pruning", {})
     data = document.get("data")
     training = document.get("training", {})
@@ -335,12 +405,25 @@ def parse_matrix(document: Mapping[str, Any], source: Path) -> Matrix:
         **{f"pruning.{k}": v for k, v in pruning.items()},
     }
     settings = _data_settings(data, source)
-    factors = factors_of(settings.modality)
+    modality = settings.modality
+    if user is not None:
+        settings = _settings_for_model(settings, data, user, source)
+        modality = "plugin" if user.plugin else settings.modality
+    factors = factors_of(modality) if user is None else _factors_for_model(factors_of(modality), user)
     _check_modality(written, settings.modality, source)
-    levels = tuple((factor.name, _levels(factor, written.get(factor.name), source)) for factor in factors)
-    cells, skipped = _cells(levels, settings.modality, source)
+    levels = tuple(
+        (factor.name, _levels(factor, written.get(factor.name), source))
+        for factor in factors
+        if factor.name != "target" or "target" in written
+    )
+    if user is not None:
+        _refuse_for_model(written, dict(levels), user, source)
+    cells, skipped = _cells(levels, modality, source, baseline=None if user is None else _baseline(user))
     for cell in cells:
-        _check_frontend(cell, settings.clip_seconds, source)
+        if user is None:
+            _check_frontend(cell, settings.clip_seconds, source)
+        elif not user.plugin:
+            _check_model_frontend(cell, user, source)
     if "reweight-heldout" in dict(levels)["mitigation"] and settings.split[1] == 0:
         raise UsageError(f"{source}: mitigation reweight-heldout needs a validation share in data.split")
     return Matrix(
@@ -351,7 +434,108 @@ def parse_matrix(document: Mapping[str, Any], source: Path) -> Matrix:
         cells,
         skipped,
         _deployment_settings(deployment, source),
+        user,
     )
+
+
+_RETRAINING = tuple(factor.name for factor in (*_AUDIO_FRONTEND, *_IMAGE_FRONTEND))
+
+
+def _settings_for_model(
+    settings: DataSettings, table: Mapping[str, Any], user: UserModel, source: Path
+) -> DataSettings:
+    """The model decides the modality and the clip length: its front-end is what it was trained on (a
+    plug-in's inputs are the data's modality)."""
+    if isinstance(user.frontend, PluginReference):
+        return settings
+    modality = "image" if isinstance(user.frontend, ImageFrontendSpec) else "audio"
+    if "modality" in table and settings.modality != modality:
+        raise UsageError(f'{source}: data.modality is "{settings.modality}" but {user.name} takes {modality} inputs')
+    if isinstance(user.frontend, ImageFrontendSpec):
+        if user.frontend.height != user.frontend.width:
+            raise UsageError(f"{source}: {user.name} takes {user.frontend.height}x{user.frontend.width} images; a "
+                             "sweep varies square images only")  # fmt: skip
+        return dataclasses.replace(settings, modality=modality)
+    clip = user.frontend.clip_seconds  # type: ignore[union-attr]
+    if "clip_seconds" in table and not math.isclose(settings.clip_seconds, clip):
+        raise UsageError(f"{source}: data.clip_seconds = {settings.clip_seconds:g} but {user.name} takes {clip:g} s "
+                         "clips; remove data.clip_seconds")  # fmt: skip
+    return dataclasses.replace(settings, modality=modality, clip_seconds=clip)
+
+
+def _factors_for_model(factors: tuple[Factor, ...], user: UserModel) -> tuple[Factor, ...]:
+    """The model's own front-end, its file name as the architecture, and (for a file we cannot convert) its
+    format and quantization, as the default levels."""
+    defaults: dict[str, Any] = {**user.own_levels(), "architecture": user.name}
+    if not user.retrainable:
+        defaults.update(export=user.format, quantization=user.quantization)
+    return tuple(
+        dataclasses.replace(factor, default=defaults[factor.attribute]) if factor.attribute in defaults else factor
+        for factor in factors
+    )
+
+
+def _refuse_for_model(
+    written: Mapping[str, Any], levels: Mapping[str, tuple[Scalar, ...]], user: UserModel, source: Path
+) -> None:
+    """Every factor the model cannot be swept over, named in one line (in factor order) before any work starts."""
+    refused: dict[str, str] = {}
+    if "architecture" in written:
+        refused["architecture"] = f"architecture (the model {user.name} is the architecture)"
+    if "mitigation" in written and levels["mitigation"] != ("none",):
+        refused["mitigation"] = "mitigation (it reweights training, and a user model's training is not repeated here)"
+    if user.plugin:
+        for name in written:
+            if name in _RETRAINING:
+                refused[name] = f"{name} (the front-end is the plug-in {user.plugin})"
+    if not user.retrainable:
+        own = user.own_levels()
+        for name in written:
+            if name in _RETRAINING and not user.plugin and levels[name] != (own[_BY_NAME[name].attribute],):
+                refused[name] = f"{name} (needs retraining)"
+            if name.startswith("pruning.") and (name != "pruning.final_sparsity" or levels[name] != (0.0,)):
+                refused[name] = f"{name} (needs pruning)"
+        if len(levels["seed"]) > 1:
+            refused["seed"] = "seed (needs retraining)"
+        other_formats = [str(v) for v in levels["export"] if v != user.format]
+        if other_formats:
+            refused["export"] = f"export {', '.join(other_formats)} (needs the Keras model)"
+        allowed = {user.quantization} | ({"dynamic", "int8"} if user.format == "onnx" and user.quantization == "f32"
+                                         else set())  # fmt: skip
+        other_quantizations = [str(v) for v in levels["quantization"] if v not in allowed]
+        if other_quantizations:
+            refused["quantization"] = f"quantization {', '.join(other_quantizations)} (the file is {user.quantization})"
+    if refused:
+        kind = {"keras": "a Keras model", "tflite": "a TFLite file without its Keras source",
+                "onnx": "an ONNX file without its Keras source"}[user.format]  # fmt: skip
+        sweeps = {"keras": "", "tflite": "; a TFLite model sweeps runtime only",
+                  "onnx": "; an ONNX model sweeps runtime and quantization (dynamic, int8) only"}[user.format]  # fmt: skip
+        named = [refused[name] for name in dict.fromkeys([*_RETRAINING, *levels]) if name in refused]
+        raise UsageError(f"{source}: {user.name} is {kind}; refused: {', '.join(named)}{sweeps}")
+
+
+def _baseline(user: UserModel) -> dict[str, Any]:
+    """The baseline cell's levels: the model's own front-end, as given, on its format's default runtime."""
+    return {
+        **user.own_levels(),
+        "architecture": user.name,
+        "mitigation": "none",
+        "quantization": user.quantization,
+        "export": user.format,
+        "runtime": user.runtime,
+        "baseline": True,
+    }
+
+
+def _check_model_frontend(cell: Cell, user: UserModel, source: Path) -> None:
+    try:
+        spec = user.frontend_for({name: getattr(cell, name) for name in user.own_levels()})
+    except UsageError as exc:
+        raise UsageError(f"{source}: the cell {cell.describe()} cannot be built: {exc}") from None
+    if isinstance(spec, AudioFrontendSpec) and spec.win_length > spec.n_samples:
+        raise UsageError(
+            f"{source}: frame_length_ms {cell.frame_length_ms:g} is longer than the {spec.clip_seconds:g} s clip"
+        )
 
 
 _DEPLOYMENT_KEYS = tuple(field.name for field in dataclasses.fields(DeploymentSettings))
@@ -417,16 +601,20 @@ def _levels(factor: Factor, raw: Any, source: Path) -> tuple[Scalar, ...]:
 
 
 def _cells(
-    levels: tuple[tuple[str, tuple[Scalar, ...]], ...], modality: str, source: Path
+    levels: tuple[tuple[str, tuple[Scalar, ...]], ...],
+    modality: str,
+    source: Path,
+    baseline: dict[str, Any] | None = None,
 ) -> tuple[tuple[Cell, ...], int]:
-    """The product, with ``auto`` runtimes resolved and runtime/format pairs that cannot run dropped."""
+    """The product, with ``auto`` runtimes resolved and runtime/format pairs that cannot run dropped; a
+    ``baseline`` cell (its levels given) first."""
     combinations = []
     used_runtimes = set()
     skipped = 0
-    other_frontend = _IMAGE_DEFAULTS if modality == "audio" else _AUDIO_DEFAULTS
+    other_frontend = {**_AUDIO_DEFAULTS, **_IMAGE_DEFAULTS}  # each modality's own levels replace its part
     for values in itertools.product(*(v for _, v in levels)):
         chosen: dict[str, Any] = {**other_frontend, "modality": modality}
-        chosen.update({factor.attribute: value for factor, value in zip(factors_of(modality), values, strict=True)})
+        chosen.update({_BY_NAME[name].attribute: value for (name, _), value in zip(levels, values, strict=True)})
         runtime = chosen["runtime"]
         if runtime == "auto":
             chosen["runtime"] = DEFAULT_RUNTIME[chosen["export"]]
@@ -442,6 +630,10 @@ def _cells(
             f"{source}: runtime {', '.join(map(str, idle))} cannot run any export format in the matrix "
             f"({', '.join(map(str, dict(levels)['export']))}); litert and tflm run tflite, onnxruntime runs onnx"
         )
+    if baseline is not None:
+        named = dict(levels)
+        defaults = {factor.attribute: factor.default for factor in factors_of(modality) if factor.name in named}
+        combinations.insert(0, {**defaults, **other_frontend, "modality": modality, **baseline})
     return tuple(Cell(index=i, **chosen) for i, chosen in enumerate(combinations)), skipped
 
 

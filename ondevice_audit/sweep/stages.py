@@ -16,6 +16,11 @@ A mitigation (``model/mitigation.py``) applies to base training and to the pruni
 ``[data] mitigation_group``; ``[data] train_imbalance`` thins the training split once, before features.
 Both enter the keys only when set, so the cache entries of unmitigated cells stay those of earlier sweeps.
 
+With a user's model (``Matrix.model``, ``sweep/user_model.py``) the train stage starts from its file: a copy
+of its weights when the cell's front-end is the model's own, else its architecture rebuilt for the new input
+and trained from scratch. The ``baseline`` cell, and every cell of a TFLite or ONNX model, has no train stage:
+its export is the file as given (or ONNX Runtime's quantisation of it). Their keys hold the file's sha256.
+
 Everything that feeds a result is seeded (``seed_everything`` in training and pruning, the quantisation
 calibration subset, the resampling seed), so a task gives the same entry whichever process runs it, when.
 """
@@ -37,12 +42,12 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit._files import sha256_of
-from ondevice_audit.audit import frame_warnings
+from ondevice_audit.audit import _fit_to_shape, frame_warnings
 from ondevice_audit.data import read_manifest
 from ondevice_audit.errors import OndeviceAuditError, UsageError
 from ondevice_audit.metrics import METRICS, GroupMetricFrame
 from ondevice_audit.sweep.cache import Cache, digest
-from ondevice_audit.sweep.matrix import Matrix
+from ondevice_audit.sweep.matrix import Cell, Matrix, TrainingSettings
 
 __all__ = [
     "STAGES",
@@ -93,7 +98,8 @@ class Plan:
         first: dict[str, int] = {}
         for index, cell in enumerate(self.cells):
             for key in cell.chain:
-                first.setdefault(key, index)
+                for needed in (*self.tasks[key].deps, key):  # deps outside the chain: feature shards
+                    first.setdefault(needed, index)
         return first
 
 
@@ -127,6 +133,11 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
     if test.empty:
         raise UsageError(f"{data.manifest}: the test split is empty; raise the test share of data.split")
     classes = tuple(sorted(set(frame["label"])))
+    if matrix.model is not None:  # the model's output order; every label in the data must be one of them
+        unknown = sorted(set(classes) - set(matrix.model.labels))
+        if unknown:
+            raise UsageError(f"labels in the data that {matrix.model.name} does not know: {', '.join(unknown)}")
+        classes = matrix.model.labels
     metric = METRICS[data.metric]
     if metric.needs_negatives and not set(data.negative_labels) & set(classes):
         raise UsageError(
@@ -166,22 +177,53 @@ def build_plan(context: SweepContext, cache: Cache) -> Plan:
             if cell.mitigation != "none"
             else {}
         )
-        frontend = dataclasses.asdict(cell.frontend(matrix.data.clip_seconds))
-        features = add("features", {"data": context.data_hash, "split": split, "frontend": frontend}, ())
-        base = add(
-            "train",
-            {
-                "features": features,
-                "classes": list(context.classes),
-                "architecture": cell.architecture,
-                "seed": cell.seed,
-                "epochs": training.epochs,
-                "batch_size": training.batch_size,
-                "learning_rate": training.learning_rate,
-                **mitigation,
-            },
-            (features,),
-        )
+        frontend = dataclasses.asdict(matrix.frontend(cell))
+        features = _add_features(add, context, {"data": context.data_hash, "split": split, "frontend": frontend})
+        scoring = {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(matrix.data).items()
+            if name in _SCORING
+        }
+        user = matrix.model
+        if user is not None and (cell.baseline or not user.retrainable):
+            export = add(
+                "export",
+                {
+                    "user_model": user.identity(),
+                    "format": user.format,
+                    "quantization": cell.quantization,
+                    **(
+                        {"calibration_samples": training.calibration_samples, "features": features}
+                        if cell.quantization != user.quantization
+                        else {}
+                    ),
+                },
+                (features,),
+            )
+            cells.append(_score_chain(add, context, cell, training, scoring, [features], features, export))
+            continue
+        if user is not None:
+            rebuild = matrix.frontend(cell) != user.frontend
+            retraining = {"seed": cell.seed, "epochs": training.epochs, "batch_size": training.batch_size,
+                          "learning_rate": training.learning_rate} if rebuild else {}  # fmt: skip
+            settings = {"features": features, "classes": list(context.classes), "user_model": user.identity(),
+                        "rebuild": rebuild, **retraining}  # fmt: skip
+            base = add("train", settings, (features,))
+        else:
+            base = add(
+                "train",
+                {
+                    "features": features,
+                    "classes": list(context.classes),
+                    "architecture": cell.architecture,
+                    "seed": cell.seed,
+                    "epochs": training.epochs,
+                    "batch_size": training.batch_size,
+                    "learning_rate": training.learning_rate,
+                    **mitigation,
+                },
+                (features,),
+            )
         chain = [features, base]
         model, model_stage = base, "train"
         if cell.final_sparsity > 0:
@@ -213,24 +255,37 @@ def build_plan(context: SweepContext, cache: Cache) -> Plan:
             },
             (features, base, model) if model != base else (features, base),
         )
-        infer = add(
-            "infer",
-            {"export": export, "runtime": cell.runtime, "latency_samples": training.latency_samples},
-            (features, export),
-        )
-        scoring = {
-            name: list(value) if isinstance(value, tuple) else value
-            for name, value in dataclasses.asdict(matrix.data).items()
-            if name in _SCORING
-        }
-        score = add(
-            "score",
-            {"infer": infer, "scoring": scoring, "manifest": context.manifest_sha256},
-            (features, export, infer),
-        )
-        chain += [export, infer, score]
-        cells.append(CellPlan(tuple(chain), export, score))
+        cells.append(_score_chain(add, context, cell, training, scoring, chain, features, export))
     return Plan(tasks, cells)
+
+
+def _score_chain(
+    add: Callable[[str, dict[str, Any], tuple[str, ...]], str],
+    context: SweepContext,
+    cell: Cell,
+    training: TrainingSettings,
+    scoring: dict[str, Any],
+    chain: list[str],
+    features: str,
+    export: str,
+) -> CellPlan:
+    """Inference on the cell's runtime and scoring, after its export: the end of every chain."""
+    infer = add(
+        "infer",
+        {
+            "export": export,
+            "runtime": cell.runtime,
+            "latency_samples": training.latency_samples,
+            **({"target": cell.target} if cell.target not in (None, "local") else {}),
+        },
+        (features, export),
+    )
+    score = add(
+        "score",
+        {"infer": infer, "scoring": scoring, "manifest": context.manifest_sha256},
+        (features, export, infer),
+    )
+    return CellPlan((*chain, export, infer, score), export, score)
 
 
 # -- running one task -------------------------------------------------------------------------------
@@ -335,24 +390,70 @@ def _load_model(cache: Cache, stage: str, key: str) -> Any:
     return _keras().models.load_model(str(cache.entry(stage, key) / "model.keras"), compile=False)
 
 
-def _run_features(task: Task, context: SweepContext, cache: Cache, entry: Path) -> None:
-    from ondevice_audit.frontend import spec_from_dict
+_SHARD_CLIPS = 16_384
+"""A split of more clips is computed in shards of this many, each a ``features`` task of its own (spread over
+the workers, on Ray over machines) that the split's features task joins in order. A multiple of the front-end's
+batches, so the joined arrays are bit for bit those of one task; smaller datasets plan exactly as before."""
+
+
+def _add_features(
+    add: Callable[[str, dict[str, Any], tuple[str, ...]], str], context: SweepContext, settings: dict[str, Any]
+) -> str:
+    """Plan the features of ``settings`` (and their shards); the key never depends on sharding."""
+    shards = []
+    for split in _SPLITS:
+        size = len(context.frames[split])
+        if size > _SHARD_CLIPS:
+            shards += [
+                add("features", {**settings, "shard": {"split": split, "start": start,
+                                                       "stop": min(start + _SHARD_CLIPS, size)}}, ())
+                for start in range(0, size, _SHARD_CLIPS)
+            ]  # fmt: skip
+    return add("features", settings, tuple(shards))
+
+
+def _split_features(frame: pd.DataFrame, frontend: Any) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """Model inputs, manifest row positions and failures (by manifest path) of ``frame``'s clips (not empty)."""
     from ondevice_audit.model.train import compute_features
 
-    spec = spec_from_dict(task.settings["frontend"])
+    features = compute_features(frame, frontend)
+    relative = dict(zip(frame["file"], frame["path"], strict=True))
+    failures = {relative[file]: reason for file, reason in features.failures.items()}
+    return features.inputs, features.frame.index.to_numpy(np.int64), failures
+
+
+def _run_features(task: Task, context: SweepContext, cache: Cache, entry: Path) -> None:
+    from ondevice_audit.sweep.user_model import build_sweep_frontend
+
+    frontend = build_sweep_frontend(task.settings["frontend"])
+    shard = task.settings.get("shard")
+    if shard is not None:
+        frame = context.frames[shard["split"]].iloc[shard["start"] : shard["stop"]]
+        x, rows, failures = _split_features(frame, frontend)
+        np.savez(entry / "features.npz", x=x, rows=rows)
+        _write_json(entry / "features.json", {"shard": shard, "failures": failures})
+        return
+    shards: dict[str, list[Path]] = {}
+    for key in task.deps:  # in plan order: by split, then start
+        folder = cache.entry("features", key)
+        shards.setdefault(read_json(folder / "features.json")["shard"]["split"], []).append(folder)
     arrays: dict[str, np.ndarray] = {}
     failures: dict[str, str] = {}
     for split in _SPLITS:
         frame = context.frames[split]
-        if frame.empty:
-            arrays[f"{split}_x"] = np.zeros((0, *spec.input_shape), np.float32)
-            arrays[f"{split}_rows"] = np.zeros(0, np.int64)
-            continue
-        features = compute_features(frame, spec)
-        arrays[f"{split}_x"] = features.inputs
-        arrays[f"{split}_rows"] = features.frame.index.to_numpy(np.int64)
-        relative = dict(zip(frame["file"], frame["path"], strict=True))
-        failures.update({relative[file]: reason for file, reason in features.failures.items()})
+        if split in shards:
+            parts = []
+            for folder in shards[split]:
+                with np.load(folder / "features.npz") as stored:
+                    parts.append((stored["x"], stored["rows"]))
+                failures.update(read_json(folder / "features.json")["failures"])
+            x, rows = np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+        elif frame.empty:
+            x, rows = np.zeros((0, *arrays["train_x"].shape[1:]), np.float32), np.zeros(0, np.int64)  # train never is
+        else:
+            x, rows, found = _split_features(frame, frontend)
+            failures.update(found)
+        arrays[f"{split}_x"], arrays[f"{split}_rows"] = x, rows
     np.savez(entry / "features.npz", **arrays)
     _write_json(entry / "features.json", {"frontend": task.settings["frontend"], "failures": failures})
 
@@ -361,6 +462,9 @@ def _run_train(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
     from ondevice_audit.model.train import train_model
 
     s = task.settings
+    if "user_model" in s:
+        _run_user_train(task, context, cache, entry)
+        return
     arrays = _features(cache, s["features"])
     has_val = len(arrays["val_x"]) > 0
     _keras()  # a fresh session before building the model
@@ -382,6 +486,45 @@ def _run_train(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
     settings["mitigation"] = {**s.get("mitigation", {"name": "none"}), **history.pop("mitigation")}
     settings["train_imbalance"] = context.matrix.data.train_imbalance
     settings["train_clips"] = int(len(arrays["train_x"]))
+    _write_json(entry / "train.json", {"settings": settings, "history": history})
+
+
+def _run_user_train(task: Task, context: SweepContext, cache: Cache, entry: Path) -> None:
+    """The user's Keras model as the cell's base: its weights as they are, or (for another front-end) its
+    architecture rebuilt for the new input shape and trained from scratch with ``[training]``."""
+    from ondevice_audit.model.train import fit_with_mitigation, seed_everything
+    from ondevice_audit.sweep.user_model import load_keras_model, rebuild_for_input
+
+    s = task.settings
+    user = context.matrix.model
+    assert user is not None
+    keras = _keras()
+    model = load_keras_model(user)
+    history: dict[str, Any] = {"adjustments": []}
+    if s["rebuild"]:
+        arrays = _features(cache, s["features"])
+        has_val = len(arrays["val_x"]) > 0
+        seed_everything(s["seed"])  # the fresh weights too
+        model = rebuild_for_input(model, tuple(arrays["train_x"].shape[1:]))
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=s["learning_rate"]),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+        started = time.perf_counter()
+        curves, _ = fit_with_mitigation(
+            model, arrays["train_x"], _labels(context, "train", arrays["train_rows"]),
+            (arrays["val_x"], _labels(context, "val", arrays["val_rows"])) if has_val else None,
+            epochs=s["epochs"], batch_size=s["batch_size"], seed=s["seed"], mitigation="none",
+            train_groups=None, val_groups=None, callbacks=[],
+        )  # fmt: skip
+        history.update({key: [float(v) for v in values] for key, values in curves.items()})
+        history["seconds"] = time.perf_counter() - started
+    model.save(str(entry / "model.keras"))
+    settings = {
+        "architecture": f"user:{user.name}",
+        "user_model": s["user_model"],
+        "rebuilt_and_retrained": s["rebuild"],
+        **{k: s[k] for k in ("seed", "epochs", "batch_size", "learning_rate") if k in s},
+        "mitigation": {"name": "none"},
+    }
     _write_json(entry / "train.json", {"settings": settings, "history": history})
 
 
@@ -449,6 +592,9 @@ def _run_export(task: Task, context: SweepContext, cache: Cache, entry: Path) ->
     from ondevice_audit.sweep.weights import measure_sparsity
 
     s = task.settings
+    if "user_model" in s:
+        _run_user_export(task, context, cache, entry)
+        return
     features_key = task.deps[0]
     approach = QuantApproach(s["quantization"])
     spec = ExportSpec(s["format"], QuantizationConfig(approach, s["calibration_samples"], s["seed"]))
@@ -456,8 +602,9 @@ def _run_export(task: Task, context: SweepContext, cache: Cache, entry: Path) ->
     inputs = _features(cache, features_key)["train_x"]
     exporter.check(spec, inputs)  # an unsupported combination fails before TensorFlow is loaded
     facts = _model_facts(context, cache, task)
-    frontend = spec_from_dict(read_json(cache.entry("features", features_key) / "features.json")["frontend"])
-    metadata = ModelMetadata(labels=list(context.classes), frontend=frontend, extra=facts)
+    frontend = read_json(cache.entry("features", features_key) / "features.json")["frontend"]
+    embedded = None if frontend.get("kind") == "plugin" else spec_from_dict(frontend)  # a plug-in is not embeddable
+    metadata = ModelMetadata(labels=list(context.classes), frontend=embedded, extra=facts)
     path = variant_path(entry, "model", s["format"], approach)
     if s["format"] == "onnx":
         import tf2onnx.convert  # all of tf2onnx: one of its modules takes a name from the counter on import
@@ -479,19 +626,75 @@ def _run_export(task: Task, context: SweepContext, cache: Cache, entry: Path) ->
     )
 
 
-def _frontend_description(spec: Any) -> str:
-    from ondevice_audit.frontend import build_frontend
+def _run_user_export(task: Task, context: SweepContext, cache: Cache, entry: Path) -> None:
+    """The user's file as given (the baseline, or a TFLite/ONNX model on another runtime), or ONNX Runtime's
+    quantisation of an ONNX file, calibrated on the training split through the model's front-end."""
+    from ondevice_audit.optimize.quantize import QuantApproach, QuantizationConfig
+    from ondevice_audit.sweep.user_model import as_given_sparsity
 
-    return build_frontend(spec).description
+    s = task.settings
+    user = context.matrix.model
+    assert user is not None
+    features_key = task.deps[0]
+    frontend = read_json(cache.entry("features", features_key) / "features.json")["frontend"]
+    result: dict[str, Any] = {"format": user.format, "quantization": s["quantization"], "warnings": [],
+                              "parity": None, "top1_agreement": None, "parity_ok": None}  # fmt: skip
+    if s["quantization"] == user.quantization:
+        import shutil
+
+        path = entry / user.name
+        shutil.copyfile(user.path, path)
+    else:
+        from ondevice_audit.optimize.onnx_quantize import quantize_onnx
+
+        approach = QuantApproach(s["quantization"])
+        config = QuantizationConfig(approach, s["calibration_samples"])
+        path = entry / f"{user.path.stem}_{approach.value}.onnx"
+        calibration = config.calibration_set(_features(cache, features_key)["train_x"])
+        quantized = quantize_onnx(user.path, path, approach, calibration)
+        result.update(parity=quantized.parity, top1_agreement=quantized.top1_agreement,
+                      parity_ok=quantized.parity_ok, seconds=quantized.seconds)  # fmt: skip
+    sparsity = as_given_sparsity(path, user)
+    facts = {
+        "recipe": f"user:{user.name}",
+        "user_model": s["user_model"],
+        "adjustments": [],
+        "features": frontend["kind"],
+        "requested_sparsity": 0.0,
+        "achieved_sparsity": sparsity["prunable"],
+        "data_sha256": context.data_hash,
+    }
+    _write_json(
+        entry / "export.json",
+        {
+            **result,
+            "size_bytes": path.stat().st_size,
+            "file": path.name,
+            "sparsity": sparsity,
+            "metadata": facts,
+            "frontend_description": _frontend_description(frontend),
+        },
+    )
+
+
+def _frontend_description(settings: dict[str, Any]) -> str:
+    from ondevice_audit.sweep.user_model import build_sweep_frontend
+
+    return build_sweep_frontend(settings).description
 
 
 def _run_infer(task: Task, context: SweepContext, cache: Cache, entry: Path) -> None:
     from ondevice_audit.runtimes import load_runtime
 
     s = task.settings
+    if "target" in s:
+        _run_infer_on_target(task, context, cache, entry)
+        return
     exported = cache.entry("export", s["export"])
-    runtime = load_runtime(exported / read_json(exported / "export.json")["file"], s["runtime"])
-    inputs = _features(cache, task.deps[0])["test_x"]
+    trust_model = context.matrix.model is not None and context.matrix.model.trust_model
+    runtime = load_runtime(exported / read_json(exported / "export.json")["file"], s["runtime"], trust_model)
+    # A plug-in may leave out the channel axis, as in audit: a same-size reshape fits it to the model.
+    inputs = _fit_to_shape(_features(cache, task.deps[0])["test_x"], runtime.input_shape)
     scores = runtime.run_all(inputs, _INFERENCE_BATCH).scores
     # Latency as a device sees it: one sample per call, after a warm-up, median of the calls.
     sample = inputs[: _LATENCY_WARMUP + s["latency_samples"]]
@@ -504,6 +707,41 @@ def _run_infer(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
     facts = dataclasses.asdict(runtime.describe())
     np.save(entry / "scores.npy", scores)
     _write_json(entry / "infer.json", {"latency_ms": latency * 1000, "facts": facts})
+
+
+def _run_infer_on_target(task: Task, context: SweepContext, cache: Cache, entry: Path) -> None:
+    """Inference on a ``target`` (``targets/``: the device runner in another Python, or over SSH), timed the
+    same way, one sample per call after a warm-up, as the target measures its calls (without the trip there)."""
+    from ondevice_audit._files import sha256_of, size_of
+    from ondevice_audit.export.metadata import model_format
+    from ondevice_audit.targets import parse_target
+
+    s = task.settings
+    exported = cache.entry("export", s["export"])
+    path = exported / read_json(exported / "export.json")["file"]
+    target = parse_target(s["target"], context.matrix.ssh_options)
+    with target.open(path, s["runtime"]) as session:
+        inputs = _fit_to_shape(_features(cache, task.deps[0])["test_x"], session.model.input_shape[1:])
+        scores = session.run(inputs, _INFERENCE_BATCH).scores
+        sample = inputs[: _LATENCY_WARMUP + s["latency_samples"]]
+        times = [float(session.run(sample[i : i + 1], 1).latency[0]) for i in range(len(sample))]
+        device = session.device
+        facts = {
+            "path": str(path),
+            "format": model_format(path),
+            "size_bytes": size_of(path),
+            "sha256": sha256_of(path),
+            **dataclasses.asdict(session.model),
+            "target": target.label,
+            "device": {key: getattr(device, key) for key in _DEVICE_FACTS},
+        }
+    latency = float(np.median(times[_LATENCY_WARMUP:] or times)) if times else 0.0
+    np.save(entry / "scores.npy", scores)
+    _write_json(entry / "infer.json", {"latency_ms": latency * 1000, "facts": facts})
+
+
+_DEVICE_FACTS = ("python", "machine", "system", "cpu_count", "memory_total_bytes")
+"""What a cell's report keeps of the target it ran on (as ``audit --target`` reports it)."""
 
 
 def _run_score(task: Task, context: SweepContext, cache: Cache, entry: Path) -> None:
@@ -576,7 +814,14 @@ def _warnings(frame: GroupMetricFrame, exported: dict[str, Any], failed: int) ->
             f"{sparsity['dense_kernels']} depthwise kernel(s) cannot be pruned and stay dense: the file is "
             f"{sparsity['overall']:.1%} sparse over all kernels, {sparsity['prunable']:.1%} over prunable ones"
         )
+    if facts.get("unprunable_layers"):
+        notes.append(f"not pruned: {not_pruned(facts['unprunable_layers'])}")
     return notes + frame_warnings(frame, failed)
+
+
+def not_pruned(layers: list[dict[str, Any]]) -> str:
+    """``depthwise_conv2d (DepthwiseConv2D, 1,152 params), ...``: the layers tfmot left dense."""
+    return ", ".join(f"{layer['name']} ({layer['type']}, {layer['params']:,} params)" for layer in layers)
 
 
 def _measurements(
@@ -624,6 +869,7 @@ def _measurements(
         top1_agreement=exported["top1_agreement"],
         parity_ok=exported["parity_ok"],
         latency_ms=inferred["latency_ms"],
+        not_pruned=not_pruned(exported["metadata"].get("unprunable_layers", [])),
     )
     return row
 

@@ -1,0 +1,129 @@
+"""Every cell of a user-model sweep against the ``baseline`` cell (the model as given).
+
+Per finished cell, the clips both scored are compared with ``metrics.disparity.DisparityFrame`` (the same
+comparison ``audit --reference`` makes, reported by ``targets.comparison.comparison_section``): the metric
+and RB change, the paired-bootstrap interval of the RB change, and per group the flip rate (clips predicted
+differently from the baseline) and the forgotten clips (right on the baseline, wrong now). The cell's
+report.json gets the ``comparison`` section; results.csv gets the columns ``comparison_columns`` returns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ondevice_audit.report.document import load_report, to_json, validate
+from ondevice_audit.sweep.cache import atomic_write_text
+from ondevice_audit.sweep.matrix import DataSettings
+from ondevice_audit.sweep.user_model import BASELINE_CELL
+
+__all__ = ["COMPARISON_COLUMNS", "compare_with_baseline"]
+
+COMPARISON_COLUMNS = ("n_compared", "metric_delta", "rb_delta", "rb_delta_ci_low", "rb_delta_ci_high", "flip_rate",
+                      "forgotten")  # fmt: skip
+"""Always present in a user-model sweep's results, before the per-group flip and forgotten columns."""
+
+
+def compare_with_baseline(results: pd.DataFrame, cells: Path, data: DataSettings) -> pd.DataFrame:
+    """``results`` with the comparison columns (empty for the baseline and for failed cells), after writing
+    each compared cell's ``comparison`` section into ``cells/<id>/report.json``."""
+    baseline_row = results[results["cell"] == BASELINE_CELL]
+    if baseline_row.empty or baseline_row["status"].iloc[0] != "ok":
+        return results.assign(**{column: np.nan for column in COMPARISON_COLUMNS})
+    baseline = _predictions(cells / BASELINE_CELL)
+    baseline_report = load_report(cells / BASELINE_CELL / "report.json")
+    rows = []
+    for cell, status in zip(results["cell"], results["status"], strict=True):
+        if cell == BASELINE_CELL or status != "ok":
+            rows.append({})
+            continue
+        folder = cells / cell
+        rows.append(_compare(baseline, baseline_report, _predictions(folder), folder, data))
+    columns = pd.DataFrame(rows, index=results.index).reindex(
+        columns=list(dict.fromkeys([*COMPARISON_COLUMNS, *(k for row in rows for k in row)]))
+    )
+    return pd.concat([results, columns], axis=1)
+
+
+def _predictions(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "predictions.csv", dtype=str, keep_default_na=False)
+
+
+def _compare(
+    baseline: pd.DataFrame, baseline_report: dict[str, Any], cell: pd.DataFrame, folder: Path, data: DataSettings
+) -> dict[str, Any]:
+    from ondevice_audit.metrics.disparity import DisparityFrame
+    from ondevice_audit.targets.comparison import comparison_section
+
+    joined = baseline.merge(cell[["path", "prediction"]], on="path", suffixes=("_baseline", ""), validate="1:1")
+    groups = list(data.groups)
+    disparity = DisparityFrame(
+        y_true=joined["label"].to_numpy(),
+        predictions=[joined["prediction_baseline"].to_numpy(), joined["prediction"].to_numpy()],
+        sensitive_features=joined[groups],
+        metric=data.metric,
+        speakers=joined["speaker"].to_numpy() if "speaker" in joined.columns else None,
+        negative_labels=list(data.negative_labels),
+        min_group_size=data.min_group_size,
+        n_boot=data.bootstrap,
+        seed=data.resampling_seed,
+        confidence=data.confidence,
+    )
+    report = load_report(folder / "report.json")
+    runs, records = _runs(baseline_report, report, folder)
+    report["comparison"] = comparison_section(runs, records, disparity)
+    validate(report)
+    atomic_write_text(folder / "report.json", to_json(report))
+    overall = disparity.overall
+    before, after = overall.values
+    row: dict[str, Any] = {
+        "n_compared": overall.n,
+        "metric_delta": None if before is None or after is None else after - before,
+        "flip_rate": overall.flip_rate(1),
+        "forgotten": overall.forgotten[1],
+    }
+    for attribute in disparity.attributes:
+        if attribute.name == data.bias_attribute:
+            change = attribute.rb[1]
+            low, high = change.ci or (None, None)
+            row.update(rb_delta=change.difference, rb_delta_ci_low=low, rb_delta_ci_high=high)
+        for group in attribute.groups:
+            row[f"flip_rate.{attribute.name}={group.name}"] = group.flip_rate(1)
+            row[f"forgotten.{attribute.name}={group.name}"] = group.forgotten[1]
+    return row
+
+
+def _runs(baseline_report: dict[str, Any], report: dict[str, Any], folder: Path) -> tuple[list[Any], list[Any]]:
+    """The two runs as ``comparison_section`` describes them: in the sweep's workers, or on the cell's
+    ``target``; their latency is the cell's median single-sample latency (the sweep keeps no per-call times)."""
+    from ondevice_audit.targets import parse_target
+    from ondevice_audit.targets.comparison import Run, RunRecord
+    from ondevice_audit.targets.interface import ModelOnTarget, TargetFacts
+    from ondevice_audit.targets.local import LocalTarget
+    from ondevice_audit.targets.resume import BatchStats
+
+    here = LocalTarget().check()
+    runs, records = [], []
+    for role, document in (("baseline", baseline_report), (folder.name, report)):
+        model = document["model"]
+        path = Path(model["path"])
+        target = parse_target(model.get("target", "local"))
+        device = here
+        if "device" in model:
+            device = TargetFacts(target=target.label, runtimes=[], free_disk_bytes=None, **model["device"])
+        where = f" on {target.label}" if target.label != "local" else ""
+        runs.append(Run(f"{role}: {path.name} ({model['runtime']}){where}", path, target, model["runtime"]))
+        records.append(
+            RunRecord(
+                model=ModelOnTarget(**{key: model[key] for key in ModelOnTarget.__dataclass_fields__}),
+                device=device,
+                model_sha256=model["sha256"],
+                latency=np.asarray([model["seconds_per_sample"]]),
+                peak_memory_bytes=None,
+                batches=BatchStats(),
+            )
+        )
+    return runs, records
