@@ -711,7 +711,7 @@ def _run_infer(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
 
 def _run_infer_on_target(task: Task, context: SweepContext, cache: Cache, entry: Path) -> None:
     """Inference on a ``target`` (``targets/``: the device runner in another Python, or over SSH), timed the
-    same way, one sample per call after a warm-up, as the target measures its calls (without the trip there)."""
+    same way, one sample per call after a warm-up, as the runner measures its calls (without the trip there)."""
     from ondevice_audit._files import sha256_of, size_of
     from ondevice_audit.export.metadata import model_format
     from ondevice_audit.targets import parse_target
@@ -724,7 +724,9 @@ def _run_infer_on_target(task: Task, context: SweepContext, cache: Cache, entry:
         inputs = _fit_to_shape(_features(cache, task.deps[0])["test_x"], session.model.input_shape[1:])
         scores = session.run(inputs, _INFERENCE_BATCH).scores
         sample = inputs[: _LATENCY_WARMUP + s["latency_samples"]]
-        times = [float(session.run(sample[i : i + 1], 1).latency[0]) for i in range(len(sample))]
+        # one trip: the runner times each sample in its own call (batch 1) after its warm-up; a trip per
+        # sample would start the runner and load the model again for each (seconds over SSH)
+        times = session.run(sample, 1).latency.tolist()
         device = session.device
         facts = {
             "path": str(path),
