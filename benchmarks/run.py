@@ -5,6 +5,8 @@
   Targets: <= 2 s, >= 10x faster.
 - inference: the audit's runtime loop (LiteRT / ONNX Runtime) over precomputed inputs vs a raw
   interpreter / session loop over the same inputs and batch size. Target: <= 1.25x.
+- frontend: MFCC and log-mel of 2000 one-second clips, the batched front-end vs a per-clip librosa loop (target
+  >= 3x, values within 1e-4), and vs loading the same features from the sweep's feature cache.
 - sweep: the demo matrix (examples/matrix-demo.toml, 16 cells): a warm-cache rerun as a share of the cold
   sweep (target <= 5 %), and the cold sweep against running every cell alone from an empty cache (target
   >= 3x faster). Takes several minutes.

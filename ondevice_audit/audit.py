@@ -37,6 +37,7 @@ __all__ = [
     "TargetOptions",
     "audit_model",
     "audit_on_targets",
+    "fit_to_shape",
     "frame_warnings",
     "mcu_section",
     "score_predictions",
@@ -278,10 +279,10 @@ def _check_io(
 
 
 def _fit_to_model(inputs: np.ndarray, runtime: Runtime) -> np.ndarray:
-    return _fit_to_shape(inputs, runtime.input_shape)
+    return fit_to_shape(inputs, runtime.input_shape)
 
 
-def _fit_to_shape(inputs: np.ndarray, expected: Sequence[int | None]) -> np.ndarray:
+def fit_to_shape(inputs: np.ndarray, expected: Sequence[int | None]) -> np.ndarray:
     """Plug-in inputs may lack a channel axis; a reshape with the same size fits, anything else is a user error."""
     got = inputs.shape[1:]
     if len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got, strict=True)):
@@ -473,7 +474,7 @@ def audit_on_targets(
                 positions = start + np.flatnonzero(batch.ok)
                 for r, (run, session, executor) in enumerate(zip(runs, sessions, executors, strict=True)):
                     if len(positions):
-                        inputs = _fit_to_shape(batch.inputs, session.model.input_shape[1:])
+                        inputs = fit_to_shape(batch.inputs, session.model.input_shape[1:])
                         result = executor.run(inputs, model_options.batch_size)
                         finite = np.isfinite(result.scores).all(axis=1)
                         for position in positions[~finite]:

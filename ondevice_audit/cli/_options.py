@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ondevice_audit.cli._progress import stderr
-from ondevice_audit.errors import ExitCode
-from ondevice_audit.frontend import AudioFrontendSpec
+from ondevice_audit.errors import ExitCode, UsageError
+from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec
 from ondevice_audit.metrics import METRICS
 from ondevice_audit.report import ReportFormatChoice
 
 if TYPE_CHECKING:
     from ondevice_audit.audit import ScoreOptions
+    from ondevice_audit.frontend import FrontendSpec
 
-__all__ = ["audio_spec", "emit_report", "finish", "scoring_options"]
+__all__ = ["FrontendKind", "audio_spec", "emit_report", "finish", "model_frontend_spec", "scoring_options"]
 
 _SCORING = "Scoring"
 Group = Annotated[
@@ -118,6 +120,24 @@ FrameStep = Annotated[float, typer.Option(help="Hop as a fraction of the frame l
 Window = Annotated[str, typer.Option(help="hann or hamming.", rich_help_panel=_FRONTEND)]
 
 
+class FrontendKind(StrEnum):
+    mfcc = "mfcc"
+    logmel = "logmel"
+    raw = "raw"
+    image = "image"
+
+
+# A model's own front-end when it carries no ondevice-audit metadata (`audit`, `sweep --model`).
+Features = Annotated[
+    FrontendKind | None,
+    typer.Option(help="The model's front-end, for a model without metadata (then its settings below).",
+                 rich_help_panel=_FRONTEND),
+]  # fmt: skip
+ImageSize = Annotated[str, typer.Option(help="HEIGHTxWIDTH.", rich_help_panel=_FRONTEND)]
+Color = Annotated[str, typer.Option(help="rgb or grayscale.", rich_help_panel=_FRONTEND)]
+Scale = Annotated[str, typer.Option(help="unit, symmetric or none.", rich_help_panel=_FRONTEND)]
+
+
 def audio_spec(
     kind: str,
     sample_rate: int,
@@ -138,3 +158,28 @@ def audio_spec(
         frame_step=frame_step,
         window=window,  # type: ignore[arg-type]
     )
+
+
+def model_frontend_spec(
+    features: FrontendKind | None,
+    sample_rate: int,
+    clip_seconds: float,
+    n_mels: int,
+    n_mfcc: int,
+    frame_length_ms: float,
+    frame_step: float,
+    window: str,
+    image_size: str,
+    color: str,
+    scale: str,
+) -> FrontendSpec | None:
+    """The front-end ``--features`` and its settings describe; None without ``--features`` (the model's metadata
+    then says)."""
+    if features is None:
+        return None
+    if features is FrontendKind.image:
+        height, _, width = image_size.lower().partition("x")
+        if not (height.isdigit() and width.isdigit()):
+            raise UsageError(f"--image-size {image_size!r} must look like 96x96")
+        return ImageFrontendSpec(height=int(height), width=int(width), color=color, scale=scale)  # type: ignore[arg-type]
+    return audio_spec(features.value, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window)

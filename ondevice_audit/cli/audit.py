@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -14,32 +13,13 @@ from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.cli.targets import SshOption, WorkDir
-from ondevice_audit.errors import UsageError
-from ondevice_audit.frontend import CHUNK_FILES, ImageFrontendSpec
+from ondevice_audit.frontend import CHUNK_FILES
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import RUNTIMES
 from ondevice_audit.targets import TARGET_HELP, device_runner
 
-if TYPE_CHECKING:
-    from ondevice_audit.frontend import FrontendSpec
-
 _MCU = "Microcontroller budget (TFLM arena and flash of a .tflite model)"
-_FRONTEND = "Front-end"  # only needed for models without ondevice-audit metadata
 _TARGETS = "Targets"
-
-
-class Features(StrEnum):
-    mfcc = "mfcc"
-    logmel = "logmel"
-    raw = "raw"
-    image = "image"
-
-
-def _image_size(text: str) -> tuple[int, int]:
-    height, _, width = text.lower().partition("x")
-    if not (height.isdigit() and width.isdigit()):
-        raise UsageError(f"--image-size {text!r} must look like 96x96")
-    return int(height), int(width)
 
 
 @app.command()
@@ -68,7 +48,7 @@ def audit(
     confidence: opt.Confidence = 0.95,
     labels: opt.Labels = None,
     frontend: opt.FrontendPlugin = None,
-    features: Annotated[Features | None, typer.Option(rich_help_panel=_FRONTEND)] = None,
+    features: opt.Features = None,
     sample_rate: opt.SampleRate = 16000,
     clip_seconds: opt.ClipSeconds = 1.0,
     n_mels: opt.NMels = 40,
@@ -76,9 +56,9 @@ def audit(
     frame_length_ms: opt.FrameLengthMs = 40.0,
     frame_step: opt.FrameStep = 0.5,
     window: opt.Window = "hann",
-    image_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH.", rich_help_panel=_FRONTEND)] = "32x32",
-    color: Annotated[str, typer.Option(help="rgb or grayscale.", rich_help_panel=_FRONTEND)] = "rgb",
-    scale: Annotated[str, typer.Option(help="unit, symmetric or none.", rich_help_panel=_FRONTEND)] = "unit",
+    image_size: opt.ImageSize = "32x32",
+    color: opt.Color = "rgb",
+    scale: opt.Scale = "unit",
     trust_model: opt.TrustModel = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
     board: Annotated[
@@ -149,14 +129,9 @@ def audit(
     from ondevice_audit.audit import ModelOptions, TargetOptions, audit_model, audit_on_targets
     from ondevice_audit.targets.mcu import resolve_budget
 
-    spec: FrontendSpec | None = None
-    if features is Features.image:
-        height, width = _image_size(image_size)
-        spec = ImageFrontendSpec(height=height, width=width, color=color, scale=scale)  # type: ignore[arg-type]
-    elif features is not None:
-        spec = opt.audio_spec(
-            features.value, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window
-        )
+    spec = opt.model_frontend_spec(
+        features, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window, image_size, color, scale
+    )
     options = dataclasses.replace(
         opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence),
         split_file=split_file,

@@ -78,6 +78,17 @@ def sweep(
     ] = None,
     labels: opt.Labels = None,
     frontend: opt.FrontendPlugin = None,
+    features: opt.Features = None,
+    sample_rate: opt.SampleRate = 16000,
+    clip_seconds: opt.ClipSeconds = 1.0,
+    n_mels: opt.NMels = 40,
+    n_mfcc: opt.NMfcc = 10,
+    frame_length_ms: opt.FrameLengthMs = 40.0,
+    frame_step: opt.FrameStep = 0.5,
+    window: opt.Window = "hann",
+    image_size: opt.ImageSize = "32x32",
+    color: opt.Color = "rgb",
+    scale: opt.Scale = "unit",
     trust_model: opt.TrustModel = False,
     ssh_option: SshOption = None,
     resume: Annotated[
@@ -137,12 +148,18 @@ def sweep(
     [bold]--executor ray[/bold] runs the same tasks as Ray tasks (a local instance, or the cluster at
     [bold]--address[/bold]), with the same cache and results.
     [bold]--model[/bold] makes your trained model (Keras, TFLite or ONNX) the base instead of a recipe, with a
-    baseline cell (the model as given) every other cell is compared with.
+    baseline cell (the model as given) every other cell is compared with. Its front-end and labels come from its
+    metadata, or [bold]--features[/bold] (and its settings) and [bold]--labels[/bold], or [bold]--frontend[/bold].
     """
     from ondevice_audit.sweep import DeploymentSettings, load_matrix, run_sweep
 
     started = time.perf_counter()
-    parsed = load_matrix(matrix, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend)
+    own_frontend = opt.model_frontend_spec(
+        features, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window, image_size, color, scale
+    )
+    parsed = load_matrix(
+        matrix, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend, frontend_spec=own_frontend
+    )
     parsed = dataclasses.replace(parsed, ssh_options=tuple(ssh_option or ()))
     if board is not None or mcu_ram is not None or mcu_flash is not None:
         given = DeploymentSettings(board, mcu_ram, mcu_flash)

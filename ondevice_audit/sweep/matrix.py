@@ -348,9 +348,10 @@ def load_matrix(
     labels: Path | None = None,
     trust_model: bool = False,
     frontend_plugin: str | None = None,
+    frontend_spec: FrontendSpec | None = None,
 ) -> Matrix:
-    """``model`` (``--model``) overrides the matrix's ``model``; ``labels``, ``trust_model`` and
-    ``frontend_plugin`` are as in ``audit``."""
+    """``model`` (``--model``) overrides the matrix's ``model``; ``labels``, ``trust_model``,
+    ``frontend_plugin`` and ``frontend_spec`` (``--features`` and its settings) are as in ``audit``."""
     if not path.is_file():
         raise UsageError(f"matrix not found: {path}")
     try:
@@ -358,7 +359,13 @@ def load_matrix(
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
     return parse_matrix(
-        document, path, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend_plugin
+        document,
+        path,
+        model=model,
+        labels=labels,
+        trust_model=trust_model,
+        frontend_plugin=frontend_plugin,
+        frontend_spec=frontend_spec,
     )
 
 
@@ -370,6 +377,7 @@ def parse_matrix(
     labels: Path | None = None,
     trust_model: bool = False,
     frontend_plugin: str | None = None,
+    frontend_spec: FrontendSpec | None = None,
 ) -> Matrix:
     """Validate a parsed TOML document; ``source`` names the file in errors and anchors the manifest path
     and the ``model`` path (``model``, given, replaces it)."""
@@ -379,7 +387,12 @@ def parse_matrix(
         raise UsageError(f'{source}: model must be the path of a model file (model = "my_model.keras")')
     if model is None and written_model is not None:
         model = source.parent / written_model.strip()
-    user = None if model is None else load_user_model(model, labels, trust_model, frontend_plugin)
+    if model is None and (labels or frontend_plugin or frontend_spec):
+        raise UsageError(
+            "--labels, --frontend and --features describe your own model: give it with --model "
+            '(or model = "PATH" in the matrix); a recipe\'s front-end is set by the matrix\'s factors'
+        )
+    user = None if model is None else load_user_model(model, labels, trust_model, frontend_plugin, frontend_spec)
     pruning = document.get("pruning", {})
     data = document.get("data")
     training = document.get("training", {})

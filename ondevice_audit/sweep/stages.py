@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit._files import sha256_of
-from ondevice_audit.audit import _fit_to_shape, frame_warnings
+from ondevice_audit.audit import fit_to_shape, frame_warnings
 from ondevice_audit.data import read_manifest
 from ondevice_audit.errors import OndeviceAuditError, UsageError
 from ondevice_audit.metrics import METRICS, GroupMetricFrame
@@ -694,7 +694,7 @@ def _run_infer(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
     trust_model = context.matrix.model is not None and context.matrix.model.trust_model
     runtime = load_runtime(exported / read_json(exported / "export.json")["file"], s["runtime"], trust_model)
     # A plug-in may leave out the channel axis, as in audit: a same-size reshape fits it to the model.
-    inputs = _fit_to_shape(_features(cache, task.deps[0])["test_x"], runtime.input_shape)
+    inputs = fit_to_shape(_features(cache, task.deps[0])["test_x"], runtime.input_shape)
     scores = runtime.run_all(inputs, _INFERENCE_BATCH).scores
     # Latency as a device sees it: one sample per call, after a warm-up, median of the calls.
     sample = inputs[: _LATENCY_WARMUP + s["latency_samples"]]
@@ -721,7 +721,7 @@ def _run_infer_on_target(task: Task, context: SweepContext, cache: Cache, entry:
     path = exported / read_json(exported / "export.json")["file"]
     target = parse_target(s["target"], context.matrix.ssh_options)
     with target.open(path, s["runtime"]) as session:
-        inputs = _fit_to_shape(_features(cache, task.deps[0])["test_x"], session.model.input_shape[1:])
+        inputs = fit_to_shape(_features(cache, task.deps[0])["test_x"], session.model.input_shape[1:])
         scores = session.run(inputs, _INFERENCE_BATCH).scores
         sample = inputs[: _LATENCY_WARMUP + s["latency_samples"]]
         # one trip: the runner times each sample in its own call (batch 1) after its warm-up; a trip per

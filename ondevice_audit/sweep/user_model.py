@@ -220,10 +220,14 @@ class UserModel:
 
 
 def load_user_model(
-    path: Path, labels_file: Path | None = None, trust_model: bool = False, frontend_plugin: str | None = None
+    path: Path,
+    labels_file: Path | None = None,
+    trust_model: bool = False,
+    frontend_plugin: str | None = None,
+    frontend_spec: FrontendSpec | None = None,
 ) -> UserModel:
-    """Read what the sweep needs from the file, without TensorFlow: format, digest, labels, front-end (the
-    plug-in's when given, as in ``audit``)."""
+    """Read what the sweep needs from the file, without TensorFlow: format, digest, labels, front-end (as in
+    ``audit``: the plug-in's when given, else ``frontend_spec`` from ``--features``, else the file's metadata)."""
     if not path.exists():
         raise UsageError(f"model not found: {path}")
     fmt = model_format(path)
@@ -238,13 +242,13 @@ def load_user_model(
         raise UsageError(f"{path}: contains a Lambda layer (arbitrary code); pass --trust-model to load it")
     metadata = read_metadata(path)
     labels = resolve_labels(metadata, ModelOptions(labels_file=labels_file))
-    frontend: FrontendSpec | PluginReference | None = metadata.frontend if metadata is not None else None
+    frontend: FrontendSpec | PluginReference | None = frontend_spec or (metadata.frontend if metadata else None)
     if frontend_plugin:
         frontend = plugin_reference(frontend_plugin, path)
     if frontend is None:
         raise UsageError(
-            f"{path.name} carries no front-end settings: pass --frontend module:callable, or embed them with "
-            "ondevice_audit.export.metadata.write_metadata (then the sweep can also vary them)"
+            f"{path.name} carries no front-end settings: pass --features (and its settings) or --frontend "
+            "module:callable, or embed them with ondevice_audit.export.metadata.write_metadata"
         )
     return UserModel(
         path=path.absolute(),

@@ -233,6 +233,40 @@ def test_tflite_and_onnx_files_sweep_runtimes_and_onnx_quantization(file_sweeps:
     assert onnx.iloc[1]["flip_rate"] == 0
 
 
+def test_a_model_without_metadata_takes_its_front_end_and_labels_from_flags(
+    tmp_path: Path, subset: Path, user_models: dict[str, Path], file_sweeps: dict[str, Path], cache: Path
+) -> None:
+    import onnx
+
+    proto = onnx.load(user_models["onnx"])
+    del proto.metadata_props[:]  # what an ONNX file from elsewhere looks like: no front-end, no label names
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, bare)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(DATA.format(manifest=subset))
+    command = ["sweep", "-m", str(matrix), "--model", str(bare), "--cache", str(cache), "--out", str(tmp_path / "run")]
+
+    no_labels = runner.invoke(app, command)
+    no_frontend = runner.invoke(app, [*command, "--labels", str(labels)])
+    flags = ["--features", "mfcc", "--n-mels", str(SPEC.n_mels), "--n-mfcc", str(SPEC.n_mfcc)]
+    swept = runner.invoke(app, [*command, "--labels", str(labels), *flags])
+
+    assert no_labels.exit_code == 2 and "no label names: pass --labels FILE" in no_labels.output
+    assert no_frontend.exit_code == 2
+    assert "bare.onnx carries no front-end settings: pass --features (and its settings)" in no_frontend.output
+    assert swept.exit_code == 0, swept.output
+    # the same weights and front-end as the file with metadata: the same answer for every clip
+    given = pd.read_csv(tmp_path / "run" / "cells" / "baseline" / "predictions.csv")
+    embedded = pd.read_csv(file_sweeps["onnx"] / "cells" / "baseline" / "predictions.csv")
+    assert len(given) > 50 and given["prediction"].tolist() == embedded["prediction"].tolist()
+    report = load_report(tmp_path / "run" / "cells" / "baseline" / "report.json")
+    assert report["model"]["labels"] == LABELS
+    refused = runner.invoke(app, ["sweep", "-m", str(matrix), "--out", str(tmp_path / "x"), *flags])
+    assert refused.exit_code == 2 and "--features describe your own model: give it with --model" in refused.output
+
+
 def test_factors_a_tflite_file_cannot_take_are_refused_up_front(
     tmp_path: Path, subset: Path, user_models: dict[str, Path]
 ) -> None:
