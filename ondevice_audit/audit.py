@@ -24,6 +24,7 @@ from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
 from ondevice_audit.frontend import CHUNK_FILES, Frontend, FrontendSpec, build_frontend
 from ondevice_audit.metrics import GroupMetricFrame
+from ondevice_audit.metrics.disparity import DisparityFrame
 from ondevice_audit.metrics.frame import MISSING_GROUP
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import build_report
@@ -37,9 +38,11 @@ __all__ = [
     "TargetOptions",
     "audit_model",
     "audit_on_targets",
+    "disparity_frame",
     "fit_to_shape",
     "frame_warnings",
     "mcu_section",
+    "metric_frame",
     "score_predictions",
 ]
 
@@ -137,23 +140,57 @@ def mcu_section(model_path: Path, budget: MCUBudget | None, warnings: list[str])
     return fit.to_dict()
 
 
-def _frame(table: pd.DataFrame, options: ScoreOptions, negatives: list[str]) -> GroupMetricFrame:
+def metric_frame(table: pd.DataFrame, options: ScoreOptions, negatives: list[str] | None = None) -> GroupMetricFrame:
+    """``table``'s ``label`` and ``prediction`` scored per group as ``options`` say (``speaker`` when present)."""
     if not options.groups:
         raise UsageError("name at least one group column with --group")
-    speakers = table["speaker"].to_numpy() if "speaker" in table.columns else None
     return GroupMetricFrame(
         y_true=table["label"].to_numpy(),
         y_pred=table["prediction"].to_numpy(),
         sensitive_features=table[list(options.groups)],
         metric=options.metric,
-        speakers=speakers,
-        negative_labels=negatives,
+        speakers=_speakers(table),
+        negative_labels=list(options.negative_labels) if negatives is None else negatives,
         min_group_size=options.min_group_size,
         n_boot=options.bootstrap,
         n_perm=options.permutations,
         seed=options.seed,
         confidence=options.confidence,
     )
+
+
+def disparity_frame(table: pd.DataFrame, predictions: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
+    """Several runs' ``predictions`` of ``table``'s clips compared per group as ``options`` say (the first is the
+    reference)."""
+    return DisparityFrame(
+        y_true=table["label"].to_numpy(),
+        predictions=predictions,
+        sensitive_features=table[list(options.groups)],
+        metric=options.metric,
+        speakers=_speakers(table),
+        negative_labels=list(options.negative_labels),
+        min_group_size=options.min_group_size,
+        n_boot=options.bootstrap,
+        seed=options.seed,
+        confidence=options.confidence,
+    )
+
+
+def _scored_rows(
+    table: pd.DataFrame, failures: dict[int, str], predicted: np.ndarray
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The manifest rows no run failed on, with ``predicted`` as their ``prediction``, and which rows they are."""
+    scored_mask = np.ones(len(table), dtype=bool)
+    scored_mask[list(failures)] = False
+    if not scored_mask.any():
+        first = next(iter(failures.values()))
+        raise DataError(f"no file could be scored ({len(failures)} failed; first: {first})")
+    scored = table.loc[scored_mask].assign(prediction=predicted[scored_mask].astype(str)).reset_index(drop=True)
+    return scored, scored_mask
+
+
+def _speakers(table: pd.DataFrame) -> np.ndarray | None:
+    return table["speaker"].to_numpy() if "speaker" in table.columns else None
 
 
 def _warnings(frame: GroupMetricFrame, options: ScoreOptions, failed: int) -> list[str]:
@@ -209,7 +246,7 @@ def score_predictions(
     predictions = read_predictions(path, list(options.groups), threshold)
     negatives = predictions.negative_labels or list(options.negative_labels)
     with progress.task("Scoring (bootstrap, permutations)", total=None):
-        frame = _frame(predictions.frame, options, negatives)
+        frame = metric_frame(predictions.frame, options, negatives)
     failed = len(predictions.failures)
     settings = {**options.settings(), "negative_labels": negatives, "threshold": threshold}
     return build_report(
@@ -278,10 +315,6 @@ def _check_io(
         raise UsageError(f"the model has {output[-1]} outputs but {len(labels)} label names")
 
 
-def _fit_to_model(inputs: np.ndarray, runtime: Runtime) -> np.ndarray:
-    return fit_to_shape(inputs, runtime.input_shape)
-
-
 def fit_to_shape(inputs: np.ndarray, expected: Sequence[int | None]) -> np.ndarray:
     """Plug-in inputs may lack a channel axis; a reshape with the same size fits, anything else is a user error."""
     got = inputs.shape[1:]
@@ -324,7 +357,7 @@ def audit_model(
             failures.update({start + i: reason for i, reason in batch.failures.items()})
             positions = start + np.flatnonzero(batch.ok)
             if len(positions):
-                result = runtime.run_all(_fit_to_model(batch.inputs, runtime), model_options.batch_size)
+                result = runtime.run_all(fit_to_shape(batch.inputs, runtime.input_shape), model_options.batch_size)
                 seconds += result.seconds_per_sample * len(positions)
                 inferred += len(positions)
                 finite = np.isfinite(result.scores).all(axis=1)
@@ -333,14 +366,9 @@ def audit_model(
                 predicted[positions[finite]] = np.asarray(labels, dtype=object)[result.scores[finite].argmax(axis=1)]
             advance(len(chunk))
 
-    scored_mask = np.ones(len(files), dtype=bool)
-    scored_mask[list(failures)] = False
-    if not scored_mask.any():
-        first = next(iter(failures.values()))
-        raise DataError(f"no file could be scored ({len(failures)} failed; first: {first})")
-    scored = table.loc[scored_mask].assign(prediction=predicted[scored_mask].astype(str)).reset_index(drop=True)
+    scored, scored_mask = _scored_rows(table, failures, predicted)
     with progress.task("Scoring (bootstrap, permutations)", total=None):
-        frame = _frame(scored, options, list(options.negative_labels))
+        frame = metric_frame(scored, options)
     facts = runtime.describe()
     warnings = _warnings(frame, options, len(failures))
     model = {
@@ -405,7 +433,6 @@ def audit_on_targets(
     the metric on every run, flips and forgotten clips against the reference (the first run, or ``--reference``),
     and per attribute the paired change in RB. A clip that fails on any run is left out of every run.
     """
-    from ondevice_audit.metrics.disparity import DisparityFrame
     from ondevice_audit.targets import default_work_dir, parse_target
     from ondevice_audit.targets.comparison import RunRecord, comparison_section, plan_runs
     from ondevice_audit.targets.resume import BatchStore, ResumableRun, RetryPolicy
@@ -485,26 +512,10 @@ def audit_on_targets(
                             peaks[r] = max(peaks[r] or 0, result.peak_memory_bytes)
                     advance(len(chunk))
 
-    scored_mask = np.ones(len(files), dtype=bool)
-    scored_mask[list(failures)] = False
-    if not scored_mask.any():
-        first = next(iter(failures.values()))
-        raise DataError(f"no file could be scored ({len(failures)} failed; first: {first})")
-    scored = table.loc[scored_mask].assign(prediction=predicted[main][scored_mask].astype(str)).reset_index(drop=True)
+    scored, scored_mask = _scored_rows(table, failures, predicted[main])
     with progress.task("Scoring (bootstrap, permutations, paired bootstrap)", total=None):
-        frame = _frame(scored, options, list(options.negative_labels))
-        disparity = DisparityFrame(
-            y_true=scored["label"].to_numpy(),
-            predictions=[row[scored_mask].astype(str) for row in predicted],
-            sensitive_features=scored[list(options.groups)],
-            metric=options.metric,
-            speakers=scored["speaker"].to_numpy() if "speaker" in scored.columns else None,
-            negative_labels=list(options.negative_labels),
-            min_group_size=options.min_group_size,
-            n_boot=options.bootstrap,
-            seed=options.seed,
-            confidence=options.confidence,
-        )
+        frame = metric_frame(scored, options)
+        disparity = disparity_frame(scored, [row[scored_mask].astype(str) for row in predicted], options)
     records = [
         RunRecord(
             model=session.model,

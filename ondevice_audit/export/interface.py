@@ -46,6 +46,10 @@ class ExportError(PipelineError):
     """A converter failed or produced a file that does not behave like the model it came from."""
 
 
+MIN_TOP1_AGREEMENT = 0.9
+"""Default share of parity inputs whose top-1 class must match the source model's."""
+
+
 @dataclass(frozen=True)
 class ExportSpec:
     format: str
@@ -53,7 +57,7 @@ class ExportSpec:
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     atol: float | None = None
     """Largest |score difference| to Keras that counts as parity; None: the approach's ``DEFAULT_ATOL``."""
-    min_top1_agreement: float = 0.9
+    min_top1_agreement: float = MIN_TOP1_AGREEMENT
     """Share of parity inputs whose top-1 class must match Keras."""
     parity_samples: int = 64
     opset: int = 17
@@ -108,10 +112,15 @@ def check_parity(keras_model: Any, path: Path, inputs: np.ndarray) -> Parity:
         raise ExportError(
             f"{path.name}: output shape {scores.shape[1:]} differs from the model's {reference.shape[1:]}"
         )
+    return compare_scores(reference, scores)
+
+
+def compare_scores(reference: np.ndarray, scores: np.ndarray) -> Parity:
+    """How far ``scores`` are from the source model's ``reference`` scores of the same inputs."""
     return Parity(
         max_abs_diff=float(np.abs(scores - reference).max()),
         top1_agreement=float((scores.argmax(axis=1) == reference.argmax(axis=1)).mean()),
-        samples=len(inputs),
+        samples=len(reference),
     )
 
 

@@ -17,18 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ondevice_audit.errors import UsageError
+from ondevice_audit.export.interface import MIN_TOP1_AGREEMENT, compare_scores
 from ondevice_audit.optimize.quantize import DEFAULT_ATOL, QuantApproach
+from ondevice_audit.runtimes.onnx import OnnxRuntime
 
 __all__ = ["OnnxQuantization", "quantize_onnx"]
-
-_MIN_TOP1_AGREEMENT = 0.9
-"""As the exporters' parity check: a quantised file that changes more top-1 answers than this is flagged."""
-
 
 @dataclass(frozen=True)
 class OnnxQuantization:
@@ -44,8 +41,6 @@ class OnnxQuantization:
 def quantize_onnx(source: Path, target: Path, approach: QuantApproach, inputs: np.ndarray | None) -> OnnxQuantization:
     """Write ``source`` quantised with ``approach`` (``dynamic`` or ``int8``) to ``target``; ``inputs``
     (per-sample model inputs) calibrate ``int8`` and check both."""
-    import onnxruntime
-
     from ondevice_audit.export.metadata import read_metadata, write_metadata
 
     if approach not in (QuantApproach.DYNAMIC, QuantApproach.INT8):
@@ -53,19 +48,18 @@ def quantize_onnx(source: Path, target: Path, approach: QuantApproach, inputs: n
     if inputs is None or len(inputs) == 0:
         raise UsageError("ONNX quantization needs inputs to calibrate int8 and to check the quantized file")
     inputs = np.asarray(inputs, np.float32)
-    name = onnxruntime.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    original = OnnxRuntime(source)
     started = time.perf_counter()
     with _quiet_root_logger():  # ORT logs a pre-processing suggestion on the root logger at every call
-        _quantize(source, target, approach, name, inputs)
+        _quantize(source, target, approach, original.input_name, inputs)
     seconds = time.perf_counter() - started
     metadata = read_metadata(source)
     if metadata is not None:
         write_metadata(target, metadata)
-    reference, quantized = _scores(source, name, inputs), _scores(target, name, inputs)
-    parity = float(np.max(np.abs(reference - quantized)))
-    agreement = float(np.mean(reference.argmax(axis=1) == quantized.argmax(axis=1)))
-    ok = parity <= DEFAULT_ATOL[approach] and agreement >= _MIN_TOP1_AGREEMENT
-    return OnnxQuantization(target, approach.value, parity, agreement, ok, seconds)
+    # one sample per call: dynamic quantization's activation ranges come from the whole batch it is given
+    parity = compare_scores(original.run_all(inputs, 1).scores, OnnxRuntime(target).run_all(inputs, 1).scores)
+    ok = parity.max_abs_diff <= DEFAULT_ATOL[approach] and parity.top1_agreement >= MIN_TOP1_AGREEMENT
+    return OnnxQuantization(target, approach.value, parity.max_abs_diff, parity.top1_agreement, ok, seconds)
 
 
 def _quantize(source: Path, target: Path, approach: QuantApproach, name: str, inputs: np.ndarray) -> None:
@@ -107,10 +101,3 @@ def _quiet_root_logger() -> Iterator[None]:
         yield
     finally:
         root.setLevel(level)
-
-
-def _scores(path: Path, name: str, inputs: np.ndarray) -> Any:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run(None, {name: inputs[i : i + 1]})[0] for i in range(len(inputs))])

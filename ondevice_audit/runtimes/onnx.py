@@ -41,6 +41,10 @@ class OnnxRuntime(Runtime):
         self._dtype = _ORT_TYPES.get(self._input.type, np.float32)
 
     @property
+    def input_name(self) -> str:
+        return str(self._input.name)
+
+    @property
     def input_shape(self) -> tuple[int | None, ...]:
         return tuple(_dim(d) for d in self._input.shape[1:])
 

@@ -19,6 +19,7 @@ from ondevice_audit.report.document import load_report, to_json, validate
 from ondevice_audit.sweep.cache import atomic_write_text
 from ondevice_audit.sweep.matrix import DataSettings
 from ondevice_audit.sweep.user_model import BASELINE_CELL
+from ondevice_audit.targets.interface import ModelOnTarget, TargetFacts
 
 __all__ = ["COMPARISON_COLUMNS", "compare_with_baseline"]
 
@@ -33,15 +34,18 @@ def compare_with_baseline(results: pd.DataFrame, cells: Path, data: DataSettings
     baseline_row = results[results["cell"] == BASELINE_CELL]
     if baseline_row.empty or baseline_row["status"].iloc[0] != "ok":
         return results.assign(**{column: np.nan for column in COMPARISON_COLUMNS})
+    from ondevice_audit.targets.local import LocalTarget
+
     baseline = _predictions(cells / BASELINE_CELL)
     baseline_report = load_report(cells / BASELINE_CELL / "report.json")
+    here = LocalTarget().check()  # the machine the local runs were on, the same for every cell
     rows = []
     for cell, status in zip(results["cell"], results["status"], strict=True):
         if cell == BASELINE_CELL or status != "ok":
             rows.append({})
             continue
         folder = cells / cell
-        rows.append(_compare(baseline, baseline_report, _predictions(folder), folder, data))
+        rows.append(_compare(baseline, baseline_report, _predictions(folder), folder, data, here))
     columns = pd.DataFrame(rows, index=results.index).reindex(
         columns=list(dict.fromkeys([*COMPARISON_COLUMNS, *(k for row in rows for k in row)]))
     )
@@ -53,27 +57,21 @@ def _predictions(folder: Path) -> pd.DataFrame:
 
 
 def _compare(
-    baseline: pd.DataFrame, baseline_report: dict[str, Any], cell: pd.DataFrame, folder: Path, data: DataSettings
+    baseline: pd.DataFrame,
+    baseline_report: dict[str, Any],
+    cell: pd.DataFrame,
+    folder: Path,
+    data: DataSettings,
+    here: TargetFacts,
 ) -> dict[str, Any]:
-    from ondevice_audit.metrics.disparity import DisparityFrame
+    from ondevice_audit.audit import disparity_frame
     from ondevice_audit.targets.comparison import comparison_section
 
     joined = baseline.merge(cell[["path", "prediction"]], on="path", suffixes=("_baseline", ""), validate="1:1")
-    groups = list(data.groups)
-    disparity = DisparityFrame(
-        y_true=joined["label"].to_numpy(),
-        predictions=[joined["prediction_baseline"].to_numpy(), joined["prediction"].to_numpy()],
-        sensitive_features=joined[groups],
-        metric=data.metric,
-        speakers=joined["speaker"].to_numpy() if "speaker" in joined.columns else None,
-        negative_labels=list(data.negative_labels),
-        min_group_size=data.min_group_size,
-        n_boot=data.bootstrap,
-        seed=data.resampling_seed,
-        confidence=data.confidence,
-    )
+    predictions = [joined["prediction_baseline"].to_numpy(), joined["prediction"].to_numpy()]
+    disparity = disparity_frame(joined, predictions, data.score_options())
     report = load_report(folder / "report.json")
-    runs, records = _runs(baseline_report, report, folder)
+    runs, records = _runs(baseline_report, report, folder, here)
     report["comparison"] = comparison_section(runs, records, disparity)
     validate(report)
     atomic_write_text(folder / "report.json", to_json(report))
@@ -96,16 +94,15 @@ def _compare(
     return row
 
 
-def _runs(baseline_report: dict[str, Any], report: dict[str, Any], folder: Path) -> tuple[list[Any], list[Any]]:
+def _runs(
+    baseline_report: dict[str, Any], report: dict[str, Any], folder: Path, here: TargetFacts
+) -> tuple[list[Any], list[Any]]:
     """The two runs as ``comparison_section`` describes them: in the sweep's workers, or on the cell's
     ``target``; their latency is the cell's median single-sample latency (the sweep keeps no per-call times)."""
     from ondevice_audit.targets import parse_target
     from ondevice_audit.targets.comparison import Run, RunRecord
-    from ondevice_audit.targets.interface import ModelOnTarget, TargetFacts
-    from ondevice_audit.targets.local import LocalTarget
     from ondevice_audit.targets.resume import BatchStats
 
-    here = LocalTarget().check()
     runs, records = [], []
     for role, document in (("baseline", baseline_report), (folder.name, report)):
         model = document["model"]

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit._files import sha256_of
-from ondevice_audit.audit import fit_to_shape, frame_warnings
+from ondevice_audit.audit import fit_to_shape, frame_warnings, metric_frame
 from ondevice_audit.data import read_manifest
 from ondevice_audit.errors import OndeviceAuditError, UsageError
 from ondevice_audit.metrics import METRICS, GroupMetricFrame
@@ -703,8 +703,12 @@ def _run_infer(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
         started = time.perf_counter()
         runtime.run_batch(sample[i : i + 1])
         times.append(time.perf_counter() - started)
+    _write_inference(entry, scores, times, dataclasses.asdict(runtime.describe()))
+
+
+def _write_inference(entry: Path, scores: np.ndarray, times: list[float], facts: dict[str, Any]) -> None:
+    """The infer entry: every test clip's scores, and the median single-sample latency after the warm-up."""
     latency = float(np.median(times[_LATENCY_WARMUP:] or times)) if times else 0.0
-    facts = dataclasses.asdict(runtime.describe())
     np.save(entry / "scores.npy", scores)
     _write_json(entry / "infer.json", {"latency_ms": latency * 1000, "facts": facts})
 
@@ -737,9 +741,7 @@ def _run_infer_on_target(task: Task, context: SweepContext, cache: Cache, entry:
             "target": target.label,
             "device": {key: getattr(device, key) for key in _DEVICE_FACTS},
         }
-    latency = float(np.median(times[_LATENCY_WARMUP:] or times)) if times else 0.0
-    np.save(entry / "scores.npy", scores)
-    _write_json(entry / "infer.json", {"latency_ms": latency * 1000, "facts": facts})
+    _write_inference(entry, scores, times, facts)
 
 
 _DEVICE_FACTS = ("python", "machine", "system", "cpu_count", "memory_total_bytes")
@@ -766,19 +768,7 @@ def _run_score(task: Task, context: SweepContext, cache: Cache, entry: Path) -> 
     failures += [{"path": p, "reason": "model output is NaN or infinite"} for p in test.loc[rows[~finite], "path"]]
     if scored.empty:
         raise UsageError(f"no test file could be scored ({len(failures)} failed)")
-    frame = GroupMetricFrame(
-        y_true=scored["label"].to_numpy(),
-        y_pred=scored["prediction"].to_numpy(),
-        sensitive_features=scored[list(options.groups)],
-        metric=options.metric,
-        speakers=scored["speaker"].to_numpy() if "speaker" in scored.columns else None,
-        negative_labels=list(options.negative_labels),
-        min_group_size=options.min_group_size,
-        n_boot=options.bootstrap,
-        n_perm=options.permutations,
-        seed=options.seed,
-        confidence=options.confidence,
-    )
+    frame = metric_frame(scored, options)
     facts = inferred["facts"]
     report = build_report(
         command="sweep",
