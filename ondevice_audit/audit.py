@@ -1,79 +1,47 @@
 """The two core jobs: score predictions made elsewhere, and audit a model on a labelled dataset.
 
-Both end the same way: a ``GroupMetricFrame`` over labels, predictions, group columns and speakers, turned
-into the versioned report (``report/document.py``). ``audit`` first runs the model: files go through the
-front-end and the runtime in chunks, so memory stays flat however large the dataset. ``audit_on_targets``
-runs the same chunks on several targets or runtimes (and a reference model) and adds their comparison.
+Both end the same way: a ``GroupMetricFrame`` over labels, predictions, group columns and speakers
+(``scoring.py``), turned into the versioned report (``report/document.py``). ``audit_model`` first runs the
+model through ``targets/runs.py``, the one path that runs a model over a dataset: files go through the
+front-end in chunks (so memory stays flat however large the dataset) and each chunk through every run asked
+for: the model on the ``local`` target by default, on several targets or runtimes, and a reference model. With
+more than one run the report adds their comparison.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ondevice_audit._files import sha256_of, size_of
+from ondevice_audit._files import size_of
 from ondevice_audit.data import DataError, LabelledFiles, read_manifest, read_predictions, select_split
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
 from ondevice_audit.frontend import CHUNK_FILES, Frontend, FrontendSpec, build_frontend
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.metrics.disparity import DisparityFrame
-from ondevice_audit.metrics.frame import MISSING_GROUP
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import build_report
-from ondevice_audit.runtimes import Runtime, load_runtime
-from ondevice_audit.targets.interface import Target, TargetSession
+from ondevice_audit.scoring import ScoreOptions, disparity_frame, frame_warnings, metric_frame, scored_rows
+from ondevice_audit.targets.interface import Target
 from ondevice_audit.targets.mcu import MCUBudget
+from ondevice_audit.targets.runs import Chunk, Run, RunSettings, RunsOutcome, execute_runs, plan_runs
 
 __all__ = [
     "ModelOptions",
     "ScoreOptions",
     "TargetOptions",
     "audit_model",
-    "audit_on_targets",
-    "disparity_frame",
-    "fit_to_shape",
-    "frame_warnings",
     "mcu_section",
-    "metric_frame",
     "score_predictions",
 ]
 
 _MAX_LISTED_FAILURES = 1000
-
-
-@dataclass(frozen=True)
-class ScoreOptions:
-    """How predictions are scored; shared by ``score`` and ``audit``."""
-
-    groups: tuple[str, ...]
-    metric: str = "mcc"
-    negative_labels: tuple[str, ...] = ("_unknown_", "_silence_")
-    min_group_size: int = 30
-    bootstrap: int = 1000
-    permutations: int = 1000
-    seed: int = 0
-    confidence: float = 0.95
-    split_file: Path | None = None
-    """With ``split``: score only the manifest rows this file (as ``train`` writes) assigns to ``split``."""
-    split: str | None = None
-    max_samples_per_group: int | None = None
-    """A seeded stratified subsample (per combination of group values), for quick checks on slow runtimes."""
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            **dataclasses.asdict(self),
-            "groups": list(self.groups),
-            "negative_labels": list(self.negative_labels),
-            "split_file": None if self.split_file is None else str(self.split_file),
-        }
 
 
 def _read_dataset(manifest_path: Path, options: ScoreOptions) -> LabelledFiles:
@@ -83,7 +51,7 @@ def _read_dataset(manifest_path: Path, options: ScoreOptions) -> LabelledFiles:
     if options.split_file is not None and options.split is not None:
         dataset = select_split(dataset, options.split_file, options.split)
     if options.max_samples_per_group is not None:
-        from ondevice_audit.targets.mcu import stratified_subsample
+        from ondevice_audit.data.subsample import stratified_subsample
 
         frame = stratified_subsample(dataset.frame, options.groups, options.max_samples_per_group, options.seed)
         dataset = dataclasses.replace(dataset, frame=frame.reset_index(drop=True))
@@ -92,7 +60,7 @@ def _read_dataset(manifest_path: Path, options: ScoreOptions) -> LabelledFiles:
 
 @dataclass(frozen=True)
 class TargetOptions:
-    """Where and against what ``audit_on_targets`` runs the model (see ``ondevice_audit.targets``)."""
+    """Where and against what ``audit_model`` runs the model (see ``ondevice_audit.targets``)."""
 
     targets: tuple[str | Target, ...] = ("local",)
     """Target names (``local``, ``subprocess``, ``ssh://user@host:port``) or, from Python, ``Target`` objects."""
@@ -138,104 +106,6 @@ def mcu_section(model_path: Path, budget: MCUBudget | None, warnings: list[str])
     if not fit.ok:
         warnings.append(f"does not fit the MCU budget: {fit.reason}")
     return fit.to_dict()
-
-
-def metric_frame(table: pd.DataFrame, options: ScoreOptions, negatives: list[str] | None = None) -> GroupMetricFrame:
-    """``table``'s ``label`` and ``prediction`` scored per group as ``options`` say (``speaker`` when present)."""
-    if not options.groups:
-        raise UsageError("name at least one group column with --group")
-    return GroupMetricFrame(
-        y_true=table["label"].to_numpy(),
-        y_pred=table["prediction"].to_numpy(),
-        sensitive_features=table[list(options.groups)],
-        metric=options.metric,
-        speakers=_speakers(table),
-        negative_labels=list(options.negative_labels) if negatives is None else negatives,
-        min_group_size=options.min_group_size,
-        n_boot=options.bootstrap,
-        n_perm=options.permutations,
-        seed=options.seed,
-        confidence=options.confidence,
-    )
-
-
-def disparity_frame(table: pd.DataFrame, predictions: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
-    """Several runs' ``predictions`` of ``table``'s clips compared per group as ``options`` say (the first is the
-    reference)."""
-    return DisparityFrame(
-        y_true=table["label"].to_numpy(),
-        predictions=predictions,
-        sensitive_features=table[list(options.groups)],
-        metric=options.metric,
-        speakers=_speakers(table),
-        negative_labels=list(options.negative_labels),
-        min_group_size=options.min_group_size,
-        n_boot=options.bootstrap,
-        seed=options.seed,
-        confidence=options.confidence,
-    )
-
-
-def _scored_rows(
-    table: pd.DataFrame, failures: dict[int, str], predicted: np.ndarray
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The manifest rows no run failed on, with ``predicted`` as their ``prediction``, and which rows they are."""
-    scored_mask = np.ones(len(table), dtype=bool)
-    scored_mask[list(failures)] = False
-    if not scored_mask.any():
-        first = next(iter(failures.values()))
-        raise DataError(f"no file could be scored ({len(failures)} failed; first: {first})")
-    scored = table.loc[scored_mask].assign(prediction=predicted[scored_mask].astype(str)).reset_index(drop=True)
-    return scored, scored_mask
-
-
-def _speakers(table: pd.DataFrame) -> np.ndarray | None:
-    return table["speaker"].to_numpy() if "speaker" in table.columns else None
-
-
-def _warnings(frame: GroupMetricFrame, options: ScoreOptions, failed: int) -> list[str]:
-    notes = []
-    if options.max_samples_per_group is not None:
-        notes.append(
-            f"a stratified subsample was audited: at most {options.max_samples_per_group} clips per combination of "
-            f"{', '.join(options.groups)} (seed {options.seed}); numbers describe the subsample"
-        )
-    return notes + frame_warnings(frame, failed)
-
-
-def frame_warnings(frame: GroupMetricFrame, failed: int) -> list[str]:
-    """What a reader must know to read a frame's numbers right: resampling unit, failures, small groups,
-    undefined RB, RB not distinguishable from chance, missing group values."""
-    notes = []
-    if frame.speakers is None:
-        notes.append(
-            "no speaker column: the bootstrap and permutations resample clips, which treats clips of one speaker "
-            "as independent, so intervals are too narrow and p-values too small"
-        )
-    if failed:
-        notes.append(f"{failed} sample(s) could not be scored and are left out (see samples.failures)")
-    for attribute in frame.attributes:
-        small = [g.name for g in attribute.groups if not g.in_rb]
-        if small:
-            notes.append(
-                f"{attribute.name}: group(s) {', '.join(small)} have fewer than {frame.min_group_size} clips; "
-                "shown but left out of RB"
-            )
-        rb = attribute.rb
-        if rb.value is None:
-            notes.append(f"{attribute.name}: RB is undefined: {rb.undefined_reason}")
-        elif rb.p_value is not None and rb.p_value > 1 - frame.confidence:
-            notes.append(
-                f"{attribute.name}: RB {rb.value:.3g} is not distinguishable from shuffled groups "
-                f"(p = {rb.p_value:.3g}); its interval describes the estimate, which is biased upwards near 0"
-            )
-        elif rb.bootstrap_undefined_share:
-            notes.append(
-                f"{attribute.name}: RB is undefined in {rb.bootstrap_undefined_share:.1%} of bootstrap resamples"
-            )
-        if any(g.name == MISSING_GROUP for g in attribute.groups):
-            notes.append(f"{attribute.name}: some rows have no value; they form the group '{MISSING_GROUP}'")
-    return notes
 
 
 def score_predictions(
@@ -292,10 +162,6 @@ def resolve_labels(metadata: ModelMetadata | None, options: ModelOptions) -> lis
     raise UsageError("the model carries no label names: pass --labels FILE (one class name per line, in output order)")
 
 
-def _check_shapes(runtime: Runtime, frontend: Frontend, labels: list[str]) -> None:
-    _check_io(runtime.input_shape, runtime.describe().output_shape, frontend, labels)
-
-
 def _check_io(
     expected: Sequence[int | None], output: Sequence[int | None], frontend: Frontend, labels: list[str]
 ) -> None:
@@ -315,97 +181,6 @@ def _check_io(
         raise UsageError(f"the model has {output[-1]} outputs but {len(labels)} label names")
 
 
-def fit_to_shape(inputs: np.ndarray, expected: Sequence[int | None]) -> np.ndarray:
-    """Plug-in inputs may lack a channel axis; a reshape with the same size fits, anything else is a user error."""
-    got = inputs.shape[1:]
-    if len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got, strict=True)):
-        return inputs
-    if None not in expected and int(np.prod(got)) == int(np.prod(expected)):
-        return inputs.reshape(len(inputs), *expected)
-    raise UsageError(f"the front-end makes inputs of shape {list(got)} but the model takes {list(expected)}")
-
-
-def audit_model(
-    model_path: Path,
-    manifest_path: Path,
-    options: ScoreOptions,
-    model_options: ModelOptions | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Run ``model_path`` over the manifest's files, then score per group. Per-file failures are counted."""
-    progress = progress or NullProgress()
-    model_options = model_options or ModelOptions()
-    dataset = _read_dataset(manifest_path, options)
-    metadata = read_metadata(model_path)
-    runtime = load_runtime(model_path, model_options.runtime, trust_model=model_options.trust_model)
-    labels = resolve_labels(metadata, model_options)
-    frontend = resolve_frontend(metadata, model_options)
-    _check_shapes(runtime, frontend, labels)
-    unknown = sorted(set(dataset.frame["label"]) - set(labels))
-    if unknown:
-        raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
-
-    table = dataset.frame
-    files = [Path(p) for p in table["file"]]
-    predicted = np.full(len(files), "", dtype=object)
-    failures: dict[int, str] = {}
-    seconds, inferred = 0.0, 0
-    with progress.task(f"Auditing {model_path.name} ({runtime.name})", total=len(files)) as advance:
-        for start in range(0, len(files), CHUNK_FILES):
-            chunk = files[start : start + CHUNK_FILES]
-            batch = frontend.transform(chunk)
-            failures.update({start + i: reason for i, reason in batch.failures.items()})
-            positions = start + np.flatnonzero(batch.ok)
-            if len(positions):
-                result = runtime.run_all(fit_to_shape(batch.inputs, runtime.input_shape), model_options.batch_size)
-                seconds += result.seconds_per_sample * len(positions)
-                inferred += len(positions)
-                finite = np.isfinite(result.scores).all(axis=1)
-                for position in positions[~finite]:
-                    failures[int(position)] = "model output is NaN or infinite"
-                predicted[positions[finite]] = np.asarray(labels, dtype=object)[result.scores[finite].argmax(axis=1)]
-            advance(len(chunk))
-
-    scored, scored_mask = _scored_rows(table, failures, predicted)
-    with progress.task("Scoring (bootstrap, permutations)", total=None):
-        frame = metric_frame(scored, options)
-    facts = runtime.describe()
-    warnings = _warnings(frame, options, len(failures))
-    model = {
-        **dataclasses.asdict(facts),
-        "labels": labels,
-        "frontend": frontend.description,
-        "seconds_per_sample": seconds / max(inferred, 1),
-        "metadata": None if metadata is None else {"extra": metadata.extra},
-        "mcu": mcu_section(model_path, model_options.mcu_budget, warnings),
-    }
-    failure_list = [
-        {"path": str(table["path"].iloc[i]), "reason": failures[i]} for i in sorted(failures)[:_MAX_LISTED_FAILURES]
-    ]
-    return build_report(
-        command="audit",
-        frame=frame,
-        inputs=[
-            {"role": "model", "path": str(model_path), "sha256": facts.sha256},
-            {"role": "manifest", "path": str(manifest_path), "sha256": dataset.sha256},
-        ],
-        settings={**options.settings(), "runtime": runtime.name},
-        samples={
-            "total": len(files),
-            "scored": int(scored_mask.sum()),
-            "failed": len(failures),
-            "failures": failure_list,
-        },
-        warnings=warnings,
-        model=model,
-    )
-
-
-def _show_notes(session: TargetSession, progress: Progress) -> None:
-    for note in session.notes:
-        progress.note(note)
-
-
 def _check_reference(reference: Path, labels: list[str], frontend: Frontend) -> None:
     """A reference model must classify the same inputs into the same classes, or flips mean nothing."""
     if not reference.exists():
@@ -418,7 +193,17 @@ def _check_reference(reference: Path, labels: list[str], frontend: Frontend) -> 
         raise UsageError("the reference model was made for other inputs (its front-end settings differ)")
 
 
-def audit_on_targets(
+def _warnings(frame: GroupMetricFrame, options: ScoreOptions, failed: int) -> list[str]:
+    notes = []
+    if options.max_samples_per_group is not None:
+        notes.append(
+            f"a stratified subsample was audited: at most {options.max_samples_per_group} clips per combination of "
+            f"{', '.join(options.groups)} (seed {options.seed}); numbers describe the subsample"
+        )
+    return notes + frame_warnings(frame, failed)
+
+
+def audit_model(
     model_path: Path,
     manifest_path: Path,
     options: ScoreOptions,
@@ -426,24 +211,19 @@ def audit_on_targets(
     target_options: TargetOptions | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Audit ``model_path`` on every target and runtime asked for, and compare the runs per group.
+    """Run ``model_path`` over the manifest's files on every run asked for, then score per group.
 
     The front-end runs once per chunk and every run gets the same inputs. The report is the audit of the model
-    on the first target and runtime, with a ``comparison`` section: per run latency and peak memory, per group
-    the metric on every run, flips and forgotten clips against the reference (the first run, or ``--reference``),
-    and per attribute the paired change in RB. A clip that fails on any run is left out of every run.
+    on the first target and runtime; with several runs (targets, runtimes, a ``reference``) it has a
+    ``comparison`` section: per run latency and peak memory, per group the metric on every run, flips and
+    forgotten clips against the reference (the first run), and per attribute the paired change in RB. A clip
+    that fails on any run (unreadable, NaN output) is counted, listed and left out of every run.
     """
-    from ondevice_audit.targets import default_work_dir, parse_target
-    from ondevice_audit.targets.comparison import RunRecord, comparison_section, plan_runs
-    from ondevice_audit.targets.resume import BatchStore, ResumableRun, RetryPolicy
-
     progress = progress or NullProgress()
     model_options = model_options or ModelOptions()
     target_options = target_options or TargetOptions()
     if target_options.batch_files < 1:
         raise UsageError("the batch sent to a target must hold at least one sample")
-    if target_options.retries < 0:
-        raise UsageError("retries must be 0 or more")
     dataset = _read_dataset(manifest_path, options)
     if not model_path.exists():
         raise UsageError(f"model not found: {model_path}")
@@ -453,9 +233,36 @@ def audit_on_targets(
     unknown = sorted(set(dataset.frame["label"]) - set(labels))
     if unknown:
         raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
-    reference = target_options.reference
-    if reference is not None:
-        _check_reference(reference, labels, frontend)
+    if target_options.reference is not None:
+        _check_reference(target_options.reference, labels, frontend)
+    runs = _plan(model_path, model_options, target_options)
+    files = [Path(p) for p in dataset.frame["file"]]
+    outcome = execute_runs(
+        runs,
+        _chunks(files, frontend, target_options.batch_files),
+        len(files),
+        settings=RunSettings(model_options.batch_size, target_options.work_dir, target_options.retries,
+                             target_options.backoff_seconds),  # fmt: skip
+        check_model=lambda model: _check_io(model.input_shape[1:], model.output_shape, frontend, labels),
+        progress=progress,
+        description=f"Auditing {model_path.name}" + (f" on {len(runs)} runs" if len(runs) > 1 else ""),
+    )
+    main = 1 if target_options.reference is not None else 0
+    names = np.asarray(labels, dtype=object)
+    predicted = [_decode(scores, names) for scores in outcome.scores]
+    scored, scored_mask = scored_rows(dataset.frame, outcome.failures, predicted[main])
+    with progress.task("Scoring (bootstrap, permutations)", total=None):
+        frame = metric_frame(scored, options)
+        disparity = None
+        if len(runs) > 1 or runs[0].target.label != "local":  # a plain local audit has nothing to compare
+            disparity = disparity_frame(scored, [row[scored_mask].astype(str) for row in predicted], options)
+    audited = _Audited(model_path, manifest_path, dataset, metadata, labels, frontend, runs, outcome, main)
+    return _audit_report(audited, options, model_options, frame, scored_mask, disparity)
+
+
+def _plan(model_path: Path, model_options: ModelOptions, target_options: TargetOptions) -> list[Run]:
+    from ondevice_audit.targets import default_work_dir, parse_target
+
     work_dir = target_options.work_dir or default_work_dir()
     targets = [
         spec
@@ -463,113 +270,105 @@ def audit_on_targets(
         else parse_target(spec, target_options.ssh_options, work_dir, model_options.trust_model)
         for spec in target_options.targets
     ]
-    runs = plan_runs(model_path, targets, target_options.runtimes or (model_options.runtime,), reference)
-    main = 1 if reference is not None else 0
-    digests = {path: sha256_of(path) for path in {run.model_path for run in runs}}
-    policy = RetryPolicy(target_options.retries, target_options.backoff_seconds)
+    runtimes = target_options.runtimes or (model_options.runtime,)
+    return plan_runs(model_path, targets, runtimes, target_options.reference)
 
-    table = dataset.frame
-    files = [Path(p) for p in table["file"]]
-    predicted = np.full((len(runs), len(files)), "", dtype=object)
-    latency: list[list[np.ndarray]] = [[] for _ in runs]
-    peaks: list[int | None] = [None for _ in runs]
-    failures: dict[int, str] = {}
-    names = np.asarray(labels, dtype=object)
-    with ExitStack() as stack:
-        sessions, executors = [], []
-        with progress.task(f"Preparing {len(runs)} run(s): copying and loading the model", total=len(runs)) as step:
-            for run in runs:
-                session = run.target.open(run.model_path, run.runtime)
-                stack.callback(_show_notes, session, progress)  # after the session closed (callbacks run last-in first)
-                stack.enter_context(session)
-                _check_io(session.model.input_shape[1:], session.model.output_shape, frontend, labels)
-                store = None
-                if run.target.resumable:
-                    identity = {"target": run.target.cache_identity(), "runtime": session.model.runtime,
-                                "runtime_version": session.model.runtime_version,
-                                "batch_size": str(model_options.batch_size)}  # fmt: skip
-                    store = BatchStore(work_dir / "batches", digests[run.model_path], identity)
-                sessions.append(session)
-                executors.append(ResumableRun(session, run.label, store, policy, progress))
-                step(1)
-        description = f"Auditing {model_path.name} on {len(runs)} run(s)"
-        with progress.task(description, total=len(files) * len(runs)) as advance:
-            for start in range(0, len(files), target_options.batch_files):
-                chunk = files[start : start + target_options.batch_files]
-                batch = frontend.transform(chunk)
-                failures.update({start + i: reason for i, reason in batch.failures.items()})
-                positions = start + np.flatnonzero(batch.ok)
-                for r, (run, session, executor) in enumerate(zip(runs, sessions, executors, strict=True)):
-                    if len(positions):
-                        inputs = fit_to_shape(batch.inputs, session.model.input_shape[1:])
-                        result = executor.run(inputs, model_options.batch_size)
-                        finite = np.isfinite(result.scores).all(axis=1)
-                        for position in positions[~finite]:
-                            failures.setdefault(int(position), f"model output is NaN or infinite on {run.label}")
-                        predicted[r, positions[finite]] = names[result.scores[finite].argmax(axis=1)]
-                        latency[r].append(result.latency[finite])
-                        if result.peak_memory_bytes is not None:
-                            peaks[r] = max(peaks[r] or 0, result.peak_memory_bytes)
-                    advance(len(chunk))
 
-    scored, scored_mask = _scored_rows(table, failures, predicted[main])
-    with progress.task("Scoring (bootstrap, permutations, paired bootstrap)", total=None):
-        frame = metric_frame(scored, options)
-        disparity = disparity_frame(scored, [row[scored_mask].astype(str) for row in predicted], options)
-    records = [
-        RunRecord(
-            model=session.model,
-            device=session.device,
-            model_sha256=digests[run.model_path],
-            latency=np.concatenate(seconds) if seconds else np.zeros(0),
-            peak_memory_bytes=peak,
-            batches=executor.stats,
-        )
-        for run, session, executor, seconds, peak in zip(runs, sessions, executors, latency, peaks, strict=True)
-    ]
-    main_model = records[main].model
-    warnings = _warnings(frame, options, len(failures))
-    model = {
-        "path": str(model_path),
-        "format": model_format(model_path),
-        "size_bytes": size_of(model_path),
-        "sha256": digests[model_path],
-        **dataclasses.asdict(main_model),
-        "labels": labels,
-        "frontend": frontend.description,
-        "seconds_per_sample": float(records[main].latency.mean()) if len(records[main].latency) else 0.0,
-        "metadata": None if metadata is None else {"extra": metadata.extra},
-        "target": runs[main].target.label,
-        "mcu": mcu_section(model_path, model_options.mcu_budget, warnings),
-    }
-    failure_list = [
-        {"path": str(table["path"].iloc[i]), "reason": failures[i]} for i in sorted(failures)[:_MAX_LISTED_FAILURES]
-    ]
+def _chunks(files: Sequence[Path], frontend: Frontend, size: int) -> Iterator[Chunk]:
+    """The files through the front-end, ``size`` at a time: a chunk is the unit of memory, retry and resume."""
+    for start in range(0, len(files), size):
+        chunk = files[start : start + size]
+        batch = frontend.transform(chunk)
+        positions = start + np.flatnonzero(batch.ok)
+        failures = {start + i: reason for i, reason in batch.failures.items()}
+        yield Chunk(positions, batch.inputs, len(chunk), failures)
+
+
+def _decode(scores: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Each row's class name (its highest score); "" for rows that were not scored."""
+    predicted = np.full(len(scores), "", dtype=object)
+    finite = np.isfinite(scores).all(axis=1) if scores.shape[1] else np.zeros(len(scores), dtype=bool)
+    predicted[finite] = names[scores[finite].argmax(axis=1)]
+    return predicted
+
+
+@dataclass(frozen=True)
+class _Audited:
+    """What an audit ran, on what, and what came out: everything its report states besides the scores."""
+
+    model_path: Path
+    manifest_path: Path
+    dataset: LabelledFiles
+    metadata: ModelMetadata | None
+    labels: list[str]
+    frontend: Frontend
+    runs: list[Run]
+    outcome: RunsOutcome
+    main: int
+    """The run the report is about: the model's first run (after the reference, if any)."""
+
+    def model_section(self) -> dict[str, Any]:
+        record = self.outcome.records[self.main]
+        return {
+            "path": str(self.model_path),
+            "format": model_format(self.model_path),
+            "size_bytes": size_of(self.model_path),
+            "sha256": record.model_sha256,
+            **dataclasses.asdict(record.model),
+            "labels": self.labels,
+            "frontend": self.frontend.description,
+            "seconds_per_sample": float(record.latency.mean()) if len(record.latency) else 0.0,
+            "metadata": None if self.metadata is None else {"extra": self.metadata.extra},
+            "target": self.runs[self.main].target.label,
+        }
+
+
+def _audit_report(
+    audited: _Audited,
+    options: ScoreOptions,
+    model_options: ModelOptions,
+    frame: GroupMetricFrame,
+    scored_mask: np.ndarray,
+    disparity: DisparityFrame | None,
+) -> dict[str, Any]:
+    runs, outcome, main = audited.runs, audited.outcome, audited.main
+    record = outcome.records[main]
+    warnings = _warnings(frame, options, len(outcome.failures))
+    model = audited.model_section()
+    model["mcu"] = mcu_section(audited.model_path, model_options.mcu_budget, warnings)
+    table = audited.dataset.frame
+    failures = outcome.failures
     inputs = [
-        {"role": "model", "path": str(model_path), "sha256": digests[model_path]},
-        {"role": "manifest", "path": str(manifest_path), "sha256": dataset.sha256},
+        {"role": "model", "path": str(audited.model_path), "sha256": record.model_sha256},
+        {"role": "manifest", "path": str(audited.manifest_path), "sha256": audited.dataset.sha256},
     ]
+    reference = runs[0] if main else None
     if reference is not None:
-        inputs.append({"role": "reference model", "path": str(reference), "sha256": digests[reference]})
+        inputs.append({"role": "reference model", "path": str(reference.model_path),
+                       "sha256": outcome.records[0].model_sha256})  # fmt: skip
     report = build_report(
         command="audit",
         frame=frame,
         inputs=inputs,
         settings={
             **options.settings(),
-            "runtime": main_model.runtime,
-            "targets": [target.label for target in targets],
-            "reference": None if reference is None else str(reference),
+            "runtime": record.model.runtime,
+            "targets": list(dict.fromkeys(run.target.label for run in runs[main:])),
+            "reference": None if reference is None else str(reference.model_path),
             "batch_size": model_options.batch_size,
         },
         samples={
-            "total": len(files),
+            "total": len(table),
             "scored": int(scored_mask.sum()),
             "failed": len(failures),
-            "failures": failure_list,
+            "failures": [{"path": str(table["path"].iloc[i]), "reason": failures[i]}
+                         for i in sorted(failures)[:_MAX_LISTED_FAILURES]],  # fmt: skip
         },
         warnings=warnings,
         model=model,
     )
-    report["comparison"] = comparison_section(runs, records, disparity)
+    if disparity is not None:
+        from ondevice_audit.targets.comparison import comparison_section
+
+        report["comparison"] = comparison_section(runs, outcome.records, disparity)
     return report

@@ -50,7 +50,7 @@ def find_demo_paths(root: Path) -> DemoPaths:
     return paths
 
 
-DEMO_OPTIONS = ScoreOptions(groups=("gender", "accent"), metric="mcc", min_group_size=30, seed=0)
+DEMO_OPTIONS = ScoreOptions(groups=("gender", "accent"))
 
 
 def run_demo_audit(paths: DemoPaths, out: Path, progress: Progress | None = None) -> dict[str, Any]:

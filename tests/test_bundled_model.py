@@ -30,10 +30,10 @@ def test_demo_paths_are_checked(tmp_path):
 def test_int8_of_the_bundled_model_shows_per_group_flip_rates(tmp_path):
     """f32 vs int8 of the same model on the bundled data: the comparison section has flips per group."""
     from ondevice_audit import _tensorflow
-    from ondevice_audit.audit import ModelOptions, ScoreOptions, TargetOptions, audit_on_targets
+    from ondevice_audit.audit import ModelOptions, ScoreOptions, TargetOptions, audit_model
     from ondevice_audit.data import read_manifest, select_split
-    from ondevice_audit.export.interface import export_variants
     from ondevice_audit.export.metadata import read_metadata
+    from ondevice_audit.export.variants import export_variants
     from ondevice_audit.frontend import build_frontend
     from ondevice_audit.optimize.quantize import QuantApproach
 
@@ -45,7 +45,7 @@ def test_int8_of_the_bundled_model_shows_per_group_flip_rates(tmp_path):
     model = _tensorflow.keras().models.load_model(keras_path)
     (result,) = export_variants(model, ["tflite"], [QuantApproach.INT8], tmp_path, metadata, calibration)
     options = ScoreOptions(groups=("gender",), split_file=paths.split, split="test", bootstrap=200, permutations=0)
-    report = audit_on_targets(result.path, paths.manifest, options, ModelOptions(),
+    report = audit_model(result.path, paths.manifest, options, ModelOptions(),
                               TargetOptions(reference=paths.model))  # fmt: skip
     groups = report["comparison"]["attributes"][0]["groups"]
     assert [g["name"] for g in groups] == ["female", "male"]

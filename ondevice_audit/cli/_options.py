@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import typing
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ondevice_audit.cli._params import OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import stderr
 from ondevice_audit.errors import ExitCode, UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec
 from ondevice_audit.metrics import METRICS
 from ondevice_audit.report import ReportFormatChoice
+from ondevice_audit.scoring import ScoreOptions
 
 if TYPE_CHECKING:
-    from ondevice_audit.audit import ScoreOptions
     from ondevice_audit.frontend import FrontendSpec
 
-__all__ = ["FrontendKind", "audio_spec", "emit_report", "finish", "model_frontend_spec", "scoring_options"]
+__all__ = ["FRONTEND_OPTIONS", "FrontendChoice", "FrontendKind", "emit_report", "finish", "scoring_options"]
 
 _SCORING = "Scoring"
+SCORING = ScoreOptions()
+"""The scoring defaults, declared once in ``ScoreOptions`` (``metrics/defaults.py``)."""
+NEGATIVE_LABELS = ",".join(SCORING.negative_labels)
 Group = Annotated[
     list[str],
     typer.Option("--group", "-g", help="Group column (repeatable; two or more also give their intersection).",
@@ -62,8 +69,6 @@ def scoring_options(
     seed: int,
     confidence: float,
 ) -> ScoreOptions:
-    from ondevice_audit.audit import ScoreOptions
-
     return ScoreOptions(
         groups=tuple(groups),
         metric=metric.lower(),
@@ -104,20 +109,13 @@ Labels = Annotated[
 TrustModel = Annotated[bool, typer.Option(help="Allow Keras models that run stored Python code (Lambda layers).")]
 
 
-# Audio front-end settings, shared by `train` (what the model will hear) and `audit` (for models without metadata).
-_FRONTEND = "Front-end"
+# The front-end: `audit` and `sweep --model` (a model without metadata), `train` (what the model will hear).
+FRONTEND_PANEL = "Front-end"
 FrontendPlugin = Annotated[
     str | None,
     typer.Option(help="Your own front-end: package.module:callable mapping a file path to the model input.",
-                 rich_help_panel=_FRONTEND),
+                 rich_help_panel=FRONTEND_PANEL),
 ]  # fmt: skip
-SampleRate = Annotated[int, typer.Option(rich_help_panel=_FRONTEND)]
-ClipSeconds = Annotated[float, typer.Option(rich_help_panel=_FRONTEND)]
-NMels = Annotated[int, typer.Option(rich_help_panel=_FRONTEND)]
-NMfcc = Annotated[int, typer.Option(rich_help_panel=_FRONTEND)]
-FrameLengthMs = Annotated[float, typer.Option(rich_help_panel=_FRONTEND)]
-FrameStep = Annotated[float, typer.Option(help="Hop as a fraction of the frame length.", rich_help_panel=_FRONTEND)]
-Window = Annotated[str, typer.Option(help="hann or hamming.", rich_help_panel=_FRONTEND)]
 
 
 class FrontendKind(StrEnum):
@@ -127,59 +125,78 @@ class FrontendKind(StrEnum):
     image = "image"
 
 
-# A model's own front-end when it carries no ondevice-audit metadata (`audit`, `sweep --model`).
-Features = Annotated[
-    FrontendKind | None,
-    typer.Option(help="The model's front-end, for a model without metadata (then its settings below).",
-                 rich_help_panel=_FRONTEND),
-]  # fmt: skip
-ImageSize = Annotated[str, typer.Option(help="HEIGHTxWIDTH.", rich_help_panel=_FRONTEND)]
-Color = Annotated[str, typer.Option(help="rgb or grayscale.", rich_help_panel=_FRONTEND)]
-Scale = Annotated[str, typer.Option(help="unit, symmetric or none.", rich_help_panel=_FRONTEND)]
+_IMAGE = ImageFrontendSpec()
 
 
-def audio_spec(
-    kind: str,
-    sample_rate: int,
-    clip_seconds: float,
-    n_mels: int,
-    n_mfcc: int,
-    frame_length_ms: float,
-    frame_step: float,
-    window: str,
-) -> AudioFrontendSpec:
-    return AudioFrontendSpec(
-        kind=kind,  # type: ignore[arg-type]
-        sample_rate=sample_rate,
-        clip_seconds=clip_seconds,
-        n_mels=n_mels,
-        n_mfcc=n_mfcc,
-        frame_length_ms=frame_length_ms,
-        frame_step=frame_step,
-        window=window,  # type: ignore[arg-type]
-    )
+@dataclass(frozen=True)
+class FrontendChoice:
+    """``--features`` and the settings of its front-end, as given on the command line."""
+
+    kind: FrontendKind | None
+    audio: dict[str, Any]
+    """``AudioFrontendSpec`` fields by name."""
+    image_size: str
+    color: str
+    scale: str
+
+    def spec(self, default_kind: FrontendKind | None = None) -> FrontendSpec | None:
+        """The front-end these options describe; None without ``--features`` and ``default_kind`` (a model's
+        metadata then says)."""
+        kind = self.kind or default_kind
+        if kind is None:
+            return None
+        if kind is FrontendKind.image:
+            height, _, width = self.image_size.lower().partition("x")
+            if not (height.isdigit() and width.isdigit()):
+                raise UsageError(f"--image-size {self.image_size!r} must look like 96x96")
+            return ImageFrontendSpec(height=int(height), width=int(width), color=self.color, scale=self.scale)  # type: ignore[arg-type]
+        return AudioFrontendSpec(kind=kind.value, **self.audio)  # type: ignore[arg-type]
 
 
-def model_frontend_spec(
+def _audio_options() -> list[OptionSpec]:
+    """One option per ``AudioFrontendSpec`` field that declares one (its metadata), default and help from there."""
+    hints = typing.get_type_hints(AudioFrontendSpec)
+    options = []
+    for spec_field in dataclasses.fields(AudioFrontendSpec):
+        if "option" not in spec_field.metadata:
+            continue
+        kind = hints[spec_field.name]
+        kind = str if typing.get_origin(kind) is typing.Literal else kind
+        option = typer.Option(help=spec_field.metadata["option"], rich_help_panel=FRONTEND_PANEL)
+        options.append(OptionSpec(spec_field.name, Annotated[kind, option], spec_field.default))
+    return options
+
+
+def _choice(
     features: FrontendKind | None,
-    sample_rate: int,
-    clip_seconds: float,
-    n_mels: int,
-    n_mfcc: int,
-    frame_length_ms: float,
-    frame_step: float,
-    window: str,
-    image_size: str,
-    color: str,
-    scale: str,
-) -> FrontendSpec | None:
-    """The front-end ``--features`` and its settings describe; None without ``--features`` (the model's metadata
-    then says)."""
-    if features is None:
-        return None
-    if features is FrontendKind.image:
-        height, _, width = image_size.lower().partition("x")
-        if not (height.isdigit() and width.isdigit()):
-            raise UsageError(f"--image-size {image_size!r} must look like 96x96")
-        return ImageFrontendSpec(height=int(height), width=int(width), color=color, scale=scale)  # type: ignore[arg-type]
-    return audio_spec(features.value, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window)
+    image_size: str = f"{_IMAGE.height}x{_IMAGE.width}",
+    color: str = _IMAGE.color,
+    scale: str = _IMAGE.scale,
+    **audio: Any,
+) -> FrontendChoice:
+    return FrontendChoice(features, audio, image_size, color, scale)
+
+
+def _panel(help: str) -> Any:
+    return typer.Option(help=help, rich_help_panel=FRONTEND_PANEL)
+
+
+_FEATURES = OptionSpec(
+    "features",
+    Annotated[
+        FrontendKind | None,
+        _panel("The front-end (then its settings below); audit: for a model without metadata; train: default mfcc."),
+    ],
+    None,
+)
+_IMAGE_OPTIONS = (
+    OptionSpec("image_size", Annotated[str, _panel("HEIGHTxWIDTH.")], f"{_IMAGE.height}x{_IMAGE.width}"),
+    OptionSpec("color", Annotated[str, _panel("rgb or grayscale.")], _IMAGE.color),
+    OptionSpec("scale", Annotated[str, _panel("unit, symmetric or none.")], _IMAGE.scale),
+)
+FRONTEND_OPTIONS = OptionGroup("frontend_choice", [_FEATURES, *_audio_options(), *_IMAGE_OPTIONS], _choice)
+"""The front-end options of ``audit`` and ``sweep``: ``@options_from(FRONTEND_OPTIONS)``."""
+AUDIO_FRONTEND_OPTIONS = OptionGroup("frontend_choice", [_FEATURES, *_audio_options()], _choice)
+"""The same without the image settings, for ``train`` (which trains audio models)."""
+NO_FRONTEND = FrontendChoice(None, {}, f"{_IMAGE.height}x{_IMAGE.width}", _IMAGE.color, _IMAGE.scale)
+"""The value a command's ``frontend_choice`` parameter is declared with (the decorator always passes one)."""

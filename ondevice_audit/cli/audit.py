@@ -11,6 +11,7 @@ import typer
 from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
+from ondevice_audit.cli._params import options_from
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.cli.targets import SshOption, WorkDir
 from ondevice_audit.frontend import CHUNK_FILES
@@ -23,6 +24,7 @@ _TARGETS = "Targets"
 
 
 @app.command()
+@options_from(opt.FRONTEND_OPTIONS)
 def audit(
     model: Annotated[Path, typer.Argument(help=".tflite, .onnx, .keras, .h5 or a SavedModel folder.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Manifest CSV: path, label, group columns, speaker.")],
@@ -39,26 +41,15 @@ def audit(
             f"runtimes. Through the device runner: {', '.join(r for r in device_runner.RUNTIMES if r not in RUNTIMES)} too."
         ),
     ] = None,
-    metric: opt.Metric = "mcc",
-    negative_labels: opt.NegativeLabels = "_unknown_,_silence_",
-    min_group_size: opt.MinGroupSize = 30,
-    bootstrap: opt.Bootstrap = 1000,
-    permutations: opt.Permutations = 1000,
-    seed: opt.Seed = 0,
-    confidence: opt.Confidence = 0.95,
+    metric: opt.Metric = opt.SCORING.metric,
+    negative_labels: opt.NegativeLabels = opt.NEGATIVE_LABELS,
+    min_group_size: opt.MinGroupSize = opt.SCORING.min_group_size,
+    bootstrap: opt.Bootstrap = opt.SCORING.bootstrap,
+    permutations: opt.Permutations = opt.SCORING.permutations,
+    seed: opt.Seed = opt.SCORING.seed,
+    confidence: opt.Confidence = opt.SCORING.confidence,
     labels: opt.Labels = None,
     frontend: opt.FrontendPlugin = None,
-    features: opt.Features = None,
-    sample_rate: opt.SampleRate = 16000,
-    clip_seconds: opt.ClipSeconds = 1.0,
-    n_mels: opt.NMels = 40,
-    n_mfcc: opt.NMfcc = 10,
-    frame_length_ms: opt.FrameLengthMs = 40.0,
-    frame_step: opt.FrameStep = 0.5,
-    window: opt.Window = "hann",
-    image_size: opt.ImageSize = "32x32",
-    color: opt.Color = "rgb",
-    scale: opt.Scale = "unit",
     trust_model: opt.TrustModel = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
     board: Annotated[
@@ -116,6 +107,7 @@ def audit(
             min=0, help="Retries of a batch after a dropped connection (with backoff).", rich_help_panel=_TARGETS
         ),
     ] = 3,
+    frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
 ) -> None:
     """Audit a model on a labelled dataset: per-group metrics, reliability bias, model facts.
 
@@ -126,12 +118,10 @@ def audit(
     compares the runs per group: the metric on each, flip rate and forgotten clips against the first run, the
     paired change in RB, latency and peak memory.
     """
-    from ondevice_audit.audit import ModelOptions, TargetOptions, audit_model, audit_on_targets
+    from ondevice_audit.audit import ModelOptions, TargetOptions, audit_model
     from ondevice_audit.targets.mcu import resolve_budget
 
-    spec = opt.model_frontend_spec(
-        features, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window, image_size, color, scale
-    )
+    spec = frontend_choice.spec()
     options = dataclasses.replace(
         opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence),
         split_file=split_file,
@@ -148,19 +138,16 @@ def audit(
         batch_size=batch_size,
         mcu_budget=resolve_budget(board, mcu_ram, mcu_flash),
     )
-    if target or reference or len(runtimes) > 1:
-        target_options = TargetOptions(
-            targets=tuple(target or ("local",)),
-            runtimes=runtimes,
-            reference=reference,
-            ssh_options=tuple(ssh_option or ()),
-            work_dir=work_dir,
-            batch_files=target_batch,
-            retries=retries,
-        )
-        report = audit_on_targets(model, data, options, model_options, target_options, progress=RichProgress())
-    else:
-        report = audit_model(model, data, options, model_options, progress=RichProgress())
+    target_options = TargetOptions(
+        targets=tuple(target or ("local",)),
+        runtimes=runtimes if len(runtimes) > 1 else (),
+        reference=reference,
+        ssh_options=tuple(ssh_option or ()),
+        work_dir=work_dir,
+        batch_files=target_batch,
+        retries=retries,
+    )
+    report = audit_model(model, data, options, model_options, target_options, progress=RichProgress())
     opt.emit_report(report, fmt, output)
     opt.finish(report, strict)
     if fail_on_gate:

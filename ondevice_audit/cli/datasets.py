@@ -14,6 +14,7 @@ from typer.core import TyperCommand
 
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.metrics import defaults
 
 if TYPE_CHECKING:  # the dataset modules load pandas, soundfile and PIL: imported when a command runs
     import pandas as pd
@@ -239,7 +240,7 @@ def inspect_dataset(
     ] = None,
     min_group_size: Annotated[
         int, typer.Option(min=0, help="Warn about groups with fewer clips (audits leave them out of RB).")
-    ] = 30,
+    ] = defaults.MIN_GROUP_SIZE,
     output_format: Annotated[
         InspectFormat, typer.Option("--format", "-f", help="table for people, json for machines.")
     ] = InspectFormat.table,

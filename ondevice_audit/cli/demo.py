@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ def demo(
     from ondevice_audit.demo import find_demo_paths, run_demo_audit
     from ondevice_audit.report.table import TableFormat
     from ondevice_audit.sweep import load_matrix, run_sweep
+    from ondevice_audit.sweep.folder import SweepFolder
 
     started = time.perf_counter()
     console = Console()
@@ -43,12 +43,12 @@ def demo(
 
     console.rule("2. Design-choice sweep (examples/matrix-demo.toml)")
     display = SweepDisplay()
-    sweep_out = out / "sweep"
+    sweep_out = SweepFolder(out / "sweep")
     matrix = load_matrix(paths.matrix)
-    state = sweep_out / "sweep.json"
-    if state.exists() and json.loads(state.read_text()).get("matrix_digest") != matrix.digest():
-        shutil.rmtree(sweep_out)  # the demo's own output from an older matrix; the cache keeps the work
-    result = run_sweep(matrix, sweep_out, resume=state.exists(), progress=display, on_status=display.status)
+    if sweep_out.is_sweep() and sweep_out.read_state().get("matrix_digest") != matrix.digest():
+        shutil.rmtree(sweep_out.path)  # the demo's own output from an older matrix; the cache keeps the work
+    result = run_sweep(matrix, sweep_out.path, resume=sweep_out.is_sweep(), progress=display,
+                       on_status=display.status)  # fmt: skip
     print_summary(console, result, result.seconds)
 
     console.rule("3. Reports")
@@ -63,7 +63,7 @@ def demo(
         f"Recommended variant (least biased within {analysis.within:g} % of the best {analysis.metric}): "
         f"[bold]{described}[/bold]"
     )
-    write_sweep_reports(sweep_out, out / "sweep.html", None)
+    write_sweep_reports(sweep_out.path, out / "sweep.html", None)
     for name in ("audit.html", "audit.md", "audit.json", "sweep.html", "sweep/summary.md", "sweep/results.csv"):
         console.print(f"  {out / name}")
     console.print(f"Demo finished in {time.perf_counter() - started:.0f} s.")

@@ -15,12 +15,16 @@ from ondevice_audit import _tensorflow
 from ondevice_audit.cli import app
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.interface import EXPORT_FORMATS, ExportResult, export_variants, save_keras
+from ondevice_audit.export import EXPORT_FORMATS
+from ondevice_audit.export.interface import ExportResult
 from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
-from ondevice_audit.optimize.prune import SCHEDULES, prune
+from ondevice_audit.export.variants import ExportOptions, PruneOptions
+from ondevice_audit.optimize.prune import SCHEDULES
 from ondevice_audit.optimize.quantize import QuantApproach
 
 _PRUNING = "Pruning"
+_DEFAULTS = ExportOptions()
+_PRUNE_DEFAULTS = PruneOptions(sparsity=0.0)
 
 
 def _formats(text: str) -> list[str]:
@@ -53,9 +57,9 @@ def _load_model(path: Path) -> tuple[Any, ModelMetadata]:
 def export(
     model: Annotated[Path, typer.Argument(help="Keras model written by `ondevice-audit train` (with metadata).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the exported files and export_summary.json.")],
-    to: Annotated[str, typer.Option("--to", help=f"Formats, comma-separated: {', '.join(EXPORT_FORMATS)}.")] = (
-        "tflite,onnx"
-    ),
+    to: Annotated[
+        str, typer.Option("--to", help=f"Formats, comma-separated: {', '.join(EXPORT_FORMATS)}.")
+    ] = ",".join(_DEFAULTS.formats),
     quantize: Annotated[
         str, typer.Option(help=f"Quantizations, comma-separated: {', '.join(a.value for a in QuantApproach)}.")
     ] = "f32",
@@ -77,12 +81,14 @@ def export(
     ] = None,
     prune_schedule: Annotated[
         str, typer.Option(help=f"{' or '.join(SCHEDULES)}.", rich_help_panel=_PRUNING)
-    ] = "polynomial",
-    prune_learning_rate: Annotated[float, typer.Option(rich_help_panel=_PRUNING)] = 1e-4,
-    prune_epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_PRUNING)] = 2,
-    prune_batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_PRUNING)] = 64,
-    calibration_samples: Annotated[int, typer.Option(min=1, help="Inputs used to calibrate int8.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed for pruning fine-tune and calibration sampling.")] = 0,
+    ] = _PRUNE_DEFAULTS.schedule,
+    prune_learning_rate: Annotated[float, typer.Option(rich_help_panel=_PRUNING)] = _PRUNE_DEFAULTS.learning_rate,
+    prune_epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_PRUNING)] = _PRUNE_DEFAULTS.epochs,
+    prune_batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_PRUNING)] = _PRUNE_DEFAULTS.batch_size,
+    calibration_samples: Annotated[
+        int, typer.Option(min=1, help="Inputs used to calibrate int8.")
+    ] = _DEFAULTS.calibration_samples,
+    seed: Annotated[int, typer.Option(help="Seed for pruning fine-tune and calibration sampling.")] = _DEFAULTS.seed,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")] = False,
 ) -> None:
     """Export MODEL to each format x quantization, optionally pruned first; check each file's parity.
@@ -90,70 +96,38 @@ def export(
     Parity is the largest score difference to the Keras model on the same inputs (from --data when given);
     quantized files drift by design, so drift is a warning, with the top-1 agreement next to it.
     """
+    from ondevice_audit.export.variants import export_model
     from ondevice_audit.model.train import load_labelled_features
 
     formats = _formats(to)
-    approaches = list(dict.fromkeys(QuantApproach.parse(q) for q in quantize.split(",") if q.strip()))
+    approaches = tuple(dict.fromkeys(QuantApproach.parse(q) for q in quantize.split(",") if q.strip()))
     if not approaches:
         raise UsageError("--quantize needs at least one of " + ", ".join(a.value for a in QuantApproach))
     if data is None and (prune_sparsity is not None or QuantApproach.INT8 in approaches):
         raise UsageError("--data is needed for --prune (fine-tuning) and int8 (calibration)")
     keras_model, metadata = _load_model(model)
     progress = RichProgress(quiet=quiet)
-    inputs, labels = None, None
+    labelled = None
     if data is not None:
         if metadata.frontend is None:
             raise UsageError(f"{model}: its metadata has no front-end, so --data cannot be turned into inputs")
         # Labels must match the model's classes only when they are trained on (pruning), not for calibration.
         classes = metadata.labels if prune_sparsity is not None else None
         features, labels, _ = load_labelled_features(data, metadata.frontend, classes, progress)
-        inputs = features.inputs
+        labelled = (features.inputs, labels)
         if features.failures:
             progress.note(f"{len(features.failures)} files in {data} could not be read and were left out")
-    extra: dict[str, Any] = {**metadata.extra, "source_model": model.name}
-    stem = model.stem
+    pruning = None
     if prune_sparsity is not None:
-        result = prune(
-            keras_model,
-            inputs,
-            labels,
-            final_sparsity=prune_sparsity,
-            schedule=prune_schedule,  # type: ignore[arg-type]
-            learning_rate=prune_learning_rate,
-            epochs=prune_epochs,
-            batch_size=prune_batch_size,
-            seed=seed,
-            progress=progress,
-        )
-        keras_model = result.model
-        stem = f"{stem}-p{round(prune_sparsity * 100)}"
-        extra.update(
-            requested_sparsity=prune_sparsity,
-            achieved_sparsity=result.achieved_sparsity,
-            model_sparsity=result.model_sparsity,
-            prune_schedule=result.schedule,
-            unprunable_layers=[dataclasses.asdict(layer) for layer in result.unprunable],
-        )
-        for layer in result.unprunable:
-            progress.note(f"not pruned: {layer.name} ({layer.type}, {layer.params} parameters)")
-        save_keras(keras_model, out / f"{stem}.keras", dataclasses.replace(metadata, extra=extra))
-    results = export_variants(
-        keras_model,
-        formats,
-        approaches,
-        out,
-        dataclasses.replace(metadata, extra=extra),
-        inputs,
-        stem=stem,
-        calibration_samples=calibration_samples,
-        seed=seed,
-        progress=progress,
-    )
-    summary = {"source_model": str(model), **extra, "exports": [r.to_dict() for r in results]}
+        pruning = PruneOptions(prune_sparsity, prune_schedule, prune_learning_rate, prune_epochs, prune_batch_size)
+    options = ExportOptions(tuple(formats), approaches, calibration_samples, seed, pruning)
+    source = dataclasses.replace(metadata, extra={**metadata.extra, "source_model": model.name})
+    outcome = export_model(keras_model, source, out, options, labelled, stem=model.stem, progress=progress)
+    summary = {"source_model": str(model), **outcome.extra, "exports": [r.to_dict() for r in outcome.results]}
     (out / "export_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if not quiet:
-        _print(Console(), results, extra.get("achieved_sparsity"), out)
-    for result in results:
+        _print(Console(), outcome.results, outcome.extra.get("achieved_sparsity"), out)
+    for result in outcome.results:
         for warning in result.warnings:
             stderr.print(f"[yellow]{result.path.name}: {warning}[/yellow]", highlight=False)
 

@@ -12,24 +12,22 @@ pass a sweep because its worst cells crashed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import app
-from ondevice_audit.errors import UsageError
 from ondevice_audit.gate import NoReport
+
+if TYPE_CHECKING:
+    from ondevice_audit.sweep.folder import CellFolder
 
 __all__ = ["gate"]
 
-NOT_A_SWEEP = "{path} is a folder but not a sweep (no sweep.json): pass a report.json or a sweep folder runs/NAME"
-"""The name tests/cli/test_gate_cli.py still uses for ``NOT_A_SWEEP``."""
-BAD_STATE = "{path}: not a sweep state file ({error})"
 CELL_FAILED = "cell failed: {error}"
 CELL_UNFINISHED = "cell not finished: {folder} holds neither report.json nor error.txt"
 EMPTY_ERROR = "(error.txt is empty)"
@@ -89,31 +87,22 @@ def gate(
 def load_reports(path: Path) -> Mapping[str, dict[str, Any] | NoReport]:
     """Reports to judge by variant name: one file is one variant named after its stem, a sweep one per cell."""
     from ondevice_audit.report.document import load_report
-    from ondevice_audit.sweep.executor import SWEEP_FILE
+    from ondevice_audit.sweep.folder import SweepFolder
 
     if not path.is_dir():
         return {path.stem: load_report(path)}
-    state = path / SWEEP_FILE
-    if not state.is_file():
-        raise UsageError(NOT_A_SWEEP.format(path=path))
-    try:
-        cells = [str(cell["id"]) for cell in json.loads(state.read_text(encoding="utf-8"))["cells"]]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UsageError(BAD_STATE.format(path=state, error=exc)) from None
-    odd = next((cell for cell in cells if cell in ("", ".", "..") or Path(cell).name != cell), None)
-    if odd is not None:
-        raise UsageError(BAD_STATE.format(path=state, error=f"cell id {odd!r} is not a folder name"))
-    return {cell: _load_cell(path / "cells" / cell) for cell in cells}
+    sweep = SweepFolder(path)
+    return {cell: _load_cell(sweep.cell(cell)) for cell in sweep.cell_ids()}
 
 
-def _load_cell(folder: Path) -> dict[str, Any] | NoReport:
+def _load_cell(folder: CellFolder) -> dict[str, Any] | NoReport:
     """The cell's report, or why it has none: the first paragraph of error.txt holds the sweep's message."""
     from ondevice_audit.report.document import load_report
 
-    if (folder / "report.json").is_file():
-        return load_report(folder / "report.json")
-    error = folder / "error.txt"
+    if folder.report.is_file():
+        return load_report(folder.report)
+    error = folder.error
     if not error.is_file():
-        return NoReport(CELL_UNFINISHED.format(folder=folder))
+        return NoReport(CELL_UNFINISHED.format(folder=folder.path))
     message = " ".join(error.read_text(encoding="utf-8", errors="replace").split("\n\n", 1)[0].split())
     return NoReport(CELL_FAILED.format(error=message or EMPTY_ERROR))

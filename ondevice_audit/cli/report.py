@@ -23,7 +23,6 @@ __all__ = ["report"]
 
 NO_OUTPUT = "nothing to write: give --html FILE and/or --markdown FILE"
 CANNOT_WRITE = "cannot write {path}: {error}"
-NOT_A_SWEEP = "{path} is a folder but not a finished sweep (no {name}): pass a report.json or a sweep folder runs/NAME"
 UNREADABLE = "{path}: cannot read it ({error})"
 
 
@@ -63,18 +62,16 @@ def report(
 def write_sweep_reports(folder: Path, html: Path | None, markdown: Path | None) -> None:
     """The HTML page and/or Markdown summary of a finished sweep folder (also used by `demo`)."""
     from ondevice_audit.report.html import sweep_html
-    from ondevice_audit.sweep.executor import PLOT_FILE, RESULTS_FILE, SWEEP_FILE
+    from ondevice_audit.sweep.folder import SweepFolder
 
-    sweep_files = (SWEEP_FILE, "summary.json", RESULTS_FILE, "summary.md")
-    missing = next((name for name in sweep_files if not (folder / name).is_file()), None)
-    if missing is not None:
-        raise UsageError(NOT_A_SWEEP.format(path=folder, name=missing))
+    sweep = SweepFolder(folder)
+    sweep.require(sweep.state, sweep.summary_json, sweep.results, sweep.summary_md)
     if html is not None:
-        state, summary = _json(folder / SWEEP_FILE), _json(folder / "summary.json")
-        _write(html, sweep_html(state, summary, _csv(folder / RESULTS_FILE)))
+        state, summary = _json(sweep.state), _json(sweep.summary_json)
+        _write(html, sweep_html(state, summary, _csv(sweep.results)))
     if markdown is not None:
-        plot = Path(os.path.relpath(folder / PLOT_FILE, markdown.absolute().parent)).as_posix()
-        text = _read(folder / "summary.md").replace(f"]({PLOT_FILE})", f"]({plot})")
+        plot = Path(os.path.relpath(sweep.plot, markdown.absolute().parent)).as_posix()
+        text = _read(sweep.summary_md).replace(f"]({sweep.plot.name})", f"]({plot})")
         _write(markdown, text)
 
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
+from ondevice_audit.cli._params import options_from
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.cli.targets import SshOption
 from ondevice_audit.errors import PipelineError
@@ -69,6 +70,7 @@ def _duration(seconds: float) -> str:
 
 
 @app.command()
+@options_from(opt.FRONTEND_OPTIONS)
 def sweep(
     matrix: Annotated[Path, typer.Option("--matrix", "-m", help="Matrix TOML: every list is a factor.")],
     out: Annotated[Path, typer.Option("--out", help="Sweep folder: cells/, results.csv, summary.md, plot.")],
@@ -78,17 +80,6 @@ def sweep(
     ] = None,
     labels: opt.Labels = None,
     frontend: opt.FrontendPlugin = None,
-    features: opt.Features = None,
-    sample_rate: opt.SampleRate = 16000,
-    clip_seconds: opt.ClipSeconds = 1.0,
-    n_mels: opt.NMels = 40,
-    n_mfcc: opt.NMfcc = 10,
-    frame_length_ms: opt.FrameLengthMs = 40.0,
-    frame_step: opt.FrameStep = 0.5,
-    window: opt.Window = "hann",
-    image_size: opt.ImageSize = "32x32",
-    color: opt.Color = "rgb",
-    scale: opt.Scale = "unit",
     trust_model: opt.TrustModel = False,
     ssh_option: SshOption = None,
     resume: Annotated[
@@ -137,6 +128,7 @@ def sweep(
     use_ci_bound: go.UseCiBound = None,
     junit: go.Junit = None,
     gate_markdown: go.GateMarkdown = None,
+    frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
 ) -> None:
     """Train, prune, quantize and export every combination in MATRIX, audit each on held-out speakers, and
     tell which design choice drives reliability bias.
@@ -154,9 +146,7 @@ def sweep(
     from ondevice_audit.sweep import DeploymentSettings, load_matrix, run_sweep
 
     started = time.perf_counter()
-    own_frontend = opt.model_frontend_spec(
-        features, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window, image_size, color, scale
-    )
+    own_frontend = frontend_choice.spec()
     parsed = load_matrix(
         matrix, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend, frontend_spec=own_frontend
     )

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import time
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,25 +11,18 @@ from rich.table import Column, Table
 
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
+from ondevice_audit.cli._params import options_from
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.interface import EXPORT_FORMATS, ExportResult, export_variants, save_keras
-from ondevice_audit.export.metadata import ModelMetadata
-from ondevice_audit.model.recipes import RECIPES, get_recipe
-from ondevice_audit.optimize.quantize import QuantApproach
+from ondevice_audit.frontend import AudioFrontendSpec
+from ondevice_audit.model.recipes import RECIPES
+from ondevice_audit.train import TrainOptions
 
-if TYPE_CHECKING:  # training loads pandas: imported when the command runs
-    import pandas as pd
-
-    from ondevice_audit.model.train import LabelledSplits
-
-_FRONTEND = "Front-end"
 _TRAINING = "Training"
+_DEFAULTS = TrainOptions()
 
 
-class TrainFeatures(StrEnum):
-    mfcc = "mfcc"
-    logmel = "logmel"
+_TRAINABLE = ("mfcc", "logmel")
 
 
 def _fractions(text: str) -> tuple[float, float, float]:
@@ -46,24 +36,17 @@ def _fractions(text: str) -> tuple[float, float, float]:
 
 
 @app.command()
+@options_from(opt.AUDIO_FRONTEND_OPTIONS)
 def train(
     data: Annotated[Path, typer.Option("--data", "-d", help="Manifest CSV: path, label, group columns, speaker.")],
     recipe: Annotated[str, typer.Option(help=f"Architecture: {', '.join(RECIPES)}.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for model.keras/.tflite/.onnx and the summary.")],
-    features: Annotated[TrainFeatures, typer.Option(rich_help_panel=_FRONTEND)] = TrainFeatures.mfcc,
-    sample_rate: opt.SampleRate = 16000,
-    clip_seconds: opt.ClipSeconds = 1.0,
-    n_mels: opt.NMels = 40,
-    n_mfcc: opt.NMfcc = 10,
-    frame_length_ms: opt.FrameLengthMs = 40.0,
-    frame_step: opt.FrameStep = 0.5,
-    window: opt.Window = "hann",
-    epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = 20,
-    batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = 64,
-    learning_rate: Annotated[float, typer.Option(min=0.0, rich_help_panel=_TRAINING)] = 1e-3,
+    epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = _DEFAULTS.epochs,
+    batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = _DEFAULTS.batch_size,
+    learning_rate: Annotated[float, typer.Option(min=0.0, rich_help_panel=_TRAINING)] = _DEFAULTS.learning_rate,
     seed: Annotated[
         int, typer.Option(help="Seed for the split, initialisation and shuffling.", rich_help_panel=_TRAINING)
-    ] = 0,
+    ] = _DEFAULTS.seed,
     group: Annotated[
         str | None,
         typer.Option(
@@ -76,14 +59,14 @@ def train(
             help="Train,validation,test fractions of the files; speakers never straddle splits.",
             rich_help_panel=_TRAINING,
         ),
-    ] = "0.8,0.1,0.1",
+    ] = ",".join(f"{share:g}" for share in _DEFAULTS.split),
     mitigation: Annotated[
         str,
         typer.Option(
             help="Bias mitigation over the --group attribute: none, balanced, reweight, reweight-heldout.",
             rich_help_panel=_TRAINING,
         ),
-    ] = "none",
+    ] = _DEFAULTS.mitigation,
     train_imbalance: Annotated[
         str | None,
         typer.Option(
@@ -91,104 +74,30 @@ def train(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
 ) -> None:
     """Train a recipe on a manifest and write model.keras, model.tflite and model.onnx with metadata.
 
     The manifest is split by speaker (held-out speakers in [bold]split.csv[/bold], split "test"), so the
     model can be audited on people it never heard.
     """
-    from ondevice_audit.model.train import prepare_splits, train_model
+    from ondevice_audit.train import train_on_manifest
 
-    started = time.perf_counter()
-    chosen = get_recipe(recipe)
-    spec = opt.audio_spec(features.value, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window)
-    fractions = _fractions(split)
+    spec = frontend_choice.spec(opt.FrontendKind.mfcc)
+    if not isinstance(spec, AudioFrontendSpec) or spec.kind not in _TRAINABLE:
+        raise UsageError(f"train takes --features {' or '.join(_TRAINABLE)}; image models are trained by sweep")
+    options = TrainOptions(recipe=recipe, frontend=spec, epochs=epochs, batch_size=batch_size,
+                           learning_rate=learning_rate, seed=seed, group=group, split=_fractions(split),
+                           mitigation=mitigation, train_imbalance=train_imbalance)  # fmt: skip
     progress = RichProgress(quiet=quiet)
-    if (mitigation != "none" or train_imbalance) and not group:
-        raise UsageError("--mitigation and --train-imbalance act on a group column: pass --group")
-    splits = prepare_splits(
-        data, spec, fractions=fractions, seed=seed, group=group, progress=progress, train_imbalance=train_imbalance
-    )
-    if splits.failures:
-        progress.note(f"{len(splits.failures)} files could not be read and were left out (see train_summary.json)")
-    model, history = train_model(
-        chosen,
-        splits.train.inputs,
-        splits.y_train,
-        splits.val.inputs if splits.val else None,
-        splits.y_val,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seed=seed,
-        n_classes=len(splits.classes),
-        progress=progress,
-        mitigation=mitigation,
-        train_groups=splits.train.frame[group].to_numpy() if group else None,
-        val_groups=splits.val.frame[group].to_numpy() if group and splits.val else None,
-    )
-    for note in history["adjustments"]:
-        progress.note(f"{chosen.name} adjusted to the input: {note}")
-    extra = {
-        "recipe": chosen.name,
-        "adjustments": history["adjustments"],
-        "features": spec.kind,
-        "requested_sparsity": 0.0,
-        "achieved_sparsity": 0.0,
-        "training": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed},
-        "mitigation": history["mitigation"],
-        "train_imbalance": train_imbalance,
-    }
-    metadata = ModelMetadata(labels=splits.classes, frontend=spec, extra={**extra, "quantization": "f32"})
-    out.mkdir(parents=True, exist_ok=True)
-    save_keras(model, out / "model.keras", metadata)
-    results = export_variants(
-        model, EXPORT_FORMATS, [QuantApproach.F32], out, metadata, splits.train.inputs, seed=seed, progress=progress
-    )
-    _write_split(out / "split.csv", splits.frames)
-    summary = _summary(splits, history, extra, results, fractions, group, time.perf_counter() - started)
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    outcome = train_on_manifest(data, out, options, progress)
+    for note in outcome.notes:
+        progress.note(note)
     if not quiet:
-        _print(Console(), summary, out)
-    for result in results:
+        _print(Console(), outcome.summary, out)
+    for result in outcome.exports:
         for warning in result.warnings:
             stderr.print(f"[yellow]{result.path.name}: {warning}[/yellow]", highlight=False)
-
-
-def _write_split(path: Path, frames: dict[str, pd.DataFrame]) -> None:
-    """Which split each manifest row went to, keyed by the manifest's own ``path`` column."""
-    import pandas as pd
-
-    columns = [c for c in ("path", "label", "speaker") if c in frames["train"].columns]
-    rows = [frame[columns].assign(split=name) for name, frame in frames.items()]
-    pd.concat(rows).to_csv(path, index=False)
-
-
-def _summary(
-    splits: LabelledSplits,
-    history: dict[str, Any],
-    extra: dict[str, Any],
-    results: list[ExportResult],
-    fractions: tuple[float, float, float],
-    group: str | None,
-    seconds: float,
-) -> dict[str, Any]:
-    def described(frame: pd.DataFrame) -> dict[str, int]:
-        speakers = frame["speaker"].nunique() if "speaker" in frame.columns else len(frame)
-        return {"files": len(frame), "speakers": int(speakers)}
-
-    curves = {key: values for key, values in history.items() if key not in ("adjustments", "mitigation", "seconds")}
-    return {
-        **extra,
-        "labels": splits.classes,
-        "split": {"fractions": fractions, "group": group, **{k: described(v) for k, v in splits.frames.items()}},
-        "final": {key: values[-1] for key, values in curves.items()},
-        "history": curves,
-        "failed_files": splits.failures,
-        "exports": [r.to_dict() for r in results],
-        "training_seconds": history["seconds"],
-        "seconds": seconds,
-    }
 
 
 def _print(console: Console, summary: dict[str, Any], out: Path) -> None:

@@ -25,6 +25,7 @@ from ondevice_audit.data.corpora.interface import RESERVED_COLUMNS, UNREADABLE_F
 from ondevice_audit.data.corpora.manifest import ManifestAdapter
 from ondevice_audit.data.interface import check_group_columns
 from ondevice_audit.errors import UsageError
+from ondevice_audit.metrics import defaults
 from ondevice_audit.metrics.frame import MISSING_GROUP
 from ondevice_audit.progress import NullProgress, Progress
 
@@ -40,7 +41,7 @@ def inspect_manifest(
     manifest: Path,
     groups: Sequence[str] = (),
     *,
-    min_group_size: int = 30,
+    min_group_size: int = defaults.MIN_GROUP_SIZE,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready description of ``manifest`` per group value, with problems and warnings."""

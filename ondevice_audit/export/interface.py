@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,33 +20,20 @@ import numpy as np
 
 from ondevice_audit.errors import PipelineError, UsageError
 from ondevice_audit.export.metadata import ModelMetadata, write_metadata
+from ondevice_audit.optimize.parity import MIN_TOP1_AGREEMENT, Parity, compare_scores
 from ondevice_audit.optimize.quantize import DEFAULT_ATOL, QuantApproach, QuantizationConfig
-from ondevice_audit.progress import NullProgress, Progress
 
 __all__ = [
-    "EXPORT_FORMATS",
     "ExportError",
     "ExportResult",
     "ExportSpec",
     "Exporter",
-    "Parity",
     "check_parity",
-    "export_variants",
-    "get_exporter",
-    "save_keras",
-    "variant_path",
-]
-
-
-EXPORT_FORMATS = ("tflite", "onnx")
+    ]
 
 
 class ExportError(PipelineError):
     """A converter failed or produced a file that does not behave like the model it came from."""
-
-
-MIN_TOP1_AGREEMENT = 0.9
-"""Default share of parity inputs whose top-1 class must match the source model's."""
 
 
 @dataclass(frozen=True)
@@ -70,13 +56,6 @@ class ExportSpec:
     @property
     def tolerance(self) -> float:
         return DEFAULT_ATOL[self.approach] if self.atol is None else self.atol
-
-
-@dataclass(frozen=True)
-class Parity:
-    max_abs_diff: float
-    top1_agreement: float
-    samples: int
 
 
 @dataclass
@@ -113,15 +92,6 @@ def check_parity(keras_model: Any, path: Path, inputs: np.ndarray) -> Parity:
             f"{path.name}: output shape {scores.shape[1:]} differs from the model's {reference.shape[1:]}"
         )
     return compare_scores(reference, scores)
-
-
-def compare_scores(reference: np.ndarray, scores: np.ndarray) -> Parity:
-    """How far ``scores`` are from the source model's ``reference`` scores of the same inputs."""
-    return Parity(
-        max_abs_diff=float(np.abs(scores - reference).max()),
-        top1_agreement=float((scores.argmax(axis=1) == reference.argmax(axis=1)).mean()),
-        samples=len(reference),
-    )
 
 
 class Exporter(ABC):
@@ -200,59 +170,3 @@ class Exporter(ABC):
     @abstractmethod
     def _convert(self, keras_model: Any, spec: ExportSpec, out_path: Path, calibration: np.ndarray | None) -> list[str]:
         """Write the model to ``out_path``; return warnings worth showing the user."""
-
-
-def get_exporter(format: str) -> Exporter:
-    """The exporter for ``format`` (``tflite`` or ``onnx``); backends are imported only when asked for."""
-    if format == "tflite":
-        from ondevice_audit.export.tflite import TFLiteExporter
-
-        return TFLiteExporter()
-    if format == "onnx":
-        from ondevice_audit.export.onnx import OnnxExporter
-
-        return OnnxExporter()
-    raise UsageError(f"unknown export format {format!r}; choose from {', '.join(EXPORT_FORMATS)}")
-
-
-def variant_path(out_dir: Path, stem: str, format: str, approach: QuantApproach) -> Path:
-    """``model.tflite`` for float32, ``model-int8.tflite`` and the like for the others."""
-    suffix = "" if approach is QuantApproach.F32 else f"-{approach.value}"
-    return out_dir / f"{stem}{suffix}.{format}"
-
-
-def export_variants(
-    keras_model: Any,
-    formats: Sequence[str],
-    approaches: Sequence[QuantApproach],
-    out_dir: Path,
-    metadata: ModelMetadata,
-    representative_inputs: np.ndarray | None = None,
-    *,
-    stem: str = "model",
-    calibration_samples: int = 200,
-    seed: int = 0,
-    progress: Progress | None = None,
-) -> list[ExportResult]:
-    """Every format x approach, checked for support up front so a bad combination fails before any work."""
-    jobs = []
-    for format in formats:
-        exporter = get_exporter(format)
-        for approach in approaches:
-            spec = ExportSpec(format, QuantizationConfig(approach, calibration_samples, seed))
-            exporter.check(spec, representative_inputs)
-            jobs.append((exporter, spec))
-    results = []
-    with (progress or NullProgress()).task("Exporting", total=len(jobs)) as advance:
-        for exporter, spec in jobs:
-            path = variant_path(out_dir, stem, spec.format, spec.approach)
-            results.append(exporter.export(keras_model, spec, path, metadata, representative_inputs))
-            advance(1)
-    return results
-
-
-def save_keras(keras_model: Any, path: Path, metadata: ModelMetadata) -> None:
-    """The model as a ``.keras`` archive with the metadata inside, so it can be audited or exported later."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keras_model.save(str(path))
-    write_metadata(path, metadata)

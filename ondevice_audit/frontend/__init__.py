@@ -1,6 +1,7 @@
 """Front-ends: file -> model input. Add a new input kind as a module with a ``Frontend`` subclass."""
 
 from ondevice_audit.frontend.interface import (
+    AUDIO_FACTOR_FIELDS,
     CHUNK_FILES,
     AudioFrontendSpec,
     Frontend,
@@ -25,6 +26,7 @@ def build_frontend(spec: FrontendSpec) -> Frontend:
 
 
 __all__ = [
+    "AUDIO_FACTOR_FIELDS",
     "CHUNK_FILES",
     "AudioFrontendSpec",
     "Frontend",

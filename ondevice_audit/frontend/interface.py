@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +19,7 @@ import numpy as np
 from ondevice_audit.errors import UsageError
 
 __all__ = [
+    "AUDIO_FACTOR_FIELDS",
     "CHUNK_FILES",
     "AudioFrontendSpec",
     "Frontend",
@@ -43,6 +44,16 @@ class SampleError(Exception):
     """One file cannot be turned into an input (missing, corrupt, empty). Counted, not fatal."""
 
 
+def _option(help: str, factor: str | None = None, valid: Callable[[Any], bool] | None = None) -> dict[str, Any]:
+    """Field metadata: the field is a command-line option of ``audit``, ``train`` and ``sweep`` with this help,
+    and with ``factor`` (what a valid level is, in words) and ``valid`` a factor of sweep matrices too."""
+    return {"option": help, **({"factor": factor, "valid": valid} if factor else {})}
+
+
+def _positive(value: Any) -> bool:
+    return bool(value > 0)
+
+
 @dataclass(frozen=True)
 class AudioFrontendSpec:
     """Audio features as in the bias study: MFCC or log-mel over fixed-length mono clips.
@@ -54,13 +65,25 @@ class AudioFrontendSpec:
     """
 
     kind: Literal["mfcc", "logmel", "raw"] = "mfcc"
-    sample_rate: int = 16000
-    clip_seconds: float = 1.0
-    n_mels: int = 40
-    n_mfcc: int = 10
-    frame_length_ms: float = 40.0
-    frame_step: float = 0.5
-    window: Literal["hann", "hamming"] = "hann"
+    sample_rate: int = field(
+        default=16000, metadata=_option("Sample rate clips are resampled to (Hz).", "a positive number of Hz", _positive)
+    )
+    clip_seconds: float = field(default=1.0, metadata=_option("Clip length: longer clips are cut, shorter padded."))
+    n_mels: int = field(default=40, metadata=_option("Mel bands.", "a positive number of mel bands", _positive))
+    n_mfcc: int = field(
+        default=10, metadata=_option("MFCC coefficients (mfcc only).", "a positive number of coefficients", _positive)
+    )
+    frame_length_ms: float = field(
+        default=40.0, metadata=_option("Frame (window) length in ms.", "a positive frame length in ms", _positive)
+    )
+    frame_step: float = field(
+        default=0.5,
+        metadata=_option("Hop as a fraction of the frame length.", "a hop in (0, 1] of the frame length",
+                         lambda v: 0 < v <= 1),
+    )  # fmt: skip
+    window: Literal["hann", "hamming"] = field(
+        default="hann", metadata=_option("hann or hamming.", "hann or hamming", lambda v: v in ("hann", "hamming"))
+    )
     fmin: float = 20.0
     fmax: float | None = None
 
@@ -121,6 +144,8 @@ class ImageFrontendSpec:
 
 
 FrontendSpec = AudioFrontendSpec | ImageFrontendSpec
+AUDIO_FACTOR_FIELDS = tuple(f.name for f in dataclasses.fields(AudioFrontendSpec) if "factor" in f.metadata)
+"""The ``AudioFrontendSpec`` fields that are sweep factors (with ``kind``, the factor ``features``)."""
 
 
 def spec_from_dict(data: dict[str, Any]) -> FrontendSpec:

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import sparse
 
 from ondevice_audit.errors import UsageError
+from ondevice_audit.metrics import defaults
 from ondevice_audit.metrics._groups import GroupedAttribute, group_attributes
 from ondevice_audit.metrics.bias import reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
@@ -110,13 +111,13 @@ class DisparityFrame:
     y_true: Sequence[object]
     predictions: Sequence[Sequence[object]]
     sensitive_features: pd.DataFrame
-    metric: str = "mcc"
+    metric: str = defaults.METRIC
     speakers: Sequence[object] | None = None
     negative_labels: Sequence[str] = ()
-    min_group_size: int = 30
-    n_boot: int = 1000
+    min_group_size: int = defaults.MIN_GROUP_SIZE
+    n_boot: int = defaults.BOOTSTRAP
     seed: int = 0
-    confidence: float = 0.95
+    confidence: float = defaults.CONFIDENCE
     intersections: bool = True
     overall: GroupDisparity = field(init=False)
     attributes: list[AttributeDisparity] = field(init=False)

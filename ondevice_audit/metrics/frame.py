@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit.errors import UsageError
-from ondevice_audit.metrics import _resampling
+from ondevice_audit.metrics import _resampling, defaults
 from ondevice_audit.metrics._groups import MISSING_GROUP, GroupedAttribute, group_attributes
 from ondevice_audit.metrics.bias import log_ratios, reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
@@ -116,14 +116,14 @@ class GroupMetricFrame:
     y_true: Sequence[object]
     y_pred: Sequence[object]
     sensitive_features: pd.DataFrame
-    metric: str = "mcc"
+    metric: str = defaults.METRIC
     speakers: Sequence[object] | None = None
     negative_labels: Sequence[str] = ()
-    min_group_size: int = 30
-    n_boot: int = 1000
-    n_perm: int = 1000
+    min_group_size: int = defaults.MIN_GROUP_SIZE
+    n_boot: int = defaults.BOOTSTRAP
+    n_perm: int = defaults.PERMUTATIONS
     seed: int = 0
-    confidence: float = 0.95
+    confidence: float = defaults.CONFIDENCE
     intersections: bool = True
     overall: dict[str, float | None] = field(init=False)
     overall_ci: tuple[float, float] | None = field(init=False)

@@ -1,4 +1,4 @@
-"""Model recipes and training: named architectures, deterministic training, speaker-disjoint splits.
+"""Model recipes and training: named architectures and deterministic training.
 
 Training needs pandas; it loads on first use (PEP 562) so that the recipe names cost no more than numpy,
 e.g. for ``ondevice-audit --help``.
@@ -11,21 +11,18 @@ from typing import TYPE_CHECKING, Any
 from ondevice_audit.model.recipes import RECIPES, BuiltModel, Recipe, get_recipe
 
 if TYPE_CHECKING:
-    from ondevice_audit.model.train import Features, compute_features, encode_labels, split_by_speaker, train_model
+    from ondevice_audit.model.train import encode_labels, train_model
 
 __all__ = [
     "RECIPES",
     "BuiltModel",
-    "Features",
     "Recipe",
-    "compute_features",
     "encode_labels",
     "get_recipe",
-    "split_by_speaker",
     "train_model",
 ]
 
-_FROM_TRAIN = {"Features", "compute_features", "encode_labels", "split_by_speaker", "train_model"}
+_FROM_TRAIN = {"encode_labels", "train_model"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Training a recipe, speaker-disjoint splits, and manifest -> feature arrays.
+"""Training a recipe on a manifest's speaker-disjoint splits.
 
 Bias measured on speakers the model was trained on is memorisation, not reliability, so splits never
 share a speaker. Training is deterministic given the seed, so a design-choice sweep compares models that
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,10 @@ import pandas as pd
 
 from ondevice_audit import _tensorflow
 from ondevice_audit.data.manifest import read_manifest
+from ondevice_audit.data.split import split_by_speaker
 from ondevice_audit.errors import UsageError
-from ondevice_audit.frontend import Frontend, FrontendSpec, build_frontend
+from ondevice_audit.frontend import FrontendSpec
+from ondevice_audit.frontend.features import Features, compute_features
 from ondevice_audit.model.mitigation import (
     HeldoutReweighting,
     balanced_batches,
@@ -33,21 +35,15 @@ from ondevice_audit.model.recipes import Recipe, get_recipe
 from ondevice_audit.progress import Advance, NullProgress, Progress
 
 __all__ = [
-    "Features",
     "LabelledSplits",
-    "compute_features",
     "encode_labels",
     "fit_with_mitigation",
     "load_labelled_features",
     "prepare_splits",
     "progress_callback",
     "seed_everything",
-    "split_by_speaker",
     "train_model",
 ]
-
-_FEATURE_CHUNK = 256
-
 
 def seed_everything(seed: int) -> None:
     """Python, NumPy and TF seeds plus deterministic TF kernels (slower, but reruns give equal weights)."""
@@ -183,94 +179,6 @@ def encode_labels(labels: Sequence[str], known: Sequence[str] | None = None) -> 
     if unknown:
         raise UsageError(f"labels {unknown[:5]} are not among the model's classes {classes}")
     return np.array([index[label] for label in labels], dtype=np.int64), classes
-
-
-def split_by_speaker(
-    manifest: pd.DataFrame,
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-    *,
-    group: str | None = None,
-    speaker_column: str = "speaker",
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Train/validation/test rows with every speaker in exactly one split.
-
-    Speakers are shuffled with ``seed`` and dealt, largest-deficit first, so each split gets about its
-    fraction of the *files*; with ``group`` this is done per group value (a speaker counts under the value
-    most of their files carry), so every group is represented in every split. Without a speaker column
-    each file is its own speaker.
-    """
-    if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
-        raise UsageError(f"split fractions {fractions} must be three non-negative numbers summing to 1")
-    if fractions[0] == 0:
-        raise UsageError("the training split cannot be empty (first fraction is 0)")
-    if group is not None and group not in manifest.columns:
-        raise UsageError(f"unknown group column {group!r}; columns: {', '.join(map(str, manifest.columns))}")
-    rows = pd.Series([f"#row{i}" for i in range(len(manifest))], index=manifest.index)
-    speakers = rows
-    if speaker_column in manifest.columns:
-        named = manifest[speaker_column].astype(str).str.strip()
-        speakers = named.where(named != "", rows)  # a blank speaker is nobody else's: the file stands alone
-    files_per_speaker = speakers.value_counts()
-    strata: dict[str, list[str]] = {"": sorted(files_per_speaker.index)}
-    if group is not None:
-        speaker_group = (
-            pd.DataFrame({"speaker": speakers, "group": manifest[group].astype(str)})
-            .groupby("speaker")["group"]
-            .agg(lambda values: values.value_counts().sort_index().idxmax())
-        )
-        strata = {value: sorted(speaker_group.index[speaker_group == value]) for value in sorted(set(speaker_group))}
-    rng = np.random.default_rng(seed)
-    assignment: dict[str, int] = {}
-    open_splits = [i for i, f in enumerate(fractions) if f > 0]
-    for members in strata.values():
-        total = sum(int(files_per_speaker[s]) for s in members)
-        filled = [0.0, 0.0, 0.0]
-        for position in rng.permutation(len(members)):
-            speaker = members[position]
-            target = max(open_splits, key=lambda i: fractions[i] * total - filled[i])
-            assignment[speaker] = target
-            filled[target] += int(files_per_speaker[speaker])
-    split = speakers.map(assignment)
-    train, val, test = (manifest[split == i] for i in range(3))
-    return train, val, test
-
-
-@dataclass
-class Features:
-    inputs: np.ndarray
-    """Model inputs for the rows that worked."""
-    frame: pd.DataFrame
-    """The manifest rows that worked, aligned with ``inputs``."""
-    failures: dict[str, str] = field(default_factory=dict)
-    """File -> why it could not be turned into an input."""
-
-
-def compute_features(
-    frame: pd.DataFrame,
-    spec: FrontendSpec | Frontend,
-    progress: Progress | None = None,
-    *,
-    path_column: str = "file",
-) -> Features:
-    """Run the front-end (one of ours from its spec, or a built one such as a user's plug-in) over
-    ``frame[path_column]`` (absolute paths); failed files are reported, not fatal."""
-    frontend = spec if isinstance(spec, Frontend) else build_frontend(spec)
-    paths = [Path(p) for p in frame[path_column]]
-    chunks, ok_masks, failures = [], [], {}
-    with (progress or NullProgress()).task("Computing features", total=len(paths)) as advance:
-        for start in range(0, len(paths), _FEATURE_CHUNK):
-            chunk = paths[start : start + _FEATURE_CHUNK]
-            batch = frontend.transform(chunk)
-            if len(batch.inputs):
-                chunks.append(batch.inputs)
-            ok_masks.append(batch.ok)
-            failures.update({str(chunk[i]): reason for i, reason in batch.failures.items()})
-            advance(len(chunk))
-    ok = np.concatenate(ok_masks) if ok_masks else np.zeros(0, dtype=bool)
-    if not ok.any():
-        raise UsageError(f"no file could be turned into model inputs ({len(failures)} failed)")
-    return Features(np.concatenate(chunks).astype(np.float32, copy=False), frame[ok], failures)
 
 
 def load_labelled_features(

@@ -5,7 +5,7 @@
   calibration over the inputs given (a deterministic pass: same inputs, same file).
 
 The quantised file keeps the source's embedded metadata (front-end, labels), and its scores are compared
-with the source's on the calibration inputs, as every export's are (``export/interface.py``).
+with the source's on the calibration inputs, as every export's are (``optimize/parity.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.interface import MIN_TOP1_AGREEMENT, compare_scores
+from ondevice_audit.optimize.parity import MIN_TOP1_AGREEMENT, compare_scores
 from ondevice_audit.optimize.quantize import DEFAULT_ATOL, QuantApproach
 from ondevice_audit.runtimes.onnx import OnnxRuntime
 

@@ -8,6 +8,7 @@ result carries the sparsity measured from the stripped weights plus every kernel
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,6 +50,16 @@ class PruneResult:
     schedule: dict[str, Any] = field(default_factory=dict)
     """The tfmot schedule actually used (begin/end step, frequency)."""
     history: dict[str, list[float]] = field(default_factory=dict)
+
+    def facts(self) -> dict[str, Any]:
+        """What an exported file's metadata says of its pruning (``requested``/``achieved_sparsity``...)."""
+        return {
+            "requested_sparsity": self.requested_sparsity,
+            "achieved_sparsity": self.achieved_sparsity,
+            "model_sparsity": self.model_sparsity,
+            "prune_schedule": self.schedule,
+            "unprunable_layers": [dataclasses.asdict(layer) for layer in self.unprunable],
+        }
 
 
 def _is_prunable(layer: Any, layers: Any) -> bool:

@@ -1,43 +1,64 @@
-"""Runtimes: model file -> class scores. Add a runtime as a module and an entry in ``RUNTIMES``."""
+"""Runtimes: model file -> scores. Add a runtime as a module with a ``Runtime`` subclass and a ``register`` line.
+
+Each entry says which model format it runs and which distributions its results depend on (so the sweep cache
+and the reports know its version without importing it). ``load_runtime`` is the only way a runtime is opened.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import model_format
-from ondevice_audit.runtimes.interface import InferenceResult, ModelFacts, ModelLoadError, Runtime
+from ondevice_audit.registry import Registry
+from ondevice_audit.runtimes.interface import InferenceResult, LoadedModel, ModelLoadError, Runtime
 
-__all__ = ["DEFAULT_RUNTIME", "RUNTIMES", "InferenceResult", "ModelFacts", "ModelLoadError", "Runtime", "load_runtime"]
+__all__ = [
+    "DEFAULT_RUNTIME",
+    "RUNTIMES",
+    "InferenceResult",
+    "LoadedModel",
+    "ModelLoadError",
+    "Runtime",
+    "RuntimeOptions",
+    "load_runtime",
+    "runtime_format",
+]
 
-RUNTIMES = {"litert": "tflite", "onnxruntime": "onnx", "tensorflow": "keras", "tflm": "tflite"}
-"""Runtime name -> the model format it runs."""
-DEFAULT_RUNTIME = {fmt: name for name, fmt in reversed(RUNTIMES.items())}
-"""Format -> its default runtime: the first listed for it (``tflm`` runs TFLite files only when asked)."""
+RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
+RUNTIMES.register("litert", "ondevice_audit.runtimes.litert:LiteRTRuntime", format="tflite",
+                  distributions=("ai-edge-litert",), summary="LiteRT (TFLite) with its default kernels")  # fmt: skip
+RUNTIMES.register("onnxruntime", "ondevice_audit.runtimes.onnx:OnnxRuntime", format="onnx",
+                  distributions=("onnxruntime",), summary="ONNX Runtime, CPU execution provider")  # fmt: skip
+RUNTIMES.register("tensorflow", "ondevice_audit.runtimes.tensorflow:KerasRuntime", format="keras",
+                  distributions=("tensorflow", "tf-keras"), extra="train", summary="Keras models on TensorFlow")  # fmt: skip
+RUNTIMES.register("tflm", "ondevice_audit.runtimes.tflm:TFLMRuntime", format="tflite",
+                  distributions=("tflite-micro",), extra="mcu", summary="TensorFlow Lite Micro's reference kernels")  # fmt: skip
+
+DEFAULT_RUNTIME = {"tflite": "litert", "onnx": "onnxruntime", "keras": "tensorflow"}
+"""Format -> the runtime a model of it runs on unless another is asked for (``tflm`` only when asked)."""
 
 
-def load_runtime(model_path: Path, runtime: str | None = None, trust_model: bool = False) -> Runtime:
+def runtime_format(name: str) -> str:
+    """The model format runtime ``name`` runs (a ``UsageError`` for an unknown name)."""
+    return str(RUNTIMES.entry(name).info["format"])
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a runtime is opened, beyond which one."""
+
+    trust_model: bool = False
+    """Allow Keras models that run stored Python code (Lambda layers)."""
+
+
+def load_runtime(model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> Runtime:
     """Load ``model_path`` on ``runtime`` (default: the runtime for its format)."""
     if not model_path.exists():
         raise UsageError(f"model not found: {model_path}")
     fmt = model_format(model_path)
     name = runtime or DEFAULT_RUNTIME[fmt]
-    if name not in RUNTIMES:
-        raise UsageError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
-    if RUNTIMES[name] != fmt:
-        raise UsageError(f"runtime {name} runs {RUNTIMES[name]} models, not {fmt} ({model_path.name})")
-    if name == "litert":
-        from ondevice_audit.runtimes.litert import LiteRTRuntime
-
-        return LiteRTRuntime(model_path)
-    if name == "tflm":
-        from ondevice_audit.runtimes.tflm import TFLMRuntime
-
-        return TFLMRuntime(model_path)
-    if name == "onnxruntime":
-        from ondevice_audit.runtimes.onnx import OnnxRuntime
-
-        return OnnxRuntime(model_path)
-    from ondevice_audit.runtimes.tensorflow import KerasRuntime
-
-    return KerasRuntime(model_path, trust_model=trust_model)
+    if runtime_format(name) != fmt:
+        raise UsageError(f"runtime {name} runs {runtime_format(name)} models, not {fmt} ({model_path.name})")
+    return RUNTIMES.load(name).open(model_path, options or RuntimeOptions())

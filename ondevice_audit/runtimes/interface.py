@@ -1,8 +1,12 @@
-"""A runtime loads one model file and maps a batch of inputs to class scores.
+"""A runtime loads one model file and maps a batch of inputs to scores.
 
-Implementations: ``litert`` (TFLite files), ``onnxruntime`` (ONNX files), ``tensorflow`` (Keras). A new
-runtime is one module with a ``Runtime`` subclass, registered in ``ondevice_audit.runtimes``. Runtimes hide
-quantisation: they take float32 inputs and return float32 scores, (de)quantising int8 tensors themselves.
+Implementations: ``litert`` (TFLite files), ``tflm`` (TFLite Micro), ``onnxruntime`` (ONNX files),
+``tensorflow`` (Keras). A new runtime is one module with a ``Runtime`` subclass and one ``register`` line in
+``ondevice_audit/runtimes/__init__.py``. Runtimes hide quantisation: they take float32 inputs and return float32
+scores, (de)quantising int8 tensors themselves.
+
+``LoadedModel`` (what a runtime made of a file) and ``InferenceResult`` (scores with their latency) are the
+types every way of running a model returns, in this process or on a device (``ondevice_audit.targets``).
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from ondevice_audit._files import sha256_of, size_of
 from ondevice_audit.errors import UsageError
 
-__all__ = ["InferenceResult", "ModelFacts", "ModelLoadError", "Runtime"]
+if TYPE_CHECKING:
+    from ondevice_audit.runtimes import RuntimeOptions
+
+__all__ = ["InferenceResult", "LoadedModel", "ModelLoadError", "Runtime"]
 
 
 class ModelLoadError(UsageError):
@@ -27,15 +33,13 @@ class ModelLoadError(UsageError):
 
 
 @dataclass(frozen=True)
-class ModelFacts:
-    path: str
-    format: str
-    size_bytes: int
-    sha256: str
+class LoadedModel:
+    """A model as loaded by a runtime: which runtime, and the tensors it takes and gives."""
+
     runtime: str
     runtime_version: str
     input_shape: list[int | None]
-    """Per-sample input shape, batch axis first; None marks a dynamic axis."""
+    """Batch axis first; None marks a dynamic axis."""
     input_dtype: str
     output_shape: list[int | None]
     output_dtype: str
@@ -43,10 +47,20 @@ class ModelFacts:
 
 @dataclass
 class InferenceResult:
+    """Scores of a batch of inputs, with what they cost."""
+
     scores: np.ndarray
-    """``(n, classes)`` float32 scores, one row per input."""
-    seconds_per_sample: float
-    """Wall time of inference alone (no front-end), divided by the number of samples."""
+    """``(n, outputs)`` float32 scores, one row per input."""
+    latency: np.ndarray
+    """``(n,)`` seconds per sample: the wall time of the inference call that ran it, divided by that call's
+    batch size (``--batch-size 1`` gives single-sample latency as a deployed device sees it)."""
+    peak_memory_bytes: int | None = None
+    """Peak resident memory of the process that ran the model, where it is measured apart from the host (the
+    device runner's ``VmHWM``, or ``ru_maxrss`` off Linux); None in-process."""
+
+    @property
+    def seconds_per_sample(self) -> float:
+        return float(self.latency.mean()) if len(self.latency) else 0.0
 
 
 class Runtime(ABC):
@@ -55,6 +69,11 @@ class Runtime(ABC):
 
     def __init__(self, model_path: Path):
         self.model_path = model_path
+
+    @classmethod
+    def open(cls, model_path: Path, options: RuntimeOptions) -> Runtime:
+        """Load ``model_path`` as ``options`` say; runtimes with settings of their own override this."""
+        return cls(model_path)
 
     @property
     @abstractmethod
@@ -68,35 +87,32 @@ class Runtime(ABC):
 
     @abstractmethod
     def run_batch(self, inputs: np.ndarray) -> np.ndarray:
-        """``(n, *input_shape)`` float32 inputs, n <= ``max_batch``, to ``(n, classes)`` float32 scores."""
+        """``(n, *input_shape)`` float32 inputs, n <= ``max_batch``, to ``(n, outputs)`` float32 scores."""
 
     @abstractmethod
     def _facts(self) -> dict[str, object]:
         """Runtime version, input/output shapes and dtypes."""
 
-    def describe(self) -> ModelFacts:
-        return ModelFacts(
-            path=str(self.model_path),
-            format=self.model_format,
-            size_bytes=size_of(self.model_path),
-            sha256=sha256_of(self.model_path),
-            runtime=self.name,
-            **self._facts(),  # type: ignore[arg-type]
-        )
+    def describe(self) -> LoadedModel:
+        return LoadedModel(runtime=self.name, **self._facts())  # type: ignore[arg-type]
 
     def run_all(
         self, inputs: np.ndarray, batch_size: int = 64, on_batch: Callable[[int], None] | None = None
     ) -> InferenceResult:
-        """Run every input in batches the runtime accepts; ``on_batch(n)`` reports progress."""
+        """Run every input in batches the runtime accepts, timing each call; ``on_batch(n)`` reports progress."""
         step = min(batch_size, self.max_batch or batch_size)
         outputs = []
-        elapsed = 0.0
+        latency = np.zeros(len(inputs), dtype=np.float64)
         for start in range(0, len(inputs), step):
             chunk = inputs[start : start + step]
             began = time.perf_counter()
             outputs.append(np.asarray(self.run_batch(chunk), dtype=np.float32).reshape(len(chunk), -1))
-            elapsed += time.perf_counter() - began
+            latency[start : start + len(chunk)] = (time.perf_counter() - began) / len(chunk)
             if on_batch:
                 on_batch(len(chunk))
         scores = np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
-        return InferenceResult(scores, elapsed / max(len(inputs), 1))
+        return InferenceResult(scores, latency)
+
+    def close(self) -> None:
+        """Release what the runtime holds beyond its interpreter (worker processes); a no-op for most."""
+        return None

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ondevice_audit import _tensorflow
 from ondevice_audit.runtimes.interface import ModelLoadError, Runtime
+
+if TYPE_CHECKING:
+    from ondevice_audit.runtimes import RuntimeOptions
 
 __all__ = ["KerasRuntime"]
 
@@ -26,6 +30,10 @@ def _h5_has_lambda(path: Path) -> bool:
 class KerasRuntime(Runtime):
     name = "tensorflow"
     model_format = "keras"
+
+    @classmethod
+    def open(cls, model_path: Path, options: RuntimeOptions) -> KerasRuntime:
+        return cls(model_path, trust_model=options.trust_model)
 
     def __init__(self, model_path: Path, trust_model: bool = False):
         super().__init__(model_path)

@@ -300,8 +300,8 @@ class TFLMRuntime(Runtime):
         """Every input, in order, in slices of ``batch_size``: here until this runtime has spent
         ``POOL_AFTER_SECONDS`` in TFLM, then spread over the worker processes.
 
-        ``seconds_per_sample`` is TFLM's time per sample in one interpreter (summed over workers), not wall
-        time over samples, so it does not shrink with more workers and compares with single-threaded runtimes.
+        The latency of every sample is TFLM's mean time per sample in one interpreter (summed over workers), not
+        wall time over samples, so it does not shrink with more workers and compares with single-threaded runtimes.
         """
         step = max(batch_size, MIN_TASK_SAMPLES)
         parts, seconds, start = [], 0.0, 0
@@ -330,7 +330,7 @@ class TFLMRuntime(Runtime):
                     "'spawn', so a script calling this needs `if __name__ == \"__main__\":` (or pass workers=1)"
                 ) from exc
         scores = np.concatenate(parts) if parts else np.zeros((0, self._session.output["shape"][-1]), np.float32)
-        return InferenceResult(scores, seconds / max(len(inputs), 1))
+        return InferenceResult(scores, np.full(len(scores), seconds / max(len(inputs), 1)))
 
     def _worth_workers(self, remaining: int, step: int) -> bool:
         """Workers once started, or once the work has proven long enough to pay for starting them."""

@@ -17,9 +17,10 @@ import pandas as pd
 
 from ondevice_audit.report.document import load_report, to_json, validate
 from ondevice_audit.sweep.cache import atomic_write_text
+from ondevice_audit.sweep.folder import CellFolder, SweepFolder
 from ondevice_audit.sweep.matrix import DataSettings
 from ondevice_audit.sweep.user_model import BASELINE_CELL
-from ondevice_audit.targets.interface import ModelOnTarget, TargetFacts
+from ondevice_audit.targets.interface import LoadedModel, TargetFacts
 
 __all__ = ["COMPARISON_COLUMNS", "compare_with_baseline"]
 
@@ -28,7 +29,7 @@ COMPARISON_COLUMNS = ("n_compared", "metric_delta", "rb_delta", "rb_delta_ci_low
 """Always present in a user-model sweep's results, before the per-group flip and forgotten columns."""
 
 
-def compare_with_baseline(results: pd.DataFrame, cells: Path, data: DataSettings) -> pd.DataFrame:
+def compare_with_baseline(results: pd.DataFrame, sweep: SweepFolder, data: DataSettings) -> pd.DataFrame:
     """``results`` with the comparison columns (empty for the baseline and for failed cells), after writing
     each compared cell's ``comparison`` section into ``cells/<id>/report.json``."""
     baseline_row = results[results["cell"] == BASELINE_CELL]
@@ -36,15 +37,15 @@ def compare_with_baseline(results: pd.DataFrame, cells: Path, data: DataSettings
         return results.assign(**{column: np.nan for column in COMPARISON_COLUMNS})
     from ondevice_audit.targets.local import LocalTarget
 
-    baseline = _predictions(cells / BASELINE_CELL)
-    baseline_report = load_report(cells / BASELINE_CELL / "report.json")
+    baseline = _predictions(sweep.cell(BASELINE_CELL))
+    baseline_report = load_report(sweep.cell(BASELINE_CELL).report)
     here = LocalTarget().check()  # the machine the local runs were on, the same for every cell
     rows = []
     for cell, status in zip(results["cell"], results["status"], strict=True):
         if cell == BASELINE_CELL or status != "ok":
             rows.append({})
             continue
-        folder = cells / cell
+        folder = sweep.cell(cell)
         rows.append(_compare(baseline, baseline_report, _predictions(folder), folder, data, here))
     columns = pd.DataFrame(rows, index=results.index).reindex(
         columns=list(dict.fromkeys([*COMPARISON_COLUMNS, *(k for row in rows for k in row)]))
@@ -52,29 +53,29 @@ def compare_with_baseline(results: pd.DataFrame, cells: Path, data: DataSettings
     return pd.concat([results, columns], axis=1)
 
 
-def _predictions(folder: Path) -> pd.DataFrame:
-    return pd.read_csv(folder / "predictions.csv", dtype=str, keep_default_na=False)
+def _predictions(folder: CellFolder) -> pd.DataFrame:
+    return pd.read_csv(folder.predictions, dtype=str, keep_default_na=False)
 
 
 def _compare(
     baseline: pd.DataFrame,
     baseline_report: dict[str, Any],
     cell: pd.DataFrame,
-    folder: Path,
+    folder: CellFolder,
     data: DataSettings,
     here: TargetFacts,
 ) -> dict[str, Any]:
-    from ondevice_audit.audit import disparity_frame
+    from ondevice_audit.scoring import disparity_frame
     from ondevice_audit.targets.comparison import comparison_section
 
     joined = baseline.merge(cell[["path", "prediction"]], on="path", suffixes=("_baseline", ""), validate="1:1")
     predictions = [joined["prediction_baseline"].to_numpy(), joined["prediction"].to_numpy()]
     disparity = disparity_frame(joined, predictions, data.score_options())
-    report = load_report(folder / "report.json")
-    runs, records = _runs(baseline_report, report, folder, here)
+    report = load_report(folder.report)
+    runs, records = _runs(baseline_report, report, folder.path.name, here)
     report["comparison"] = comparison_section(runs, records, disparity)
     validate(report)
-    atomic_write_text(folder / "report.json", to_json(report))
+    atomic_write_text(folder.report, to_json(report))
     overall = disparity.overall
     before, after = overall.values
     row: dict[str, Any] = {
@@ -95,16 +96,16 @@ def _compare(
 
 
 def _runs(
-    baseline_report: dict[str, Any], report: dict[str, Any], folder: Path, here: TargetFacts
+    baseline_report: dict[str, Any], report: dict[str, Any], cell: str, here: TargetFacts
 ) -> tuple[list[Any], list[Any]]:
     """The two runs as ``comparison_section`` describes them: in the sweep's workers, or on the cell's
     ``target``; their latency is the cell's median single-sample latency (the sweep keeps no per-call times)."""
     from ondevice_audit.targets import parse_target
-    from ondevice_audit.targets.comparison import Run, RunRecord
     from ondevice_audit.targets.resume import BatchStats
+    from ondevice_audit.targets.runs import Run, RunRecord
 
     runs, records = [], []
-    for role, document in (("baseline", baseline_report), (folder.name, report)):
+    for role, document in (("baseline", baseline_report), (cell, report)):
         model = document["model"]
         path = Path(model["path"])
         target = parse_target(model.get("target", "local"))
@@ -115,7 +116,7 @@ def _runs(
         runs.append(Run(f"{role}: {path.name} ({model['runtime']}){where}", path, target, model["runtime"]))
         records.append(
             RunRecord(
-                model=ModelOnTarget(**{key: model[key] for key in ModelOnTarget.__dataclass_fields__}),
+                model=LoadedModel(**{key: model[key] for key in LoadedModel.__dataclass_fields__}),
                 device=device,
                 model_sha256=model["sha256"],
                 latency=np.asarray([model["seconds_per_sample"]]),

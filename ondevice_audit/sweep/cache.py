@@ -1,9 +1,9 @@
 """A content-addressed cache of sweep stages, safe against crashes and concurrent writers.
 
 An entry is a folder named by the SHA-256 of everything that determines its content: the stage, its
-settings, the keys of the entries it was made from, the data hash and the versions of the toolchain. So a
-changed setting, dataset or TensorFlow release misses the cache instead of reusing a stale model, and two
-sweeps that share work share entries. An entry is built in a temporary folder beside its final place and
+settings (with the keys of the entries it was made from and the data hash) and the versions of the
+distributions that stage depends on. So a changed setting, dataset or TensorFlow release misses the cache
+instead of reusing a stale model, and two sweeps that share work share entries. An entry is built in a temporary folder beside its final place and
 renamed into it (``os.replace``, atomic on one file system): after a crash or SIGKILL an entry is either
 complete or absent, never half-written. Temporary folders of dead processes are removed on the next run.
 """
@@ -17,12 +17,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
-from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-from ondevice_audit import __version__
+from typing import Any, Protocol
 
 __all__ = [
     "CACHE_FORMAT",
@@ -32,24 +28,11 @@ __all__ = [
     "default_cache_dir",
     "digest",
     "link_or_copy",
-    "toolchain",
 ]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bumped when the layout or meaning of entries changes, so old entries are never read."""
 _TEMP_PREFIX = ".tmp-"
-_TOOLCHAIN = (
-    "numpy",
-    "librosa",
-    "soxr",
-    "tensorflow",
-    "tf-keras",
-    "tensorflow-model-optimization",
-    "tf2onnx",
-    "onnx",
-    "onnxruntime",
-    "ai-edge-litert",
-)
 
 
 def default_cache_dir() -> Path:
@@ -58,22 +41,16 @@ def default_cache_dir() -> Path:
     return Path(root) / "ondevice-audit" / "sweep"
 
 
-@cache
-def toolchain() -> dict[str, str]:
-    """Versions of the packages whose behaviour is baked into cached features, models and files."""
-    versions = {"ondevice-audit": __version__}
-    for name in _TOOLCHAIN:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
-
-
 def digest(payload: Any) -> str:
     """SHA-256 of canonical JSON: equal settings give equal keys whatever the dict order."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Keyed(Protocol):
+    """Settings a cache key is derived from (``sweep.stages.base.StageSettings``)."""
+
+    def payload(self) -> dict[str, Any]: ...
 
 
 class Cache:
@@ -81,8 +58,9 @@ class Cache:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
 
-    def key(self, stage: str, settings: dict[str, Any]) -> str:
-        return digest({"format": CACHE_FORMAT, "stage": stage, "toolchain": toolchain(), "settings": settings})
+    def key(self, settings: Keyed) -> str:
+        """The entry key of a stage's settings: everything they say, plus the cache format."""
+        return digest({"format": CACHE_FORMAT, **settings.payload()})
 
     def entry(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:2] / key

@@ -8,7 +8,6 @@ differ, since they change every cell at once.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ondevice_audit.errors import UsageError
-from ondevice_audit.sweep.executor import RESULTS_FILE, SWEEP_FILE
+from ondevice_audit.sweep.folder import SweepFolder
 
 __all__ = ["SweepComparison", "compare_sweeps"]
 
@@ -37,10 +36,9 @@ class SweepComparison:
 
 
 def _load(folder: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    state, results = folder / SWEEP_FILE, folder / RESULTS_FILE
-    if not state.is_file() or not results.is_file():
-        raise UsageError(f"{folder} is not a finished sweep (it needs {SWEEP_FILE} and {RESULTS_FILE})")
-    return json.loads(state.read_text()), pd.read_csv(results)
+    sweep = SweepFolder(folder)
+    sweep.require(sweep.state, sweep.results)
+    return sweep.read_state(), pd.read_csv(sweep.results)
 
 
 def _flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -34,17 +34,15 @@ from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import to_json
 from ondevice_audit.sweep.analysis import Analysis, analyse
 from ondevice_audit.sweep.cache import Cache, atomic_write_bytes, atomic_write_text, default_cache_dir, link_or_copy
+from ondevice_audit.sweep.folder import CellFolder, SweepFolder
 from ondevice_audit.sweep.matrix import Matrix
 from ondevice_audit.sweep.mitigation import mitigation_effects
 from ondevice_audit.sweep.pools import TaskPool, open_pool, pool_type
 from ondevice_audit.sweep.stages import STAGES, Plan, SweepContext, build_plan, prepare_context, read_json
 from ondevice_audit.targets.mcu import MCUBudget, fits
 
-__all__ = ["PLOT_FILE", "RESULTS_FILE", "SWEEP_FILE", "SweepResult", "SweepStatus", "run_sweep"]
+__all__ = ["SweepResult", "SweepStatus", "run_sweep"]
 
-SWEEP_FILE = "sweep.json"
-RESULTS_FILE = "results.csv"
-PLOT_FILE = "metric_vs_rb.png"
 _FORMAT = 1
 
 
@@ -98,27 +96,28 @@ def run_sweep(
         raise UsageError(f"--within must be a percentage of 0 or more, got {within}")
     started = time.perf_counter()
     cache = Cache(cache_dir or default_cache_dir())
-    _prepare_out(out, matrix, resume, cache.root)
+    folder = SweepFolder(out)
+    _prepare_out(folder, matrix, resume, cache.root)
     cache.remove_stale()
     context = prepare_context(matrix, cache.root)
     plan = build_plan(context, cache)
     budget = matrix.deployment.budget()
-    run = _Run(matrix, plan, cache, out, progress or NullProgress(), on_status, budget=budget)
+    run = _Run(matrix, plan, cache, folder, progress or NullProgress(), on_status, budget=budget)
     run.execute(jobs, context, executor, address)
     results = _results_frame(matrix, run.rows)
     if matrix.model is not None:  # every cell against the user's model as given
         from ondevice_audit.sweep.baseline import compare_with_baseline
 
-        results = compare_with_baseline(results, out / "cells", matrix.data)
-    atomic_write_text(out / RESULTS_FILE, results.to_csv(index=False))
+        results = compare_with_baseline(results, folder, matrix.data)
+    atomic_write_text(folder.results, results.to_csv(index=False))
     parquet = importlib.util.find_spec("pyarrow") is not None
     if parquet:
         buffer = io.BytesIO()
         results.to_parquet(buffer, index=False)
-        atomic_write_bytes(out / "results.parquet", buffer.getvalue())
+        atomic_write_bytes(folder.parquet, buffer.getvalue())
     factors = [f.name for f in matrix.factors]
     effects = mitigation_effects(
-        results, factors, lambda cell: pd.read_csv(out / "cells" / cell / "predictions.csv", dtype=str), matrix.data
+        results, factors, lambda cell: pd.read_csv(folder.cell(cell).predictions, dtype=str), matrix.data
     )
     analysis = analyse(
         results,
@@ -128,7 +127,7 @@ def run_sweep(
         budget=None if budget is None else budget.label,
         mitigation=effects,
     )
-    analysis.plot(out / PLOT_FILE, matrix.data.bias_attribute)
+    analysis.plot(folder.plot, matrix.data.bias_attribute)
     seconds = time.perf_counter() - started
     stats = run.stats()
     summary = {
@@ -145,17 +144,17 @@ def run_sweep(
         "results_parquet": parquet,
         "analysis": analysis.to_dict(),
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-    atomic_write_text(out / "summary.md", _markdown(matrix, analysis, stats, run.cached_cells))
-    _write_state(out, matrix, cache.root, "finished")
+    atomic_write_text(folder.summary_json, json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_text(folder.summary_md, _markdown(matrix, analysis, stats, run.cached_cells, folder.plot.name))
+    _write_state(folder, matrix, cache.root, "finished")
     return SweepResult(out, results, analysis, stats, seconds, parquet)
 
 
-def _prepare_out(out: Path, matrix: Matrix, resume: bool, cache_root: Path) -> None:
+def _prepare_out(folder: SweepFolder, matrix: Matrix, resume: bool, cache_root: Path) -> None:
     """Refuse to mix sweeps in one folder: a second run needs --resume and the same matrix."""
-    state = out / SWEEP_FILE
-    if state.is_file():
-        previous = json.loads(state.read_text())
+    out = folder.path
+    if folder.is_sweep():
+        previous = folder.read_state()
         if not resume:
             raise UsageError(f"{out} already holds a sweep; pass --resume to continue it, or choose another --out")
         if previous.get("matrix_digest") != matrix.digest():
@@ -163,12 +162,12 @@ def _prepare_out(out: Path, matrix: Matrix, resume: bool, cache_root: Path) -> N
                 f"{out} holds a sweep of a different matrix; --resume needs the same one, or another --out"
             )
     elif out.is_dir() and any(out.iterdir()):
-        raise UsageError(f"{out} exists and is not a sweep folder (no {SWEEP_FILE}); choose another --out")
+        raise UsageError(f"{out} exists and is not a sweep folder (no {folder.state.name}); choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    _write_state(out, matrix, cache_root, "running")
+    _write_state(folder, matrix, cache_root, "running")
 
 
-def _write_state(out: Path, matrix: Matrix, cache_root: Path, status: str) -> None:
+def _write_state(folder: SweepFolder, matrix: Matrix, cache_root: Path, status: str) -> None:
     state = {
         "format": _FORMAT,
         "status": status,
@@ -181,7 +180,7 @@ def _write_state(out: Path, matrix: Matrix, cache_root: Path, status: str) -> No
         "cache": str(cache_root),
         "cells": [{"id": cell.id, "factors": cell.factors()} for cell in matrix.cells],
     }
-    atomic_write_text(out / SWEEP_FILE, json.dumps(state, indent=2) + "\n")
+    atomic_write_text(folder.state, json.dumps(state, indent=2) + "\n")
 
 
 class _Run:
@@ -192,7 +191,7 @@ class _Run:
         matrix: Matrix,
         plan: Plan,
         cache: Cache,
-        out: Path,
+        out: SweepFolder,
         progress: Progress,
         on_status: Callable[[SweepStatus], None] | None,
         *,
@@ -313,16 +312,16 @@ class _Run:
 
     def _finish(self, index: int, failure: tuple[str, str] | None) -> None:
         cell = self.matrix.cells[index]
-        folder = self.out / "cells" / cell.id
+        folder = self.out.cell(cell.id)
         if failure is None:
             row = {"cell": cell.id, "status": "ok", "error": "", **cell.factors()}
             row.update(self._write_cell(index, folder))
-            (folder / "error.txt").unlink(missing_ok=True)
+            folder.error.unlink(missing_ok=True)
             self.last = f"{cell.id} ok"
         else:
             message, trace = failure
             row = {"cell": cell.id, "status": "failed", "error": message, **cell.factors()}
-            atomic_write_text(folder / "error.txt", f"{message}\n\n{trace}")
+            atomic_write_text(folder.error, f"{message}\n\n{trace}")
             self.failed_cells += 1
             self.last = f"{cell.id} failed: {message}"
             self.progress.note(f"cell {cell.id} failed: {message}")
@@ -330,19 +329,19 @@ class _Run:
         self.advance(1)
         self._status()
 
-    def _write_cell(self, index: int, folder: Path) -> dict[str, Any]:
+    def _write_cell(self, index: int, folder: CellFolder) -> dict[str, Any]:
         """The cell's model file, predictions and report (with its own paths) from the cache."""
         cell, plan = self.matrix.cells[index], self.plan.cells[index]
         exported = self.cache.entry("export", plan.export)
         scored = self.cache.entry("score", plan.score)
-        model_file = folder / read_json(exported / "export.json")["file"]
+        model_file = folder.model(read_json(exported / "export.json")["file"])
         link_or_copy(exported / model_file.name, model_file)
-        link_or_copy(scored / "predictions.csv", folder / "predictions.csv")
+        link_or_copy(scored / "predictions.csv", folder.predictions)
         report = read_json(scored / "report.json")
         report["inputs"][0]["path"] = str(model_file)
         report["model"]["path"] = str(model_file)
         report["settings"]["sweep"] = {"cell": cell.id, "matrix": str(self.matrix.source), "factors": cell.factors()}
-        atomic_write_text(folder / "report.json", to_json(report))
+        atomic_write_text(folder.report, to_json(report))
         row = read_json(scored / "measurements.json")
         if self.budget is not None:
             row.update(_mcu_columns(model_file, self.budget))
@@ -395,7 +394,9 @@ def _results_frame(matrix: Matrix, rows: list[dict[str, Any] | None]) -> pd.Data
     return pd.DataFrame(complete, columns=columns)
 
 
-def _markdown(matrix: Matrix, analysis: Analysis, stats: dict[str, dict[str, int]], cached_cells: int) -> str:
+def _markdown(
+    matrix: Matrix, analysis: Analysis, stats: dict[str, dict[str, int]], cached_cells: int, plot: str
+) -> str:
     hits = ", ".join(f"{stage} {n}" for stage, n in stats["hits"].items() if n) or "none"
     misses = ", ".join(f"{stage} {n}" for stage, n in stats["misses"].items() if n) or "none"
     head = [
@@ -406,4 +407,4 @@ def _markdown(matrix: Matrix, analysis: Analysis, stats: dict[str, dict[str, int
     ]
     if analysis.budget is not None:
         head += [f"Microcontroller budget: {analysis.budget}; {analysis.fitting} finished cell(s) fit it.", ""]
-    return "\n".join(head) + analysis.to_markdown(PLOT_FILE)
+    return "\n".join(head) + analysis.to_markdown(plot)

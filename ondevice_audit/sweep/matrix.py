@@ -28,23 +28,24 @@ import itertools
 import json
 import math
 import tomllib
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ondevice_audit.audit import ScoreOptions
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.interface import EXPORT_FORMATS
-from ondevice_audit.frontend import AudioFrontendSpec, FrontendSpec, ImageFrontendSpec
-from ondevice_audit.metrics import METRICS
+from ondevice_audit.export import EXPORT_FORMATS
+from ondevice_audit.frontend import AUDIO_FACTOR_FIELDS, AudioFrontendSpec, FrontendSpec, ImageFrontendSpec
+from ondevice_audit.metrics import METRICS, defaults
 from ondevice_audit.model.mitigation import MITIGATIONS, parse_imbalance
 from ondevice_audit.model.recipes import RECIPES
 from ondevice_audit.optimize.prune import SCHEDULES
 from ondevice_audit.optimize.quantize import QuantApproach
-from ondevice_audit.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from ondevice_audit.runtimes import DEFAULT_RUNTIME, RUNTIMES, runtime_format
+from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.sweep.user_model import BASELINE_CELL, PluginReference, UserModel, load_user_model
-from ondevice_audit.targets import TARGET_HELP
+from ondevice_audit.targets import TARGET_HELP, is_target
 from ondevice_audit.targets.mcu import MCUBudget, resolve_budget
 
 __all__ = [
@@ -104,18 +105,26 @@ def _architecture(modality: str, default: str) -> Factor:
     )
 
 
-_RUNTIME_CHOICES = ("auto", *(name for name, fmt in RUNTIMES.items() if fmt in EXPORT_FORMATS))
+_RUNTIME_CHOICES = ("auto", *(name for name in RUNTIMES if runtime_format(name) in EXPORT_FORMATS))
 _QUANTIZATIONS = tuple(a.value for a in QuantApproach)
 
-_AUDIO_FRONTEND: tuple[Factor, ...] = (
-    Factor("sample_rate", "sample_rate", int, 16000, "a positive number of Hz", _positive),
-    Factor("features", "features", str, "mfcc", "mfcc or logmel", _one_of(lambda: ("mfcc", "logmel"))),
-    Factor("n_mels", "n_mels", int, 40, "a positive number of mel bands", _positive),
-    Factor("n_mfcc", "n_mfcc", int, 10, "a positive number of coefficients", _positive),
-    Factor("frame_length_ms", "frame_length_ms", float, 40.0, "a positive frame length in ms", _positive),
-    Factor("frame_step", "frame_step", float, 0.5, "a hop in (0, 1] of the frame length", lambda v: 0 < v <= 1),
-    Factor("window", "window", str, "hann", "hann or hamming", _one_of(lambda: ("hann", "hamming"))),
-)
+def _spec_factors() -> list[Factor]:
+    """The ``AudioFrontendSpec`` fields that declare themselves factors (their metadata), in field order."""
+    hints = typing.get_type_hints(AudioFrontendSpec)
+    factors = []
+    for spec_field in dataclasses.fields(AudioFrontendSpec):
+        if "factor" in spec_field.metadata:
+            kind = hints[spec_field.name]
+            kind = str if typing.get_origin(kind) is typing.Literal else kind
+            meta = spec_field.metadata
+            factors.append(Factor(spec_field.name, spec_field.name, kind, spec_field.default, meta["factor"], meta["valid"]))
+    return factors
+
+
+_FEATURES = Factor("features", "features", str, AudioFrontendSpec.kind, "mfcc or logmel",
+                   _one_of(lambda: ("mfcc", "logmel")))  # fmt: skip
+"""The front-end kind: a factor named ``features``, second after ``sample_rate`` (cell ids depend on the order)."""
+_AUDIO_FRONTEND: tuple[Factor, ...] = tuple(_spec_factors()[:1] + [_FEATURES] + _spec_factors()[1:])
 _IMAGE_FRONTEND: tuple[Factor, ...] = (
     Factor("image_size", "image_size", int, 32, "the side of a square image in pixels, at least 8", lambda v: v >= 8),
     Factor("color", "color", str, "rgb", "rgb or grayscale", _one_of(lambda: ("rgb", "grayscale"))),
@@ -131,7 +140,7 @@ _SHARED: tuple[Factor, ...] = (
     Factor("seed", "seed", int, 0, "a non-negative integer", lambda v: v >= 0),
 )
 _TARGET = Factor(
-    "target", "target", str, "local", TARGET_HELP, lambda v: v in ("local", "subprocess") or v.startswith("ssh://")
+    "target", "target", str, "local", TARGET_HELP, is_target
 )
 """A factor only where the matrix names it, so sweeps without it keep their columns and their cells' ids."""
 FACTORS: tuple[Factor, ...] = (*_AUDIO_FRONTEND, _architecture("audio", "ds-cnn"), *_SHARED)
@@ -211,16 +220,10 @@ class Cell:
         as ``image-cnn`` standardises per channel anyway."""
         if self.modality == "image":
             return ImageFrontendSpec(self.image_size, self.image_size, self.color, "unit")  # type: ignore[arg-type]
-        return AudioFrontendSpec(
-            kind=self.features,  # type: ignore[arg-type]
-            sample_rate=self.sample_rate,
-            clip_seconds=clip_seconds,
-            n_mels=self.n_mels,
-            n_mfcc=self.n_mfcc if self.features == "mfcc" else AudioFrontendSpec.n_mfcc,
-            frame_length_ms=self.frame_length_ms,
-            frame_step=self.frame_step,
-            window=self.window,  # type: ignore[arg-type]
-        )
+        levels = {name: getattr(self, name) for name in AUDIO_FACTOR_FIELDS}
+        if self.features != "mfcc":
+            levels["n_mfcc"] = AudioFrontendSpec.n_mfcc
+        return AudioFrontendSpec(kind=self.features, clip_seconds=clip_seconds, **levels)  # type: ignore[arg-type]
 
     def describe(self) -> str:
         return ", ".join(f"{name}={value}" for name, value in self.factors().items())
@@ -231,18 +234,18 @@ class DataSettings:
     manifest: Path
     """Absolute; written relative to the matrix file."""
     groups: tuple[str, ...]
-    metric: str = "mcc"
+    metric: str = defaults.METRIC
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     """Train, validation, test shares of the files; every speaker is in exactly one split."""
     split_seed: int = 0
     """Fixed across cells, so every cell is audited on the same test speakers."""
     stratify: str | None = None
     """Group column every split represents in proportion; None: no stratification."""
-    negative_labels: tuple[str, ...] = ("_unknown_", "_silence_")
-    min_group_size: int = 30
-    bootstrap: int = 1000
-    permutations: int = 1000
-    confidence: float = 0.95
+    negative_labels: tuple[str, ...] = defaults.NEGATIVE_LABELS
+    min_group_size: int = defaults.MIN_GROUP_SIZE
+    bootstrap: int = defaults.BOOTSTRAP
+    permutations: int = defaults.PERMUTATIONS
+    confidence: float = defaults.CONFIDENCE
     resampling_seed: int = 0
     bias_attribute: str = ""
     """The group column whose RB the analysis ranks cells by (default: the first group)."""
@@ -631,7 +634,7 @@ def _cells(
         runtime = chosen["runtime"]
         if runtime == "auto":
             chosen["runtime"] = DEFAULT_RUNTIME[chosen["export"]]
-        elif RUNTIMES[runtime] != chosen["export"]:
+        elif runtime_format(runtime) != chosen["export"]:
             skipped += 1
             continue
         used_runtimes.add(runtime)

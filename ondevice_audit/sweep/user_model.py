@@ -37,6 +37,7 @@ from ondevice_audit.audit import ModelOptions, resolve_labels
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import model_format, read_metadata
 from ondevice_audit.frontend import (
+    AUDIO_FACTOR_FIELDS,
     AudioFrontendSpec,
     Frontend,
     FrontendSpec,
@@ -183,15 +184,8 @@ class UserModel:
         if isinstance(spec, ImageFrontendSpec):
             return {"image_size": spec.height, "color": spec.color}
         assert isinstance(spec, AudioFrontendSpec)
-        return {
-            "sample_rate": spec.sample_rate,
-            "features": spec.kind,
-            "n_mels": spec.n_mels,
-            "n_mfcc": spec.n_mfcc,
-            "frame_length_ms": spec.frame_length_ms,
-            "frame_step": spec.frame_step,
-            "window": spec.window,
-        }
+        levels = {name: getattr(spec, name) for name in AUDIO_FACTOR_FIELDS}
+        return {"sample_rate": levels.pop("sample_rate"), "features": spec.kind, **levels}
 
     def frontend_for(self, levels: dict[str, Any]) -> FrontendSpec | PluginReference:
         """The model's front-end with a cell's levels put in: every setting no factor names (scaling, fmin,
@@ -207,16 +201,8 @@ class UserModel:
             n_mfcc = levels["n_mfcc"]
         else:  # meaningless without a DCT: the model's own, so log-mel cells differing only in it share features
             n_mfcc = spec.n_mfcc if spec.kind != "mfcc" else AudioFrontendSpec.n_mfcc
-        return dataclasses.replace(
-            spec,
-            kind=levels["features"],
-            sample_rate=levels["sample_rate"],
-            n_mels=levels["n_mels"],
-            n_mfcc=n_mfcc,
-            frame_length_ms=levels["frame_length_ms"],
-            frame_step=levels["frame_step"],
-            window=levels["window"],
-        )
+        factors = {name: levels[name] for name in AUDIO_FACTOR_FIELDS}
+        return dataclasses.replace(spec, kind=levels["features"], **{**factors, "n_mfcc": n_mfcc})
 
 
 def load_user_model(

@@ -1,7 +1,7 @@
 """Targets: where a model runs (this process, a separate Python, a board over SSH) and how it fared there.
 
 Add a target as a module with a ``Target`` subclass (see ``interface.py``; ``remote.py`` gives targets that run
-the standalone ``device_runner.py`` everything but their transport) and a case in ``parse_target``.
+the standalone ``device_runner.py`` everything but their transport) and a ``register`` line below.
 """
 
 from __future__ import annotations
@@ -9,35 +9,60 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ondevice_audit.registry import Registry
 from ondevice_audit.targets.interface import (
     InferenceResult,
-    ModelOnTarget,
+    LoadedModel,
     RuntimeStatus,
     Target,
     TargetCannotRun,
     TargetError,
     TargetFacts,
     TargetSession,
+    TargetSettings,
     TargetUnreachable,
 )
 from ondevice_audit.targets.resume import default_work_dir
 
 __all__ = [
+    "TARGETS",
     "TARGET_HELP",
     "InferenceResult",
-    "ModelOnTarget",
+    "LoadedModel",
     "RuntimeStatus",
     "Target",
     "TargetCannotRun",
     "TargetError",
     "TargetFacts",
     "TargetSession",
+    "TargetSettings",
     "TargetUnreachable",
     "default_work_dir",
+    "is_target",
     "parse_target",
 ]
 
-TARGET_HELP = "local (in-process), subprocess (the device runner in a separate Python) or ssh://user@host[:port]"
+TARGETS: Registry[type[Target]] = Registry("target")
+TARGETS.register("local", "ondevice_audit.targets.local:LocalTarget", summary="local (in-process)")
+TARGETS.register("subprocess", "ondevice_audit.targets.process:SubprocessTarget",
+                 summary="subprocess (the device runner in a separate Python)")  # fmt: skip
+TARGETS.register("ssh", "ondevice_audit.targets.ssh:SshTarget", summary="ssh://user@host[:port]", url=True)
+
+TARGET_HELP = ", ".join(TARGETS.entry(name).summary for name in TARGETS.names()[:-1]) + " or " + TARGETS.entry(
+    TARGETS.names()[-1]
+).summary
+
+
+def _target_name(spec: str) -> str:
+    """``ssh://...`` names the ``ssh`` target; a plain name names itself."""
+    scheme, separator, _ = spec.partition("://")
+    return scheme if separator else spec
+
+
+def is_target(spec: str) -> bool:
+    """Whether ``spec`` names a registered target (without contacting it)."""
+    name = _target_name(spec.strip())
+    return name in TARGETS and bool(TARGETS.entry(name).info.get("url")) == ("://" in spec)
 
 
 def parse_target(
@@ -45,17 +70,7 @@ def parse_target(
 ) -> Target:
     """The target ``spec`` names; ``work_dir`` remembers remote folders a lost connection left behind."""
     text = spec.strip()
-    state_dir = work_dir or default_work_dir()
-    if text == "local":
-        from ondevice_audit.targets.local import LocalTarget
-
-        return LocalTarget(trust_model=trust_model)
-    if text == "subprocess":
-        from ondevice_audit.targets.process import SubprocessTarget
-
-        return SubprocessTarget(state_dir=state_dir)
-    if text.startswith("ssh://"):
-        from ondevice_audit.targets.ssh import SshTarget
-
-        return SshTarget.from_url(text, ssh_options, state_dir)
-    raise TargetError(f"unknown target {spec!r}: use {TARGET_HELP}")
+    if not is_target(text):
+        raise TargetError(f"unknown target {spec!r}: use {TARGET_HELP}")
+    settings = TargetSettings(tuple(ssh_options), work_dir or default_work_dir(), trust_model)
+    return TARGETS.load(_target_name(text)).from_spec(text, settings)

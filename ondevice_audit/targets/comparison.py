@@ -1,88 +1,22 @@
-"""Several runs of a model on the same clips: which runs to make, and the report's ``comparison`` section.
+"""The report's ``comparison`` section: several runs of a model on the same clips, side by side.
 
-A *run* is one model file on one target with one runtime. ``audit MODEL --target A --target B --runtime R1
---runtime R2`` runs MODEL on every target with every runtime; ``--reference BASE`` adds BASE, run on the first
-target, in front. The first run is the reference that flips, forgotten clips and RB differences are measured
-against (see ``metrics/disparity.py``).
+The first run is the reference that flips, forgotten clips and RB differences are measured against (see
+``metrics/disparity.py``); the runs themselves are planned and executed by ``targets/runs.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import model_format
 from ondevice_audit.metrics.disparity import DisparityFrame, GroupDisparity
-from ondevice_audit.runtimes import RUNTIMES
-from ondevice_audit.targets import device_runner
-from ondevice_audit.targets.interface import ModelOnTarget, Target, TargetFacts
-from ondevice_audit.targets.resume import BatchStats
+from ondevice_audit.targets.runs import Run, RunRecord
 
-__all__ = ["RUNTIME_FORMATS", "Run", "RunRecord", "comparison_section", "plan_runs"]
-
-RUNTIME_FORMATS = {**RUNTIMES, **device_runner.RUNTIMES}
-"""Every runtime name a target knows -> the model format it runs."""
-
-
-@dataclass(frozen=True)
-class Run:
-    label: str
-    model_path: Path
-    target: Target
-    runtime: str | None
-    """As asked; None: the target picks the first runtime that loads the model."""
-
-
-@dataclass
-class RunRecord:
-    """What a run produced besides its predictions."""
-
-    model: ModelOnTarget
-    device: TargetFacts
-    model_sha256: str
-    latency: np.ndarray
-    """Seconds per sample, for every sample the run scored."""
-    peak_memory_bytes: int | None
-    batches: BatchStats
-
-
-def plan_runs(
-    model_path: Path, targets: Sequence[Target], runtimes: Sequence[str | None], reference: Path | None = None
-) -> list[Run]:
-    """The runs in order, reference first; labels name only what differs between them."""
-    if not targets:
-        raise UsageError("name at least one --target")
-    runtimes = list(runtimes) or [None]
-    for runtime in runtimes:
-        if runtime is not None and runtime not in RUNTIME_FORMATS:
-            raise UsageError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIME_FORMATS)}")
-    names = {model_path: model_path.name}
-    if reference is not None:
-        same = reference.name == model_path.name
-        names = {reference: f"reference {reference.name}" if same else reference.name, model_path: model_path.name}
-
-    def label(path: Path, target: Target, runtime: str | None) -> str:
-        text = target.label + (f" ({runtime})" if len(runtimes) > 1 and runtime else "")
-        return f"{names[path]} @ {text}" if reference is not None else text
-
-    runs = []
-    if reference is not None:
-        wanted = runtimes[0]
-        runtime = wanted if wanted and RUNTIME_FORMATS[wanted] == model_format(reference) else None
-        runs.append(Run(label(reference, targets[0], runtime), reference, targets[0], runtime))
-    runs += [Run(label(model_path, t, r), model_path, t, r) for t in targets for r in runtimes]
-    seen: set[str] = set()
-    for run in runs:
-        if run.label in seen:
-            raise UsageError(f"{run.label} is asked for twice; name each target and runtime once")
-        seen.add(run.label)
-    return runs
+__all__ = ["comparison_section"]
 
 
 def _latency(seconds: np.ndarray) -> dict[str, float] | None:

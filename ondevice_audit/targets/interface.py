@@ -2,8 +2,10 @@
 
 ``Target.check`` says what a target is (Python, CPU architecture, runtimes, free disk) and, given a model,
 which runtime would run it. ``Target.open`` prepares a model on the target (copied to the device, loaded once)
-and returns a ``TargetSession`` whose ``run`` maps float32 inputs to class scores with per-sample latency; the
-session's ``close`` removes whatever was put on the device, also after a failure.
+and returns a ``TargetSession`` whose ``run`` maps float32 inputs to scores with per-sample latency (the
+``InferenceResult`` of ``runtimes``); the session's ``close`` removes whatever was put on the device, also after a
+failure. ``targets/runs.py`` runs a model over a whole dataset on one or several targets: the one way every
+command runs a model.
 
 Errors are ``TargetError`` (a ``UsageError``: the user can fix the target, model or flags). A connection that
 fails or drops is ``TargetUnreachable``, which carries a hint and says whether trying again can help.
@@ -20,16 +22,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ondevice_audit.errors import UsageError
+from ondevice_audit.runtimes.interface import InferenceResult, LoadedModel
 
 __all__ = [
     "InferenceResult",
-    "ModelOnTarget",
+    "LoadedModel",
     "RuntimeStatus",
     "Target",
     "TargetCannotRun",
     "TargetError",
     "TargetFacts",
     "TargetSession",
+    "TargetSettings",
     "TargetUnreachable",
 ]
 
@@ -68,19 +72,6 @@ class RuntimeStatus:
 
 
 @dataclass(frozen=True)
-class ModelOnTarget:
-    """A model as loaded on a target: the runtime that runs it and the tensors it takes and gives."""
-
-    runtime: str
-    runtime_version: str
-    input_shape: list[int | None]
-    """Batch axis first; None marks a dynamic axis."""
-    input_dtype: str
-    output_shape: list[int | None]
-    output_dtype: str
-
-
-@dataclass(frozen=True)
 class TargetFacts:
     target: str
     python: str
@@ -94,30 +85,16 @@ class TargetFacts:
     python_executable: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     """Anything else the target reports (OS release, numpy version)."""
-    model: ModelOnTarget | None = None
+    model: LoadedModel | None = None
     """With ``check(model_path)``: how the model loads here."""
     model_error: str | None = None
     """With ``check(model_path)``: why nothing here runs the model."""
 
 
-@dataclass
-class InferenceResult:
-    """Scores of one batch on a target, with what it cost there."""
-
-    scores: np.ndarray
-    """``(n, classes)`` float32 scores, one row per input."""
-    latency: np.ndarray
-    """``(n,)`` seconds per sample: the wall time of the inference call that ran it, divided by that call's
-    batch size (``--batch-size 1`` gives single-sample latency as a deployed device sees it)."""
-    peak_memory_bytes: int | None = None
-    """Peak resident memory of the process that ran the model, where the target measures it (the runner's
-    ``VmHWM``, or ``ru_maxrss`` off Linux); None in-process, where the host's own memory would be mixed in."""
-
-
 class TargetSession(ABC):
     """One model prepared on one target. Use as a context manager: leaving it removes what was put there."""
 
-    model: ModelOnTarget
+    model: LoadedModel
     device: TargetFacts
     notes: list[str]
     """Problems met while cleaning up (a folder left on an unreachable device), for the caller to show."""
@@ -143,11 +120,28 @@ class TargetSession(ABC):
         self.close()
 
 
+@dataclass(frozen=True)
+class TargetSettings:
+    """How targets are reached, whichever one is named."""
+
+    ssh_options: tuple[str, ...] = ()
+    """``Key=Value`` OpenSSH options for ``ssh://`` targets."""
+    state_dir: Path | None = None
+    """Where remote folders a lost connection left behind are remembered (removed next time)."""
+    trust_model: bool = False
+    """Allow Keras models that run stored Python code (the in-process target only)."""
+
+
 class Target(ABC):
     label: str
     """How the user named the target, normalised (``local``, ``subprocess``, ``ssh://user@host:port``)."""
     resumable: ClassVar[bool] = False
     """Whether finished batches are worth keeping on disk: True for targets outside this process."""
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: str, settings: TargetSettings) -> Target:
+        """The target ``spec`` (its registered name, or ``scheme://...``) names."""
 
     @abstractmethod
     def check(self, model_path: Path | None = None, runtime: str | None = None) -> TargetFacts:

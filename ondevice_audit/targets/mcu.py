@@ -8,20 +8,14 @@ Board presets and their sources: ``docs/mcu-boards.md``.
 
 Sizes: ``KB``/``MB`` are decimal (1000, 1000²) and ``KiB``/``MiB`` binary (1024, 1024²), as in IEC 80000-13.
 Datasheets often write "256 KB" for 256 KiB; the presets use the binary values the chips have.
-
-``stratified_subsample`` keeps at most N clips per group, for a quick TFLM check of a large dataset.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 from ondevice_audit.errors import UsageError
 
@@ -36,7 +30,6 @@ __all__ = [
     "format_size",
     "parse_size",
     "resolve_budget",
-    "stratified_subsample",
 ]
 
 DEFAULT_RAM_HEADROOM = 0.25
@@ -235,27 +228,3 @@ def fits(
         flash_limit_bytes=flash_limit,
         budget=budget,
     )
-
-
-def stratified_subsample(
-    frame: pd.DataFrame, group_columns: Sequence[str], max_per_group: int, seed: int = 0
-) -> pd.DataFrame:
-    """At most ``max_per_group`` rows of every combination of ``group_columns`` values, in the original order.
-
-    For a quick check on a slow runtime (TFLM): every group keeps clips, small groups keep all of theirs, so
-    per-group metrics stay defined where the full run has them. Rows with a missing value form their own
-    stratum. The same seed picks the same rows; the index is kept so rows map back to the full frame.
-    """
-    if max_per_group < 1:
-        raise UsageError(f"a subsample needs at least 1 clip per group, got {max_per_group}")
-    missing = [c for c in group_columns if c not in frame.columns]
-    if missing:
-        raise UsageError(f"no column(s) {', '.join(missing)} to stratify by")
-    if not group_columns:
-        raise UsageError("name at least one group column to stratify by")
-    rng = np.random.default_rng(seed)
-    keep = []
-    for rows in frame.groupby(list(group_columns), dropna=False, sort=True).indices.values():
-        keep.append(rows if len(rows) <= max_per_group else rng.choice(rows, size=max_per_group, replace=False))
-    chosen = np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=int)
-    return frame.iloc[chosen]

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ondevice_audit.targets.interface import TargetError
+from ondevice_audit.targets.interface import TargetError, TargetSettings
 from ondevice_audit.targets.remote import RemoteTarget
 
 __all__ = ["SubprocessTarget"]
@@ -24,6 +24,10 @@ class SubprocessTarget(RemoteTarget):
 
     def __init__(self, python: str = sys.executable, state_dir: Path | None = None):
         super().__init__(python, state_dir)
+
+    @classmethod
+    def from_spec(cls, spec: str, settings: TargetSettings) -> SubprocessTarget:
+        return cls(state_dir=settings.state_dir)
 
     def _make_folder(self) -> str:
         return tempfile.mkdtemp(prefix="ondevice-audit.")

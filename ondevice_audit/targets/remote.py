@@ -27,7 +27,7 @@ from ondevice_audit.export.metadata import model_format
 from ondevice_audit.targets import device_runner
 from ondevice_audit.targets.interface import (
     InferenceResult,
-    ModelOnTarget,
+    LoadedModel,
     RuntimeStatus,
     Target,
     TargetCannotRun,
@@ -68,7 +68,7 @@ def facts_from_reply(label: str, reply: dict[str, Any]) -> TargetFacts:
         cpu_count=reply.get("cpu_count"),
         python_executable=reply.get("python_executable"),
         details={k: v for k, v in reply.items() if k not in known},
-        model=None if model is None else ModelOnTarget(**model),
+        model=None if model is None else LoadedModel(**model),
         model_error=reply.get("model_error"),
     )
 

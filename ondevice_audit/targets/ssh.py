@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from ondevice_audit.targets.interface import TargetError, TargetUnreachable
+from ondevice_audit.targets.interface import TargetError, TargetSettings, TargetUnreachable
 from ondevice_audit.targets.remote import RemoteTarget
 
 __all__ = ["SshTarget", "parse_ssh_options"]
@@ -88,6 +88,10 @@ class SshTarget(RemoteTarget):
         self._options = [*parse_ssh_options(options), *(a for o in _DEFAULT_OPTIONS for a in ("-o", o))]
         shown = f"[{host}]" if ":" in host else host
         self.label = f"ssh://{user + '@' if user else ''}{shown}{f':{port}' if port else ''}"
+
+    @classmethod
+    def from_spec(cls, spec: str, settings: TargetSettings) -> SshTarget:
+        return cls.from_url(spec, settings.ssh_options, settings.state_dir)
 
     @classmethod
     def from_url(cls, url: str, options: Sequence[str] = (), state_dir: Path | None = None) -> SshTarget:

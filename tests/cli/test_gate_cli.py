@@ -14,12 +14,12 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from ondevice_audit.cli import app
-from ondevice_audit.cli import gate as gate_command
 from ondevice_audit.cli._gate_options import gate_after_report
 from ondevice_audit.gate import config as gate_config
 from ondevice_audit.gate import rules as gate_rules
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.report.document import build_report, to_json
+from ondevice_audit.sweep.folder import NOT_A_SWEEP
 
 runner = CliRunner()
 HOSTILE = '<g>|x_*`&"\x01'
@@ -109,7 +109,7 @@ def test_exit_2_on_unreadable_input(workdir: Path) -> None:
     assert gate(workdir / "bad.json", "--max-rb", "0.2").exit_code == 2
     sweep = gate(workdir, "--max-rb", "0.2")
     assert sweep.exit_code == 2
-    assert gate_command.NOT_A_SWEEP.format(path=workdir) in " ".join(sweep.stderr.split())
+    assert NOT_A_SWEEP.format(path=workdir, name="sweep.json") in " ".join(sweep.stderr.split())
 
 
 def test_exit_2_on_unknown_config_keys(workdir: Path) -> None:

@@ -104,11 +104,12 @@ def test_bundled_copy_is_the_default_output_small_and_balanced(tmp_path: Path) -
 def shapes_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Path]:
     """A tiny image-cnn trained on sessions 0-5 of a generated set, as TFLite and ONNX; and the audit manifest."""
     from ondevice_audit.data import read_manifest
-    from ondevice_audit.export.interface import export_variants
     from ondevice_audit.export.metadata import ModelMetadata
+    from ondevice_audit.export.variants import export_variants
     from ondevice_audit.frontend import ImageFrontendSpec
+    from ondevice_audit.frontend.features import compute_features
     from ondevice_audit.model.recipes import get_recipe
-    from ondevice_audit.model.train import compute_features, encode_labels, train_model
+    from ondevice_audit.model.train import encode_labels, train_model
     from ondevice_audit.optimize.quantize import QuantApproach
 
     root = tmp_path_factory.mktemp("vision") / "shapes"

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.interface import ExportResult, ExportSpec, export_variants, get_exporter, variant_path
+from ondevice_audit.export import get_exporter
+from ondevice_audit.export.interface import ExportResult, ExportSpec
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
+from ondevice_audit.export.variants import export_variants, variant_path
 from ondevice_audit.frontend import AudioFrontendSpec
 from ondevice_audit.model.train import train_model
 from ondevice_audit.optimize.quantize import QuantApproach, QuantizationConfig

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ondevice_audit.cli import app
-from ondevice_audit.cli import gate as gate_command
 from ondevice_audit.gate import NoReport, Rule, RuleKind, evaluate
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.report.document import build_report, to_json
+from ondevice_audit.sweep.folder import NOT_A_SWEEP
 
 runner = CliRunner()
 PASSING, FAILING, CRASHED = "000-pass", "001-fail", '002-<b>&"x'
@@ -117,7 +117,7 @@ def test_a_folder_that_is_not_a_sweep_is_a_usage_error(sweep: Path) -> None:
     (sweep / "sweep.json").unlink()
     result = gate(sweep, "--max-rb", "0.2")
     assert result.exit_code == 2
-    assert gate_command.NOT_A_SWEEP.format(path=sweep) in " ".join(result.stderr.split())
+    assert NOT_A_SWEEP.format(path=sweep, name="sweep.json") in " ".join(result.stderr.split())
     (sweep / "sweep.json").write_text("{}")
     assert gate(sweep, "--max-rb", "0.2").exit_code == 2
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ondevice_audit.data.split import split_by_speaker
 from ondevice_audit.errors import UsageError
-from ondevice_audit.model.train import split_by_speaker
 
 
 def _manifest(n_speakers: int = 60, seed: int = 1) -> pd.DataFrame:

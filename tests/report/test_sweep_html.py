@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ondevice_audit.cli import app
-from ondevice_audit.cli import report as report_command
 from ondevice_audit.report.html import sweep_html
+from ondevice_audit.sweep.folder import NOT_A_SWEEP
 
 SCRIPT = "<script>alert(1)</script>"
 HOSTILE_CELL = '002-<img src=x onerror="alert(1)">&'
@@ -148,6 +148,6 @@ def test_a_folder_that_is_not_a_finished_sweep_is_a_usage_error(sweep: Path, tmp
     (sweep / "summary.json").unlink()
     result = render(sweep, "--html", tmp_path / "x.html")
     assert result.exit_code == 2
-    message = report_command.NOT_A_SWEEP.format(path=sweep, name="summary.json")
+    message = NOT_A_SWEEP.format(path=sweep, name="summary.json")
     assert message in " ".join(result.stderr.split())
     assert not (tmp_path / "x.html").exists()

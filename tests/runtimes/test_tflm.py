@@ -14,8 +14,8 @@ import pytest
 from ondevice_audit.audit import ModelOptions, ScoreOptions, audit_model
 from ondevice_audit.data import read_manifest
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.interface import export_variants
 from ondevice_audit.export.metadata import ModelMetadata
+from ondevice_audit.export.variants import export_variants
 from ondevice_audit.frontend import AudioFrontendSpec, build_frontend
 from ondevice_audit.optimize.quantize import QuantApproach
 from ondevice_audit.report.document import validate

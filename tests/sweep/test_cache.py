@@ -12,14 +12,23 @@ from pathlib import Path
 import pytest
 
 from ondevice_audit.sweep.cache import Cache, atomic_write_text, digest, link_or_copy
+from ondevice_audit.sweep.stages.prune import PruneSettings
+from ondevice_audit.sweep.stages.train import TrainSettings
+
+
+def _train(**changed: object) -> TrainSettings:
+    settings = {"features": "f" * 64, "classes": ("no", "yes"), "architecture": "ds-cnn", "seed": 0, "epochs": 3,
+                "batch_size": 64, "learning_rate": 1e-3, **changed}  # fmt: skip
+    return TrainSettings(**settings)  # type: ignore[arg-type]
 
 
 def test_keys_are_canonical_and_follow_every_setting(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
-    key = cache.key("train", {"seed": 0, "epochs": 3})
-    assert key == cache.key("train", {"epochs": 3, "seed": 0})
-    assert key != cache.key("train", {"seed": 1, "epochs": 3})
-    assert key != cache.key("prune", {"seed": 0, "epochs": 3})
+    key = cache.key(_train())
+    assert key == cache.key(_train(epochs=3, seed=0))
+    assert key != cache.key(_train(seed=1))
+    assert key != cache.key(_train(learning_rate=1e-4))
+    assert key != cache.key(PruneSettings("f" * 64, key, 0.5, "polynomial", 1e-4, 3, 64, 0))
     assert digest({"a": [1, 2]}) != digest({"a": [2, 1]})
     assert cache.entry("train", key) == tmp_path / "train" / key[:2] / key
 
@@ -94,8 +103,8 @@ def test_atomic_files_replace_whole(tmp_path: Path) -> None:
 
 
 def test_toolchain_versions_are_part_of_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ondevice_audit.sweep import cache as module
+    from ondevice_audit.sweep.stages import base as module
 
-    before = Cache(tmp_path).key("train", {"seed": 0})
-    monkeypatch.setattr(module, "toolchain", lambda: {"tensorflow": "9.9"})
-    assert Cache(tmp_path).key("train", {"seed": 0}) != before
+    before = Cache(tmp_path).key(_train())
+    monkeypatch.setattr(module, "distribution_versions", lambda names: dict.fromkeys(names, "9.9"))
+    assert Cache(tmp_path).key(_train()) != before

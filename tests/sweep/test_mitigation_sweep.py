@@ -6,6 +6,7 @@ speakers), so reweighting has something to do: female clips weigh 2, male ones 2
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_mitigation_and_imbalance_enter_the_training_and_pruning_keys(
         for index, cell in enumerate(plan.cells):
             keys[name, index] = {plan.tasks[k].stage: k for k in cell.chain}
         balanced = plan.tasks[keys[name, 1]["prune"]].settings
-        assert balanced["mitigation"] == {"name": "balanced", "group": "gender"}
+        assert dataclasses.asdict(balanced)["mitigation"] == {"name": "balanced", "group": "gender"}
     assert keys["plain", 0]["features"] == keys["plain", 1]["features"]
     assert keys["plain", 0]["train"] != keys["plain", 1]["train"]
     assert keys["plain", 0]["prune"] != keys["plain", 1]["prune"]

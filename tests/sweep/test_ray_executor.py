@@ -24,9 +24,10 @@ from typer.testing import CliRunner
 
 from ondevice_audit.cli import app
 from ondevice_audit.errors import UsageError
-from ondevice_audit.sweep import Cache, load_matrix, run_sweep, stages
+from ondevice_audit.sweep import Cache, load_matrix, run_sweep
 from ondevice_audit.sweep.pools.ray import RayPool
 from ondevice_audit.sweep.stages import build_plan, prepare_context
+from ondevice_audit.sweep.stages import features as features_stage
 
 runner = CliRunner()
 TIMING = {"latency_ms"}
@@ -87,7 +88,7 @@ def test_feature_shards_on_ray_join_to_the_unsharded_features_bit_for_bit(
 ) -> None:
     """Splits of more than 64 clips become shard tasks of 64 (as a corpus of more than 16 384 clips would); the
     joined features are those the unsharded Ray run computed, and the cells those of the local executor."""
-    monkeypatch.setattr(stages, "_SHARD_CLIPS", 64)
+    monkeypatch.setattr(features_stage, "SHARD_CLIPS", 64)
     parsed = load_matrix(matrix)
     cache = both_runs["root"] / "cache-shards"
     result = run_sweep(parsed, both_runs["root"] / "shards", cache_dir=cache, jobs=2, executor="ray")
@@ -100,7 +101,7 @@ def test_feature_shards_on_ray_join_to_the_unsharded_features_bit_for_bit(
     compared = [column for column in local.columns if column not in TIMING]
     pd.testing.assert_frame_equal(local[compared], sharded[compared], check_exact=True)
     key = next(k for k, task in build_plan(context, Cache(cache)).tasks.items()
-               if task.stage == "features" and "shard" not in task.settings)  # fmt: skip
+               if task.stage == "features" and task.settings.shard is None)  # fmt: skip
     with np.load(Cache(cache).entry("features", key) / "features.npz") as joined, np.load(
         Cache(both_runs["root"] / "cache-ray").entry("features", key) / "features.npz"
     ) as whole:

@@ -60,7 +60,8 @@ def user_models(tmp_path_factory: pytest.TempPathFactory, subset: Path) -> dict[
     """{'keras', 'tflite', 'onnx'}: one user-style model, trained briefly, in the three formats."""
     from ondevice_audit import _tensorflow
     from ondevice_audit.data import read_manifest
-    from ondevice_audit.export.interface import ExportSpec, get_exporter
+    from ondevice_audit.export import get_exporter
+    from ondevice_audit.export.interface import ExportSpec
     from ondevice_audit.export.metadata import ModelMetadata, write_metadata
     from ondevice_audit.frontend import build_frontend
 

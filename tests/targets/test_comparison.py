@@ -1,11 +1,11 @@
-"""Runtime- and compression-induced disparity through ``audit_on_targets``, on local and subprocess targets."""
+"""Runtime- and compression-induced disparity through ``audit_model``, on local and subprocess targets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ondevice_audit.audit import ModelOptions, ScoreOptions, TargetOptions, audit_model, audit_on_targets
+from ondevice_audit.audit import ModelOptions, ScoreOptions, TargetOptions, audit_model
 from ondevice_audit.errors import UsageError
 from ondevice_audit.report.document import validate
 from ondevice_audit.report.markdown import MarkdownFormat
@@ -24,7 +24,7 @@ def _predictions(kws, model) -> np.ndarray:
 def int8_vs_f32(kws, models, device_python, tmp_path_factory):
     """int8 against its float32 base, locally and on the device runner in a Python without TensorFlow."""
     device = SubprocessTarget(python=str(device_python))
-    return audit_on_targets(
+    return audit_model(
         models.int8,
         kws.manifest,
         OPTIONS,
@@ -90,9 +90,9 @@ def test_renderers_show_the_comparison(int8_vs_f32):
 
 def test_same_target_twice_is_refused(kws, models):
     with pytest.raises(UsageError, match="asked for twice"):
-        audit_on_targets(models.f32, kws.manifest, OPTIONS, target_options=TargetOptions(targets=("local", "local")))
+        audit_model(models.f32, kws.manifest, OPTIONS, target_options=TargetOptions(targets=("local", "local")))
 
 
 def test_runner_only_runtime_on_local_says_where_it_runs(kws, models):
     with pytest.raises(UsageError, match="use --target subprocess"):
-        audit_on_targets(models.f32, kws.manifest, OPTIONS, target_options=TargetOptions(runtimes=("tf_lite",)))
+        audit_model(models.f32, kws.manifest, OPTIONS, target_options=TargetOptions(runtimes=("tf_lite",)))

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ondevice_audit.data.subsample import stratified_subsample
 from ondevice_audit.errors import UsageError
 from ondevice_audit.runtimes.tflm import footprint
 from ondevice_audit.targets.mcu import (
@@ -19,7 +20,6 @@ from ondevice_audit.targets.mcu import (
     format_size,
     parse_size,
     resolve_budget,
-    stratified_subsample,
 )
 
 KIB, MIB = 1024, 1024 * 1024

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ondevice_audit.audit import ModelOptions, ScoreOptions, TargetOptions, audit_model, audit_on_targets
+from ondevice_audit.audit import ModelOptions, ScoreOptions, TargetOptions, audit_model
 from ondevice_audit.cli import app
 from ondevice_audit.progress import Advance, NullProgress
 from ondevice_audit.report.document import validate
@@ -52,7 +52,7 @@ def test_scores_on_the_device_equal_local_scores(kws, models, server, device_pyt
 
 @pytest.mark.parametrize("name", ["int8", "onnx"])
 def test_audit_through_ssh_equals_local(kws, models, server, device_python, local_reports, tmp_path, name):
-    report = audit_on_targets(getattr(models, name), kws.manifest, OPTIONS, MODEL_OPTIONS,
+    report = audit_model(getattr(models, name), kws.manifest, OPTIONS, MODEL_OPTIONS,
                               _targets(server, device_python, tmp_path, "local", "ssh"))  # fmt: skip
     validate(report)
     assert report["attributes"] == local_reports[name]["attributes"]
@@ -98,7 +98,7 @@ def test_a_connection_cut_mid_run_is_retried_with_the_same_numbers(
     watcher = threading.Thread(target=cut_while_the_runner_runs, daemon=True)
     watcher.start()
     try:
-        report = audit_on_targets(models.int8, kws.manifest, OPTIONS, MODEL_OPTIONS,
+        report = audit_model(models.int8, kws.manifest, OPTIONS, MODEL_OPTIONS,
                                   _targets(server, device_python, tmp_path, "ssh", backoff_seconds=0.2))  # fmt: skip
     finally:
         done.set()
@@ -128,10 +128,10 @@ def test_an_audit_stopped_by_a_lost_device_resumes_without_rerunning_finished_ba
 ):
     options = _targets(server, device_python, tmp_path, "ssh", retries=1, backoff_seconds=0.05)
     with pytest.raises(TargetUnreachable, match="run the same command again to resume"):
-        audit_on_targets(models.int8, kws.manifest, OPTIONS, MODEL_OPTIONS, options, _DropServerAfterFirstBatch(server))
+        audit_model(models.int8, kws.manifest, OPTIONS, MODEL_OPTIONS, options, _DropServerAfterFirstBatch(server))
     assert len(server.remote_folders()) == 1, "the device went away with its folder, which is remembered"
     server.start()
-    report = audit_on_targets(models.int8, kws.manifest, OPTIONS, MODEL_OPTIONS, options)
+    report = audit_model(models.int8, kws.manifest, OPTIONS, MODEL_OPTIONS, options)
     assert report["comparison"]["runs"][0]["batches"] == {"batches": 3, "from_cache": 1, "retries": 0}
     assert report["attributes"] == local_reports["int8"]["attributes"]
     # the server fixture checks that the remembered folder was removed by this second run
@@ -148,7 +148,7 @@ def test_a_hostile_model_path_executes_nothing(kws, models, server, device_pytho
     result = CliRunner().invoke(app, [*args, *options, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["model"]["runtime"] == "litert"
-    report = audit_on_targets(
+    report = audit_model(
         hostile, kws.manifest, OPTIONS, MODEL_OPTIONS, _targets(server, device_python, tmp_path, "ssh")
     )
     assert report["inputs"][0]["path"] == str(hostile)

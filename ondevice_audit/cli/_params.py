@@ -1,0 +1,68 @@
+"""Groups of options declared once, from the dataclasses that hold them, and handed to a command as one value.
+
+``options_from(OptionGroup)`` adds one Typer option per field of a group to a command's signature and calls the
+command with the group built from them (as the keyword ``group.name``). So a setting added to a dataclass (a
+front-end parameter, say) becomes an option of every command that takes the group, with its default and help
+from the dataclass, and no command changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+__all__ = ["OptionGroup", "OptionSpec", "options_from"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its parameter name, its annotation (``Annotated[type, typer.Option(...)]``), its default."""
+
+    name: str
+    annotation: Any
+    default: Any
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    name: str
+    """The keyword the command receives the built group as."""
+    options: Sequence[OptionSpec]
+    build: Callable[..., Any]
+    """Called with every option's value by name; its result is what the command receives."""
+
+
+def options_from(group: OptionGroup) -> Callable[[F], F]:
+    """Add ``group``'s options to a command after its own parameters (its ``group.name`` parameter removed)."""
+
+    def decorate(command: F) -> F:
+        hints = typing.get_type_hints(command, include_extras=True)
+        signature = inspect.signature(command)
+        own = [
+            parameter.replace(annotation=hints.get(parameter.name, parameter.annotation))
+            for parameter in signature.parameters.values()
+            if parameter.name != group.name
+        ]
+        added = [
+            inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=spec.default, annotation=spec.annotation)
+            for spec in group.options
+        ]
+        names = [spec.name for spec in group.options]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            return command(*args, **kwargs, **{group.name: group.build(**values)})
+
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
+        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return typing.cast(F, wrapper)
+
+    return decorate

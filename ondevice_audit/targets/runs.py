@@ -1,0 +1,264 @@
+"""The one way a model runs over a dataset: on one or several targets, chunk by chunk, into per-row scores.
+
+A *run* is one model file on one target with one runtime. ``audit MODEL --target A --target B --runtime R1
+--runtime R2`` runs MODEL on every target with every runtime; ``--reference BASE`` adds BASE, run on the first
+target, in front. A plain ``audit`` is one run on the ``local`` target, and every sweep cell's inference is one
+run on its ``target`` factor: so a new runtime, target or way of feeding a model is written once, here or below.
+
+``execute_runs`` opens a session per run (copying and loading the model once), feeds every chunk of inputs to
+every session (a batch that fails on a dropped connection is retried, and batches of targets outside this
+process are kept on disk to resume), and returns per run a ``(rows, outputs)`` score array with NaN in the rows
+that could not be scored, the reason for each such row, and what each run cost (latency, peak memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ondevice_audit._files import sha256_of
+from ondevice_audit.errors import UsageError
+from ondevice_audit.export.metadata import model_format
+from ondevice_audit.progress import NullProgress, Progress
+from ondevice_audit.runtimes import RUNTIMES, runtime_format
+from ondevice_audit.runtimes.interface import LoadedModel
+from ondevice_audit.targets import device_runner
+from ondevice_audit.targets.interface import Target, TargetFacts, TargetSession
+from ondevice_audit.targets.resume import BatchStats, BatchStore, ResumableRun, RetryPolicy, default_work_dir
+
+__all__ = [
+    "Chunk",
+    "Run",
+    "RunRecord",
+    "RunSettings",
+    "RunsOutcome",
+    "execute_runs",
+    "fit_to_shape",
+    "plan_runs",
+    "runtime_names",
+]
+
+NAN_OUTPUT = "model output is NaN or infinite"
+
+
+def runtime_names() -> dict[str, str]:
+    """Every runtime name a target knows (in this process or in the device runner) -> the format it runs."""
+    return {**{name: runtime_format(name) for name in RUNTIMES}, **device_runner.RUNTIMES}
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    model_path: Path
+    target: Target
+    runtime: str | None
+    """As asked; None: the target picks the first runtime that loads the model."""
+
+
+@dataclass
+class RunRecord:
+    """What a run produced besides its scores."""
+
+    model: LoadedModel
+    device: TargetFacts
+    model_sha256: str
+    latency: np.ndarray
+    """Seconds per sample, for every sample the run scored."""
+    peak_memory_bytes: int | None
+    batches: BatchStats
+    probe: np.ndarray | None = None
+    """With ``RunSettings.latency_probe``: seconds of each single-sample call, warm-up calls first."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Some rows of a dataset, as model inputs."""
+
+    positions: np.ndarray
+    """Row of each input."""
+    inputs: np.ndarray
+    size: int
+    """Rows the chunk covers, those that failed included (for progress)."""
+    failures: dict[int, str] = field(default_factory=dict)
+    """Row -> why no input could be made of it (a missing or corrupt file)."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    batch_size: int = 64
+    """Samples per inference call."""
+    work_dir: Path | None = None
+    """Where finished batches of targets outside this process are kept; None: the default work folder."""
+    retries: int = 3
+    backoff_seconds: float = 1.0
+    latency_probe: int = 0
+    """Time this many single-sample calls per run (after ``PROBE_WARMUP`` untimed ones) on the first chunk's
+    inputs: latency as a deployed device sees it, one sample per call."""
+
+
+PROBE_WARMUP = 3
+
+
+@dataclass
+class RunsOutcome:
+    scores: list[np.ndarray]
+    """Per run, ``(rows, outputs)`` float32; rows in ``failures`` hold NaN."""
+    failures: dict[int, str]
+    """Row -> why it could not be scored on some run (such a row is left out of every run)."""
+    records: list[RunRecord]
+
+
+def plan_runs(
+    model_path: Path, targets: Sequence[Target], runtimes: Sequence[str | None], reference: Path | None = None
+) -> list[Run]:
+    """The runs in order, reference first; labels name only what differs between them."""
+    if not targets:
+        raise UsageError("name at least one --target")
+    known = runtime_names()
+    runtimes = list(runtimes) or [None]
+    for runtime in runtimes:
+        if runtime is not None and runtime not in known:
+            raise UsageError(f"unknown runtime {runtime!r}; choose one of {', '.join(known)}")
+    names = {model_path: model_path.name}
+    if reference is not None:
+        same = reference.name == model_path.name
+        names = {reference: f"reference {reference.name}" if same else reference.name, model_path: model_path.name}
+
+    def label(path: Path, target: Target, runtime: str | None) -> str:
+        text = target.label + (f" ({runtime})" if len(runtimes) > 1 and runtime else "")
+        return f"{names[path]} @ {text}" if reference is not None else text
+
+    runs = []
+    if reference is not None:
+        wanted = runtimes[0]
+        runtime = wanted if wanted and known[wanted] == model_format(reference) else None
+        runs.append(Run(label(reference, targets[0], runtime), reference, targets[0], runtime))
+    runs += [Run(label(model_path, t, r), model_path, t, r) for t in targets for r in runtimes]
+    seen: set[str] = set()
+    for run in runs:
+        if run.label in seen:
+            raise UsageError(f"{run.label} is asked for twice; name each target and runtime once")
+        seen.add(run.label)
+    return runs
+
+
+def fit_to_shape(inputs: np.ndarray, expected: Sequence[int | None]) -> np.ndarray:
+    """Plug-in inputs may lack a channel axis; a reshape with the same size fits, anything else is a user error."""
+    got = inputs.shape[1:]
+    if len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got, strict=True)):
+        return inputs
+    if None not in expected and int(np.prod(got)) == int(np.prod(expected)):
+        return inputs.reshape(len(inputs), *expected)
+    raise UsageError(f"the front-end makes inputs of shape {list(got)} but the model takes {list(expected)}")
+
+
+class _Running:
+    """One run's open session and what it has produced so far."""
+
+    def __init__(self, run: Run, session: TargetSession, executor: ResumableRun, sha256: str, rows: int):
+        self.run, self.session, self.executor, self.sha256 = run, session, executor, sha256
+        self.rows = rows
+        self.scores: np.ndarray | None = None
+        self.latency: list[np.ndarray] = []
+        self.peak: int | None = None
+        self.probe_inputs: np.ndarray | None = None
+        self.probe: np.ndarray | None = None
+
+    def feed(self, chunk: Chunk, batch_size: int, probe: int) -> np.ndarray:
+        """Run ``chunk``; returns which of its inputs gave finite scores."""
+        inputs = fit_to_shape(chunk.inputs, self.session.model.input_shape[1:])
+        result = self.executor.run(inputs, batch_size)
+        if self.scores is None:
+            self.scores = np.full((self.rows, result.scores.shape[1]), np.nan, dtype=np.float32)
+        self.scores[chunk.positions] = result.scores
+        finite = np.isfinite(result.scores).all(axis=1)
+        self.latency.append(result.latency[finite])
+        if result.peak_memory_bytes is not None:
+            self.peak = max(self.peak or 0, result.peak_memory_bytes)
+        if probe and self.probe_inputs is None:
+            self.probe_inputs = inputs[: PROBE_WARMUP + probe]
+        return finite
+
+    def record(self) -> RunRecord:
+        latency = np.concatenate(self.latency) if self.latency else np.zeros(0)
+        return RunRecord(self.session.model, self.session.device, self.sha256, latency, self.peak,
+                         self.executor.stats, self.probe)  # fmt: skip
+
+
+def execute_runs(
+    runs: Sequence[Run],
+    chunks: Iterable[Chunk],
+    rows: int,
+    *,
+    settings: RunSettings | None = None,
+    check_model: Callable[[LoadedModel], None] | None = None,
+    progress: Progress | None = None,
+    description: str = "Running the model",
+) -> RunsOutcome:
+    """Every chunk on every run (see the module docstring); ``check_model`` refuses a model whose inputs or
+    outputs do not fit before any sample runs."""
+    settings = settings or RunSettings()
+    progress = progress or NullProgress()
+    if settings.batch_size < 1:
+        raise UsageError("the inference batch size must be at least 1")
+    if settings.retries < 0:
+        raise UsageError("retries must be 0 or more")
+    failures: dict[int, str] = {}
+    with ExitStack() as stack:
+        running = _open(runs, rows, settings, check_model, stack, progress)
+        with progress.task(description, total=rows * len(runs)) as advance:
+            for chunk in chunks:
+                failures.update(chunk.failures)
+                for state in running:
+                    if len(chunk.positions):
+                        finite = state.feed(chunk, settings.batch_size, settings.latency_probe)
+                        where = "" if len(runs) == 1 else f" on {state.run.label}"
+                        for position in chunk.positions[~finite]:
+                            failures.setdefault(int(position), NAN_OUTPUT + where)
+                    advance(chunk.size)
+        for state in running:
+            if state.probe_inputs is not None:
+                state.probe = state.executor.session.run(state.probe_inputs, 1).latency
+    scores = [s.scores if s.scores is not None else np.full((rows, 0), np.nan, np.float32) for s in running]
+    return RunsOutcome(scores, failures, [state.record() for state in running])
+
+
+def _open(
+    runs: Sequence[Run],
+    rows: int,
+    settings: RunSettings,
+    check_model: Callable[[LoadedModel], None] | None,
+    stack: ExitStack,
+    progress: Progress,
+) -> list[_Running]:
+    """A session per run, each closed by ``stack`` (its cleanup notes shown after it closed)."""
+    work_dir = settings.work_dir or default_work_dir()
+    policy = RetryPolicy(settings.retries, settings.backoff_seconds)
+    digests = {path: sha256_of(path) for path in {run.model_path for run in runs}}
+    running = []
+    with progress.task(f"Preparing {len(runs)} run(s): copying and loading the model", total=len(runs)) as step:
+        for run in runs:
+            session = run.target.open(run.model_path, run.runtime)
+            stack.callback(_show_notes, session, progress)  # after the session closed (callbacks run last-in first)
+            stack.enter_context(session)
+            if check_model is not None:
+                check_model(session.model)
+            store = None
+            if run.target.resumable:
+                identity = {"target": run.target.cache_identity(), "runtime": session.model.runtime,
+                            "runtime_version": session.model.runtime_version,
+                            "batch_size": str(settings.batch_size)}  # fmt: skip
+                store = BatchStore(work_dir / "batches", digests[run.model_path], identity)
+            executor = ResumableRun(session, run.label, store, policy, progress)
+            running.append(_Running(run, session, executor, digests[run.model_path], rows))
+            step(1)
+    return running
+
+
+def _show_notes(session: TargetSession, progress: Progress) -> None:
+    for note in session.notes:
+        progress.note(note)

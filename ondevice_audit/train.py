@@ -1,0 +1,148 @@
+"""The train job: a recipe trained on a manifest's speaker-disjoint splits, exported with its metadata.
+
+``ondevice-audit train`` is a thin shell over ``train_on_manifest``; the sweep's train stage calls the same
+``model.train.train_model`` on cached features. The folder it writes is what ``audit`` and ``export`` read:
+``model.keras``/``.tflite``/``.onnx`` carrying the front-end and label names, ``split.csv`` (which manifest row
+went to which split, so the model can be audited on speakers it never heard) and ``train_summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ondevice_audit.errors import UsageError
+from ondevice_audit.frontend import AudioFrontendSpec
+from ondevice_audit.model.recipes import get_recipe
+from ondevice_audit.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ondevice_audit.export.interface import ExportResult
+    from ondevice_audit.model.train import LabelledSplits
+
+__all__ = ["TrainOptions", "TrainOutcome", "train_on_manifest"]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Every setting of a training run, with its default (the CLI takes its defaults from here)."""
+
+    recipe: str = "ds-cnn"
+    frontend: AudioFrontendSpec = field(default_factory=AudioFrontendSpec)
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+    """Seed for the split, initialisation and shuffling."""
+    group: str | None = None
+    """Group column every split represents in proportion (and that mitigations act on)."""
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    """Train, validation, test shares of the files; speakers never straddle splits."""
+    mitigation: str = "none"
+    train_imbalance: str | None = None
+    """``gender=female:0.2``: thin that group's training speakers (seeded)."""
+
+
+@dataclass
+class TrainOutcome:
+    summary: dict[str, Any]
+    """What ``train_summary.json`` holds."""
+    exports: list[ExportResult]
+    notes: list[str]
+    """What the user should know (files left out, kernels clipped to fit the input)."""
+
+
+def train_on_manifest(
+    manifest: Path, out: Path, options: TrainOptions, progress: Progress | None = None
+) -> TrainOutcome:
+    """Split ``manifest`` by speaker, train ``options.recipe`` and write the model folder ``out``."""
+    from ondevice_audit.export.metadata import ModelMetadata
+    from ondevice_audit.export.variants import export_variants, save_keras
+    from ondevice_audit.model.train import prepare_splits, train_model
+    from ondevice_audit.optimize.quantize import QuantApproach
+
+    started = time.perf_counter()
+    progress = progress or NullProgress()
+    recipe = get_recipe(options.recipe)
+    if (options.mitigation != "none" or options.train_imbalance) and not options.group:
+        raise UsageError("--mitigation and --train-imbalance act on a group column: pass --group")
+    splits = prepare_splits(manifest, options.frontend, fractions=options.split, seed=options.seed,
+                            group=options.group, progress=progress, train_imbalance=options.train_imbalance)  # fmt: skip
+    notes = []
+    if splits.failures:
+        notes.append(f"{len(splits.failures)} files could not be read and were left out (see train_summary.json)")
+    group = options.group
+    model, history = train_model(
+        recipe, splits.train.inputs, splits.y_train, splits.val.inputs if splits.val else None, splits.y_val,
+        epochs=options.epochs, batch_size=options.batch_size, learning_rate=options.learning_rate,
+        seed=options.seed, n_classes=len(splits.classes), progress=progress, mitigation=options.mitigation,
+        train_groups=splits.train.frame[group].to_numpy() if group else None,
+        val_groups=splits.val.frame[group].to_numpy() if group and splits.val else None,
+    )  # fmt: skip
+    notes += [f"{recipe.name} adjusted to the input: {note}" for note in history["adjustments"]]
+    extra = _facts(recipe.name, options, history)
+    metadata = ModelMetadata(labels=splits.classes, frontend=options.frontend, extra={**extra, "quantization": "f32"})
+    out.mkdir(parents=True, exist_ok=True)
+    save_keras(model, out / "model.keras", metadata)
+    results = export_variants(model, ("tflite", "onnx"), [QuantApproach.F32], out, metadata, splits.train.inputs,
+                              seed=options.seed, progress=progress)  # fmt: skip
+    _write_split(out / "split.csv", splits.frames)
+    summary = _summary(splits, history, extra, results, options, time.perf_counter() - started)
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return TrainOutcome(summary, results, notes)
+
+
+def _facts(recipe: str, options: TrainOptions, history: dict[str, Any]) -> dict[str, Any]:
+    """What the model's metadata says of how it was made."""
+    return {
+        "recipe": recipe,
+        "adjustments": history["adjustments"],
+        "features": options.frontend.kind,
+        "requested_sparsity": 0.0,
+        "achieved_sparsity": 0.0,
+        "training": {"epochs": options.epochs, "batch_size": options.batch_size,
+                     "learning_rate": options.learning_rate, "seed": options.seed},  # fmt: skip
+        "mitigation": history["mitigation"],
+        "train_imbalance": options.train_imbalance,
+    }
+
+
+def _write_split(path: Path, frames: dict[str, pd.DataFrame]) -> None:
+    """Which split each manifest row went to, keyed by the manifest's own ``path`` column."""
+    import pandas as pd
+
+    columns = [c for c in ("path", "label", "speaker") if c in frames["train"].columns]
+    rows = [frame[columns].assign(split=name) for name, frame in frames.items()]
+    pd.concat(rows).to_csv(path, index=False)
+
+
+def _summary(
+    splits: LabelledSplits,
+    history: dict[str, Any],
+    extra: dict[str, Any],
+    results: list[ExportResult],
+    options: TrainOptions,
+    seconds: float,
+) -> dict[str, Any]:
+    def described(frame: pd.DataFrame) -> dict[str, int]:
+        speakers = frame["speaker"].nunique() if "speaker" in frame.columns else len(frame)
+        return {"files": len(frame), "speakers": int(speakers)}
+
+    curves = {key: values for key, values in history.items() if key not in ("adjustments", "mitigation", "seconds")}
+    return {
+        **extra,
+        "labels": splits.classes,
+        "split": {"fractions": options.split, "group": options.group,
+                  **{k: described(v) for k, v in splits.frames.items()}},  # fmt: skip
+        "final": {key: values[-1] for key, values in curves.items()},
+        "history": curves,
+        "failed_files": splits.failures,
+        "exports": [r.to_dict() for r in results],
+        "training_seconds": history["seconds"],
+        "seconds": seconds,
+    }
