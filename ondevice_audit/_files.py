@@ -1,11 +1,13 @@
-"""Content hashes and sizes of input files (or SavedModel folders), recorded in every report."""
+"""What a model or data file is: its format (by name), content hash and size, as every report records them."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-__all__ = ["sha256_of", "size_of"]
+from ondevice_audit.errors import UsageError
+
+__all__ = ["model_format", "sha256_of", "size_of"]
 
 
 def _files(path: Path) -> list[Path]:
@@ -23,3 +25,15 @@ def sha256_of(path: Path) -> str:
 
 def size_of(path: Path) -> int:
     return sum(file.stat().st_size for file in _files(path))
+
+
+def model_format(path: Path) -> str:
+    """``tflite``, ``onnx`` or ``keras`` from the path; a user error for anything else."""
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return "tflite"
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in (".keras", ".h5", ".hdf5") or (path.is_dir() and (path / "saved_model.pb").exists()):
+        return "keras"
+    raise UsageError(f"{path}: unknown model format; expected .tflite, .onnx, .keras, .h5 or a SavedModel folder")

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ondevice_audit._files import size_of
+from ondevice_audit._files import model_format, size_of
 from ondevice_audit.data import DataError, LabelledFiles, read_manifest, read_predictions, select_split
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
+from ondevice_audit.export.metadata import ModelMetadata, read_metadata
 from ondevice_audit.frontend import CHUNK_FILES, Frontend, FrontendSpec, build_frontend
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.metrics.disparity import DisparityFrame

@@ -1,16 +1,18 @@
-"""Gate flags declared once (``Annotated`` aliases), and the gate run shared by ``gate`` and ``--fail-on-gate``.
+"""Gate flags declared once, and the gate run shared by ``gate`` and ``--fail-on-gate``.
 
-``score``/``audit`` can gate the report they just wrote::
+``score``, ``audit`` and ``sweep`` take every flag as one ``GateFlags`` and can gate what they just wrote::
 
-    fail_on_gate: go.FailOnGate = False, max_rb: go.MaxRb = None, ...
-    if fail_on_gate:
-        raise typer.Exit(go.gate_after_report(report, max_rb=max_rb, ...))
+    @options_from(go.GATE_OPTIONS)
+    def audit(..., gate_flags: go.GateFlags = go.NO_GATE):
+        ...
+        go.gate_after_report(report, gate_flags)
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,17 +21,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ondevice_audit.cli._params import OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import stderr
 from ondevice_audit.errors import ExitCode, UsageError
-from ondevice_audit.gate import SMALL_GROUP_N, GateResult, GateSettings, evaluate, load_settings
+from ondevice_audit.gate import SMALL_GROUP_N, GateResult, GateSettings, NoReport, evaluate, load_settings
 from ondevice_audit.gate.config import parse_max_rb
 from ondevice_audit.gate.junit import to_junit
 from ondevice_audit.gate.markdown import to_markdown
 
 __all__ = [
+    "GATE_OPTIONS",
+    "NO_GATE",
     "Baseline",
     "FailOnGate",
     "GateConfig",
+    "GateFlags",
     "GateMarkdown",
     "Junit",
     "MaxGroupGap",
@@ -119,28 +125,74 @@ FailOnGate = Annotated[
 ]
 
 
-def gate_after_report(
-    report: dict[str, Any], *, name: str = "report", console: Console = stderr, **rule_options: Any
-) -> int:
-    """Gate one in-memory report; prints to stderr by default since ``score``/``audit`` own stdout."""
-    return run_gate({name: report}, console=console, **rule_options)
+@dataclass(frozen=True)
+class GateFlags:
+    """The gate's flags as given; ``None`` leaves a setting to the gate file (``--gate-config``, pyproject.toml)."""
+
+    fail_on_gate: bool = False
+    config: Path | None = None
+    max_rb: Sequence[str] | None = None
+    max_group_gap: float | None = None
+    min_metric: float | None = None
+    min_group_metric: float | None = None
+    baseline: Path | None = None
+    max_rb_increase: float | None = None
+    max_metric_drop: float | None = None
+    use_ci_bound: bool | None = None
+    junit: Path | None = None
+    markdown: Path | None = None
+
+    def settings(self) -> GateSettings:
+        """The rules the flags ask for, over those of the gate file."""
+        flags = GateSettings(
+            max_rb=parse_max_rb(self.max_rb) if self.max_rb else None,
+            max_group_gap=self.max_group_gap,
+            min_metric=self.min_metric,
+            min_group_metric=self.min_group_metric,
+            max_rb_increase=self.max_rb_increase,
+            max_metric_drop=self.max_metric_drop,
+            baseline=self.baseline,
+            use_ci_bound=self.use_ci_bound,
+        )
+        return load_settings(self.config, flags)
+
+
+def _flags(gate_config: Path | None = None, gate_markdown: Path | None = None, **flags: Any) -> GateFlags:
+    return GateFlags(config=gate_config, markdown=gate_markdown, **flags)
+
+
+GATE_OPTIONS = OptionGroup(
+    "gate_flags",
+    [
+        OptionSpec("fail_on_gate", FailOnGate, False),
+        OptionSpec("gate_config", GateConfig, None),
+        OptionSpec("max_rb", MaxRb, None),
+        OptionSpec("max_group_gap", MaxGroupGap, None),
+        OptionSpec("min_metric", MinMetric, None),
+        OptionSpec("min_group_metric", MinGroupMetric, None),
+        OptionSpec("baseline", Baseline, None),
+        OptionSpec("max_rb_increase", MaxRbIncrease, None),
+        OptionSpec("max_metric_drop", MaxMetricDrop, None),
+        OptionSpec("use_ci_bound", UseCiBound, None),
+        OptionSpec("junit", Junit, None),
+        OptionSpec("gate_markdown", GateMarkdown, None),
+    ],
+    _flags,
+)
+"""``--fail-on-gate`` and the gate's flags, for ``score``, ``audit`` and ``sweep``: ``@options_from(GATE_OPTIONS)``."""
+NO_GATE = GateFlags()
+
+
+def gate_after_report(report: dict[str, Any], flags: GateFlags, *, console: Console = stderr) -> int:
+    """Gate the report just written; the exit code. Prints to stderr by default: ``score``/``audit`` own stdout."""
+    return run_gate({"report": report}, flags, console=console)
 
 
 def run_gate(
-    reports: Mapping[str, dict[str, Any]],
+    reports: Mapping[str, dict[str, Any] | NoReport],
+    flags: GateFlags,
     *,
     console: Console,
-    config: Path | None = None,
-    max_rb: Sequence[str] | None = None,
-    max_group_gap: float | None = None,
-    min_metric: float | None = None,
-    min_group_metric: float | None = None,
-    baseline: Path | None = None,
-    max_rb_increase: float | None = None,
-    max_metric_drop: float | None = None,
-    use_ci_bound: bool | None = None,
-    junit: Path | None = None,
-    markdown: Path | None = None,
     only_failures: bool = False,
 ) -> int:
     """Settings (file, then flags) → rules → outcomes; prints the table, writes the files, returns the exit code.
@@ -149,26 +201,15 @@ def run_gate(
     Markdown files always hold every check."""
     from ondevice_audit.report.document import load_report
 
-    flags = GateSettings(
-        max_rb=parse_max_rb(max_rb) if max_rb else None,
-        max_group_gap=max_group_gap,
-        min_metric=min_metric,
-        min_group_metric=min_group_metric,
-        max_rb_increase=max_rb_increase,
-        max_metric_drop=max_metric_drop,
-        baseline=baseline,
-        use_ci_bound=use_ci_bound,
-    )
-    settings = load_settings(config, flags)
-    rules = settings.rules()
+    settings = flags.settings()
     baseline_report = None if settings.baseline is None else load_report(settings.baseline)
-    result = evaluate(reports, rules, baseline_report)
+    result = evaluate(reports, settings.rules(), baseline_report)
     print_result(console, result, only_failures=only_failures)
-    if junit is not None:
-        _write(junit, to_junit(result))
+    if flags.junit is not None:
+        _write(flags.junit, to_junit(result))
     summary = to_markdown(result)
-    if markdown is not None:
-        _write(markdown, summary)
+    if flags.markdown is not None:
+        _write(flags.markdown, summary)
     step_summary = os.environ.get(STEP_SUMMARY_ENV)
     if step_summary:
         _write(Path(step_summary), summary + "\n", append=True)

@@ -19,6 +19,7 @@ from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec
 from ondevice_audit.metrics import METRICS
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.scoring import ScoreOptions
+from ondevice_audit.targets.mcu import DeploymentSettings
 
 if TYPE_CHECKING:
     from ondevice_audit.frontend import FrontendSpec
@@ -54,9 +55,28 @@ Permutations = Annotated[
 Seed = Annotated[int, typer.Option(help="Seed for resampling; same seed, same numbers.", rich_help_panel=_SCORING)]
 Confidence = Annotated[float, typer.Option(help="Confidence level of intervals.", rich_help_panel=_SCORING)]
 Format = Annotated[ReportFormatChoice, typer.Option("--format", "-f", help="Report format.", case_sensitive=False)]
+ReportOrSweep = Annotated[
+    Path,
+    typer.Argument(
+        metavar="REPORT.json|SWEEP", help="A report.json written by score or audit, or a sweep folder runs/NAME."
+    ),
+]
 Output = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write the report here instead of standard output.")
 ]
+
+
+def _scoring(
+    group: list[str],
+    metric: str,
+    negative_labels: str,
+    min_group_size: int,
+    bootstrap: int,
+    permutations: int,
+    seed: int,
+    confidence: float,
+) -> ScoreOptions:
+    return scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence)
 
 
 def scoring_options(
@@ -79,6 +99,44 @@ def scoring_options(
         seed=seed,
         confidence=confidence,
     )
+
+
+SCORING_OPTIONS = OptionGroup(
+    "score_options",
+    [
+        OptionSpec("group", Group, ...),
+        OptionSpec("metric", Metric, SCORING.metric),
+        OptionSpec("negative_labels", NegativeLabels, NEGATIVE_LABELS),
+        OptionSpec("min_group_size", MinGroupSize, SCORING.min_group_size),
+        OptionSpec("bootstrap", Bootstrap, SCORING.bootstrap),
+        OptionSpec("permutations", Permutations, SCORING.permutations),
+        OptionSpec("seed", Seed, SCORING.seed),
+        OptionSpec("confidence", Confidence, SCORING.confidence),
+    ],
+    _scoring,
+)
+"""The scoring options of ``score`` and ``audit``, as one ``ScoreOptions``: ``@options_from(SCORING_OPTIONS)``."""
+
+
+MCU_PANEL = "Microcontroller budget (TFLM arena and flash of a .tflite model)"
+
+
+
+
+def _mcu(help: str) -> Any:
+    return Annotated[str | None, typer.Option(help=help, rich_help_panel=MCU_PANEL)]
+
+
+MCU_OPTIONS = OptionGroup(
+    "mcu_budget",
+    [
+        OptionSpec("board", _mcu("A board's budget: nano33ble, esp32s3, pico, stm32f746disco."), None),
+        OptionSpec("mcu_ram", _mcu("RAM budget, e.g. 256KiB (overrides the board's)."), None),
+        OptionSpec("mcu_flash", _mcu("Flash budget, e.g. 1MiB (overrides the board's)."), None),
+    ],
+    DeploymentSettings,
+)
+"""``--board``/``--mcu-ram``/``--mcu-flash`` as one ``DeploymentSettings`` (its ``budget()`` is None without them)."""
 
 
 def emit_report(report: dict[str, Any], fmt: ReportFormatChoice, output: Path | None) -> None:

@@ -42,12 +42,11 @@ def options_from(group: OptionGroup) -> Callable[[F], F]:
     """Add ``group``'s options to a command after its own parameters (its ``group.name`` parameter removed)."""
 
     def decorate(command: F) -> F:
-        hints = typing.get_type_hints(command, include_extras=True)
         signature = inspect.signature(command)
         own = [
-            parameter.replace(annotation=hints.get(parameter.name, parameter.annotation))
+            parameter.replace(annotation=_evaluated(parameter.annotation, command))
             for parameter in signature.parameters.values()
-            if parameter.name != group.name
+            if parameter.name != group.name  # its annotation may name a type imported only for the type checker
         ]
         added = [
             inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=spec.default, annotation=spec.annotation)
@@ -66,3 +65,15 @@ def options_from(group: OptionGroup) -> Callable[[F], F]:
         return typing.cast(F, wrapper)
 
     return decorate
+
+
+def _evaluated(annotation: Any, command: Callable[..., Any]) -> Any:
+    """A string annotation (``from __future__ import annotations``) as the object it names in the command's module;
+    left a string when it names a type imported only for the type checker (another group's, which its own
+    decorator removes)."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, inspect.unwrap(command).__globals__)  # the command's own source, as get_type_hints does
+    except NameError:
+        return annotation

@@ -4,31 +4,36 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ondevice_audit.cli import _gate_options as go
-from ondevice_audit.cli import _options as opt
-from ondevice_audit.cli import app
+import ondevice_audit.cli._gate_options as go
+import ondevice_audit.cli._options as opt
+from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import options_from
 from ondevice_audit.cli._progress import RichProgress
-from ondevice_audit.cli.targets import SshOption, WorkDir
-from ondevice_audit.frontend import CHUNK_FILES
+from ondevice_audit.cli.targets import TARGET_OPTIONS
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import RUNTIMES
-from ondevice_audit.targets import TARGET_HELP, device_runner
+from ondevice_audit.scoring import ScoreOptions
+from ondevice_audit.targets import device_runner
 
-_MCU = "Microcontroller budget (TFLM arena and flash of a .tflite model)"
-_TARGETS = "Targets"
+if TYPE_CHECKING:
+    from ondevice_audit.audit import TargetOptions
+    from ondevice_audit.targets.mcu import DeploymentSettings
+
 
 
 @app.command()
+@options_from(opt.SCORING_OPTIONS)
 @options_from(opt.FRONTEND_OPTIONS)
+@options_from(go.GATE_OPTIONS)
+@options_from(TARGET_OPTIONS)
+@options_from(opt.MCU_OPTIONS)
 def audit(
     model: Annotated[Path, typer.Argument(help=".tflite, .onnx, .keras, .h5 or a SavedModel folder.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Manifest CSV: path, label, group columns, speaker.")],
-    group: opt.Group,
     split_file: Annotated[
         Path | None,
         typer.Option(help="Score only the rows this file assigns to --split (train writes split.csv)."),
@@ -41,24 +46,10 @@ def audit(
             f"runtimes. Through the device runner: {', '.join(r for r in device_runner.RUNTIMES if r not in RUNTIMES)} too."
         ),
     ] = None,
-    metric: opt.Metric = opt.SCORING.metric,
-    negative_labels: opt.NegativeLabels = opt.NEGATIVE_LABELS,
-    min_group_size: opt.MinGroupSize = opt.SCORING.min_group_size,
-    bootstrap: opt.Bootstrap = opt.SCORING.bootstrap,
-    permutations: opt.Permutations = opt.SCORING.permutations,
-    seed: opt.Seed = opt.SCORING.seed,
-    confidence: opt.Confidence = opt.SCORING.confidence,
     labels: opt.Labels = None,
     frontend: opt.FrontendPlugin = None,
     trust_model: opt.TrustModel = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
-    board: Annotated[
-        str | None,
-        typer.Option(help="Check the model against a board: nano33ble, esp32s3, pico, stm32f746disco.",
-                     rich_help_panel=_MCU),
-    ] = None,  # fmt: skip
-    mcu_ram: Annotated[str | None, typer.Option(help="RAM budget, e.g. 256KiB.", rich_help_panel=_MCU)] = None,
-    mcu_flash: Annotated[str | None, typer.Option(help="Flash budget, e.g. 1MiB.", rich_help_panel=_MCU)] = None,
     max_samples_per_group: Annotated[
         int | None,
         typer.Option(min=1, help="Audit a seeded stratified subsample (quick checks on slow runtimes such as tflm)."),
@@ -66,48 +57,11 @@ def audit(
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed (missing, corrupt, NaN output).")] = False,
     fmt: opt.Format = ReportFormatChoice.table,
     output: opt.Output = None,
-    fail_on_gate: go.FailOnGate = False,
-    gate_config: go.GateConfig = None,
-    max_rb: go.MaxRb = None,
-    max_group_gap: go.MaxGroupGap = None,
-    min_metric: go.MinMetric = None,
-    min_group_metric: go.MinGroupMetric = None,
-    baseline: go.Baseline = None,
-    max_rb_increase: go.MaxRbIncrease = None,
-    max_metric_drop: go.MaxMetricDrop = None,
-    use_ci_bound: go.UseCiBound = None,
-    junit: go.Junit = None,
-    gate_markdown: go.GateMarkdown = None,
-    target: Annotated[
-        list[str] | None,
-        typer.Option(
-            help=f"Where the model runs (repeatable; the first is the reference): {TARGET_HELP}.",
-            rich_help_panel=_TARGETS,
-        ),
-    ] = None,
-    reference: Annotated[
-        Path | None,
-        typer.Option(
-            help="A base model (e.g. float32) to compare with: per group, clips it gets right and the "
-            "audited model gets wrong.",
-            rich_help_panel=_TARGETS,
-        ),
-    ] = None,
-    ssh_option: SshOption = None,
-    work_dir: WorkDir = None,
-    target_batch: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Samples per batch sent to a target: the unit of retry and resume.", rich_help_panel=_TARGETS
-        ),
-    ] = CHUNK_FILES,
-    retries: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Retries of a batch after a dropped connection (with backoff).", rich_help_panel=_TARGETS
-        ),
-    ] = 3,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
+    gate_flags: go.GateFlags = go.NO_GATE,
+    score_options: ScoreOptions = opt.SCORING,
+    target_options: TargetOptions | None = None,
+    mcu_budget: DeploymentSettings | None = None,
 ) -> None:
     """Audit a model on a labelled dataset: per-group metrics, reliability bias, model facts.
 
@@ -118,12 +72,11 @@ def audit(
     compares the runs per group: the metric on each, flip rate and forgotten clips against the first run, the
     paired change in RB, latency and peak memory.
     """
-    from ondevice_audit.audit import ModelOptions, TargetOptions, audit_model
-    from ondevice_audit.targets.mcu import resolve_budget
+    from ondevice_audit.audit import ModelOptions, audit_model
 
     spec = frontend_choice.spec()
     options = dataclasses.replace(
-        opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence),
+        score_options,
         split_file=split_file,
         split=split if split_file else None,
         max_samples_per_group=max_samples_per_group,
@@ -136,25 +89,12 @@ def audit(
         labels_file=labels,
         trust_model=trust_model,
         batch_size=batch_size,
-        mcu_budget=resolve_budget(board, mcu_ram, mcu_flash),
+        mcu_budget=mcu_budget.budget() if mcu_budget else None,
     )
-    target_options = TargetOptions(
-        targets=tuple(target or ("local",)),
-        runtimes=runtimes if len(runtimes) > 1 else (),
-        reference=reference,
-        ssh_options=tuple(ssh_option or ()),
-        work_dir=work_dir,
-        batch_files=target_batch,
-        retries=retries,
-    )
+    assert target_options is not None  # TARGET_OPTIONS always passes one
+    target_options = dataclasses.replace(target_options, runtimes=runtimes if len(runtimes) > 1 else ())
     report = audit_model(model, data, options, model_options, target_options, progress=RichProgress())
     opt.emit_report(report, fmt, output)
     opt.finish(report, strict)
-    if fail_on_gate:
-        raise typer.Exit(
-            go.gate_after_report(
-                report, config=gate_config, max_rb=max_rb, max_group_gap=max_group_gap, min_metric=min_metric,
-                min_group_metric=min_group_metric, baseline=baseline, max_rb_increase=max_rb_increase,
-                max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound, junit=junit, markdown=gate_markdown,
-            )
-        )  # fmt: skip
+    if gate_flags.fail_on_gate:
+        raise typer.Exit(go.gate_after_report(report, gate_flags))

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperCommand
 
-from ondevice_audit.cli import app
+from ondevice_audit.cli._app import app
+from ondevice_audit.cli._params import OptionGroup, OptionSpec, options_from
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.metrics import defaults
 
@@ -93,7 +94,41 @@ class _CorpusFormatsHelp(TyperCommand):
         super().format_help(ctx, formatter)
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The corpus options given (a False flag is not given): the adapter's defaults hold for the rest."""
+    return {name: value for name, value in options.items() if value is not None and value is not False}
+
+
+def _corpus(help: str, panel: str = _KWS, *flag: str) -> Any:
+    return typer.Option(*flag, help=help, rich_help_panel=panel)
+
+
+_CORPUS_OPTIONS = OptionGroup(
+    "corpus_options",
+    [
+        OptionSpec("keywords", Annotated[str | None, _corpus("Comma-separated keywords; other words become _unknown_.")], None),
+        OptionSpec("top", Annotated[int | None, _corpus("mswc: the N most frequent words are the keywords (default 10).")], None),
+        OptionSpec("all_words", Annotated[bool, _corpus("speech-commands: every word is a label.", _KWS, "--all-words")], False),
+        OptionSpec("max_unknown", Annotated[int | None, _corpus("Keep at most N _unknown_ clips, drawn with --seed.")], None),
+        OptionSpec("seed", Annotated[int | None, _corpus("Seed for --max-unknown (default 0).")], None),
+        OptionSpec("include_invalid", Annotated[bool, _corpus("mswc: keep clips not marked VALID.", _KWS, "--include-invalid")], False),
+        OptionSpec("splits_file", Annotated[Path | None, _corpus("mswc: the split table, if not in ROOT.")], None),
+        OptionSpec("label_column", Annotated[str | None, _corpus("common-voice: label column instead of sentence.")], None),
+        OptionSpec("tables", Annotated[str | None, _corpus("common-voice: comma-separated TSVs (default train,dev,test).")], None),
+        OptionSpec("groups", Annotated[Path | None, _corpus(
+            "folder, image-folder, speech-commands: CSV of groups keyed by file (or path) or speaker.", _LAYOUT)], None),
+        OptionSpec("speaker_pattern", Annotated[str | None, _corpus(
+            "folder, image-folder: regex whose first group is the speaker in a file name (default ^([^_]+)_).", _LAYOUT)], None),
+        OptionSpec("target", Annotated[str | None, _corpus(
+            "utkface, fairface: label attribute: gender (default), race or age.", _LAYOUT)], None),
+    ],
+    _given,
+)  # fmt: skip
+"""The adapters' own options (each names the formats it applies to), as one dict for ``CorpusAdapter.read``."""
+
+
 @datasets.command("import", cls=_CorpusFormatsHelp, no_args_is_help=True)
+@options_from(_CORPUS_OPTIONS)
 def import_corpus(
     corpus_format: Annotated[str, typer.Argument(metavar="FORMAT", help="Corpus format.", show_default=False)],
     root: Annotated[
@@ -107,56 +142,9 @@ def import_corpus(
             "climb out of it, so it must be in ROOT itself or a folder containing ROOT.",
         ),
     ] = None,
-    keywords: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated keywords; other words become _unknown_.", rich_help_panel=_KWS),
-    ] = None,
-    top: Annotated[
-        int | None,
-        typer.Option(help="mswc: the N most frequent words are the keywords (default 10).", rich_help_panel=_KWS),
-    ] = None,
-    all_words: Annotated[
-        bool, typer.Option("--all-words", help="speech-commands: every word is a label.", rich_help_panel=_KWS)
-    ] = False,
-    max_unknown: Annotated[
-        int | None, typer.Option(help="Keep at most N _unknown_ clips, drawn with --seed.", rich_help_panel=_KWS)
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for --max-unknown (default 0).", rich_help_panel=_KWS)] = None,
-    include_invalid: Annotated[
-        bool, typer.Option("--include-invalid", help="mswc: keep clips not marked VALID.", rich_help_panel=_KWS)
-    ] = False,
-    splits_file: Annotated[
-        Path | None, typer.Option(help="mswc: the split table, if not in ROOT.", rich_help_panel=_KWS)
-    ] = None,
-    label_column: Annotated[
-        str | None, typer.Option(help="common-voice: label column instead of sentence.", rich_help_panel=_KWS)
-    ] = None,
-    tables: Annotated[
-        str | None,
-        typer.Option(help="common-voice: comma-separated TSVs (default train,dev,test).", rich_help_panel=_KWS),
-    ] = None,
-    groups: Annotated[
-        Path | None,
-        typer.Option(
-            help="folder, image-folder, speech-commands: CSV of groups keyed by file (or path) or speaker.",
-            rich_help_panel=_LAYOUT,
-        ),
-    ] = None,
-    speaker_pattern: Annotated[
-        str | None,
-        typer.Option(
-            help="folder, image-folder: regex whose first group is the speaker in a file name (default ^([^_]+)_).",
-            rich_help_panel=_LAYOUT,
-        ),
-    ] = None,
-    target: Annotated[
-        str | None,
-        typer.Option(
-            help="utkface, fairface: label attribute: gender (default), race or age.", rich_help_panel=_LAYOUT
-        ),
-    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing manifest.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    corpus_options: dict[str, Any] | None = None,
 ) -> None:
     """Read a corpus as it ships into a manifest; bad rows and files are reported, not fatal.
 
@@ -166,22 +154,7 @@ def import_corpus(
     from ondevice_audit.data.corpora import default_out, get_adapter, write_manifest
 
     adapter = get_adapter(corpus_format)
-    given = {
-        "keywords": keywords,
-        "top": top,
-        "all_words": all_words or None,
-        "max_unknown": max_unknown,
-        "seed": seed,
-        "include_invalid": include_invalid or None,
-        "splits_file": splits_file,
-        "label_column": label_column,
-        "tables": tables,
-        "groups": groups,
-        "speaker_pattern": speaker_pattern,
-        "target": target,
-    }
-    options = {name: value for name, value in given.items() if value is not None}
-    result = adapter.read(root, progress=RichProgress(quiet=quiet), **options)
+    result = adapter.read(root, progress=RichProgress(quiet=quiet), **(corpus_options or {}))
     manifest = out or default_out(root)
     problems_file = write_manifest(result, manifest, overwrite=overwrite)
     if not quiet:

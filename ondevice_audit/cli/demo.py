@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ondevice_audit.cli import app
+from ondevice_audit.cli._app import app
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.cli.report import write_sweep_reports
 from ondevice_audit.cli.sweep import SweepDisplay, print_summary

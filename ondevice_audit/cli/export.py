@@ -12,12 +12,13 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from ondevice_audit import _tensorflow
-from ondevice_audit.cli import app
+from ondevice_audit._files import model_format
+from ondevice_audit.cli._app import app
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export import EXPORT_FORMATS
 from ondevice_audit.export.interface import ExportResult
-from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
+from ondevice_audit.export.metadata import ModelMetadata, read_metadata
 from ondevice_audit.export.variants import ExportOptions, PruneOptions
 from ondevice_audit.optimize.prune import SCHEDULES
 from ondevice_audit.optimize.quantize import QuantApproach

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from ondevice_audit.cli import _gate_options as go
-from ondevice_audit.cli import app
+import ondevice_audit.cli._gate_options as go
+import ondevice_audit.cli._options as opt
+from ondevice_audit.cli._app import app
 from ondevice_audit.gate import NoReport
 
 if TYPE_CHECKING:
@@ -35,12 +36,7 @@ EMPTY_ERROR = "(error.txt is empty)"
 
 @app.command()
 def gate(
-    report: Annotated[
-        Path,
-        typer.Argument(
-            metavar="REPORT.json|SWEEP", help="A report.json written by score or audit, or a sweep folder runs/NAME."
-        ),
-    ],
+    report: opt.ReportOrSweep,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML file with the gate settings (instead of pyproject.toml).")
     ] = None,
@@ -65,22 +61,9 @@ def gate(
     A sweep folder gates every cell (a failed cell fails every rule) and prints only the failing checks unless
     --all; --junit and --markdown always hold every check.
     """
-    code = go.run_gate(
-        load_reports(report),
-        console=Console(),
-        config=config,
-        max_rb=max_rb,
-        max_group_gap=max_group_gap,
-        min_metric=min_metric,
-        min_group_metric=min_group_metric,
-        baseline=baseline,
-        max_rb_increase=max_rb_increase,
-        max_metric_drop=max_metric_drop,
-        use_ci_bound=use_ci_bound,
-        junit=junit,
-        markdown=markdown,
-        only_failures=report.is_dir() and not show_all,
-    )
+    flags = go.GateFlags(True, config, max_rb, max_group_gap, min_metric, min_group_metric, baseline,
+                         max_rb_increase, max_metric_drop, use_ci_bound, junit, markdown)  # fmt: skip
+    code = go.run_gate(load_reports(report), flags, console=Console(), only_failures=report.is_dir() and not show_all)
     raise typer.Exit(code)
 
 

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ondevice_audit.cli import app
+import ondevice_audit.cli._options as opt
+from ondevice_audit.cli._app import app
 from ondevice_audit.errors import UsageError
 
 __all__ = ["report"]
@@ -28,12 +29,7 @@ UNREADABLE = "{path}: cannot read it ({error})"
 
 @app.command()
 def report(
-    source: Annotated[
-        Path,
-        typer.Argument(
-            metavar="REPORT.json|SWEEP", help="A report.json written by score or audit, or a sweep folder runs/NAME."
-        ),
-    ],
+    source: opt.ReportOrSweep,
     html: Annotated[
         Path | None, typer.Option("--html", help="Write a self-contained HTML page (charts inline, no external links).")
     ] = None,

@@ -7,40 +7,26 @@ from typing import Annotated
 
 import typer
 
-from ondevice_audit.cli import _gate_options as go
-from ondevice_audit.cli import _options as opt
-from ondevice_audit.cli import app
+import ondevice_audit.cli._gate_options as go
+import ondevice_audit.cli._options as opt
+from ondevice_audit.cli._app import app
+from ondevice_audit.cli._params import options_from
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.report import ReportFormatChoice
+from ondevice_audit.scoring import ScoreOptions
 
 
 @app.command()
+@options_from(opt.SCORING_OPTIONS)
+@options_from(go.GATE_OPTIONS)
 def score(
     predictions: Annotated[Path, typer.Argument(help="CSV with label, prediction (or score columns), group columns.")],
-    group: opt.Group,
-    metric: opt.Metric = opt.SCORING.metric,
-    negative_labels: opt.NegativeLabels = opt.NEGATIVE_LABELS,
     threshold: Annotated[float, typer.Option(help="Binary `score` column: positive when score >= threshold.")] = 0.5,
-    min_group_size: opt.MinGroupSize = opt.SCORING.min_group_size,
-    bootstrap: opt.Bootstrap = opt.SCORING.bootstrap,
-    permutations: opt.Permutations = opt.SCORING.permutations,
-    seed: opt.Seed = opt.SCORING.seed,
-    confidence: opt.Confidence = opt.SCORING.confidence,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any row could not be scored.")] = False,
     fmt: opt.Format = ReportFormatChoice.table,
     output: opt.Output = None,
-    fail_on_gate: go.FailOnGate = False,
-    gate_config: go.GateConfig = None,
-    max_rb: go.MaxRb = None,
-    max_group_gap: go.MaxGroupGap = None,
-    min_metric: go.MinMetric = None,
-    min_group_metric: go.MinGroupMetric = None,
-    baseline: go.Baseline = None,
-    max_rb_increase: go.MaxRbIncrease = None,
-    max_metric_drop: go.MaxMetricDrop = None,
-    use_ci_bound: go.UseCiBound = None,
-    junit: go.Junit = None,
-    gate_markdown: go.GateMarkdown = None,
+    score_options: ScoreOptions = opt.SCORING,
+    gate_flags: go.GateFlags = go.NO_GATE,
 ) -> None:
     """Score predictions made anywhere (a device farm, another tool): per-group metrics and reliability bias.
 
@@ -50,16 +36,8 @@ def score(
     """
     from ondevice_audit.audit import score_predictions
 
-    options = opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed,
-                                  confidence)  # fmt: skip
-    report = score_predictions(predictions, options, threshold=threshold, progress=RichProgress())
+    report = score_predictions(predictions, score_options, threshold=threshold, progress=RichProgress())
     opt.emit_report(report, fmt, output)
     opt.finish(report, strict)
-    if fail_on_gate:
-        raise typer.Exit(
-            go.gate_after_report(
-                report, config=gate_config, max_rb=max_rb, max_group_gap=max_group_gap, min_metric=min_metric,
-                min_group_metric=min_group_metric, baseline=baseline, max_rb_increase=max_rb_increase,
-                max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound, junit=junit, markdown=gate_markdown,
-            )
-        )  # fmt: skip
+    if gate_flags.fail_on_gate:
+        raise typer.Exit(go.gate_after_report(report, gate_flags))

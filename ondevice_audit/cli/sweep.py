@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,13 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
-from ondevice_audit.cli import _gate_options as go
-from ondevice_audit.cli import _options as opt
-from ondevice_audit.cli import app
-from ondevice_audit.cli._params import options_from
+import ondevice_audit.cli._gate_options as go
+import ondevice_audit.cli._options as opt
+from ondevice_audit.cli._app import app
+from ondevice_audit.cli._params import OptionGroup, OptionSpec, options_from
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.cli.targets import SshOption
 from ondevice_audit.errors import PipelineError
+from ondevice_audit.targets.mcu import DeploymentSettings
 
 if TYPE_CHECKING:  # the sweep package pulls in pandas and the training stack: imported when a command runs
     from ondevice_audit.progress import Advance
@@ -69,8 +70,34 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
+def _execution(jobs: int, executor: str, address: str | None, cache: Path | None) -> dict[str, Any]:
+    return {"jobs": jobs, "executor": executor, "address": address, "cache_dir": cache}
+
+
+_EXECUTION_OPTIONS = OptionGroup(
+    "execution",
+    [
+        OptionSpec("jobs", Annotated[int, typer.Option("--jobs", "-j", min=1, help="Independent tasks run at once.")], 1),
+        OptionSpec("executor", Annotated[str, typer.Option(
+            help="Where tasks run: local (--jobs processes on this machine) or ray (Ray tasks; "
+            "pip install 'ondevice-audit[ray]').")], "local"),
+        OptionSpec("address", Annotated[str | None, typer.Option(
+            help="Ray cluster to use (auto, HOST:PORT, ray://HOST:PORT) instead of a local Ray instance; on several "
+            "machines the dataset and --cache must be on a filesystem every node shares.")], None),
+        OptionSpec("cache", Annotated[Path | None, typer.Option(
+            help="Cache of features, models and files, shared by sweeps. [default: ~/.cache/ondevice-audit/sweep]")],
+            None),
+    ],
+    _execution,
+)  # fmt: skip
+"""Where and how a sweep's tasks run, as ``run_sweep`` keywords."""
+
+
 @app.command()
 @options_from(opt.FRONTEND_OPTIONS)
+@options_from(go.GATE_OPTIONS)
+@options_from(opt.MCU_OPTIONS)
+@options_from(_EXECUTION_OPTIONS)
 def sweep(
     matrix: Annotated[Path, typer.Option("--matrix", "-m", help="Matrix TOML: every list is a factor.")],
     out: Annotated[Path, typer.Option("--out", help="Sweep folder: cells/, results.csv, summary.md, plot.")],
@@ -85,50 +112,14 @@ def sweep(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue a sweep in --out (after a crash or interruption).")
     ] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Independent tasks run at once.")] = 1,
-    executor: Annotated[
-        str,
-        typer.Option(
-            help="Where tasks run: local (--jobs processes on this machine) or ray (Ray tasks; "
-            "pip install 'ondevice-audit[ray]')."
-        ),
-    ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option(
-            help="Ray cluster to use (auto, HOST:PORT, ray://HOST:PORT) instead of a local Ray instance; on several "
-            "machines the dataset and --cache must be on a filesystem every node shares."
-        ),
-    ] = None,
     within: Annotated[
         float, typer.Option(min=0.0, help="Pick the least biased cell within this % of the best metric.")
     ] = 1.0,
-    cache: Annotated[
-        Path | None,
-        typer.Option(
-            help="Cache of features, models and files, shared by sweeps. [default: ~/.cache/ondevice-audit/sweep]"
-        ),
-    ] = None,
-    board: Annotated[
-        str | None,
-        typer.Option(help="Check every cell against this board's RAM and flash on TFLM; pick among cells that fit."),
-    ] = None,
-    mcu_ram: Annotated[str | None, typer.Option(help="RAM budget (e.g. 256KiB); overrides the board's.")] = None,
-    mcu_flash: Annotated[str | None, typer.Option(help="Flash budget (e.g. 1MiB); overrides the board's.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
-    fail_on_gate: go.FailOnGate = False,
-    gate_config: go.GateConfig = None,
-    max_rb: go.MaxRb = None,
-    max_group_gap: go.MaxGroupGap = None,
-    min_metric: go.MinMetric = None,
-    min_group_metric: go.MinGroupMetric = None,
-    baseline: go.Baseline = None,
-    max_rb_increase: go.MaxRbIncrease = None,
-    max_metric_drop: go.MaxMetricDrop = None,
-    use_ci_bound: go.UseCiBound = None,
-    junit: go.Junit = None,
-    gate_markdown: go.GateMarkdown = None,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
+    gate_flags: go.GateFlags = go.NO_GATE,
+    mcu_budget: DeploymentSettings | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> None:
     """Train, prune, quantize and export every combination in MATRIX, audit each on held-out speakers, and
     tell which design choice drives reliability bias.
@@ -143,7 +134,7 @@ def sweep(
     baseline cell (the model as given) every other cell is compared with. Its front-end and labels come from its
     metadata, or [bold]--features[/bold] (and its settings) and [bold]--labels[/bold], or [bold]--frontend[/bold].
     """
-    from ondevice_audit.sweep import DeploymentSettings, load_matrix, run_sweep
+    from ondevice_audit.sweep import load_matrix, run_sweep
 
     started = time.perf_counter()
     own_frontend = frontend_choice.spec()
@@ -151,22 +142,11 @@ def sweep(
         matrix, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend, frontend_spec=own_frontend
     )
     parsed = dataclasses.replace(parsed, ssh_options=tuple(ssh_option or ()))
-    if board is not None or mcu_ram is not None or mcu_flash is not None:
-        given = DeploymentSettings(board, mcu_ram, mcu_flash)
-        given.budget()  # a bad board or size is refused before any work
-        parsed = dataclasses.replace(parsed, deployment=given)
+    if mcu_budget is not None and mcu_budget.budget() is not None:  # a bad board or size is refused here
+        parsed = dataclasses.replace(parsed, deployment=mcu_budget)
     display = SweepDisplay(quiet=quiet)
     result = run_sweep(
-        parsed,
-        out,
-        cache_dir=cache,
-        resume=resume,
-        jobs=jobs,
-        within=within,
-        progress=display,
-        on_status=display.status,
-        executor=executor,
-        address=address,
+        parsed, out, resume=resume, within=within, progress=display, on_status=display.status, **(execution or {})
     )
     if not quiet:
         print_summary(Console(), result, time.perf_counter() - started)
@@ -175,17 +155,10 @@ def sweep(
     failed = int((result.results["status"] == "failed").sum())
     if failed == len(result.results):
         raise PipelineError(f"every cell failed; see {out}/cells/*/error.txt")
-    if fail_on_gate:
+    if gate_flags.fail_on_gate:
         from ondevice_audit.cli.gate import load_reports
 
-        raise typer.Exit(
-            go.run_gate(
-                load_reports(out), console=stderr, config=gate_config, max_rb=max_rb, max_group_gap=max_group_gap,
-                min_metric=min_metric, min_group_metric=min_group_metric, baseline=baseline,
-                max_rb_increase=max_rb_increase, max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound,
-                junit=junit, markdown=gate_markdown, only_failures=True,
-            )
-        )  # fmt: skip
+        raise typer.Exit(go.run_gate(load_reports(out), gate_flags, console=stderr, only_failures=True))
 
 
 def _number(value: object, digits: int = 3) -> str:

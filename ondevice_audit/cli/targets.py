@@ -5,18 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ondevice_audit.cli import app
+from ondevice_audit.cli._app import app
+from ondevice_audit.cli._params import OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.frontend import CHUNK_FILES
 from ondevice_audit.targets import TARGET_HELP, TargetCannotRun, TargetFacts, parse_target
 
-__all__ = ["SshOption", "WorkDir", "targets_app"]
+if TYPE_CHECKING:
+    from ondevice_audit.audit import TargetOptions
+
+__all__ = ["TARGET_OPTIONS", "SshOption", "WorkDir", "targets_app"]
 
 _TARGETS = "Targets"
 SshOption = Annotated[
@@ -37,6 +42,44 @@ WorkDir = Annotated[
         rich_help_panel=_TARGETS,
     ),
 ]
+
+
+def _target_options(
+    target: list[str] | None,
+    reference: Path | None,
+    ssh_option: list[str] | None,
+    work_dir: Path | None,
+    target_batch: int,
+    retries: int,
+) -> TargetOptions:
+    from ondevice_audit.audit import TargetOptions
+
+    return TargetOptions(targets=tuple(target or ("local",)), reference=reference, ssh_options=tuple(ssh_option or ()),
+                         work_dir=work_dir, batch_files=target_batch, retries=retries)  # fmt: skip
+
+
+def _targets(help: str, **extra: Any) -> Any:
+    return typer.Option(help=help, rich_help_panel=_TARGETS, **extra)
+
+
+TARGET_OPTIONS = OptionGroup(
+    "target_options",
+    [
+        OptionSpec("target", Annotated[list[str] | None, _targets(
+            f"Where the model runs (repeatable; the first is the reference): {TARGET_HELP}.")], None),
+        OptionSpec("reference", Annotated[Path | None, _targets(
+            "A base model (e.g. float32) to compare with: per group, clips it gets right and the audited model "
+            "gets wrong.")], None),
+        OptionSpec("ssh_option", SshOption, None),
+        OptionSpec("work_dir", WorkDir, None),
+        OptionSpec("target_batch", Annotated[int, _targets(
+            "Samples per batch sent to a target: the unit of retry and resume.", min=1)], CHUNK_FILES),
+        OptionSpec("retries", Annotated[int, _targets(
+            "Retries of a batch after a dropped connection (with backoff).", min=0)], 3),
+    ],
+    _target_options,
+)
+"""Where ``audit`` runs the model, and against what, as one ``TargetOptions``."""
 
 targets_app = typer.Typer(help="Where models run: check a target before auditing on it.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from ondevice_audit.cli import _options as opt
-from ondevice_audit.cli import app
+import ondevice_audit.cli._options as opt
+from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import options_from
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import UsageError

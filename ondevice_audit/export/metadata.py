@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ondevice_audit._files import model_format
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import FrontendSpec, spec_from_dict
 
-__all__ = ["METADATA_KEY", "ModelMetadata", "model_format", "read_metadata", "write_metadata"]
+__all__ = ["METADATA_KEY", "ModelMetadata", "read_metadata", "write_metadata"]
 
 METADATA_KEY = "ondevice_audit"
 _SCHEMA_VERSION = 1
@@ -56,18 +57,6 @@ class ModelMetadata:
             frontend=spec_from_dict(frontend) if frontend else None,
             extra=data.get("extra", {}),
         )
-
-
-def model_format(path: Path) -> str:
-    """``tflite``, ``onnx`` or ``keras`` from the path; a user error for anything else."""
-    suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        return "tflite"
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix in (".keras", ".h5", ".hdf5") or (path.is_dir() and (path / "saved_model.pb").exists()):
-        return "keras"
-    raise UsageError(f"{path}: unknown model format; expected .tflite, .onnx, .keras, .h5 or a SavedModel folder")
 
 
 def read_metadata(path: Path) -> ModelMetadata | None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ondevice_audit._files import model_format
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.metadata import model_format
 from ondevice_audit.registry import Registry
 from ondevice_audit.runtimes.interface import InferenceResult, LoadedModel, ModelLoadError, Runtime
 

@@ -17,7 +17,6 @@ from ondevice_audit.sweep.matrix import (
     IMAGE_FACTORS,
     Cell,
     DataSettings,
-    DeploymentSettings,
     Matrix,
     TrainingSettings,
     factors_of,
@@ -26,6 +25,7 @@ from ondevice_audit.sweep.matrix import (
 )
 from ondevice_audit.sweep.mitigation import MitigationEffect, mitigation_effects
 from ondevice_audit.sweep.user_model import UserModel, load_user_model
+from ondevice_audit.targets.mcu import DeploymentSettings
 
 __all__ = [
     "FACTORS",

@@ -31,17 +31,9 @@ BAD_STATE = "{path}: not a sweep state file ({error})"
 class CellFolder:
     path: Path
 
-    @property
-    def report(self) -> Path:
-        return self.path / "report.json"
-
-    @property
-    def predictions(self) -> Path:
-        return self.path / "predictions.csv"
-
-    @property
-    def error(self) -> Path:
-        return self.path / "error.txt"
+    report = property(lambda self: self.path / "report.json")
+    predictions = property(lambda self: self.path / "predictions.csv")
+    error = property(lambda self: self.path / "error.txt")
 
     def model(self, name: str) -> Path:
         return self.path / name
@@ -51,29 +43,12 @@ class CellFolder:
 class SweepFolder:
     path: Path
 
-    @property
-    def state(self) -> Path:
-        return self.path / "sweep.json"
-
-    @property
-    def results(self) -> Path:
-        return self.path / "results.csv"
-
-    @property
-    def parquet(self) -> Path:
-        return self.path / "results.parquet"
-
-    @property
-    def summary_json(self) -> Path:
-        return self.path / "summary.json"
-
-    @property
-    def summary_md(self) -> Path:
-        return self.path / "summary.md"
-
-    @property
-    def plot(self) -> Path:
-        return self.path / "metric_vs_rb.png"
+    state = property(lambda self: self.path / "sweep.json")
+    results = property(lambda self: self.path / "results.csv")
+    parquet = property(lambda self: self.path / "results.parquet")
+    summary_json = property(lambda self: self.path / "summary.json")
+    summary_md = property(lambda self: self.path / "summary.md")
+    plot = property(lambda self: self.path / "metric_vs_rb.png")
 
     def cell(self, cell_id: str) -> CellFolder:
         return CellFolder(self.path / "cells" / cell_id)

@@ -46,7 +46,7 @@ from ondevice_audit.runtimes import DEFAULT_RUNTIME, RUNTIMES, runtime_format
 from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.sweep.user_model import BASELINE_CELL, PluginReference, UserModel, load_user_model
 from ondevice_audit.targets import TARGET_HELP, is_target
-from ondevice_audit.targets.mcu import MCUBudget, resolve_budget
+from ondevice_audit.targets.mcu import DeploymentSettings
 
 __all__ = [
     "FACTORS",
@@ -284,18 +284,6 @@ class TrainingSettings:
 
 
 @dataclass(frozen=True)
-class DeploymentSettings:
-    """A microcontroller budget, as written: a board preset and/or sizes (``256KiB``) overriding it."""
-
-    board: str | None = None
-    mcu_ram: str | None = None
-    mcu_flash: str | None = None
-
-    def budget(self) -> MCUBudget | None:
-        return resolve_budget(self.board, self.mcu_ram, self.mcu_flash)
-
-
-@dataclass(frozen=True)
 class Matrix:
     source: Path
     data: DataSettings
@@ -396,26 +384,7 @@ def parse_matrix(
             '(or model = "PATH" in the matrix); a recipe\'s front-end is set by the matrix\'s factors'
         )
     user = None if model is None else load_user_model(model, labels, trust_model, frontend_plugin, frontend_spec)
-    pruning = document.get("pruning", {})
-    data = document.get("data")
-    training = document.get("training", {})
-    deployment = document.get("deployment", {})
-    tables = (("pruning", pruning), ("data", data), ("training", training), ("deployment", deployment))
-    for name, table in tables:
-        if table is not None and not isinstance(table, Mapping):
-            raise UsageError(f"{source}: {name} must be a table ([{name}])")
-    unknown = [key for key in document if key not in dict(tables) and key not in _BY_NAME] + [
-        f"pruning.{key}" for key in pruning if f"pruning.{key}" not in _BY_NAME
-    ]
-    unknown += [f"data.{key}" for key in data or {} if key not in _DATA_KEYS]
-    unknown += [f"training.{key}" for key in training if key not in _TRAINING_KEYS]
-    unknown += [f"deployment.{key}" for key in deployment if key not in _DEPLOYMENT_KEYS]
-    if unknown:
-        known = ", ".join([*_BY_NAME, *(f"data.{k}" for k in _DATA_KEYS), *(f"training.{k}" for k in _TRAINING_KEYS),
-                           *(f"deployment.{k}" for k in _DEPLOYMENT_KEYS)])  # fmt: skip
-        raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {known}")
-    if data is None:
-        raise UsageError(f"{source}: a [data] table with manifest and groups is required")
+    pruning, data, training, deployment = _tables(document, source)
     written = {
         **{k: v for k, v in document.items() if k in _BY_NAME},
         **{f"pruning.{k}": v for k, v in pruning.items()},
@@ -452,6 +421,31 @@ def parse_matrix(
         _deployment_settings(deployment, source),
         user,
     )
+
+
+def _tables(document: Mapping[str, Any], source: Path) -> tuple[Mapping[str, Any], ...]:
+    """``[pruning]``, ``[data]``, ``[training]``, ``[deployment]``, after refusing any key no one reads."""
+    pruning = document.get("pruning", {})
+    data = document.get("data")
+    training = document.get("training", {})
+    deployment = document.get("deployment", {})
+    tables = (("pruning", pruning), ("data", data), ("training", training), ("deployment", deployment))
+    for name, table in tables:
+        if table is not None and not isinstance(table, Mapping):
+            raise UsageError(f"{source}: {name} must be a table ([{name}])")
+    unknown = [key for key in document if key not in dict(tables) and key not in _BY_NAME] + [
+        f"pruning.{key}" for key in pruning if f"pruning.{key}" not in _BY_NAME
+    ]
+    unknown += [f"data.{key}" for key in data or {} if key not in _DATA_KEYS]
+    unknown += [f"training.{key}" for key in training if key not in _TRAINING_KEYS]
+    unknown += [f"deployment.{key}" for key in deployment if key not in _DEPLOYMENT_KEYS]
+    if unknown:
+        known = ", ".join([*_BY_NAME, *(f"data.{k}" for k in _DATA_KEYS), *(f"training.{k}" for k in _TRAINING_KEYS),
+                           *(f"deployment.{k}" for k in _DEPLOYMENT_KEYS)])  # fmt: skip
+        raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {known}")
+    if data is None:
+        raise UsageError(f"{source}: a [data] table with manifest and groups is required")
+    return pruning, data, training, deployment
 
 
 _RETRAINING = tuple(factor.name for factor in (*_AUDIO_FRONTEND, *_IMAGE_FRONTEND))
@@ -703,16 +697,7 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
     metric = get("metric", str).strip().lower()
     if metric not in METRICS:
         raise UsageError(f"{source}: data.metric = {metric!r} is not valid; choose from {', '.join(METRICS)}")
-    split = table.get("split", list(defaults.split))
-    if (
-        not isinstance(split, list)
-        or len(split) != 3
-        or not all(_check_type(v, float) and v >= 0 for v in split)
-        or not math.isclose(sum(split), 1.0, abs_tol=1e-6)
-    ):
-        raise UsageError(f"{source}: data.split must be three non-negative shares summing to 1, e.g. [0.8, 0.1, 0.1]")
-    if split[0] == 0 or split[2] == 0:
-        raise UsageError(f"{source}: data.split needs a training and a test share above 0 (the audit runs on test)")
+    split = _split(table.get("split", list(defaults.split)), source)
     stratify = get("stratify", str) if "stratify" in table else groups[0]
     if stratify and stratify not in groups:
         raise UsageError(f'{source}: data.stratify = {stratify!r} must be one of data.groups or "" (none)')
@@ -739,7 +724,7 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
         manifest=(source.parent / manifest).absolute(),
         groups=groups,
         metric=metric,
-        split=(float(split[0]), float(split[1]), float(split[2])),
+        split=split,
         split_seed=get("split_seed", int),
         stratify=stratify or None,
         negative_labels=_strings(table, "negative_labels", source) or defaults.negative_labels,
@@ -754,6 +739,24 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
         train_imbalance=train_imbalance,
         modality=modality,
     )
+    _check_data_numbers(settings, source)
+    return settings
+
+
+def _split(split: Any, source: Path) -> tuple[float, float, float]:
+    if (
+        not isinstance(split, list)
+        or len(split) != 3
+        or not all(_check_type(v, float) and v >= 0 for v in split)
+        or not math.isclose(sum(split), 1.0, abs_tol=1e-6)
+    ):
+        raise UsageError(f"{source}: data.split must be three non-negative shares summing to 1, e.g. [0.8, 0.1, 0.1]")
+    if split[0] == 0 or split[2] == 0:
+        raise UsageError(f"{source}: data.split needs a training and a test share above 0 (the audit runs on test)")
+    return float(split[0]), float(split[1]), float(split[2])
+
+
+def _check_data_numbers(settings: DataSettings, source: Path) -> None:
     problems = [
         "data.min_group_size must be 0 or more" if settings.min_group_size < 0 else "",
         "data.bootstrap must be 0 (off) or at least 100"
@@ -768,7 +771,6 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
     problem = next((p for p in problems if p), None)
     if problem:
         raise UsageError(f"{source}: {problem}")
-    return settings
 
 
 _DATA_KEYS = (

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from ondevice_audit._files import sha256_of
+from ondevice_audit._files import model_format, sha256_of
 from ondevice_audit.audit import ModelOptions, resolve_labels
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.metadata import model_format, read_metadata
+from ondevice_audit.export.metadata import read_metadata
 from ondevice_audit.frontend import (
     AUDIO_FACTOR_FIELDS,
     AudioFrontendSpec,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ondevice_audit.export.metadata import model_format
+from ondevice_audit._files import model_format
 from ondevice_audit.metrics.disparity import DisparityFrame, GroupDisparity
 from ondevice_audit.targets.runs import Run, RunRecord
 

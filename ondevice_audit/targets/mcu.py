@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_FLASH_HEADROOM",
     "DEFAULT_RAM_HEADROOM",
     "Board",
+    "DeploymentSettings",
     "FitResult",
     "MCUBudget",
     "fits",
@@ -148,6 +149,18 @@ def resolve_budget(board: str | None = None, ram: str | None = None, flash: str 
     if preset and (ram is not None or flash is not None):
         label += " (sizes overridden)"
     return MCUBudget(ram_bytes, flash_bytes, label)
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """A microcontroller budget, as written: a board preset and/or sizes (``256KiB``) overriding it."""
+
+    board: str | None = None
+    mcu_ram: str | None = None
+    mcu_flash: str | None = None
+
+    def budget(self) -> MCUBudget | None:
+        return resolve_budget(self.board, self.mcu_ram, self.mcu_flash)
 
 
 @dataclass(frozen=True)

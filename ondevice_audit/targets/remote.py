@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ondevice_audit.export.metadata import model_format
+from ondevice_audit._files import model_format
 from ondevice_audit.targets import device_runner
 from ondevice_audit.targets.interface import (
     InferenceResult,

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ondevice_audit._files import sha256_of
+from ondevice_audit._files import model_format, sha256_of
 from ondevice_audit.errors import UsageError
-from ondevice_audit.export.metadata import model_format
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.runtimes import RUNTIMES, runtime_format
 from ondevice_audit.runtimes.interface import LoadedModel

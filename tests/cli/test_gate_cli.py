@@ -14,7 +14,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from ondevice_audit.cli import app
-from ondevice_audit.cli._gate_options import gate_after_report
+from ondevice_audit.cli._gate_options import GateFlags, gate_after_report
 from ondevice_audit.gate import config as gate_config
 from ondevice_audit.gate import rules as gate_rules
 from ondevice_audit.metrics import GroupMetricFrame
@@ -184,7 +184,7 @@ def test_github_step_summary_is_appended(workdir: Path, monkeypatch: pytest.Monk
 def test_gate_after_report_returns_the_exit_code(workdir: Path) -> None:
     report = make_report({"f": 0.9, "m": 0.8})
     out = io.StringIO()
-    assert gate_after_report(report, console=Console(file=out, width=200), max_rb=["gender=0.2"]) == 0
-    assert gate_after_report(report, console=Console(file=out, width=200), max_rb=["0.1"]) == 1
+    assert gate_after_report(report, GateFlags(max_rb=["gender=0.2"]), console=Console(file=out, width=200)) == 0
+    assert gate_after_report(report, GateFlags(max_rb=["0.1"]), console=Console(file=out, width=200)) == 1
     assert "RB 0.1178 > 0.1" in out.getvalue()
     assert json.loads(to_json(report)) == report

@@ -99,27 +99,7 @@ class CommonVoiceAdapter(CorpusAdapter):
                 WHERE: table[WHERE],
             }
         )
-        groups = []
-        for column, normaliser, allowed in (
-            ("gender", normalise_gender, "male, female, other, male_masculine, female_feminine, intersex, "
-             "transgender, non-binary, do_not_wish_to_say or empty"),
-            ("age", normalise_age, "teens ... nineties or empty"),
-        ):  # fmt: skip
-            if column not in table.columns:
-                continue
-            values, unknown = normaliser(table[column])
-            for origin, value in table.loc[unknown, [WHERE, column]].itertuples(index=False):
-                reason = f"{column} {value!r} is not one of {allowed}; kept with {column} missing"
-                problems.append(Problem(UNKNOWN_VALUE, reason, origin))
-            frame[column] = values
-            frame[f"{column}_raw"] = table[column]
-            groups.append(column)
-        for source, column in (("accents", "accent"), ("variant", "variant")):
-            if source in table.columns:
-                frame[column] = table[source].str.strip()
-                groups.append(column)
-        if "locale" in table.columns:  # one value per download: kept, but not a group
-            frame["locale"] = table["locale"].str.strip()
+        groups = _add_groups(frame, table, problems)
 
         text = table[text_column].str.strip()
         if keywords is not None:
@@ -166,3 +146,29 @@ def _table_names(root: Path, tables: str | Sequence[str] | None) -> list[str]:
     if (root / "validated.tsv").is_file():
         return ["validated"]
     raise DataError(f"{root}: no Common Voice table (train.tsv, dev.tsv, test.tsv or validated.tsv)")
+
+
+def _add_groups(frame: pd.DataFrame, table: pd.DataFrame, problems: list[Problem]) -> list[str]:
+    """Common Voice's speaker columns as group columns (values normalised, the raw ones kept); the groups added."""
+    groups = []
+    for column, normaliser, allowed in (
+        ("gender", normalise_gender, "male, female, other, male_masculine, female_feminine, intersex, "
+         "transgender, non-binary, do_not_wish_to_say or empty"),
+        ("age", normalise_age, "teens ... nineties or empty"),
+    ):  # fmt: skip
+        if column not in table.columns:
+            continue
+        values, unknown = normaliser(table[column])
+        for origin, value in table.loc[unknown, [WHERE, column]].itertuples(index=False):
+            reason = f"{column} {value!r} is not one of {allowed}; kept with {column} missing"
+            problems.append(Problem(UNKNOWN_VALUE, reason, origin))
+        frame[column] = values
+        frame[f"{column}_raw"] = table[column]
+        groups.append(column)
+    for source, column in (("accents", "accent"), ("variant", "variant")):
+        if source in table.columns:
+            frame[column] = table[source].str.strip()
+            groups.append(column)
+    if "locale" in table.columns:  # one value per download: kept, but not a group
+        frame["locale"] = table["locale"].str.strip()
+    return groups

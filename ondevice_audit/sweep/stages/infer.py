@@ -64,8 +64,7 @@ class InferSettings(StageSettings):
 
 
 def _facts(path: Path, record: Any, target: str) -> dict[str, Any]:
-    from ondevice_audit._files import size_of
-    from ondevice_audit.export.metadata import model_format
+    from ondevice_audit._files import model_format, size_of
 
     return {
         "path": str(path),

@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import ondevice_audit.sweep.stages.features as features_stage
 from ondevice_audit._files import sha256_of
 from ondevice_audit.errors import UsageError
 from ondevice_audit.sweep.cache import Cache, digest
 from ondevice_audit.sweep.matrix import Cell, Matrix
-from ondevice_audit.sweep.stages import features as features_stage
 from ondevice_audit.sweep.stages.base import StageSettings, SweepContext
 from ondevice_audit.sweep.stages.export import ExportSettings, UserExportSettings
 from ondevice_audit.sweep.stages.features import SPLITS, FeatureSettings, Shard, SplitSettings
