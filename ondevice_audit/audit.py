@@ -19,20 +19,27 @@ from typing import Any
 import numpy as np
 
 from ondevice_audit._files import model_format, size_of
-from ondevice_audit.data import DataError, LabelledFiles, read_manifest, read_predictions, select_split
+from ondevice_audit.data import LabelledFiles, read_manifest, read_predictions, select_split
+from ondevice_audit.data.predictions import Predictions, read_detector_scores
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
-from ondevice_audit.frontend import CHUNK_FILES, Frontend, FrontendSpec, build_frontend
+from ondevice_audit.frontend import CHUNK_FILES, Frontend
 from ondevice_audit.metrics import GroupMetricFrame
+from ondevice_audit.metrics.detection import DetectionFrame
 from ondevice_audit.metrics.disparity import DisparityFrame
+from ondevice_audit.model_io import DetectorOptions, ModelOptions, ReadModel, check_inputs, read_model
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import build_report
-from ondevice_audit.scoring import ScoreOptions, disparity_frame, frame_warnings, metric_frame, scored_rows
+from ondevice_audit.runtimes import LoadedModel
+from ondevice_audit.runtimes.streaming import DetectorOutput
+from ondevice_audit.scoring import ScoreOptions, frame_warnings, metric_frame, scored_rows
 from ondevice_audit.targets.interface import Target
 from ondevice_audit.targets.mcu import MCUBudget
 from ondevice_audit.targets.runs import Chunk, Run, RunSettings, RunsOutcome, execute_runs, plan_runs
+from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
 __all__ = [
+    "DetectorOptions",
     "ModelOptions",
     "ScoreOptions",
     "TargetOptions",
@@ -78,22 +85,6 @@ class TargetOptions:
     backoff_seconds: float = 1.0
 
 
-@dataclass(frozen=True)
-class ModelOptions:
-    """How a model is run: which runtime, and how files become its inputs when its metadata does not say."""
-
-    runtime: str | None = None
-    frontend: FrontendSpec | None = None
-    """Overrides the front-end stored in the model's metadata."""
-    frontend_plugin: str | None = None
-    """``package.module:callable``: the user's own file -> input function."""
-    labels_file: Path | None = None
-    trust_model: bool = False
-    batch_size: int = 64
-    mcu_budget: MCUBudget | None = None
-    """Check a .tflite model against a microcontroller's RAM/flash (TFLM arena and file size)."""
-
-
 def mcu_section(model_path: Path, budget: MCUBudget | None, warnings: list[str]) -> dict[str, Any] | None:
     """The model's TFLM footprint against ``budget``, for the report; a warning when it does not fit."""
     if budget is None:
@@ -109,16 +100,50 @@ def mcu_section(model_path: Path, budget: MCUBudget | None, warnings: list[str])
 
 
 def score_predictions(
-    path: Path, options: ScoreOptions, threshold: float = 0.5, progress: Progress | None = None
+    path: Path,
+    options: ScoreOptions,
+    threshold: float = 0.5,
+    progress: Progress | None = None,
+    detector: DetectorOptions | None = None,
 ) -> dict[str, Any]:
-    """Score a predictions CSV (see ``data/predictions.py`` for its layouts) into a report."""
+    """Score a predictions CSV (see ``data/predictions.py`` for its layouts) into a report; with ``detector``
+    (``--task detect``) a detector's ``label, score`` file."""
     progress = progress or NullProgress()
+    if detector is not None:
+        return _score_detector(path, options, detector, progress)
+    options = ClassifierTask(()).resolve(options)
     predictions = read_predictions(path, list(options.groups), threshold)
     negatives = predictions.negative_labels or list(options.negative_labels)
     with progress.task("Scoring (bootstrap, permutations)", total=None):
         frame = metric_frame(predictions.frame, options, negatives)
-    failed = len(predictions.failures)
+    warnings = _warnings(frame, options, len(predictions.failures))
+    if predictions.negative_labels:
+        warnings.append("a score column with 1/0 labels is scored as two classes at --threshold; for a detector's "
+                        "own metrics (tpr, far, fa_per_hour, EER) use --task detect --positive-label 1")  # fmt: skip
     settings = {**options.settings(), "negative_labels": negatives, "threshold": threshold}
+    return _score_report(path, predictions, frame, settings, warnings)
+
+
+def _score_detector(path: Path, options: ScoreOptions, detector: DetectorOptions, progress: Progress) -> dict[str, Any]:
+    if not detector.positive_label:
+        raise UsageError("--task detect needs --positive-label LABEL: the label of the clips that say the phrase")
+    task = DetectorTask(detector.positive_label, detector.point(), DetectorOutput(0, detector.output_is_logit))  # type: ignore[arg-type]
+    options = task.resolve(options)
+    predictions = read_detector_scores(path, list(options.groups))
+    task.check_data(list(predictions.frame["label"]))
+    with progress.task("Scoring (bootstrap, permutations)", total=None):
+        frame = task.frame(predictions.frame, task.outputs(predictions.frame[["score"]].to_numpy()), options)
+    warnings = _warnings(frame, options, len(predictions.failures))
+    report = _score_report(path, predictions, frame, {**options.settings(), **task.settings()}, warnings)
+    report["detection"] = {**task.section(frame), "stream": None}
+    return report
+
+
+def _score_report(
+    path: Path, predictions: Predictions, frame: GroupMetricFrame | DetectionFrame, settings: dict[str, Any],
+    warnings: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    failed = len(predictions.failures)
     return build_report(
         command="score",
         frame=frame,
@@ -131,69 +156,24 @@ def score_predictions(
             "failures": predictions.failures[:_MAX_LISTED_FAILURES],
             "layout": predictions.layout,
         },
-        warnings=_warnings(frame, options, failed),
+        warnings=warnings,
     )
 
 
-def resolve_frontend(metadata: ModelMetadata | None, options: ModelOptions) -> Frontend:
-    """The user's plug-in, else an explicit spec, else the model's own metadata."""
-    if options.frontend_plugin:
-        from ondevice_audit.frontend.plugin import PluginFrontend
-
-        return PluginFrontend(options.frontend_plugin)
-    spec = options.frontend or (metadata.frontend if metadata else None)
-    if spec is None:
-        raise UsageError(
-            "the model carries no front-end settings: pass --features (and its settings) or --frontend module:callable"
-        )
-    return build_frontend(spec)
-
-
-def resolve_labels(metadata: ModelMetadata | None, options: ModelOptions) -> list[str]:
-    if options.labels_file:
-        if not options.labels_file.is_file():
-            raise UsageError(f"labels file not found: {options.labels_file}")
-        labels = [line.strip() for line in options.labels_file.read_text().splitlines() if line.strip()]
-        if not labels:
-            raise UsageError(f"{options.labels_file}: no labels (one per line)")
-        return labels
-    if metadata and metadata.labels:
-        return list(metadata.labels)
-    raise UsageError("the model carries no label names: pass --labels FILE (one class name per line, in output order)")
-
-
-def _check_io(
-    expected: Sequence[int | None], output: Sequence[int | None], frontend: Frontend, labels: list[str]
-) -> None:
-    """The front-end's inputs fit the model's per-sample input shape and its outputs the label names."""
-    spec = getattr(frontend, "spec", None)
-    if spec is not None:
-        produced = spec.input_shape
-        fits = len(produced) == len(expected) and all(
-            e is None or e == p for e, p in zip(expected, produced, strict=True)
-        )
-        if not fits:
-            raise UsageError(
-                f"the front-end makes inputs of shape {list(produced)} but the model takes "
-                f"{[e if e is not None else '?' for e in expected]} ({frontend.description})"
-            )
-    if output and output[-1] is not None and output[-1] != len(labels):
-        raise UsageError(f"the model has {output[-1]} outputs but {len(labels)} label names")
-
-
-def _check_reference(reference: Path, labels: list[str], frontend: Frontend) -> None:
+def _check_reference(reference: Path, model: ReadModel) -> None:
     """A reference model must classify the same inputs into the same classes, or flips mean nothing."""
     if not reference.exists():
         raise UsageError(f"reference model not found: {reference}")
     metadata = read_metadata(reference)
-    if metadata and metadata.labels and list(metadata.labels) != labels:
+    labels = list(getattr(model.task, "labels", ()))
+    if labels and metadata and metadata.labels and list(metadata.labels) != labels:
         raise UsageError(f"the reference model's labels ({', '.join(metadata.labels)}) differ from the model's")
-    spec = getattr(frontend, "spec", None)
+    spec = getattr(model.frontend, "spec", None)
     if metadata and metadata.frontend and spec is not None and metadata.frontend != spec:
         raise UsageError("the reference model was made for other inputs (its front-end settings differ)")
 
 
-def _warnings(frame: GroupMetricFrame, options: ScoreOptions, failed: int) -> list[str]:
+def _warnings(frame: GroupMetricFrame | DetectionFrame, options: ScoreOptions, failed: int) -> list[str]:
     notes = []
     if options.max_samples_per_group is not None:
         notes.append(
@@ -228,36 +208,46 @@ def audit_model(
     if not model_path.exists():
         raise UsageError(f"model not found: {model_path}")
     metadata = read_metadata(model_path)
-    labels = resolve_labels(metadata, model_options)
-    frontend = resolve_frontend(metadata, model_options)
-    unknown = sorted(set(dataset.frame["label"]) - set(labels))
-    if unknown:
-        raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
+    model = read_model(model_path, metadata, model_options)
+    options = model.task.resolve(options)
+    model.task.check_data(list(dataset.frame["label"]))
+    for note in model.notes:
+        progress.note(note)
     if target_options.reference is not None:
-        _check_reference(target_options.reference, labels, frontend)
+        _check_reference(target_options.reference, model)
     runs = _plan(model_path, model_options, target_options)
-    files = [Path(p) for p in dataset.frame["file"]]
-    outcome = execute_runs(
-        runs,
-        _chunks(files, frontend, target_options.batch_files),
-        len(files),
-        settings=RunSettings(model_options.batch_size, target_options.work_dir, target_options.retries,
-                             target_options.backoff_seconds),  # fmt: skip
-        check_model=lambda model: _check_io(model.input_shape[1:], model.output_shape, frontend, labels),
-        progress=progress,
-        description=f"Auditing {model_path.name}" + (f" on {len(runs)} runs" if len(runs) > 1 else ""),
-    )
+    outcome = _run(runs, dataset, model, model_options, target_options, progress)
     main = 1 if target_options.reference is not None else 0
-    names = np.asarray(labels, dtype=object)
-    predicted = [_decode(scores, names) for scores in outcome.scores]
-    scored, scored_mask = scored_rows(dataset.frame, outcome.failures, predicted[main])
+    outputs = [model.task.outputs(scores) for scores in outcome.scores]
+    scored, scored_mask = scored_rows(dataset.frame, outcome.failures)
     with progress.task("Scoring (bootstrap, permutations)", total=None):
-        frame = metric_frame(scored, options)
+        frame = model.task.frame(scored, outputs[main][scored_mask], options)
         disparity = None
         if len(runs) > 1 or runs[0].target.label != "local":  # a plain local audit has nothing to compare
-            disparity = disparity_frame(scored, [row[scored_mask].astype(str) for row in predicted], options)
-    audited = _Audited(model_path, manifest_path, dataset, metadata, labels, frontend, runs, outcome, main)
+            disparity = model.task.disparity(scored, [run[scored_mask] for run in outputs], options)
+    audited = _Audited(model_path, manifest_path, dataset, metadata, model, runs, outcome, main)
     return _audit_report(audited, options, model_options, frame, scored_mask, disparity)
+
+
+def _run(
+    runs: list[Run],
+    dataset: LabelledFiles,
+    model: ReadModel,
+    model_options: ModelOptions,
+    target_options: TargetOptions,
+    progress: Progress,
+) -> RunsOutcome:
+    files = [Path(p) for p in dataset.frame["file"]]
+
+    def check(loaded: LoadedModel) -> None:
+        check_inputs(loaded.input_shape[1:], model.frontend)
+        model.task.check_output(loaded)
+
+    settings = RunSettings(model_options.batch_size, target_options.work_dir, target_options.retries,
+                           target_options.backoff_seconds, runtime_options=model.runtime_options)  # fmt: skip
+    described = f"Auditing {runs[-1].model_path.name}" + (f" on {len(runs)} runs" if len(runs) > 1 else "")
+    return execute_runs(runs, _chunks(files, model.frontend, target_options.batch_files), len(files),
+                        settings=settings, check_model=check, progress=progress, description=described)  # fmt: skip
 
 
 def _plan(model_path: Path, model_options: ModelOptions, target_options: TargetOptions) -> list[Run]:
@@ -284,14 +274,6 @@ def _chunks(files: Sequence[Path], frontend: Frontend, size: int) -> Iterator[Ch
         yield Chunk(positions, batch.inputs, len(chunk), failures)
 
 
-def _decode(scores: np.ndarray, names: np.ndarray) -> np.ndarray:
-    """Each row's class name (its highest score); "" for rows that were not scored."""
-    predicted = np.full(len(scores), "", dtype=object)
-    finite = np.isfinite(scores).all(axis=1) if scores.shape[1] else np.zeros(len(scores), dtype=bool)
-    predicted[finite] = names[scores[finite].argmax(axis=1)]
-    return predicted
-
-
 @dataclass(frozen=True)
 class _Audited:
     """What an audit ran, on what, and what came out: everything its report states besides the scores."""
@@ -300,8 +282,7 @@ class _Audited:
     manifest_path: Path
     dataset: LabelledFiles
     metadata: ModelMetadata | None
-    labels: list[str]
-    frontend: Frontend
+    model: ReadModel
     runs: list[Run]
     outcome: RunsOutcome
     main: int
@@ -315,8 +296,8 @@ class _Audited:
             "size_bytes": size_of(self.model_path),
             "sha256": record.model_sha256,
             **dataclasses.asdict(record.model),
-            "labels": self.labels,
-            "frontend": self.frontend.description,
+            "labels": list(getattr(self.model.task, "labels", ())),
+            "frontend": self.model.frontend.description,
             "seconds_per_sample": float(record.latency.mean()) if len(record.latency) else 0.0,
             "metadata": None if self.metadata is None else {"extra": self.metadata.extra},
             "target": self.runs[self.main].target.label,
@@ -327,7 +308,7 @@ def _audit_report(
     audited: _Audited,
     options: ScoreOptions,
     model_options: ModelOptions,
-    frame: GroupMetricFrame,
+    frame: GroupMetricFrame | DetectionFrame,
     scored_mask: np.ndarray,
     disparity: DisparityFrame | None,
 ) -> dict[str, Any]:
@@ -356,6 +337,8 @@ def _audit_report(
             "targets": list(dict.fromkeys(run.target.label for run in runs[main:])),
             "reference": None if reference is None else str(reference.model_path),
             "batch_size": model_options.batch_size,
+            **audited.model.task.settings(),
+            "output": model_options.output,
         },
         samples={
             "total": len(table),
@@ -367,6 +350,9 @@ def _audit_report(
         warnings=warnings,
         model=model,
     )
+    section = audited.model.task.section(frame)
+    if section is not None:
+        report["detection"] = {**section, "stream": audited.model.stream}
     if disparity is not None:
         from ondevice_audit.targets.comparison import comparison_section
 

@@ -8,6 +8,7 @@ runs' predictions of the same clips; ``frame_warnings`` says what a reader must 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # pandas and the metrics load when something is scored, not w
     import pandas as pd
 
     from ondevice_audit.metrics import GroupMetricFrame
+    from ondevice_audit.metrics.detection import DetectionFrame
     from ondevice_audit.metrics.disparity import DisparityFrame
 
 __all__ = ["ScoreOptions", "disparity_frame", "frame_warnings", "metric_frame", "scored_rows"]
@@ -31,7 +33,8 @@ class ScoreOptions:
     """How predictions are scored; shared by ``score``, ``audit`` and the sweep's cells."""
 
     groups: tuple[str, ...] = ()
-    metric: str = defaults.METRIC
+    metric: str | None = defaults.METRIC
+    """None: the task's own (MCC for a classifier, the detection rate for a detector)."""
     negative_labels: tuple[str, ...] = defaults.NEGATIVE_LABELS
     min_group_size: int = defaults.MIN_GROUP_SIZE
     bootstrap: int = defaults.BOOTSTRAP
@@ -67,7 +70,7 @@ def metric_frame(table: pd.DataFrame, options: ScoreOptions, negatives: list[str
         y_true=table["label"].to_numpy(),
         y_pred=table["prediction"].to_numpy(),
         sensitive_features=table[list(options.groups)],
-        metric=options.metric,
+        metric=options.metric or defaults.METRIC,
         speakers=_speakers(table),
         negative_labels=list(options.negative_labels) if negatives is None else negatives,
         min_group_size=options.min_group_size,
@@ -78,16 +81,22 @@ def metric_frame(table: pd.DataFrame, options: ScoreOptions, negatives: list[str
     )
 
 
-def disparity_frame(table: pd.DataFrame, predictions: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
+def disparity_frame(
+    table: pd.DataFrame,
+    predictions: list[np.ndarray],
+    options: ScoreOptions,
+    metric_function: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> DisparityFrame:
     """Several runs' ``predictions`` of ``table``'s clips compared per group as ``options`` say (the first is the
-    reference)."""
+    reference); ``metric_function`` of confusion matrices replaces ``options.metric``'s (a detector's metric)."""
     from ondevice_audit.metrics.disparity import DisparityFrame
 
     return DisparityFrame(
+        metric_function=metric_function,
         y_true=table["label"].to_numpy(),
         predictions=predictions,
         sensitive_features=table[list(options.groups)],
-        metric=options.metric,
+        metric=options.metric or defaults.METRIC,
         speakers=_speakers(table),
         negative_labels=list(options.negative_labels),
         min_group_size=options.min_group_size,
@@ -97,8 +106,8 @@ def disparity_frame(table: pd.DataFrame, predictions: list[np.ndarray], options:
     )
 
 
-def scored_rows(table: pd.DataFrame, failures: dict[int, str], predicted: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows of ``table`` no run failed on, with ``predicted`` as their ``prediction``, and which rows they are."""
+def scored_rows(table: pd.DataFrame, failures: dict[int, str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of ``table`` no run failed on, and which rows they are."""
     from ondevice_audit.data import DataError
 
     scored_mask = np.ones(len(table), dtype=bool)
@@ -106,14 +115,16 @@ def scored_rows(table: pd.DataFrame, failures: dict[int, str], predicted: np.nda
     if not scored_mask.any():
         first = next(iter(failures.values()))
         raise DataError(f"no file could be scored ({len(failures)} failed; first: {first})")
-    scored = table.loc[scored_mask].assign(prediction=predicted[scored_mask].astype(str)).reset_index(drop=True)
-    return scored, scored_mask
+    return table.loc[scored_mask].reset_index(drop=True), scored_mask
 
 
-def frame_warnings(frame: GroupMetricFrame, failed: int) -> list[str]:
+def frame_warnings(frame: GroupMetricFrame | DetectionFrame, failed: int) -> list[str]:
     """What a reader must know to read a frame's numbers right: resampling unit, failures, small groups,
     undefined RB, RB not distinguishable from chance, missing group values."""
+    from ondevice_audit.metrics.detection import DetectionFrame
     from ondevice_audit.metrics.frame import MISSING_GROUP
+
+    detector = isinstance(frame, DetectionFrame)
 
     notes = []
     if frame.speakers is None:
@@ -123,9 +134,10 @@ def frame_warnings(frame: GroupMetricFrame, failed: int) -> list[str]:
         )
     if failed:
         notes.append(f"{failed} sample(s) could not be scored and are left out (see samples.failures)")
+    notes += frame.notes if detector else []  # a detector says itself which clips a group lacks
     for attribute in frame.attributes:
         small = [g.name for g in attribute.groups if not g.in_rb]
-        if small:
+        if small and not detector:
             notes.append(
                 f"{attribute.name}: group(s) {', '.join(small)} have fewer than {frame.min_group_size} clips; "
                 "shown but left out of RB"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import typing
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ import typer
 from ondevice_audit.cli._params import OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import stderr
 from ondevice_audit.errors import ExitCode, UsageError
-from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec
-from ondevice_audit.metrics import METRICS
+from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec, MicroFrontendSpec
+from ondevice_audit.metrics.definitions import DETECTION_METRICS, METRICS
+from ondevice_audit.model_io import DetectorOptions
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.targets.mcu import DeploymentSettings
@@ -36,8 +38,13 @@ Group = Annotated[
                  rich_help_panel=_SCORING),
 ]  # fmt: skip
 Metric = Annotated[
-    str,
-    typer.Option(help=f"Metric RB is computed on: {', '.join(METRICS)}.", rich_help_panel=_SCORING),
+    str | None,
+    typer.Option(
+        help=f"Metric RB is computed on. Classifiers: {', '.join(METRICS)} (default mcc); detectors: "
+        f"{', '.join(DETECTION_METRICS)} (default tpr).",
+        rich_help_panel=_SCORING,
+        show_default=False,
+    ),
 ]
 NegativeLabels = Annotated[
     str,
@@ -62,13 +69,18 @@ ReportOrSweep = Annotated[
     ),
 ]
 Output = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write the report here instead of standard output.")
+    Path | None,
+    typer.Option("--report-file", "-o", "--output", help="Write the report here instead of standard output."),
 ]
+ReportFile = Annotated[
+    Path | None, typer.Option("--report-file", "-o", help="Write the report here instead of standard output.")
+]
+"""``audit``'s: there ``--output`` names the model output to score (a model with several)."""
 
 
 def _scoring(
     group: list[str],
-    metric: str,
+    metric: str | None,
     negative_labels: str,
     min_group_size: int,
     bootstrap: int,
@@ -81,7 +93,7 @@ def _scoring(
 
 def scoring_options(
     groups: list[str],
-    metric: str,
+    metric: str | None,
     negative_labels: str,
     min_group_size: int,
     bootstrap: int,
@@ -91,7 +103,7 @@ def scoring_options(
 ) -> ScoreOptions:
     return ScoreOptions(
         groups=tuple(groups),
-        metric=metric.lower(),
+        metric=None if metric is None else metric.lower(),
         negative_labels=tuple(x.strip() for x in negative_labels.split(",") if x.strip()),
         min_group_size=min_group_size,
         bootstrap=bootstrap,
@@ -105,7 +117,7 @@ SCORING_OPTIONS = OptionGroup(
     "score_options",
     [
         OptionSpec("group", Group, ...),
-        OptionSpec("metric", Metric, SCORING.metric),
+        OptionSpec("metric", Metric, None),
         OptionSpec("negative_labels", NegativeLabels, NEGATIVE_LABELS),
         OptionSpec("min_group_size", MinGroupSize, SCORING.min_group_size),
         OptionSpec("bootstrap", Bootstrap, SCORING.bootstrap),
@@ -116,6 +128,84 @@ SCORING_OPTIONS = OptionGroup(
     _scoring,
 )
 """The scoring options of ``score`` and ``audit``, as one ``ScoreOptions``: ``@options_from(SCORING_OPTIONS)``."""
+
+
+DETECTOR_PANEL = "Detectors (wake words)"
+
+
+@dataclass(frozen=True)
+class TaskChoice:
+    """``--task`` and the detector settings, as given."""
+
+    task: str | None
+    detector: DetectorOptions
+
+    def detector_or_none(self) -> DetectorOptions | None:
+        """For scores (no model to say its task): the detector settings when the task is ``detect``; a
+        one-line error when they are given without it."""
+        if self.task == "detect":
+            return self.detector
+        if self.task not in (None, "classify"):
+            raise UsageError(f"--task {self.task!r}: choose classify or detect")
+        if dataclasses.replace(self.detector, threshold=None) != DetectorOptions():
+            raise UsageError("--positive-label, --at-far, --at-fa-per-hour and --stream are for detectors: "
+                             "add --task detect")  # fmt: skip
+        return None
+
+
+def _finite(name: str) -> Any:
+    def check(value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise typer.BadParameter(f"{name} must be a finite number, not {value}")
+        return value
+
+    return check
+
+
+def _detector_option(help: str, *flags: str, **extra: Any) -> Any:
+    return typer.Option(*flags, help=help, rich_help_panel=DETECTOR_PANEL, **extra)
+
+
+def _task(task: str | None, positive_label: str | None, threshold: float | None, at_far: float | None,
+          at_fa_per_hour: float | None, output_is_logit: bool, **stream: Any) -> TaskChoice:  # fmt: skip
+    return TaskChoice(task, DetectorOptions(positive_label, threshold, at_far, at_fa_per_hour, output_is_logit,
+                                            **stream))  # fmt: skip
+
+
+_TASK_OPTIONS = [
+    OptionSpec("task", Annotated[str | None, _detector_option(
+        "classify (one output per class) or detect (one phrase's probability); default: the model's metadata, "
+        "else classify.")], None),
+    OptionSpec("positive_label", Annotated[str | None, _detector_option(
+        "detect: the label of the clips that say the phrase; every other clip is a negative.")], None),
+    OptionSpec("threshold", Annotated[float | None, _detector_option(
+        "detect: accept a clip when its probability is at least this (default 0.5); score: the cutoff of a "
+        "1/0 score column.", callback=_finite("--threshold"))], None),
+    OptionSpec("at_far", Annotated[float | None, _detector_option(
+        "detect: the threshold at which this share of the population's negatives is accepted, for every group.",
+        callback=_finite("--at-far"))], None),
+    OptionSpec("at_fa_per_hour", Annotated[float | None, _detector_option(
+        "detect: the threshold with this many false accepts per hour of the population's negative audio.",
+        callback=_finite("--at-fa-per-hour"))], None),
+    OptionSpec("output_is_logit", Annotated[bool, _detector_option(
+        "detect: the output is a logit; a sigmoid makes it a probability.", "--output-is-logit")], False),
+]  # fmt: skip
+_STREAM_OPTIONS = [
+    OptionSpec("stream", Annotated[bool | None, _detector_option(
+        "detect: feed each clip a window of frames at a time, state kept between calls and reset between clips "
+        "(default: when the model keeps state or takes fewer frames than a clip).", "--stream/--no-stream")], None),
+    OptionSpec("smooth", Annotated[int, _detector_option(
+        "detect, streaming: average the last N calls' probabilities, as wake-word engines do.", min=1)], 1),
+    OptionSpec("pad_ms", Annotated[float, _detector_option(
+        "detect, streaming: silence before and after each clip, for the model's state to settle.", min=0.0)], 0.0),
+    OptionSpec("hop_ms", Annotated[float, _detector_option(
+        "detect, streaming a stateless model: time between windows.", min=0.0)], 100.0),
+]  # fmt: skip
+TASK_OPTIONS = OptionGroup("task_choice", _TASK_OPTIONS, _task)
+"""``--task`` and how a detector is scored, for ``score``: one ``TaskChoice``."""
+AUDIT_TASK_OPTIONS = OptionGroup("task_choice", [*_TASK_OPTIONS, *_STREAM_OPTIONS], _task)
+"""The same with streaming, for ``audit``."""
+NO_TASK = TaskChoice(None, DetectorOptions())
 
 
 MCU_PANEL = "Microcontroller budget (TFLM arena and flash of a .tflite model)"
@@ -180,6 +270,7 @@ class FrontendKind(StrEnum):
     mfcc = "mfcc"
     logmel = "logmel"
     raw = "raw"
+    micro = "micro"
     image = "image"
 
 
@@ -208,14 +299,26 @@ class FrontendChoice:
             if not (height.isdigit() and width.isdigit()):
                 raise UsageError(f"--image-size {self.image_size!r} must look like 96x96")
             return ImageFrontendSpec(height=int(height), width=int(width), color=self.color, scale=self.scale)  # type: ignore[arg-type]
-        return AudioFrontendSpec(kind=kind.value, **self.audio)  # type: ignore[arg-type]
+        cls = MicroFrontendSpec if kind is FrontendKind.micro else AudioFrontendSpec
+        own = {f.name for f in dataclasses.fields(cls)}
+        settings = {name: value for name, value in self.audio.items() if name in own}
+        return cls(**settings) if cls is MicroFrontendSpec else cls(kind=kind.value, **settings)  # type: ignore[arg-type]
 
 
 def _audio_options() -> list[OptionSpec]:
-    """One option per ``AudioFrontendSpec`` field that declares one (its metadata), default and help from there."""
-    hints = typing.get_type_hints(AudioFrontendSpec)
+    """One option per audio front-end field that declares one (its metadata), default and help from there; the
+    MFCC/log-mel and the micro front-end share ``--sample-rate`` and ``--clip-seconds``."""
+    options: list[OptionSpec] = []
+    for cls in (AudioFrontendSpec, MicroFrontendSpec):
+        known = {option.name for option in options}
+        options += [option for option in _spec_options(cls) if option.name not in known]
+    return options
+
+
+def _spec_options(cls: type) -> list[OptionSpec]:
+    hints = typing.get_type_hints(cls)
     options = []
-    for spec_field in dataclasses.fields(AudioFrontendSpec):
+    for spec_field in dataclasses.fields(cls):
         if "option" not in spec_field.metadata:
             continue
         kind = hints[spec_field.name]

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 @options_from(go.GATE_OPTIONS)
 @options_from(TARGET_OPTIONS)
 @options_from(opt.MCU_OPTIONS)
+@options_from(opt.AUDIT_TASK_OPTIONS)
 def audit(
     model: Annotated[Path, typer.Argument(help=".tflite, .onnx, .keras, .h5 or a SavedModel folder.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Manifest CSV: path, label, group columns, speaker.")],
@@ -47,6 +48,11 @@ def audit(
         ),
     ] = None,
     labels: opt.Labels = None,
+    model_output: Annotated[
+        str | None,
+        typer.Option("--output", help="The model output to score, by name or index, when it has several (the "
+                     "report file is -o/--report-file)."),
+    ] = None,
     frontend: opt.FrontendPlugin = None,
     trust_model: opt.TrustModel = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
@@ -56,12 +62,13 @@ def audit(
     ] = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed (missing, corrupt, NaN output).")] = False,
     fmt: opt.Format = ReportFormatChoice.table,
-    output: opt.Output = None,
+    output: opt.ReportFile = None,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
     gate_flags: go.GateFlags = go.NO_GATE,
     score_options: ScoreOptions = opt.SCORING,
     target_options: TargetOptions | None = None,
     mcu_budget: DeploymentSettings | None = None,
+    task_choice: opt.TaskChoice = opt.NO_TASK,
 ) -> None:
     """Audit a model on a labelled dataset: per-group metrics, reliability bias, model facts.
 
@@ -90,6 +97,9 @@ def audit(
         trust_model=trust_model,
         batch_size=batch_size,
         mcu_budget=mcu_budget.budget() if mcu_budget else None,
+        task=task_choice.task,
+        output=model_output,
+        detector=task_choice.detector,  # a model's metadata may say it is a detector: model_io checks the rest
     )
     assert target_options is not None  # TARGET_OPTIONS always passes one
     target_options = dataclasses.replace(target_options, runtimes=runtimes if len(runtimes) > 1 else ())

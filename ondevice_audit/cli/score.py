@@ -19,14 +19,15 @@ from ondevice_audit.scoring import ScoreOptions
 @app.command()
 @options_from(opt.SCORING_OPTIONS)
 @options_from(go.GATE_OPTIONS)
+@options_from(opt.TASK_OPTIONS)
 def score(
     predictions: Annotated[Path, typer.Argument(help="CSV with label, prediction (or score columns), group columns.")],
-    threshold: Annotated[float, typer.Option(help="Binary `score` column: positive when score >= threshold.")] = 0.5,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any row could not be scored.")] = False,
     fmt: opt.Format = ReportFormatChoice.table,
     output: opt.Output = None,
     score_options: ScoreOptions = opt.SCORING,
     gate_flags: go.GateFlags = go.NO_GATE,
+    task_choice: opt.TaskChoice = opt.NO_TASK,
 ) -> None:
     """Score predictions made anywhere (a device farm, another tool): per-group metrics and reliability bias.
 
@@ -36,7 +37,10 @@ def score(
     """
     from ondevice_audit.audit import score_predictions
 
-    report = score_predictions(predictions, score_options, threshold=threshold, progress=RichProgress())
+    detector = task_choice.detector_or_none()
+    threshold = task_choice.detector.threshold
+    report = score_predictions(predictions, score_options, 0.5 if threshold is None else threshold, RichProgress(),
+                               detector)  # fmt: skip
     opt.emit_report(report, fmt, output)
     opt.finish(report, strict)
     if gate_flags.fail_on_gate:

@@ -1,11 +1,15 @@
 """Predictions made anywhere (a device farm, another tool), read for ``score``.
 
-Three layouts, tried in this order:
+Layouts of a classifier's predictions, tried in this order:
 
 1. a ``prediction`` column with predicted labels;
-2. one ``score_<label>`` column per class: the prediction is the label with the highest score;
-3. one ``score`` column of a binary detector (wake word): predicted positive when ``score >= threshold``;
-   labels must then be 1/0 (or true/false), and ``0`` is the negative label for FRR/FAR.
+2. one ``score_<label>`` column per class (two or more): the prediction is the label with the highest score;
+3. one ``score`` column with 1/0 (or true/false) labels: predicted ``1`` when ``score >= threshold``, and
+   ``0`` is the negative label for FRR/FAR (kept for files written that way; ``--task detect`` gives the
+   detector's own metrics).
+
+A detector's (``read_detector_scores``, for ``score --task detect``): ``label`` (the phrase's clips carry the
+positive label), ``score`` (its probability) and optionally ``duration`` (seconds, for false accepts per hour).
 
 Rows whose label is empty or whose scores are not numbers are counted as failures, not dropped silently.
 """
@@ -21,7 +25,7 @@ import pandas as pd
 from ondevice_audit._files import sha256_of
 from ondevice_audit.data.interface import DataError, check_group_columns, read_table
 
-__all__ = ["Predictions", "read_predictions"]
+__all__ = ["Predictions", "read_detector_scores", "read_predictions"]
 
 SCORE_PREFIX = "score_"
 _BINARY = {"1": "1", "0": "0", "true": "1", "false": "0", "yes": "1", "no": "0"}
@@ -58,6 +62,12 @@ def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> P
         for row in np.flatnonzero(prediction.str.strip().eq("").to_numpy()):
             failures.setdefault(int(row), "empty prediction")
     elif score_columns:
+        if len(score_columns) == 1:
+            raise DataError(
+                f"{path}: a single {score_columns[0]} column is one detector's score, not a class per column "
+                "(argmax over one column predicts the same class for every row): name it score and use "
+                "score --task detect --positive-label LABEL --threshold T"
+            )
         layout = f"{len(score_columns)} score_<label> columns (argmax)"
         scores = frame[score_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(scores).all(axis=1)
@@ -88,3 +98,33 @@ def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> P
         raise DataError(f"{path}: no row could be scored ({len(failures)} failed)")
     failure_list = [{"row": str(r + 2), "reason": failures[r]} for r in sorted(failures)]
     return Predictions(path, scored, layout, sha256_of(path), failure_list, negatives)
+
+
+def read_detector_scores(path: Path, groups: list[str]) -> Predictions:
+    """A detector's scores: ``label``, ``score`` (a probability), optional ``duration`` and ``speaker``."""
+    frame = read_table(path)
+    missing = [c for c in ("label", "score") if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: a detector's scores need the column(s) {', '.join(missing)} (label, score)")
+    check_group_columns(frame, groups, path, {"label", "score", "speaker", "duration", "prediction"})
+    failures: dict[int, str] = {}
+    for row in np.flatnonzero(frame["label"].str.strip().eq("").to_numpy()):
+        failures[int(row)] = "empty label"
+    score = pd.to_numeric(frame["score"], errors="coerce")
+    for row in np.flatnonzero(~np.isfinite(score.to_numpy(dtype=float))):
+        failures.setdefault(int(row), "score is not a number")
+    columns = ["label", *groups] + (["speaker"] if "speaker" in frame.columns else [])
+    values = {"score": score}
+    if "duration" in frame.columns:
+        duration = pd.to_numeric(frame["duration"], errors="coerce")
+        for row in np.flatnonzero(~(duration.to_numpy(dtype=float) > 0)):
+            failures.setdefault(int(row), "duration is not a positive number of seconds")
+        values["duration"] = duration
+    keep = np.ones(len(frame), dtype=bool)
+    keep[list(failures)] = False
+    scored = frame.loc[keep, columns].assign(**{k: v[keep].to_numpy(dtype=float) for k, v in values.items()})
+    if scored.empty:
+        raise DataError(f"{path}: no row could be scored ({len(failures)} failed)")
+    failure_list = [{"row": str(r + 2), "reason": failures[r]} for r in sorted(failures)]
+    layout = "detector score column" + (" with durations" if "duration" in values else "")
+    return Predictions(path, scored.reset_index(drop=True), layout, sha256_of(path), failure_list)

@@ -9,6 +9,7 @@ from ondevice_audit.frontend.interface import (
     FrontendError,
     FrontendSpec,
     ImageFrontendSpec,
+    MicroFrontendSpec,
     SampleError,
     spec_from_dict,
 )
@@ -20,6 +21,10 @@ def build_frontend(spec: FrontendSpec) -> Frontend:
         from ondevice_audit.frontend.image import ImageFrontend
 
         return ImageFrontend(spec)
+    if isinstance(spec, MicroFrontendSpec):
+        from ondevice_audit.frontend.micro import MicroFrontend
+
+        return MicroFrontend(spec)
     from ondevice_audit.frontend.audio import AudioFrontend
 
     return AudioFrontend(spec)
@@ -34,6 +39,7 @@ __all__ = [
     "FrontendError",
     "FrontendSpec",
     "ImageFrontendSpec",
+    "MicroFrontendSpec",
     "SampleError",
     "build_frontend",
     "spec_from_dict",

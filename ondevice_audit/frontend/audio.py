@@ -21,7 +21,7 @@ import soundfile as sf
 import soxr
 from threadpoolctl import ThreadpoolController
 
-from ondevice_audit.frontend.interface import AudioFrontendSpec, Frontend, FrontendBatch, SampleError
+from ondevice_audit.frontend.interface import AudioFrontendSpec, Frontend, FrontendBatch, MicroFrontendSpec, SampleError
 
 __all__ = ["AudioFrontend", "decode_clip"]
 
@@ -58,8 +58,9 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
     )
 
 
-def decode_clip(path: Path, spec: AudioFrontendSpec) -> np.ndarray:
-    """Mono float32 waveform at ``spec.sample_rate``, cut or zero-padded at the end to the clip length."""
+def decode_clip(path: Path, spec: AudioFrontendSpec | MicroFrontendSpec) -> np.ndarray:
+    """Mono float32 waveform at ``spec.sample_rate``, cut or zero-padded at the end to the clip length, with
+    ``spec.pad_ms`` of silence before and after."""
     if not path.is_file():
         raise SampleError("file not found")
     try:
@@ -74,10 +75,9 @@ def decode_clip(path: Path, spec: AudioFrontendSpec) -> np.ndarray:
     mono = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1)
     if rate != spec.sample_rate:
         mono = soxr.resample(mono, rate, spec.sample_rate, quality="HQ").astype(np.float32)
-    n = spec.n_samples
-    if len(mono) >= n:
-        return mono[:n]
-    return np.pad(mono, (0, n - len(mono)))
+    n, pad = spec.n_samples, spec.pad_samples
+    clip = mono[:n] if len(mono) >= n else np.pad(mono, (0, n - len(mono)))
+    return np.pad(clip, (pad, pad)) if pad else clip
 
 
 class AudioFrontend(Frontend):

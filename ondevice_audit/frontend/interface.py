@@ -27,6 +27,7 @@ __all__ = [
     "FrontendError",
     "FrontendSpec",
     "ImageFrontendSpec",
+    "MicroFrontendSpec",
     "SampleError",
     "spec_from_dict",
 ]
@@ -86,6 +87,8 @@ class AudioFrontendSpec:
     )
     fmin: float = 20.0
     fmax: float | None = None
+    pad_ms: float = 0.0
+    """Silence added before and after each clip (a streaming detector needs context to settle)."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("mfcc", "logmel", "raw"):
@@ -112,12 +115,75 @@ class AudioFrontendSpec:
         return round(self.clip_seconds * self.sample_rate)
 
     @property
+    def pad_samples(self) -> int:
+        return round(self.pad_ms * self.sample_rate / 1000)
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
+        total = self.n_samples + 2 * self.pad_samples
         if self.kind == "raw":
-            return (self.n_samples,)
-        frames = 1 + (self.n_samples - self.win_length) // self.hop_length
+            return (total,)
+        frames = 1 + (total - self.win_length) // self.hop_length
         coefficients = self.n_mfcc if self.kind == "mfcc" else self.n_mels
         return (frames, coefficients, 1)
+
+
+@dataclass(frozen=True)
+class MicroFrontendSpec:
+    """The TensorFlow Lite Micro audio front-end that micro_speech-style and streaming wake-word models
+    (microWakeWord) are trained on: a ``window_ms`` FFT every ``step_ms``, ``channels`` mel-like bands between
+    the band limits, noise reduction, PCAN gain control and a log scale, as 16-bit values scaled by 1/25.6.
+
+    The input is ``(frames, channels, 1)`` of 16-bit mono audio at ``sample_rate``. With microWakeWord's
+    settings (the defaults) the features come from the ``pymicro-features`` package (TFLM's own C code);
+    any other setting from TensorFlow's configurable ``audio_microfrontend`` op (the ``train`` extra).
+    """
+
+    kind: Literal["micro"] = "micro"
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0
+    window_ms: float = field(default=30.0, metadata=_option("micro: window length in ms."))
+    step_ms: float = field(default=10.0, metadata=_option("micro: window step in ms."))
+    channels: int = field(default=40, metadata=_option("micro: filterbank channels."))
+    upper_band_limit: float = field(default=7500.0, metadata=_option("micro: highest filterbank frequency (Hz)."))
+    lower_band_limit: float = field(default=125.0, metadata=_option("micro: lowest filterbank frequency (Hz)."))
+    enable_pcan: bool = True
+    min_signal_remaining: float = 0.05
+    pad_ms: float = 0.0
+    """Silence added before and after each clip (a streaming detector needs context to settle)."""
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0 or self.clip_seconds <= 0 or self.window_ms <= 0 or self.step_ms <= 0:
+            raise FrontendError("sample rate, clip length, window and step must be positive")
+        if not 0 < self.lower_band_limit < self.upper_band_limit < self.sample_rate / 2:
+            raise FrontendError(
+                f"the micro front-end's bands {self.lower_band_limit:g}-{self.upper_band_limit:g} Hz do not fit "
+                f"{self.sample_rate} Hz audio (the upper limit must be below {self.sample_rate / 2:g} Hz): lower "
+                "--upper-band-limit or raise --sample-rate"
+            )
+        if self.channels < 1 or self.pad_ms < 0:
+            raise FrontendError("the micro front-end needs at least one channel and a padding of 0 ms or more")
+
+    @property
+    def n_samples(self) -> int:
+        return round(self.clip_seconds * self.sample_rate)
+
+    @property
+    def pad_samples(self) -> int:
+        return round(self.pad_ms * self.sample_rate / 1000)
+
+    @property
+    def window_samples(self) -> int:
+        return round(self.window_ms * self.sample_rate / 1000)
+
+    @property
+    def step_samples(self) -> int:
+        return round(self.step_ms * self.sample_rate / 1000)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        total = self.n_samples + 2 * self.pad_samples
+        return (1 + (total - self.window_samples) // self.step_samples, self.channels, 1)
 
 
 @dataclass(frozen=True)
@@ -143,15 +209,15 @@ class ImageFrontendSpec:
         return (self.height, self.width, 3 if self.color == "rgb" else 1)
 
 
-FrontendSpec = AudioFrontendSpec | ImageFrontendSpec
+FrontendSpec = AudioFrontendSpec | MicroFrontendSpec | ImageFrontendSpec
 AUDIO_FACTOR_FIELDS = tuple(f.name for f in dataclasses.fields(AudioFrontendSpec) if "factor" in f.metadata)
 """The ``AudioFrontendSpec`` fields that are sweep factors (with ``kind``, the factor ``features``)."""
 
 
 def spec_from_dict(data: dict[str, Any]) -> FrontendSpec:
     """Rebuild a spec from its ``dataclasses.asdict`` form (as stored in model metadata)."""
-    cls: type[AudioFrontendSpec] | type[ImageFrontendSpec]
-    cls = ImageFrontendSpec if data.get("kind") == "image" else AudioFrontendSpec
+    cls: type[AudioFrontendSpec] | type[MicroFrontendSpec] | type[ImageFrontendSpec]
+    cls = {"image": ImageFrontendSpec, "micro": MicroFrontendSpec}.get(str(data.get("kind")), AudioFrontendSpec)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:

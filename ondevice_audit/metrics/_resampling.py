@@ -14,21 +14,27 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bootstrap_by_cell", "bootstrap_by_speaker", "permute_by_clip", "permute_by_speaker"]
+__all__ = ["bootstrap_by_cell", "bootstrap_by_speaker", "permute_by_clip", "permute_by_speaker", "speaker_weights"]
+
+
+def speaker_weights(n_speakers: int, strata: np.ndarray | None, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``[n_boot, speakers]`` draw counts: speakers with replacement, within their stratum (group) if given.
+
+    ``strata[S]`` gives each speaker's stratum (its only group), or None to resample all speakers at once.
+    """
+    weights = np.zeros((n_boot, n_speakers), dtype=np.float64)
+    groups = [np.arange(n_speakers)] if strata is None else [np.flatnonzero(strata == h) for h in np.unique(strata)]
+    for members in groups:
+        weights[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
+    return weights
 
 
 def bootstrap_by_speaker(
     per_speaker: np.ndarray, strata: np.ndarray | None, n_boot: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """``per_speaker[S, G, K, K]`` -> ``[n_boot, G, K, K]`` confusion matrices of resampled speakers.
-
-    ``strata[S]`` gives each speaker's stratum (its only group), or None to resample all speakers at once.
-    """
+    """``per_speaker[S, G, K, K]`` -> ``[n_boot, G, K, K]`` confusion matrices of resampled speakers."""
     n_speakers = per_speaker.shape[0]
-    weights = np.zeros((n_boot, n_speakers), dtype=np.float64)
-    groups = [np.arange(n_speakers)] if strata is None else [np.flatnonzero(strata == h) for h in np.unique(strata)]
-    for members in groups:
-        weights[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
+    weights = speaker_weights(n_speakers, strata, n_boot, rng)
     flat = per_speaker.reshape(n_speakers, -1).astype(np.float64)
     return (weights @ flat).reshape(n_boot, *per_speaker.shape[1:])
 

@@ -23,7 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["METRICS", "MetricDefinition", "compute_metric"]
+__all__ = [
+    "DETECTION_METRICS",
+    "METRICS",
+    "METRIC_ALIASES",
+    "DetectorMetric",
+    "MetricDefinition",
+    "compute_metric",
+    "metric_name",
+]
 
 
 def _totals(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -105,11 +113,55 @@ METRICS: dict[str, MetricDefinition] = {
         MetricDefinition("balanced_accuracy", "mean per-class recall over true classes", True, balanced_accuracy),
         MetricDefinition("macro_f1", "unweighted mean F1 over classes", True, macro_f1),
         MetricDefinition("precision", "unweighted mean precision over classes", True, precision),
-        MetricDefinition("recall", "unweighted mean recall over classes", True, recall),
+        MetricDefinition("macro_recall", "unweighted mean recall over classes (not a detection rate)", True, recall),
         MetricDefinition("frr", "false rejection rate: keywords predicted as a negative label", False, frr, True),
         MetricDefinition("far", "false acceptance rate: negatives predicted as a keyword", False, far, True),
     )
 }
+
+
+_TP, _FN, _FP, _TN, _NEG_SECONDS = range(5)
+"""A detector's statistics, last axis: accepted and rejected positives, accepted and rejected negatives,
+seconds of negative audio (``metrics/detection.py``)."""
+
+
+@dataclass(frozen=True)
+class DetectorMetric:
+    name: str
+    description: str
+    higher_is_better: bool
+    function: Callable[[np.ndarray], np.ndarray]
+    """Of ``stats[..., 5]``: accepted positives, rejected positives, accepted negatives, rejected negatives,
+    seconds of negative audio."""
+    basis: str
+    """The clips the value rests on: ``positives``, ``negatives`` or ``accepted``."""
+
+
+DETECTION_METRICS: dict[str, DetectorMetric] = {
+    m.name: m
+    for m in (
+        DetectorMetric("tpr", "detection rate: positives accepted", True,
+                       lambda s: _divide(s[..., _TP], s[..., _TP] + s[..., _FN]), "positives"),
+        DetectorMetric("frr", "false rejection rate: positives rejected", False,
+                       lambda s: _divide(s[..., _FN], s[..., _TP] + s[..., _FN]), "positives"),
+        DetectorMetric("far", "false acceptance rate: negatives accepted, per negative clip", False,
+                       lambda s: _divide(s[..., _FP], s[..., _FP] + s[..., _TN]), "negatives"),
+        DetectorMetric("fa_per_hour", "false accepts per hour of negative audio", False,
+                       lambda s: _divide(s[..., _FP] * 3600.0, s[..., _NEG_SECONDS]), "negatives"),
+        DetectorMetric("precision", "accepted clips that are positives", True,
+                       lambda s: _divide(s[..., _TP], s[..., _TP] + s[..., _FP]), "accepted"),
+    )
+}  # fmt: skip
+
+
+METRIC_ALIASES = {"recall": "macro_recall"}
+"""Names accepted for a metric that is reported under another: ``recall`` was the macro recall's old name (a
+detector's detection rate is ``tpr``)."""
+
+
+def metric_name(name: str) -> str:
+    """``name`` with an alias resolved."""
+    return METRIC_ALIASES.get(name, name)
 
 
 def compute_metric(name: str, cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:

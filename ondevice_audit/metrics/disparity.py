@@ -23,7 +23,7 @@ together: a multinomial draw over the group's distinct (true label, prediction o
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import sparse
 
 from ondevice_audit.errors import UsageError
-from ondevice_audit.metrics import defaults
+from ondevice_audit.metrics import _resampling, defaults
 from ondevice_audit.metrics._groups import GroupedAttribute, group_attributes
 from ondevice_audit.metrics.bias import reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
@@ -119,6 +119,8 @@ class DisparityFrame:
     seed: int = 0
     confidence: float = defaults.CONFIDENCE
     intersections: bool = True
+    metric_function: Callable[[np.ndarray], np.ndarray] | None = None
+    """Computes ``metric`` from confusion matrices ``[..., K, K]`` instead of ``METRICS`` (a detector's metrics)."""
     overall: GroupDisparity = field(init=False)
     attributes: list[AttributeDisparity] = field(init=False)
 
@@ -132,7 +134,9 @@ class DisparityFrame:
         self._pred = np.searchsorted(self.labels, predicted)
         self._cells = self._true[None, :] * k + self._pred
         self._negatives = np.isin(self.labels, [str(x) for x in self.negative_labels])
-        if METRICS[self.metric].needs_negatives and not (self._negatives.any() and (~self._negatives).any()):
+        if self.metric_function is None and METRICS[self.metric].needs_negatives and not (
+            self._negatives.any() and (~self._negatives).any()
+        ):
             raise UsageError(f"metric {self.metric} needs negative labels that occur in the data")
         self._speaker: np.ndarray | None = None
         if self.speakers is not None:
@@ -144,7 +148,7 @@ class DisparityFrame:
         self.attributes = [self._attribute(a) for a in group_attributes(self.sensitive_features, self.intersections)]
 
     def _validate(self) -> None:
-        if self.metric not in METRICS:
+        if self.metric not in METRICS and self.metric_function is None:
             raise UsageError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
         if not self.predictions:
             raise UsageError("compare at least one run")
@@ -167,6 +171,8 @@ class DisparityFrame:
         return np.stack(counts).reshape(len(self._cells), n_groups, len(self.labels), len(self.labels))
 
     def _chosen(self, cms: np.ndarray) -> np.ndarray:
+        if self.metric_function is not None:
+            return self.metric_function(cms.astype(np.float64))
         return compute_metric(self.metric, cms, self._negatives)
 
     def _rb(self, values: np.ndarray, overall: np.ndarray, included: np.ndarray) -> np.ndarray:
@@ -251,7 +257,7 @@ class DisparityFrame:
         rng = np.random.default_rng([self.seed, zlib.crc32(attribute.name.encode()), _PURPOSE])
         n_groups, k = len(attribute.names), len(self.labels)
         if self._speaker is not None:  # units are speakers; each clip counts in its speaker's row
-            weights = _speaker_weights(int(self._speaker.max()) + 1, strata, self.n_boot, rng)
+            weights = _resampling.speaker_weights(int(self._speaker.max()) + 1, strata, self.n_boot, rng)
             rows = self._speaker
             columns = [attribute.codes * k * k + cells for cells in self._cells]
         else:  # units are the distinct (group, true, prediction on each run) combinations, one row each
@@ -267,15 +273,6 @@ class DisparityFrame:
             replicates = np.asarray((per_unit.T @ weights.T).T).reshape(self.n_boot, n_groups, k, k)
             rb[:, run] = self._rb(self._chosen(replicates), self._chosen(replicates.sum(axis=1)), included)
         return rb
-
-
-def _speaker_weights(n_speakers: int, strata: np.ndarray | None, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``[n_boot, speakers]`` draw counts: speakers with replacement, within their stratum (group) if given."""
-    groups = [np.arange(n_speakers)] if strata is None else [np.flatnonzero(strata == h) for h in np.unique(strata)]
-    weights = np.zeros((n_boot, n_speakers))
-    for members in groups:
-        weights[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
-    return weights
 
 
 def _clip_weights(unit_group: np.ndarray, counts: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:

@@ -63,4 +63,23 @@ class CsvFormat(ReportFormat):
                 ["rb", name, _safe(attribute["worst_group"]), None, None, *[None] * len(metric_names)]
                 + [None, None, None, None, rb["value"], *rb_ci, rb["p_value"], rb["undefined_reason"]]
             )
+        _detection_rows(writer, report, len(metric_names))
         return out.getvalue()
+
+
+def _detection_rows(writer: Any, report: dict[str, Any], n_metrics: int) -> None:
+    """A detector's threshold (value in ``rb``, how it was set in ``note``), and each group's EER with its
+    interval (in ``ci_low``/``ci_high``)."""
+    detection = report.get("detection")
+    if not detection:
+        return
+    threshold = detection["threshold"]
+    low, high = threshold.get("ci") or [None, None]
+    writer.writerow(["threshold", "", _safe(detection["positive_label"]), None, None, *[None] * n_metrics, None, None,
+                     None, None, threshold["value"], low, high, None, _safe(threshold["chosen_by"])])  # fmt: skip
+    for attribute in detection["attributes"]:
+        for group in attribute["groups"]:
+            low, high = group.get("eer_ci") or [None, None]
+            writer.writerow(["eer", _safe(attribute["name"]), _safe(group["name"]), group.get("positives"),
+                             None, *[None] * n_metrics, low, high, None, None, group["eer"], None, None, None,
+                             "equal error rate (in rb), its interval (ci_low, ci_high)"])  # fmt: skip

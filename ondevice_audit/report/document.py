@@ -12,17 +12,22 @@ import platform
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from ondevice_audit import __version__
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import METRICS, GroupMetricFrame
+from ondevice_audit.metrics.definitions import DETECTION_METRICS
+
+if TYPE_CHECKING:
+    from ondevice_audit.metrics.detection import DetectionFrame
 
 __all__ = ["SCHEMA_VERSION", "build_report", "load_report", "schema", "to_json", "validate"]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+"""1.1 adds the optional ``detection`` section (``--task detect``); every 1.0 document is a valid 1.1 one."""
 _SUPPORTED_MAJOR = "1"
 
 
@@ -75,7 +80,7 @@ def _interval(ci: tuple[float, float] | None) -> list[float] | None:
 def build_report(
     *,
     command: str,
-    frame: GroupMetricFrame,
+    frame: GroupMetricFrame | DetectionFrame,
     inputs: list[dict[str, str]],
     settings: dict[str, Any],
     samples: dict[str, Any],
@@ -83,7 +88,7 @@ def build_report(
     model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the report from a computed frame. Everything in it is plain JSON."""
-    definition = METRICS[frame.metric]
+    definition = METRICS.get(frame.metric) or DETECTION_METRICS[frame.metric]
     attributes = []
     for attribute in frame.attributes:
         attributes.append(

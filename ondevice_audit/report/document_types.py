@@ -13,6 +13,7 @@ __all__ = [
     "Attribute",
     "Bias",
     "Comparison",
+    "Detection",
     "Failure",
     "Group",
     "InputFile",
@@ -143,6 +144,17 @@ class Comparison(TypedDict):
     attributes: list[dict[str, Any]]
 
 
+class Detection(TypedDict):
+    positive_label: str
+    threshold: dict[str, Any]
+    positives: int
+    negatives: int
+    durations: NotRequired[str | None]
+    eer: NotRequired[float | None]
+    stream: NotRequired[dict[str, Any] | None]
+    attributes: list[dict[str, Any]]
+
+
 class Report(TypedDict):
     schema_version: str
     tool: Tool
@@ -156,3 +168,4 @@ class Report(TypedDict):
     attributes: list[Attribute]
     warnings: list[str]
     comparison: NotRequired[Comparison]
+    detection: NotRequired[Detection]

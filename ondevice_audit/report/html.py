@@ -24,7 +24,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from ondevice_audit.report.det import det_chart_png
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
+from ondevice_audit.report.sentences import detection_sentence
 
 __all__ = ["HtmlFormat", "bar_chart_png", "sweep_html", "sweep_scatter_png"]
 
@@ -66,6 +68,8 @@ class HtmlFormat(ReportFormat):
             _inputs(report),
             _overall(report),
         ]
+        if report.get("detection"):
+            parts.append(f'<p class="rb">{_e(detection_sentence(report))}</p>')
         parts += [_attribute(report, attribute) for attribute in report["attributes"]]
         parts.append(_warnings(report["warnings"]))
         parts.append("</body></html>")
@@ -248,6 +252,10 @@ def _attribute(report: dict[str, Any], attribute: dict[str, Any]) -> str:
         png = base64.b64encode(bar_chart_png(report, attribute)).decode("ascii")
         alt = f"{metric} per group of {attribute['name']} with {report['settings']['confidence']:.0%} intervals"
         parts.append(f'<img alt="{_e(alt)}" src="data:image/png;base64,{png}">')
+    if report.get("detection") and attribute["groups"]:
+        det = base64.b64encode(det_chart_png(report, attribute["name"])).decode("ascii")
+        alt = f"DET curves per group of {attribute['name']}, the operating point marked"
+        parts.append(f'<img alt="{_e(alt)}" src="data:image/png;base64,{det}">')
     parts.append(
         f'<table><tr><th class="text">group</th><th>n</th><th>speakers</th>{header}<th>{_e(metric)} CI</th>'
         f"<th>ln(P_g/P_all)</th><th>in RB</th></tr>{''.join(rows)}</table>"

@@ -6,9 +6,10 @@ import re
 from typing import Any
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
-from ondevice_audit.report.table import (
+from ondevice_audit.report.sentences import (
     comparison_cells,
     comparison_header,
+    detection_sentence,
     rb_difference_sentence,
     rb_sentence,
     run_summary,
@@ -43,6 +44,8 @@ class MarkdownFormat(ReportFormat):
             f"over {overall['n']} clips.",
             "",
         ]
+        if report.get("detection"):
+            lines += [detection_sentence(report, escape_markdown), ""]
         for attribute in report["attributes"]:
             lines += [
                 f"## {escape_markdown(attribute['name'])}",

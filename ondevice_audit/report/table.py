@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group
@@ -12,88 +11,19 @@ from rich.table import Table
 from rich.text import Text
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
+from ondevice_audit.report.sentences import (
+    comparison_cells,
+    comparison_header,
+    detection_sentence,
+    rb_difference_sentence,
+    rb_sentence,
+    run_summary,
+)
 
-__all__ = [
-    "TableFormat",
-    "comparison_cells",
-    "comparison_header",
-    "rb_difference_sentence",
-    "rb_sentence",
-    "run_summary",
-]
+__all__ = ["TableFormat"]
 
-_SHOWN_METRICS = ("mcc", "accuracy", "balanced_accuracy", "macro_f1", "frr", "far")
-_SHORT = {"balanced_accuracy": "bal. acc", "macro_f1": "macro F1", "accuracy": "acc"}
-
-
-def rb_sentence(report: dict[str, Any], attribute: dict[str, Any], escape: Callable[[str], str] = str) -> str:
-    """The one-line verdict for an attribute; ``escape`` is applied to every value from the data."""
-    rb = attribute["rb"]
-    metric = report["metric"]["name"]
-    name = escape(attribute["name"])
-    if rb["value"] is None:
-        text = f"RB({name}) on {metric}: undefined — {escape(rb['undefined_reason'])}"
-    else:
-        text = f"RB({name}) on {metric} = {rb['value']:.3f}"
-        if rb["ci"]:
-            text += f" {fmt_interval(rb['ci'])} ({report['settings']['confidence']:.0%} CI)"
-        if rb["p_value"] is not None:
-            text += f", permutation p = {rb['p_value']:.3g}"
-    if attribute["worst_group"] is not None:
-        text += f"; worst off: {escape(attribute['worst_group'])}"
-    return text
-
-
-def rb_difference_sentence(
-    report: dict[str, Any], attribute: dict[str, Any], run: int, escape: Callable[[str], str] = str
-) -> str:
-    """How RB of run ``run`` (of ``report["comparison"]``) differs from the reference's, for one attribute."""
-    entry, reference = attribute["rb"][run], attribute["rb"][0]
-    text = (
-        f"RB({escape(attribute['name'])}) on {report['comparison']['metric']}: {fmt_number(entry['value'])} on "
-        f"#{run + 1} vs {fmt_number(reference['value'])} on #1"
-    )
-    if entry["difference"] is None:
-        return text + "; the difference is undefined"
-    text += f", difference {entry['difference']:+.3f}"
-    if entry["ci"]:
-        text += f" {fmt_interval(entry['ci'])} (paired {report['settings']['confidence']:.0%} CI"
-        text += ", no detectable change)" if entry["ci"][0] <= 0 <= entry["ci"][1] else ")"
-    return text
-
-
-def run_summary(run: dict[str, Any]) -> list[str]:
-    """Runtime, device, latency, memory and batches of one comparison run, as plain cells."""
-    latency = run["latency_ms"]
-    device = run["device"]
-    batches = run["batches"]
-    return [
-        f"{run['runtime']} {run['runtime_version']}",
-        f"{device.get('machine', '?')}, Python {device.get('python', '?')}",
-        "—" if latency is None else f"{latency['median']:.3g}",
-        "—" if latency is None else f"{latency['p90']:.3g}",
-        "—" if run["peak_memory_bytes"] is None else f"{run['peak_memory_bytes'] / 2**20:.0f}",
-        f"{batches['batches']} ({batches['from_cache']} stored, {batches['retries']} retried)",
-    ]
-
-
-def comparison_cells(group: dict[str, Any]) -> list[str]:
-    """Per run the metric, then per compared run the flip rate and the forgotten share, with counts."""
-    runs = group["runs"]
-    cells = [fmt_number(r["metric"]) for r in runs]
-    for r in runs[1:]:
-        cells.append(f"{r['flip_rate']:.1%} ({r['flips']})")
-        cells.append(f"{r['forgotten_share']:.1%} ({r['forgotten']} of {group['reference_correct']})")
-    return cells
-
-
-def comparison_header(report: dict[str, Any]) -> list[str]:
-    comparison = report["comparison"]
-    n_runs = len(comparison["runs"])
-    header = [f"{comparison['metric']} #{i + 1}" for i in range(n_runs)]
-    for i in range(1, n_runs):
-        header += [f"flips #{i + 1}", f"forgotten #{i + 1}"]
-    return header
+_SHOWN_METRICS = ("mcc", "accuracy", "balanced_accuracy", "macro_f1", "tpr", "frr", "far", "fa_per_hour", "eer")
+_SHORT = {"balanced_accuracy": "bal. acc", "macro_f1": "macro F1", "accuracy": "acc", "fa_per_hour": "FA/h"}
 
 
 class TableFormat(ReportFormat):
@@ -112,6 +42,8 @@ class TableFormat(ReportFormat):
         available = report["overall"]["metrics"]
         shown = [m for m in _SHOWN_METRICS if m in available and m != metric]
         parts: list[Any] = [self._header(report)]
+        if report.get("detection"):
+            parts.append(Text(detection_sentence(report)))
         for attribute in report["attributes"]:
             table = Table(title=f"{escape(attribute['name'])} — resampling {escape(attribute['resampling'])}",
                           title_justify="left", expand=False)  # fmt: skip

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ondevice_audit._files import model_format
 from ondevice_audit.errors import UsageError
 from ondevice_audit.registry import Registry
 from ondevice_audit.runtimes.interface import InferenceResult, LoadedModel, ModelLoadError, Runtime
+
+if TYPE_CHECKING:
+    from ondevice_audit.runtimes.streaming import StreamSettings
 
 __all__ = [
     "DEFAULT_RUNTIME",
@@ -51,6 +55,10 @@ class RuntimeOptions:
 
     trust_model: bool = False
     """Allow Keras models that run stored Python code (Lambda layers)."""
+    output: str | None = None
+    """The output to score, by name or index, for a model with several (``--output``)."""
+    stream: StreamSettings | None = None
+    """Run the model as a streaming detector over each clip's frames (``runtimes/streaming.py``)."""
 
 
 def load_runtime(model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> Runtime:
@@ -61,4 +69,10 @@ def load_runtime(model_path: Path, runtime: str | None = None, options: RuntimeO
     name = runtime or DEFAULT_RUNTIME[fmt]
     if runtime_format(name) != fmt:
         raise UsageError(f"runtime {name} runs {runtime_format(name)} models, not {fmt} ({model_path.name})")
-    return RUNTIMES.load(name).open(model_path, options or RuntimeOptions())
+    options = options or RuntimeOptions()
+    implementation = RUNTIMES.load(name)
+    if options.stream is not None:
+        from ondevice_audit.runtimes.streaming import StreamingRuntime
+
+        return StreamingRuntime(model_path, lambda: implementation.open(model_path, options), options.stream)
+    return implementation.open(model_path, options)

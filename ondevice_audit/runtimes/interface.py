@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -25,7 +25,7 @@ from ondevice_audit.errors import UsageError
 if TYPE_CHECKING:
     from ondevice_audit.runtimes import RuntimeOptions
 
-__all__ = ["InferenceResult", "LoadedModel", "ModelLoadError", "Runtime"]
+__all__ = ["InferenceResult", "LoadedModel", "ModelLoadError", "Runtime", "select_output"]
 
 
 class ModelLoadError(UsageError):
@@ -42,7 +42,31 @@ class LoadedModel:
     """Batch axis first; None marks a dynamic axis."""
     input_dtype: str
     output_shape: list[int | None]
+    """Of the output the scores come from."""
     output_dtype: str
+    outputs: list[str] = field(default_factory=list)
+    """Every output's name, in order (a model may have several)."""
+    output: str | None = None
+    """The output the scores come from (``--output``); None when the model has one."""
+
+
+def select_output(names: list[str], wanted: str | None, model: Path) -> int:
+    """The index of the output ``wanted`` names (a name, or an index); the only one when None.
+
+    A model with several outputs is never read at output 0 by default: which one is scored is the user's call.
+    """
+    if wanted is None:
+        if len(names) != 1:
+            raise ModelLoadError(
+                f"{model.name} has {len(names)} outputs ({', '.join(names)}): choose the one to score with "
+                "--output NAME|INDEX"
+            )
+        return 0
+    if wanted in names:
+        return names.index(wanted)
+    if wanted.strip().isdigit() and int(wanted) < len(names):
+        return int(wanted)
+    raise ModelLoadError(f"{model.name} has no output {wanted!r}; its outputs: {', '.join(names)} (or an index)")
 
 
 @dataclass

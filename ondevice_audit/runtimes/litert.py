@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ondevice_audit.runtimes.interface import ModelLoadError, Runtime
+from ondevice_audit.runtimes.interface import ModelLoadError, Runtime, select_output
+
+if TYPE_CHECKING:
+    from ondevice_audit.runtimes import RuntimeOptions
 
 __all__ = ["LiteRTRuntime", "dequantize", "quantize"]
 
@@ -32,7 +36,11 @@ class LiteRTRuntime(Runtime):
     name = "litert"
     model_format = "tflite"
 
-    def __init__(self, model_path: Path, num_threads: int | None = None):
+    @classmethod
+    def open(cls, model_path: Path, options: RuntimeOptions) -> LiteRTRuntime:
+        return cls(model_path, output=options.output)
+
+    def __init__(self, model_path: Path, num_threads: int | None = None, output: str | None = None):
         super().__init__(model_path)
         from ai_edge_litert.interpreter import Interpreter
 
@@ -41,7 +49,9 @@ class LiteRTRuntime(Runtime):
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
+        self._output_names = [detail["name"] for detail in self._interpreter.get_output_details()]
+        self._output_index = select_output(self._output_names, output, model_path)
+        self._output = self._interpreter.get_output_details()[self._output_index]
         signature = self._input.get("shape_signature", self._input["shape"])
         self._dynamic_batch = int(signature[0]) == -1
         self._batch = None
@@ -63,7 +73,7 @@ class LiteRTRuntime(Runtime):
             it.resize_tensor_input(self._input["index"], [n, *self.input_shape])
             it.allocate_tensors()
             self._input = it.get_input_details()[0]
-            self._output = it.get_output_details()[0]
+            self._output = it.get_output_details()[self._output_index]
             self._batch = n
         elif self._batch is None:
             it.allocate_tensors()
@@ -83,4 +93,6 @@ class LiteRTRuntime(Runtime):
             "input_dtype": np.dtype(self._input["dtype"]).name,
             "output_shape": [None, *(int(d) for d in self._output["shape"][1:])],
             "output_dtype": np.dtype(self._output["dtype"]).name,
+            "outputs": self._output_names,
+            "output": self._output["name"] if len(self._output_names) > 1 else None,
         }

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ondevice_audit.runtimes.interface import ModelLoadError, Runtime
+from ondevice_audit.runtimes.interface import ModelLoadError, Runtime, select_output
+
+if TYPE_CHECKING:
+    from ondevice_audit.runtimes import RuntimeOptions
 
 __all__ = ["OnnxRuntime"]
 
@@ -21,7 +25,11 @@ class OnnxRuntime(Runtime):
     name = "onnxruntime"
     model_format = "onnx"
 
-    def __init__(self, model_path: Path, num_threads: int | None = None):
+    @classmethod
+    def open(cls, model_path: Path, options: RuntimeOptions) -> OnnxRuntime:
+        return cls(model_path, output=options.output)
+
+    def __init__(self, model_path: Path, num_threads: int | None = None, output: str | None = None):
         super().__init__(model_path)
         import onnxruntime as ort
 
@@ -37,7 +45,9 @@ class OnnxRuntime(Runtime):
         if len(inputs) != 1:
             raise ModelLoadError(f"{model_path}: models with several inputs are not supported")
         self._input = inputs[0]
-        self._output = self._session.get_outputs()[0]
+        outputs = self._session.get_outputs()
+        self._output_names = [o.name for o in outputs]
+        self._output = outputs[select_output(self._output_names, output, model_path)]
         self._dtype = _ORT_TYPES.get(self._input.type, np.float32)
 
     @property
@@ -69,4 +79,6 @@ class OnnxRuntime(Runtime):
             "input_dtype": self._input.type,
             "output_shape": [_dim(d) for d in self._output.shape],
             "output_dtype": self._output.type,
+            "outputs": self._output_names,
+            "output": self._output.name if len(self._output_names) > 1 else None,
         }

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ondevice_audit import _tensorflow
-from ondevice_audit.runtimes.interface import ModelLoadError, Runtime
+from ondevice_audit.runtimes.interface import ModelLoadError, Runtime, select_output
 
 if TYPE_CHECKING:
     from ondevice_audit.runtimes import RuntimeOptions
@@ -33,9 +33,9 @@ class KerasRuntime(Runtime):
 
     @classmethod
     def open(cls, model_path: Path, options: RuntimeOptions) -> KerasRuntime:
-        return cls(model_path, trust_model=options.trust_model)
+        return cls(model_path, trust_model=options.trust_model, output=options.output)
 
-    def __init__(self, model_path: Path, trust_model: bool = False):
+    def __init__(self, model_path: Path, trust_model: bool = False, output: str | None = None):
         super().__init__(model_path)
         keras = _tensorflow.keras()
         try:
@@ -51,6 +51,8 @@ class KerasRuntime(Runtime):
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelLoadError(f"{model_path}: not a Keras model TensorFlow can load ({message})") from None
         self._tf = _tensorflow.tensorflow()
+        self._output_names = [str(name) for name in self._model.output_names]
+        self._output_index = select_output(self._output_names, output, model_path)
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:
@@ -61,13 +63,21 @@ class KerasRuntime(Runtime):
         return None
 
     def run_batch(self, inputs: np.ndarray) -> np.ndarray:
-        return np.asarray(self._model(self._tf.constant(inputs), training=False), dtype=np.float32)
+        outputs = self._model(self._tf.constant(inputs), training=False)
+        chosen = outputs[self._output_index] if isinstance(outputs, list | tuple) else outputs
+        return np.asarray(chosen, dtype=np.float32)
 
     def _facts(self) -> dict[str, object]:
         return {
             "runtime_version": f"tensorflow {self._tf.__version__}",
             "input_shape": list(self._model.input_shape),
             "input_dtype": str(self._model.input.dtype.name),
-            "output_shape": list(self._model.output_shape),
-            "output_dtype": str(self._model.output.dtype.name),
+            "output_shape": list(self._output_shape()),
+            "output_dtype": str(self._model.outputs[self._output_index].dtype.name),
+            "outputs": self._output_names,
+            "output": self._output_names[self._output_index] if len(self._output_names) > 1 else None,
         }
+
+    def _output_shape(self) -> tuple[int | None, ...]:
+        shape = self._model.output_shape
+        return tuple(shape[self._output_index] if isinstance(shape, list) else shape)

@@ -24,12 +24,16 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ondevice_audit.errors import PipelineError, UsageError
-from ondevice_audit.runtimes.interface import InferenceResult, ModelLoadError, Runtime
+from ondevice_audit.runtimes.interface import InferenceResult, ModelLoadError, Runtime, select_output
+from ondevice_audit.runtimes.tflite_graph import TFLiteGraph, read_graph
+
+if TYPE_CHECKING:
+    from ondevice_audit.runtimes import RuntimeOptions
 from ondevice_audit.runtimes.litert import dequantize, quantize
 
 __all__ = [
@@ -106,42 +110,9 @@ class Footprint:
         return {**asdict(self), "ops": list(self.ops)}
 
 
-@dataclass(frozen=True)
-class _Graph:
-    ops: tuple[str, ...]
-    inputs: int
-    outputs: int
-
-
-def _read_graph(model_path: Path) -> _Graph:
-    """Distinct ops of every subgraph in order of first use (builtin names, custom codes), and I/O counts."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    try:
-        model = schema.Model.GetRootAs(model_path.read_bytes(), 0)
-        codes = []
-        for i in range(model.OperatorCodesLength()):
-            code = model.OperatorCodes(i)
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            if builtin == schema.BuiltinOperator.CUSTOM:
-                codes.append((code.CustomCode() or b"CUSTOM").decode())
-            else:
-                codes.append(names.get(builtin, f"BUILTIN_{builtin}"))
-        ops: dict[str, None] = {}
-        for s in range(model.SubgraphsLength()):
-            subgraph = model.Subgraphs(s)
-            for o in range(subgraph.OperatorsLength()):
-                ops[codes[subgraph.Operators(o).OpcodeIndex()]] = None
-        main = model.Subgraphs(0)
-        return _Graph(tuple(ops), main.InputsLength(), main.OutputsLength())
-    except Exception as exc:  # a corrupt flatbuffer raises struct.error, IndexError, TypeError...
-        raise ModelLoadError(f"{model_path}: not a TFLite model TFLM can load ({type(exc).__name__})") from None
-
-
 def model_ops(model_path: Path) -> list[str]:
     """The model's distinct ops, in order of first use: builtin names (``CONV_2D``) and custom op codes."""
-    return list(_read_graph(model_path).ops)
+    return list(read_graph(model_path).ops)
 
 
 @contextmanager
@@ -161,7 +132,7 @@ def _captured_stderr() -> Iterator[list[str]]:
             lines.extend(line.strip() for line in sink.read().decode(errors="replace").splitlines() if line.strip())
 
 
-def _refusal(model_path: Path, graph: _Graph, log: list[str]) -> str:
+def _refusal(model_path: Path, graph: TFLiteGraph, log: list[str]) -> str:
     """One line saying why TFLM cannot run the model: missing ops by name, else TFLM's own last words."""
     named = [name for line in log for name in _MISSING_OP.findall(line)]
     if named:
@@ -194,7 +165,7 @@ def _tflm_detail(detail: dict[str, Any]) -> dict[str, Any]:
 class _Session:
     """One TFLM interpreter and its single input and output."""
 
-    def __init__(self, model_path: Path, graph: _Graph):
+    def __init__(self, model_path: Path, graph: TFLiteGraph, output: int = 0):
         from tflite_micro import runtime
 
         data = model_path.read_bytes()
@@ -207,7 +178,8 @@ class _Session:
         if not loaded:
             raise ModelLoadError(_refusal(model_path, graph, log))
         self.input = _tflm_detail(self.interpreter.get_input_details(0))
-        self.output = _tflm_detail(self.interpreter.get_output_details(0))
+        self.output_index = output
+        self.output = _tflm_detail(self.interpreter.get_output_details(output))
 
     def run(self, inputs: np.ndarray) -> tuple[np.ndarray, float]:
         """Scores of every row, one invoke each, and the seconds spent in TFLM."""
@@ -219,7 +191,7 @@ class _Session:
             began = time.perf_counter()
             it.set_input(row[None], 0)
             it.invoke()
-            output = it.get_output(0)
+            output = it.get_output(self.output_index)
             seconds += time.perf_counter() - began
             scores[i] = dequantize(output, self.output).reshape(-1)
         return scores, seconds
@@ -241,10 +213,10 @@ def default_workers() -> int:
 _WORKER: _Session | None = None
 
 
-def _start_worker(model_path: str) -> None:
+def _start_worker(model_path: str, output: int) -> None:
     global _WORKER
     path = Path(model_path)
-    _WORKER = _Session(path, _read_graph(path))
+    _WORKER = _Session(path, read_graph(path), output)
 
 
 def _run_in_worker(inputs: np.ndarray) -> tuple[np.ndarray, float]:
@@ -256,16 +228,21 @@ class TFLMRuntime(Runtime):
     name = "tflm"
     model_format = "tflite"
 
-    def __init__(self, model_path: Path, workers: int | None = None):
+    @classmethod
+    def open(cls, model_path: Path, options: RuntimeOptions) -> TFLMRuntime:
+        return cls(model_path, output=options.output, workers=1 if options.stream else None)
+
+    def __init__(self, model_path: Path, workers: int | None = None, output: str | None = None):
         """``workers``: processes ``run_all`` spreads samples over (default: one per usable CPU)."""
         super().__init__(model_path)
         self.workers = default_workers() if workers is None else workers
         if self.workers < 1:
             raise UsageError(f"TFLM needs at least 1 worker process, got {self.workers}")
-        self._graph = _read_graph(model_path)
+        self._graph = read_graph(model_path)
         if self._graph.inputs != 1:
             raise ModelLoadError(f"{model_path}: models with several inputs are not supported")
-        self._session = _Session(model_path, self._graph)
+        self._output_index = select_output(list(self._graph.output_names), output, model_path)
+        self._session = _Session(model_path, self._graph, self._output_index)
         self._footprint: Footprint | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._seconds_here = 0.0
@@ -345,7 +322,7 @@ class TFLMRuntime(Runtime):
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(str(self.model_path),),
+                initargs=(str(self.model_path), self._output_index),
             )
             weakref.finalize(self, self._pool.shutdown, cancel_futures=True)
         return self._pool
@@ -365,6 +342,8 @@ class TFLMRuntime(Runtime):
             "input_dtype": self._session.input["dtype"].name,
             "output_shape": self._session.output["shape"],
             "output_dtype": self._session.output["dtype"].name,
+            "outputs": list(self._graph.output_names),
+            "output": self._graph.output_names[self._output_index] if self._graph.outputs > 1 else None,
         }
 
 

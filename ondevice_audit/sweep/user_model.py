@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from ondevice_audit._files import model_format, sha256_of
-from ondevice_audit.audit import ModelOptions, resolve_labels
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import read_metadata
 from ondevice_audit.frontend import (
@@ -46,6 +45,7 @@ from ondevice_audit.frontend import (
     spec_from_dict,
 )
 from ondevice_audit.frontend.plugin import PluginFrontend
+from ondevice_audit.model_io import ModelOptions, resolve_labels
 from ondevice_audit.runtimes import DEFAULT_RUNTIME
 
 __all__ = [
@@ -228,6 +228,9 @@ def load_user_model(
         raise UsageError(f"{path}: contains a Lambda layer (arbitrary code); pass --trust-model to load it")
     metadata = read_metadata(path)
     labels = resolve_labels(metadata, ModelOptions(labels_file=labels_file))
+    if labels is None:
+        raise UsageError("the model carries no label names: pass --labels FILE (one class name per line, in output "
+                         "order)")  # fmt: skip
     frontend: FrontendSpec | PluginReference | None = frontend_spec or (metadata.frontend if metadata else None)
     if frontend_plugin:
         frontend = plugin_reference(frontend_plugin, path)

@@ -182,10 +182,23 @@ def _interpreter_class(name: str) -> type:
     return tf.lite.Interpreter
 
 
+def _output_index(names: list[str], wanted: str | None) -> int:
+    """As the host's ``select_output``: a model with several outputs is never read at output 0 unasked."""
+    if wanted is None:
+        if len(names) != 1:
+            raise RunnerError(f"the model has {len(names)} outputs ({', '.join(names)}): choose one", "model")
+        return 0
+    if wanted in names:
+        return names.index(wanted)
+    if wanted.isdigit() and int(wanted) < len(names):
+        return int(wanted)
+    raise RunnerError(f"the model has no output {wanted!r} (its outputs: {', '.join(names)})", "model")
+
+
 class TFLiteModel:
     """A TFLite model on one interpreter, batched as the host's LiteRT runtime batches it."""
 
-    def __init__(self, path: str, runtime: str):
+    def __init__(self, path: str, runtime: str, output: str | None = None):
         interpreter = _interpreter_class(runtime)
         try:
             self._it = interpreter(model_path=path)
@@ -194,7 +207,9 @@ class TFLiteModel:
         if len(self._it.get_input_details()) != 1:
             raise RunnerError("models with several inputs are not supported", "model")
         self._input = self._it.get_input_details()[0]
-        self._output = self._it.get_output_details()[0]
+        self._names = [str(detail["name"]) for detail in self._it.get_output_details()]
+        self._index = _output_index(self._names, output)
+        self._output = self._it.get_output_details()[self._index]
         signature = self._input.get("shape_signature", self._input["shape"])
         self._dynamic = int(signature[0]) == -1
         self._batch: int | None = None
@@ -210,6 +225,8 @@ class TFLiteModel:
             "input_dtype": np.dtype(self._input["dtype"]).name,
             "output_shape": [None] + [int(d) for d in self._output["shape"][1:]],
             "output_dtype": np.dtype(self._output["dtype"]).name,
+            "outputs": self._names,
+            "output": self._names[self._index] if len(self._names) > 1 else None,
         }
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
@@ -219,7 +236,7 @@ class TFLiteModel:
             it.resize_tensor_input(self._input["index"], [n] + [int(d) for d in self._input["shape"][1:]])
             it.allocate_tensors()
             self._input = it.get_input_details()[0]
-            self._output = it.get_output_details()[0]
+            self._output = it.get_output_details()[self._index]
             self._batch = n
         elif self._batch is None:
             it.allocate_tensors()
@@ -238,7 +255,7 @@ def _dim(value: object) -> int | None:
 class OnnxModel:
     """An ONNX model on ONNX Runtime's CPU execution provider."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, output: str | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -250,7 +267,8 @@ class OnnxModel:
         if len(self._session.get_inputs()) != 1:
             raise RunnerError("models with several inputs are not supported", "model")
         self._input = self._session.get_inputs()[0]
-        self._output = self._session.get_outputs()[0]
+        self._names = [o.name for o in self._session.get_outputs()]
+        self._output = self._session.get_outputs()[_output_index(self._names, output)]
         self._dtype = _ONNX_TYPES.get(self._input.type, np.float32)
 
     @property
@@ -263,6 +281,8 @@ class OnnxModel:
             "input_dtype": self._input.type,
             "output_shape": [_dim(d) for d in self._output.shape],
             "output_dtype": self._output.type,
+            "outputs": self._names,
+            "output": self._output.name if len(self._names) > 1 else None,
         }
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
@@ -274,7 +294,9 @@ class OnnxModel:
         return np.asarray(scores, dtype=np.float32)[:n]
 
 
-def load_model(path: str, runtime: str | None) -> tuple[TFLiteModel | OnnxModel, dict[str, object]]:
+def load_model(
+    path: str, runtime: str | None, output: str | None = None
+) -> tuple[TFLiteModel | OnnxModel, dict[str, object]]:
     """The model on ``runtime`` (default: the first usable runtime for its format) and that runtime's status.
 
     Every runtime tried and why it failed goes into the error, so the host can say why nothing runs the model.
@@ -292,7 +314,7 @@ def load_model(path: str, runtime: str | None) -> tuple[TFLiteModel | OnnxModel,
             reasons.append(f"{name}: {status['note']}")
             continue
         try:
-            model = TFLiteModel(path, name) if fmt == "tflite" else OnnxModel(path)
+            model = TFLiteModel(path, name, output) if fmt == "tflite" else OnnxModel(path, output)
         except RunnerError as exc:
             reasons.append(str(exc))
             continue
@@ -313,7 +335,7 @@ def command_facts(args: argparse.Namespace) -> dict[str, object]:
     facts["runtimes"] = [runtime_status(name) for name in RUNTIMES]
     if args.model:
         try:
-            model, status = load_model(args.model, args.runtime)
+            model, status = load_model(args.model, args.runtime, args.output)
         except RunnerError as exc:
             facts["model_error"] = str(exc)
         else:
@@ -332,7 +354,7 @@ def command_run(args: argparse.Namespace) -> dict[str, object]:
     except (OSError, KeyError, ValueError) as exc:
         raise RunnerError(f"cannot read the inputs {args.inputs}: {exc}", "inputs") from None
     os.remove(args.inputs)
-    model, status = load_model(args.model, args.runtime)
+    model, status = load_model(args.model, args.runtime, args.output)
     step = min(args.batch_size, model.max_batch or args.batch_size)
     latency = np.zeros(len(inputs), dtype=np.float64)
     outputs = []
@@ -367,12 +389,14 @@ def _parser() -> argparse.ArgumentParser:
     facts.add_argument("--model")
     facts.add_argument("--runtime")
     facts.add_argument("--workdir", help="where free disk space is measured (default: this file's folder)")
+    facts.add_argument("--output", help="the output to score, by name or index, when the model has several")
     run = commands.add_parser("run", help="run --model over --inputs, write --outputs")
     run.add_argument("--model", required=True)
     run.add_argument("--inputs", required=True)
     run.add_argument("--outputs", required=True)
     run.add_argument("--runtime")
     run.add_argument("--batch-size", type=int, default=64)
+    run.add_argument("--output", help="the output to score, by name or index, when the model has several")
     run.add_argument("--discard", action="append", default=[], help="a finished output file to delete first")
     return parser
 

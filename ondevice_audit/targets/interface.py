@@ -17,12 +17,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.runtimes.interface import InferenceResult, LoadedModel
+
+if TYPE_CHECKING:
+    from ondevice_audit.runtimes import RuntimeOptions
 
 __all__ = [
     "InferenceResult",
@@ -144,12 +147,15 @@ class Target(ABC):
         """The target ``spec`` (its registered name, or ``scheme://...``) names."""
 
     @abstractmethod
-    def check(self, model_path: Path | None = None, runtime: str | None = None) -> TargetFacts:
+    def check(
+        self, model_path: Path | None = None, runtime: str | None = None, options: RuntimeOptions | None = None
+    ) -> TargetFacts:
         """What the target is, and with a model which runtime would run it (``model``/``model_error``)."""
 
     @abstractmethod
-    def open(self, model_path: Path, runtime: str | None = None) -> TargetSession:
-        """Prepare ``model_path`` on ``runtime`` (default: the first that loads it); a ``TargetCannotRun`` if none."""
+    def open(self, model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> TargetSession:
+        """Prepare ``model_path`` on ``runtime`` (default: the first that loads it), opened as ``options`` say
+        (which output, streaming); a ``TargetCannotRun`` if nothing there runs it."""
 
     def cache_identity(self) -> str:
         """What makes this target's outputs differ from another's, for the key of stored batches."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import tempfile
 from pathlib import Path
@@ -30,9 +31,9 @@ def _check_runtime_name(runtime: str | None) -> None:
 
 
 class LocalSession(TargetSession):
-    def __init__(self, device: TargetFacts, model_path: Path, runtime: str | None, trust_model: bool):
+    def __init__(self, device: TargetFacts, model_path: Path, runtime: str | None, options: RuntimeOptions):
         _check_runtime_name(runtime)
-        self._runtime = load_runtime(model_path, runtime, RuntimeOptions(trust_model=trust_model))
+        self._runtime = load_runtime(model_path, runtime, options)
         self.model = self._runtime.describe()
         self.device = device
         self.notes: list[str] = []
@@ -60,7 +61,9 @@ class LocalTarget(Target):
     def from_spec(cls, spec: str, settings: TargetSettings) -> LocalTarget:
         return cls(trust_model=settings.trust_model)
 
-    def check(self, model_path: Path | None = None, runtime: str | None = None) -> TargetFacts:
+    def check(
+        self, model_path: Path | None = None, runtime: str | None = None, options: RuntimeOptions | None = None
+    ) -> TargetFacts:
         system = device_runner.system_facts(tempfile.gettempdir())
         runtimes = []
         for name in RUNTIMES:
@@ -72,7 +75,7 @@ class LocalTarget(Target):
         model, model_error = None, None
         if model_path is not None:
             try:
-                with self.open(model_path, runtime) as session:
+                with self.open(model_path, runtime, options) as session:
                     model = session.model
             except UsageError as exc:
                 model_error = str(exc)
@@ -91,5 +94,6 @@ class LocalTarget(Target):
             model_error=model_error,
         )
 
-    def open(self, model_path: Path, runtime: str | None = None) -> TargetSession:
-        return LocalSession(self.check(), model_path, runtime, self.trust_model)
+    def open(self, model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> TargetSession:
+        options = dataclasses.replace(options or RuntimeOptions(), trust_model=self.trust_model)
+        return LocalSession(self.check(), model_path, runtime, options)

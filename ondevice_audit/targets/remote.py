@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from ondevice_audit.targets.interface import (
     TargetSession,
     TargetUnreachable,
 )
+
+if TYPE_CHECKING:
+    from ondevice_audit.runtimes import RuntimeOptions
 
 __all__ = ["RUNNER_PATH", "RUNNER_SHA256", "RemoteSession", "RemoteTarget", "facts_from_reply"]
 
@@ -148,9 +151,11 @@ class RemoteTarget(Target):
             raise
         return folder, remote_model
 
-    def check(self, model_path: Path | None = None, runtime: str | None = None) -> TargetFacts:
+    def check(
+        self, model_path: Path | None = None, runtime: str | None = None, options: RuntimeOptions | None = None
+    ) -> TargetFacts:
         if model_path is not None:
-            _check_model(model_path, runtime)
+            _check_model(model_path, runtime, options)
         folder, remote_model = self._prepare(model_path)
         try:
             args = ["facts", "--workdir", folder]
@@ -158,14 +163,16 @@ class RemoteTarget(Target):
                 args += ["--model", remote_model]
             if runtime:
                 args += ["--runtime", runtime]
+            if options is not None and options.output is not None:
+                args += ["--output", options.output]
             reply = self.call_runner(folder, args)
         finally:
             self.discard_folder(folder)
         return facts_from_reply(self.label, reply)
 
-    def open(self, model_path: Path, runtime: str | None = None) -> TargetSession:
-        _check_model(model_path, runtime)
-        return RemoteSession(self, model_path, runtime)
+    def open(self, model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> TargetSession:
+        _check_model(model_path, runtime, options)
+        return RemoteSession(self, model_path, runtime, None if options is None else options.output)
 
     def cache_identity(self) -> str:
         return f"{self.label} python={self.python} runner={RUNNER_SHA256}"
@@ -214,10 +221,15 @@ class RemoteTarget(Target):
             path.unlink()
 
 
-def _check_model(model_path: Path, runtime: str | None) -> None:
+def _check_model(model_path: Path, runtime: str | None, options: RuntimeOptions | None = None) -> None:
     """What can be refused before the target is contacted."""
     if not model_path.exists():
         raise TargetError(f"model not found: {model_path}")
+    if options is not None and options.stream is not None:
+        raise TargetError(
+            "a streaming detector runs in this process (--target local): the device runner feeds whole inputs "
+            "and cannot keep a model's state between calls"
+        )
     fmt = model_format(model_path)
     if fmt not in ("tflite", "onnx"):
         raise TargetError(f"{model_path.name}: targets other than local run .tflite and .onnx models, not {fmt}")
@@ -233,8 +245,9 @@ def _check_model(model_path: Path, runtime: str | None) -> None:
 
 
 class RemoteSession(TargetSession):
-    def __init__(self, target: RemoteTarget, model_path: Path, runtime: str | None):
+    def __init__(self, target: RemoteTarget, model_path: Path, runtime: str | None, output: str | None = None):
         self._target = target
+        self._output = output
         self._model_path = model_path
         self._runtime = runtime
         self._scratch = Path(tempfile.mkdtemp(prefix="ondevice-audit-batches-"))
@@ -252,13 +265,16 @@ class RemoteSession(TargetSession):
         folder, remote_model = self._target._prepare(self._model_path)
         self._folder, self._remote_model = folder, str(remote_model)
         self._previous_output = None
-        args = ["facts", "--workdir", folder, "--model", self._remote_model]
+        args = ["facts", "--workdir", folder, "--model", self._remote_model, *self._output_args()]
         reply = self._target.call_runner(folder, args + (["--runtime", self._runtime] if self._runtime else []))
         facts = facts_from_reply(self._target.label, reply)
         if facts.model is None:
             raise TargetCannotRun(f"{self._target.label}: {facts.model_error}")
         self.model, self.device = facts.model, facts
         self._runtime = facts.model.runtime  # every batch on the runtime that loaded it first
+
+    def _output_args(self) -> list[str]:
+        return [] if self._output is None else ["--output", self._output]
 
     def recover(self) -> None:
         folder = self._folder
@@ -281,6 +297,7 @@ class RemoteSession(TargetSession):
             self._target._put(local_in, remote_in)
             args = ["run", "--model", self._remote_model, "--runtime", str(self._runtime), "--inputs", remote_in,
                     "--outputs", remote_out, "--batch-size", str(batch_size)]  # fmt: skip
+            args += self._output_args()
             if self._previous_output:
                 args += ["--discard", self._previous_output]
             reply = self._target.call_runner(folder, args)

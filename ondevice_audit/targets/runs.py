@@ -23,7 +23,7 @@ import numpy as np
 from ondevice_audit._files import model_format, sha256_of
 from ondevice_audit.errors import UsageError
 from ondevice_audit.progress import NullProgress, Progress
-from ondevice_audit.runtimes import RUNTIMES, runtime_format
+from ondevice_audit.runtimes import RUNTIMES, RuntimeOptions, runtime_format
 from ondevice_audit.runtimes.interface import LoadedModel
 from ondevice_audit.targets import device_runner
 from ondevice_audit.targets.interface import Target, TargetFacts, TargetSession
@@ -94,6 +94,8 @@ class RunSettings:
     """Where finished batches of targets outside this process are kept; None: the default work folder."""
     retries: int = 3
     backoff_seconds: float = 1.0
+    runtime_options: RuntimeOptions | None = None
+    """How every run's model is opened: which output, streaming (``runtimes.RuntimeOptions``)."""
     latency_probe: int = 0
     """Time this many single-sample calls per run (after ``PROBE_WARMUP`` untimed ones) on the first chunk's
     inputs: latency as a deployed device sees it, one sample per call."""
@@ -146,13 +148,27 @@ def plan_runs(
 
 
 def fit_to_shape(inputs: np.ndarray, expected: Sequence[int | None]) -> np.ndarray:
-    """Plug-in inputs may lack a channel axis; a reshape with the same size fits, anything else is a user error."""
+    """Inputs reshaped to the model's per-sample shape when only axes of size 1 differ (a plug-in without a
+    channel axis, a streaming model's ``(frames, channels)``); anything else is a user error."""
     got = inputs.shape[1:]
-    if len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got, strict=True)):
+    if _matches(got, expected):
         return inputs
     if None not in expected and int(np.prod(got)) == int(np.prod(expected)):
-        return inputs.reshape(len(inputs), *expected)
+        return inputs.reshape(len(inputs), *(int(d) for d in expected))
+    squeezed_got, squeezed_expected = _squeezed(got), _squeezed(tuple(expected))
+    if _matches(squeezed_got, squeezed_expected):
+        return inputs.reshape(len(inputs), *squeezed_got)
     raise UsageError(f"the front-end makes inputs of shape {list(got)} but the model takes {list(expected)}")
+
+
+def _matches(got: Sequence[int], expected: Sequence[int | None]) -> bool:
+    return len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got, strict=True))
+
+
+def _squeezed(shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    while len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
 
 
 class _Running:
@@ -241,7 +257,7 @@ def _open(
     running = []
     with progress.task(f"Preparing {len(runs)} run(s): copying and loading the model", total=len(runs)) as step:
         for run in runs:
-            session = run.target.open(run.model_path, run.runtime)
+            session = run.target.open(run.model_path, run.runtime, settings.runtime_options)
             stack.callback(_show_notes, session, progress)  # after the session closed (callbacks run last-in first)
             stack.enter_context(session)
             if check_model is not None:

@@ -32,7 +32,7 @@ REFERENCE = {
     "balanced_accuracy": lambda t, p: skm.balanced_accuracy_score(t, p),
     "macro_f1": lambda t, p: skm.f1_score(t, p, average="macro", zero_division=0),
     "precision": lambda t, p: skm.precision_score(t, p, average="macro", zero_division=0),
-    "recall": lambda t, p: skm.recall_score(t, p, average="macro", zero_division=0),
+    "macro_recall": lambda t, p: skm.recall_score(t, p, average="macro", zero_division=0),
     "frr": _frr,
     "far": _far,
 }

@@ -155,7 +155,7 @@ def test_missing_group_values_form_their_own_group():
 
 def test_by_group_table_has_every_metric():
     table = _frame(_speaker_data()).by_group
-    assert {"mcc", "accuracy", "balanced_accuracy", "macro_f1", "precision", "recall", "frr", "far"} <= set(table)
+    assert {"mcc", "accuracy", "balanced_accuracy", "macro_f1", "precision", "macro_recall", "frr", "far"} <= set(table)
     assert list(table.index) == [("gender", "female"), ("gender", "male")]
 
 
@@ -164,7 +164,7 @@ def test_invalid_settings_have_exact_messages():
     with pytest.raises(UsageError) as error:
         _frame(data, metric="f2")
     assert str(error.value) == _BAD_METRIC.format(
-        name="f2", choices="mcc, accuracy, balanced_accuracy, macro_f1, precision, recall, frr, far"
+        name="f2", choices="mcc, accuracy, balanced_accuracy, macro_f1, precision, macro_recall, frr, far"
     )
     with pytest.raises(UsageError) as error:
         _frame(data, n_boot=10)

@@ -1,0 +1,226 @@
+"""What a model's outputs mean, and so how its runs are scored: a classifier's classes or a detector's phrase.
+
+A *classifier* (the bundled DS-CNN) has one output per class; a clip's prediction is the class with the
+highest score, scored per group by ``GroupMetricFrame`` (MCC by default). A *detector* (a wake word) has one
+probability for one phrase; clips whose label is ``positive_label`` are positives, every other clip a negative,
+and a clip is accepted when its probability reaches the one threshold, scored per group by ``DetectionFrame``
+(detection rate by default). ``audit``, ``score`` and every sweep cell score through one of these two, so the
+meaning of an output is decided in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ondevice_audit.errors import UsageError
+from ondevice_audit.metrics.detection import DETECTION_METRICS, OperatingPoint
+from ondevice_audit.runtimes.interface import LoadedModel
+from ondevice_audit.runtimes.streaming import DetectorOutput
+from ondevice_audit.scoring import ScoreOptions, disparity_frame, metric_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ondevice_audit.metrics import GroupMetricFrame
+    from ondevice_audit.metrics.detection import DetectionFrame
+    from ondevice_audit.metrics.disparity import DisparityFrame
+
+__all__ = ["TASKS", "ClassifierTask", "DetectorTask", "single_output_refusal"]
+
+TASKS = ("classify", "detect")
+
+
+def single_output_refusal(what: str) -> UsageError:
+    """The one line for a single score audited as classes: argmax over one column is always the same class."""
+    return UsageError(
+        f"{what} has a single output, so it is a detector, not a classifier (argmax over one column predicts the "
+        "same class for every clip): audit it with --task detect --positive-label LABEL, or score its outputs "
+        "with `score --task detect --positive-label LABEL --threshold T`"
+    )
+
+
+@dataclass(frozen=True)
+class ClassifierTask:
+    labels: tuple[str, ...]
+    """Class names in output order."""
+    name: str = "classify"
+
+    def resolve(self, options: ScoreOptions) -> ScoreOptions:
+        from ondevice_audit.metrics.definitions import metric_name
+
+        return dataclasses.replace(options, metric=metric_name(options.metric or "mcc"))
+
+    def check_output(self, model: LoadedModel) -> None:
+        width = model.output_shape[-1] if model.output_shape else None
+        if width == 1 and len(self.labels) != 1:
+            raise single_output_refusal("the model")
+        if width is not None and width != len(self.labels):
+            raise UsageError(f"the model has {width} outputs but {len(self.labels)} label names")
+
+    def check_data(self, labels: Sequence[str]) -> None:
+        unknown = sorted(set(labels) - set(self.labels))
+        if unknown:
+            from ondevice_audit.data import DataError
+
+            raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
+
+    def outputs(self, scores: np.ndarray) -> np.ndarray:
+        """Each row's class name (its highest score); "" for rows that were not scored."""
+        predicted = np.full(len(scores), "", dtype=object)
+        finite = np.isfinite(scores).all(axis=1) if scores.shape[1] else np.zeros(len(scores), dtype=bool)
+        predicted[finite] = np.asarray(self.labels, dtype=object)[scores[finite].argmax(axis=1)]
+        return predicted
+
+    def frame(self, table: pd.DataFrame, outputs: np.ndarray, options: ScoreOptions) -> GroupMetricFrame:
+        return metric_frame(table.assign(prediction=outputs.astype(str)), options)
+
+    def disparity(self, table: pd.DataFrame, runs: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
+        return disparity_frame(table, [run.astype(str) for run in runs], options)
+
+    def settings(self) -> dict[str, Any]:
+        return {"task": self.name}
+
+    def section(self, frame: Any) -> dict[str, Any] | None:
+        return None
+
+
+@dataclass(frozen=True)
+class DetectorTask:
+    positive_label: str
+    point: OperatingPoint
+    output: DetectorOutput = DetectorOutput()
+    clip_seconds: float | None = None
+    """Seconds of audio each clip gives the model (padding included), for false accepts per hour."""
+    name: str = "detect"
+
+    def resolve(self, options: ScoreOptions) -> ScoreOptions:
+        metric = options.metric or "tpr"
+        if metric not in DETECTION_METRICS:
+            alias = {"recall": "tpr (the detection rate)"}.get(metric, "")
+            hint = f"; for a detector read {alias}" if alias else ""
+            raise UsageError(
+                f"{metric} is not a detector metric: choose one of {', '.join(DETECTION_METRICS)}{hint}"
+            )
+        return dataclasses.replace(options, metric=metric)
+
+    def check_output(self, model: LoadedModel) -> None:
+        width = model.output_shape[-1] if model.output_shape else None
+        if width is not None and self.output.column >= width:
+            raise UsageError(
+                f"the model's output has {width} columns: a detector's is one probability (or a two-class softmax "
+                "with --labels naming its classes); choose the output with --output NAME|INDEX"
+            )
+
+    def check_data(self, labels: Sequence[str]) -> None:
+        present = sorted(set(labels))
+        if self.positive_label not in present:
+            shown = ", ".join(present[:12]) + (" ..." if len(present) > 12 else "")
+            raise UsageError(f"--positive-label {self.positive_label!r} is not a label in the data ({shown})")
+
+    def outputs(self, scores: np.ndarray) -> np.ndarray:
+        """Each row's probability (NaN for rows that were not scored)."""
+        probability = np.full(len(scores), np.nan)
+        finite = np.isfinite(scores).all(axis=1) if scores.shape[1] else np.zeros(len(scores), dtype=bool)
+        if finite.any():
+            probability[finite] = self.output.probability(scores[finite])
+        return probability
+
+    def frame(self, table: pd.DataFrame, outputs: np.ndarray, options: ScoreOptions) -> DetectionFrame:
+        from ondevice_audit.metrics.detection import DetectionFrame
+
+        if not options.groups:
+            raise UsageError("name at least one group column with --group")
+        durations = self._durations(table)
+        return DetectionFrame(
+            positive=(table["label"].astype(str) == self.positive_label).to_numpy(),
+            scores=np.asarray(outputs, dtype=np.float64),
+            sensitive_features=table[list(options.groups)],
+            point=self.point,
+            metric=str(options.metric),
+            speakers=table["speaker"].to_numpy() if "speaker" in table.columns else None,
+            durations=durations,
+            min_group_size=options.min_group_size,
+            n_boot=options.bootstrap,
+            n_perm=options.permutations,
+            seed=options.seed,
+            confidence=options.confidence,
+        )
+
+    def _durations(self, table: pd.DataFrame) -> np.ndarray | None:
+        if "duration" in table.columns:
+            return table["duration"].to_numpy(dtype=np.float64)
+        if self.clip_seconds is not None:
+            return np.full(len(table), self.clip_seconds)
+        return None
+
+    def decisions(self, table: pd.DataFrame, probabilities: np.ndarray) -> tuple[np.ndarray, float]:
+        """Accepted or not at this run's threshold: the given one, or chosen on this run's own negatives."""
+        negative = (table["label"].astype(str) != self.positive_label).to_numpy()
+        seconds = self._durations(table)
+        seconds = np.full(len(table), np.nan) if seconds is None else seconds
+        threshold = float(self.point.choose(probabilities[negative], np.ones((1, int(negative.sum()))),
+                                             seconds[negative])[0])  # fmt: skip
+        return np.where(probabilities >= threshold, "positive", "negative"), threshold
+
+    def disparity(self, table: pd.DataFrame, runs: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
+        """Flips of the accept decision between runs, and the paired change in RB of the detector metric."""
+        truth = np.where(table["label"].astype(str) == self.positive_label, "positive", "negative")
+        decided = table.assign(label=truth)
+        decisions = [self.decisions(table, run)[0] for run in runs]
+        metric = DETECTION_METRICS[str(options.metric)]
+        seconds = self._durations(table)
+        mean_negative = float(np.mean(seconds[truth == "negative"])) if seconds is not None else np.nan
+        return disparity_frame(decided, decisions, dataclasses.replace(options, negative_labels=("negative",)),
+                               metric_function=_binary(metric.function, mean_negative))  # fmt: skip
+
+    def settings(self) -> dict[str, Any]:
+        return {"task": self.name, "positive_label": self.positive_label, **dataclasses.asdict(self.point),
+                "output_is_logit": self.output.logit}  # fmt: skip
+
+    def section(self, frame: DetectionFrame) -> dict[str, Any]:
+        """The report's ``detection`` section: the threshold and how it was set, counts, EER and DET curves."""
+        return {
+            "positive_label": self.positive_label,
+            "threshold": {"value": frame.threshold, "chosen_by": self.point.describe(),
+                          "ci": None if frame.threshold_ci is None else list(frame.threshold_ci)},  # fmt: skip
+            **frame.counts,
+            "durations": "the duration column" if frame.durations is not None and self.clip_seconds is None
+            else (None if frame.durations is None else f"{self.clip_seconds:g} s of audio per clip"),
+            "eer": frame.overall.get("eer"),
+            "attributes": [
+                {"name": name, "groups": [_curve(curve) for curve in curves]} for name, curves in frame.curves.items()
+            ],
+        }
+
+
+def _curve(curve: Any) -> dict[str, Any]:
+    return {
+        "name": curve.name,
+        "positives": curve.positives,
+        "negatives": curve.negatives,
+        "eer": curve.eer,
+        "eer_ci": None if curve.eer_ci is None else list(curve.eer_ci),
+        "det": [list(point) for point in curve.det],
+        "fa_per_hour": curve.fa_per_hour,
+        "operating_point": None if curve.operating_point is None else list(curve.operating_point),
+    }
+
+
+def _binary(function: Any, mean_negative_seconds: float) -> Any:
+    """A detector metric of binary confusion matrices ``[..., 2, 2]`` (negative, positive), the negative audio
+    given by the clips' mean duration (every clip of an audit is as long)."""
+
+    def metric(cms: np.ndarray) -> np.ndarray:
+        if cms.shape[-1] != 2:  # only one of the two decisions occurs: no rate is defined against the other
+            return np.full(cms.shape[:-2], np.nan)
+        negatives = cms[..., 0, 0] + cms[..., 0, 1]
+        stats = np.stack([cms[..., 1, 1], cms[..., 1, 0], cms[..., 0, 1], cms[..., 0, 0],
+                          negatives * mean_negative_seconds], axis=-1)  # fmt: skip
+        return function(stats)
+
+    return metric

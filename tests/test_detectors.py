@@ -1,0 +1,279 @@
+"""Wake-word detectors end to end: a single-sigmoid model (TFLite and ONNX) and an int8 streaming TFLite model
+with state in resource variables, audited through the CLI and checked against numpy on the models' own outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ondevice_audit.cli import app
+from ondevice_audit.data import read_manifest
+from ondevice_audit.frontend import MicroFrontendSpec, build_frontend
+from ondevice_audit.report.document import validate
+from ondevice_audit.runtimes import RuntimeOptions, load_runtime
+from ondevice_audit.runtimes.streaming import DetectorOutput, StreamSettings
+
+from .conftest import SPEC
+
+runner = CliRunner()
+CLIP_SECONDS = SPEC.clip_seconds
+
+
+@pytest.fixture(scope="module")
+def detectors(tmp_path_factory, tone_dataset) -> dict[str, Path]:
+    """A sigmoid detector of 'yes' trained on six speakers: .tflite and .onnx, metadata saying task detect,
+    and a bare .onnx without metadata."""
+    from ondevice_audit import _tensorflow
+    from ondevice_audit.export.metadata import ModelMetadata, write_metadata
+
+    tf, keras = _tensorflow.tensorflow(), _tensorflow.keras()
+    import tf2onnx
+
+    out = tmp_path_factory.mktemp("detectors")
+    data = read_manifest(tone_dataset).frame
+    inputs = build_frontend(SPEC).transform([Path(p) for p in data["file"]]).inputs
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Input(SPEC.input_shape), keras.layers.BatchNormalization(),
+                              keras.layers.Conv2D(4, (3, 3), activation="relu"), keras.layers.Flatten(),
+                              keras.layers.Dense(1, activation="sigmoid")])  # fmt: skip
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy")
+    seen = data["speaker"].isin([f"s{i}" for i in range(6)]).to_numpy()
+    model.fit(inputs[seen], (data["label"] == "yes").to_numpy()[seen].astype(np.float32), epochs=6, verbose=0)
+    paths = {"tflite": out / "yes.tflite", "onnx": out / "yes.onnx", "bare": out / "bare.onnx"}
+    paths["tflite"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    signature = (tf.TensorSpec((None, *SPEC.input_shape), tf.float32, name="input"),)
+    for name in ("onnx", "bare"):
+        tf2onnx.convert.from_keras(model, input_signature=signature, opset=17, output_path=str(paths[name]))
+    metadata = ModelMetadata(labels=["yes"], frontend=SPEC, extra={"task": "detect", "positive_label": "yes"})
+    for name in ("tflite", "onnx"):
+        write_metadata(paths[name], metadata)
+    return paths
+
+
+def _probabilities(model: Path, manifest: Path) -> pd.DataFrame:
+    """The model's own output per clip, run directly on LiteRT / ONNX Runtime over the same features."""
+    frame = read_manifest(manifest).frame
+    inputs = build_frontend(SPEC).transform([Path(p) for p in frame["file"]]).inputs
+    return frame.assign(score=load_runtime(model).run_all(inputs).scores[:, 0])
+
+
+def _rates(part: pd.DataFrame, threshold: float) -> dict[str, float]:
+    accepted = part["score"].to_numpy() >= threshold
+    positive = (part["label"] == "yes").to_numpy()
+    negatives = int((~positive).sum())
+    return {"tpr": (accepted & positive).sum() / positive.sum(), "frr": (~accepted & positive).sum() / positive.sum(),
+            "far": (accepted & ~positive).sum() / negatives,
+            "fa_per_hour": (accepted & ~positive).sum() / (negatives * CLIP_SECONDS / 3600)}  # fmt: skip
+
+
+def _audit(model: Path, manifest: Path, *extra: str) -> dict:
+    result = runner.invoke(app, ["audit", str(model), "--data", str(manifest), "-g", "gender", "--bootstrap", "200",
+                                 "--permutations", "200", "--min-group-size", "5", "-f", "json", *extra])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    validate(report)
+    return report
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_per_group_rates_match_numpy_at_a_given_threshold(detectors, tone_dataset, fmt) -> None:
+    report = _audit(detectors[fmt], tone_dataset, "--task", "detect", "--positive-label", "yes", "--threshold",
+                    "0.5", "--metric", "tpr")  # fmt: skip
+    scores = _probabilities(detectors[fmt], tone_dataset)
+    assert report["detection"]["threshold"]["value"] == 0.5 and report["metric"]["name"] == "tpr"
+    for group in report["attributes"][0]["groups"]:
+        expected = _rates(scores[scores["gender"] == group["name"]], 0.5)
+        for name, value in expected.items():
+            assert group["metrics"][name] == pytest.approx(value, abs=1e-9), (group["name"], name)
+    assert report["settings"]["task"] == "detect" and report["settings"]["positive_label"] == "yes"
+
+
+def test_the_metadata_names_the_task_and_at_far_sets_one_threshold(detectors, tone_dataset) -> None:
+    report = _audit(detectors["tflite"], tone_dataset, "--at-far", "0.1")
+    scores = _probabilities(detectors["tflite"], tone_dataset)
+    negatives = np.sort(scores.loc[scores["label"] != "yes", "score"].to_numpy())
+    threshold = min(t for t in negatives if (negatives >= t).mean() <= 0.1)
+    assert report["detection"]["threshold"]["value"] == pytest.approx(threshold)
+    assert "at most 0.1 of the population's negatives" in report["detection"]["threshold"]["chosen_by"]
+    for group in report["attributes"][0]["groups"]:  # every group at the population's threshold
+        part = scores[scores["gender"] == group["name"]]
+        assert group["metrics"]["far"] == pytest.approx(_rates(part, threshold)["far"])
+    curves = report["detection"]["attributes"][0]["groups"]
+    assert {c["name"] for c in curves} == {"female", "male"} and all(len(c["det"]) >= 2 for c in curves)
+
+
+def test_a_single_output_is_not_audited_as_a_classifier(detectors, tone_dataset, tmp_path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("yes\n")
+    result = runner.invoke(app, ["audit", str(detectors["bare"]), "--data", str(tone_dataset), "-g", "gender",
+                                 "--features", "mfcc", "--clip-seconds", "0.5", "--n-mels", "20"])  # fmt: skip
+    assert result.exit_code == 2 and "single output" in result.stderr and "--task detect" in result.stderr
+    report = _audit(detectors["bare"], tone_dataset, "--features", "mfcc", "--clip-seconds", "0.5", "--n-mels", "20",
+                    "--task", "detect", "--positive-label", "yes")  # fmt: skip
+    assert report["detection"]["threshold"]["chosen_by"] == "given: 0.5"
+
+
+def test_runs_compare_the_accept_decision(detectors, tone_dataset) -> None:
+    report = _audit(detectors["tflite"], tone_dataset, "--target", "local", "--target", "subprocess")
+    comparison = report["comparison"]
+    assert comparison["metric"] == "tpr" and len(comparison["runs"]) == 2
+    for group in comparison["attributes"][0]["groups"]:
+        assert group["runs"][1]["flips"] == 0  # the same file on the same LiteRT decides the same
+
+
+def test_score_a_detectors_csv_with_durations(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"label": rng.choice(["alexa", "other", "noise"], 400), "g": rng.choice(["a", "b"], 400),
+                          "duration": rng.uniform(0.5, 2.0, 400)})  # fmt: skip
+    frame["score"] = np.clip(rng.normal(np.where(frame["label"] == "alexa", 0.7, 0.3), 0.2), 0, 1)
+    path = tmp_path / "scores.csv"
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["score", str(path), "-g", "g", "--task", "detect", "--positive-label", "alexa",
+                                 "--threshold", "0.5", "--metric", "fa_per_hour", "--bootstrap", "0",
+                                 "--permutations", "0", "--min-group-size", "5", "-f", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for group in report["attributes"][0]["groups"]:
+        part = frame[frame["g"] == group["name"]]
+        negative = part["label"] != "alexa"
+        false_accepts = ((part["score"] >= 0.5) & negative).sum()
+        assert group["metrics"]["fa_per_hour"] == pytest.approx(false_accepts / (part.loc[negative, "duration"].sum()
+                                                                                 / 3600))  # fmt: skip
+
+
+def _stream_model(path: Path) -> Path:
+    """int8 [1, 3, 40] in, uint8 probability out, the last 12 frames kept in a resource variable."""
+    from ondevice_audit import _tensorflow
+
+    tf = _tensorflow.tensorflow()
+
+    class Streaming(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.state = tf.Variable(tf.zeros([1, 12, 40]), trainable=False)
+            self.weights = tf.constant(np.random.default_rng(0).standard_normal((40, 1)).astype(np.float32) * 0.3)
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 3, 40], tf.float32)])
+        def __call__(self, frames):  # type: ignore[no-untyped-def]
+            state = tf.concat([self.state[:, 3:, :], frames], axis=1)
+            self.state.assign(state)
+            return tf.sigmoid(tf.matmul(tf.reduce_mean(state, axis=1) - 12.0, self.weights))
+
+    module = Streaming()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(1)
+    converter.representative_dataset = lambda: ([rng.uniform(0, 26, (1, 3, 40)).astype(np.float32)] for _ in range(64))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type, converter.inference_output_type = tf.int8, tf.uint8
+    converter.experimental_enable_resource_variables = True
+    path.write_bytes(converter.convert())
+    return path
+
+
+def _by_hand(model: Path, frames: np.ndarray, smooth: int) -> float:
+    """A fresh interpreter, three frames per call, outputs dequantized, a moving mean, the maximum."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    source, sink = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero = source["quantization"]
+    out_scale, out_zero = sink["quantization"]
+    probabilities = []
+    for start in range(0, len(frames) - 2, 3):
+        quantized = np.clip(np.round(frames[start : start + 3] / scale + zero), -128, 127).astype(np.int8)[None]
+        interpreter.set_tensor(source["index"], quantized)
+        interpreter.invoke()
+        probabilities.append((float(interpreter.get_tensor(sink["index"])[0, 0]) - out_zero) * out_scale)
+    return float(np.convolve(probabilities, np.full(smooth, 1 / smooth), mode="valid").max())
+
+
+@pytest.fixture(scope="module")
+def micro_data(tmp_path_factory) -> Path:
+    """Twelve speakers saying 'yes' (a rising tone) or other words (noise), 16 kHz, one second."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("micro")
+    rng = np.random.default_rng(3)
+    t = np.arange(16000) / 16000
+    rows = []
+    for s in range(12):
+        for c in range(6):
+            label = "yes" if c < 2 else ("no" if c < 4 else "other")
+            wave = 0.3 * np.sin(2 * np.pi * (300 + 200 * t + 40 * s) * t) if label == "yes" else 0.2 * rng.standard_normal(16000)
+            path = f"clips/s{s}_{c}.wav"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(root / path, wave.astype(np.float32), 16000, subtype="PCM_16")
+            rows.append({"path": path, "label": label, "gender": "f" if s % 2 else "m", "speaker": f"s{s}"})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root / "manifest.csv"
+
+
+def test_streaming_through_the_tool_equals_feeding_frames_by_hand(tmp_path, micro_data) -> None:
+    model = _stream_model(tmp_path / "stream.tflite")
+    spec = MicroFrontendSpec(pad_ms=500)
+    frame = read_manifest(micro_data).frame
+    features = build_frontend(spec).transform([Path(p) for p in frame["file"]]).inputs
+    settings = StreamSettings(DetectorOutput(), smooth=3)
+    tool = load_runtime(model, None, RuntimeOptions(stream=settings)).run_all(features).scores[:, 0]
+    by_hand = np.array([_by_hand(model, clip[..., 0], 3) for clip in features])
+    np.testing.assert_allclose(tool, by_hand, rtol=0, atol=1e-6)
+    report = _audit(model, micro_data, "--task", "detect", "--positive-label", "yes", "--features", "micro",
+                    "--stream", "--smooth", "3", "--pad-ms", "500", "--threshold", "0.5", "--metric", "frr")  # fmt: skip
+    expected = frame.assign(score=by_hand)
+    for group in report["attributes"][0]["groups"]:
+        rates = _rates(expected[expected["gender"] == group["name"]], 0.5)
+        assert group["metrics"]["frr"] == pytest.approx(rates["frr"]) and group["metrics"]["far"] == pytest.approx(rates["far"])
+    assert report["detection"]["stream"]["stateful"] is True and report["detection"]["stream"]["window_frames"] == 3
+    auto = _audit(model, micro_data, "--task", "detect", "--positive-label", "yes", "--features", "micro",
+                  "--pad-ms", "500", "--smooth", "3")  # fmt: skip
+    assert "resource variables" in auto["detection"]["stream"]["chosen"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--task", "detect"], "needs --positive-label"),
+        (["--task", "detect", "--positive-label", "maybe"], "'maybe' is not a label in the data"),
+        (["--task", "detect", "--positive-label", "yes", "--threshold", "0.5", "--at-far", "0.1"], "exactly one of"),
+        (["--task", "detect", "--positive-label", "yes", "--threshold", "nan"], "finite"),
+        (["--task", "detect", "--positive-label", "yes", "--stream", "--smooth", "0"], "--smooth"),
+        (["--positive-label", "yes", "--task", "classify"], "are for detectors"),
+        (["--task", "detect", "--positive-label", "yes", "--metric", "mcc"], "not a detector metric"),
+    ],
+)
+def test_bad_detector_flags_are_one_line(detectors, tone_dataset, extra, message) -> None:
+    result = runner.invoke(app, ["audit", str(detectors["onnx"]), "--data", str(tone_dataset), "-g", "gender", *extra])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_stream_needs_a_window_that_fits_and_micro_a_sample_rate_it_supports(tmp_path, micro_data) -> None:
+    model = _stream_model(tmp_path / "stream.tflite")
+    too_long = runner.invoke(app, ["audit", str(model), "--data", str(micro_data), "-g", "gender", "--task", "detect",
+                                   "--positive-label", "yes", "--features", "mfcc", "--stream"])  # fmt: skip
+    assert too_long.exit_code == 2 and "shape" in too_long.stderr
+    low_rate = runner.invoke(app, ["audit", str(model), "--data", str(micro_data), "-g", "gender", "--task", "detect",
+                                   "--positive-label", "yes", "--features", "micro", "--sample-rate", "8000"])  # fmt: skip
+    assert low_rate.exit_code == 2 and "upper-band-limit" in low_rate.stderr
+
+
+def test_no_negatives_refuses_at_far(detectors, tone_dataset, tmp_path) -> None:
+    positives = tmp_path / "positives.csv"
+    frame = pd.read_csv(tone_dataset)
+    frame[frame["label"] == "yes"].assign(path=lambda f: [str(tone_dataset.parent / p) for p in f["path"]]).to_csv(
+        positives, index=False
+    )
+    if not os.path.isabs(str(frame["path"].iloc[0])):  # paths must stay inside the manifest's folder
+        positives = tone_dataset.parent / "positives.csv"
+        frame[frame["label"] == "yes"].to_csv(positives, index=False)
+    result = runner.invoke(app, ["audit", str(detectors["tflite"]), "--data", str(positives), "-g", "gender",
+                                 "--at-far", "0.1"])  # fmt: skip
+    assert result.exit_code == 2 and "no negative clip" in result.stderr
