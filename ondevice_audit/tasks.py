@@ -11,7 +11,7 @@ meaning of an output is decided in one place.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ondevice_audit.metrics.detection import DetectionFrame
     from ondevice_audit.metrics.disparity import DisparityFrame
 
-__all__ = ["TASKS", "ClassifierTask", "DetectorTask", "single_output_refusal"]
+__all__ = ["TASKS", "ClassifierTask", "Decisions", "DetectorTask", "single_output_refusal"]
 
 TASKS = ("classify", "detect")
 
@@ -45,10 +45,28 @@ def single_output_refusal(what: str) -> UsageError:
 
 
 @dataclass(frozen=True)
+class Decisions:
+    """Runs over one table as discrete decisions, the form paired comparisons count (``audit --reference``,
+    a sweep's baseline and mitigation comparisons): predicted classes, or a detector's accept/reject."""
+
+    table: pd.DataFrame
+    """The scored rows; ``label`` holds the truth in the decisions' terms."""
+    runs: list[np.ndarray]
+    options: ScoreOptions
+    metric_function: Callable[[np.ndarray], np.ndarray] | None = None
+    """Of confusion matrices ``[..., K, K]`` over the sorted decision names; None: ``options.metric``'s."""
+
+    def disparity(self) -> DisparityFrame:
+        return disparity_frame(self.table, self.runs, self.options, metric_function=self.metric_function)
+
+
+@dataclass(frozen=True)
 class ClassifierTask:
     labels: tuple[str, ...]
     """Class names in output order."""
     name: str = "classify"
+    output_column: str = "prediction"
+    """Where a predictions file holds a clip's output (the predicted class)."""
 
     def resolve(self, options: ScoreOptions) -> ScoreOptions:
         from ondevice_audit.metrics.definitions import metric_name
@@ -79,8 +97,11 @@ class ClassifierTask:
     def frame(self, table: pd.DataFrame, outputs: np.ndarray, options: ScoreOptions) -> GroupMetricFrame:
         return metric_frame(table.assign(prediction=outputs.astype(str)), options)
 
+    def decided(self, table: pd.DataFrame, runs: list[np.ndarray], options: ScoreOptions) -> Decisions:
+        return Decisions(table, [run.astype(str) for run in runs], options)
+
     def disparity(self, table: pd.DataFrame, runs: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
-        return disparity_frame(table, [run.astype(str) for run in runs], options)
+        return self.decided(table, runs, options).disparity()
 
     def settings(self) -> dict[str, Any]:
         return {"task": self.name}
@@ -97,6 +118,8 @@ class DetectorTask:
     clip_seconds: float | None = None
     """Seconds of audio each clip gives the model (padding included), for false accepts per hour."""
     name: str = "detect"
+    output_column: str = "score"
+    """Where a predictions file holds a clip's output (the probability)."""
 
     def resolve(self, options: ScoreOptions) -> ScoreOptions:
         metric = options.metric or "tpr"
@@ -158,8 +181,9 @@ class DetectorTask:
             return np.full(len(table), self.clip_seconds)
         return None
 
-    def decisions(self, table: pd.DataFrame, probabilities: np.ndarray) -> tuple[np.ndarray, float]:
+    def accepted(self, table: pd.DataFrame, probabilities: np.ndarray) -> tuple[np.ndarray, float]:
         """Accepted or not at this run's threshold: the given one, or chosen on this run's own negatives."""
+        probabilities = np.asarray(probabilities, dtype=np.float64)  # a predictions file read as strings
         negative = (table["label"].astype(str) != self.positive_label).to_numpy()
         seconds = self._durations(table)
         seconds = np.full(len(table), np.nan) if seconds is None else seconds
@@ -167,16 +191,20 @@ class DetectorTask:
                                              seconds[negative])[0])  # fmt: skip
         return np.where(probabilities >= threshold, "positive", "negative"), threshold
 
-    def disparity(self, table: pd.DataFrame, runs: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
-        """Flips of the accept decision between runs, and the paired change in RB of the detector metric."""
+    def decided(self, table: pd.DataFrame, runs: list[np.ndarray], options: ScoreOptions) -> Decisions:
+        """Each run's accept decisions against the truth ``positive``/``negative``, counted by the detector
+        metric (the negative audio given by the clips' mean duration: every clip of an audit is as long)."""
         truth = np.where(table["label"].astype(str) == self.positive_label, "positive", "negative")
-        decided = table.assign(label=truth)
-        decisions = [self.decisions(table, run)[0] for run in runs]
-        metric = DETECTION_METRICS[str(options.metric)]
         seconds = self._durations(table)
         mean_negative = float(np.mean(seconds[truth == "negative"])) if seconds is not None else np.nan
-        return disparity_frame(decided, decisions, dataclasses.replace(options, negative_labels=("negative",)),
-                               metric_function=_binary(metric.function, mean_negative))  # fmt: skip
+        metric = DETECTION_METRICS[str(options.metric)]
+        return Decisions(table.assign(label=truth), [self.accepted(table, run)[0] for run in runs],
+                         dataclasses.replace(options, negative_labels=("negative",)),
+                         _binary(metric.function, mean_negative))  # fmt: skip
+
+    def disparity(self, table: pd.DataFrame, runs: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
+        """Flips of the accept decision between runs, and the paired change in RB of the detector metric."""
+        return self.decided(table, runs, options).disparity()
 
     def settings(self) -> dict[str, Any]:
         return {"task": self.name, "positive_label": self.positive_label, **dataclasses.asdict(self.point),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ondevice_audit.errors import UsageError
-from ondevice_audit.frontend import AudioFrontendSpec
+from ondevice_audit.frontend import AudioFrontendSpec, MicroFrontendSpec
 from ondevice_audit.model.recipes import get_recipe
 from ondevice_audit.progress import NullProgress, Progress
 
@@ -33,7 +33,11 @@ class TrainOptions:
     """Every setting of a training run, with its default (the CLI takes its defaults from here)."""
 
     recipe: str = "ds-cnn"
-    frontend: AudioFrontendSpec = field(default_factory=AudioFrontendSpec)
+    frontend: AudioFrontendSpec | MicroFrontendSpec = field(default_factory=AudioFrontendSpec)
+    task: str = "classify"
+    """``classify``: a softmax over every label; ``detect``: one sigmoid probability of ``positive_label``."""
+    positive_label: str | None = None
+    """The detector's phrase: its clips are the positives, every other clip a negative."""
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -71,22 +75,24 @@ def train_on_manifest(
     recipe = get_recipe(options.recipe)
     if (options.mitigation != "none" or options.train_imbalance) and not options.group:
         raise UsageError("--mitigation and --train-imbalance act on a group column: pass --group")
+    _check_task(options)
     splits = prepare_splits(manifest, options.frontend, fractions=options.split, seed=options.seed,
                             group=options.group, progress=progress, train_imbalance=options.train_imbalance)  # fmt: skip
+    outputs, y_train, y_val = _targets(splits, options)
     notes = []
     if splits.failures:
         notes.append(f"{len(splits.failures)} files could not be read and were left out (see train_summary.json)")
     group = options.group
     model, history = train_model(
-        recipe, splits.train.inputs, splits.y_train, splits.val.inputs if splits.val else None, splits.y_val,
+        recipe, splits.train.inputs, y_train, splits.val.inputs if splits.val else None, y_val,
         epochs=options.epochs, batch_size=options.batch_size, learning_rate=options.learning_rate,
-        seed=options.seed, n_classes=len(splits.classes), progress=progress, mitigation=options.mitigation,
+        seed=options.seed, n_classes=len(outputs), progress=progress, mitigation=options.mitigation,
         train_groups=splits.train.frame[group].to_numpy() if group else None,
         val_groups=splits.val.frame[group].to_numpy() if group and splits.val else None,
     )  # fmt: skip
     notes += [f"{recipe.name} adjusted to the input: {note}" for note in history["adjustments"]]
     extra = _facts(recipe.name, options, history)
-    metadata = ModelMetadata(labels=splits.classes, frontend=options.frontend, extra={**extra, "quantization": "f32"})
+    metadata = ModelMetadata(labels=outputs, frontend=options.frontend, extra={**extra, "quantization": "f32"})
     out.mkdir(parents=True, exist_ok=True)
     save_keras(model, out / "model.keras", metadata)
     results = export_variants(model, ("tflite", "onnx"), [QuantApproach.F32], out, metadata, splits.train.inputs,
@@ -97,10 +103,39 @@ def train_on_manifest(
     return TrainOutcome(summary, results, notes)
 
 
+def _check_task(options: TrainOptions) -> None:
+    if options.task not in ("classify", "detect"):
+        raise UsageError(f"--task {options.task!r}: choose classify or detect")
+    if options.task == "detect" and not options.positive_label:
+        raise UsageError("--task detect needs --positive-label LABEL: the label of the clips that say the phrase")
+    if options.task == "classify" and options.positive_label:
+        raise UsageError("--positive-label names a detector's phrase: add --task detect")
+
+
+def _targets(splits: LabelledSplits, options: TrainOptions) -> tuple[list[str], Any, Any]:
+    """The model's output names and its training and validation targets: class ids, or a detector's 0/1."""
+    from ondevice_audit.model.train import detector_targets
+
+    positive = options.positive_label
+    if positive is None:
+        return splits.classes, splits.y_train, splits.y_val
+    if positive not in splits.classes:
+        shown = ", ".join(splits.classes[:12]) + (" ..." if len(splits.classes) > 12 else "")
+        raise UsageError(f"--positive-label {positive!r} is not a label in the data ({shown})")
+    y_train = detector_targets(splits.train.frame["label"], positive)
+    if not y_train.any() or y_train.all():
+        raise UsageError(f"a detector needs {positive!r} clips and other clips in the training split")
+    y_val = detector_targets(splits.val.frame["label"], positive) if splits.val else None
+    return [positive], y_train, y_val
+
+
 def _facts(recipe: str, options: TrainOptions, history: dict[str, Any]) -> dict[str, Any]:
-    """What the model's metadata says of how it was made."""
+    """What the model's metadata says of how it was made (a detector: its task and phrase, which ``audit``
+    reads so it needs no --task)."""
+    task = {"task": "detect", "positive_label": options.positive_label} if options.task == "detect" else {}
     return {
         "recipe": recipe,
+        **task,
         "adjustments": history["adjustments"],
         "features": options.frontend.kind,
         "requested_sparsity": 0.0,

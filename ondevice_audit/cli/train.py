@@ -14,7 +14,7 @@ from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import options_from
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import UsageError
-from ondevice_audit.frontend import AudioFrontendSpec
+from ondevice_audit.frontend import AudioFrontendSpec, MicroFrontendSpec
 from ondevice_audit.model.recipes import RECIPES
 from ondevice_audit.train import TrainOptions
 
@@ -22,7 +22,7 @@ _TRAINING = "Training"
 _DEFAULTS = TrainOptions()
 
 
-_TRAINABLE = ("mfcc", "logmel")
+_TRAINABLE = ("mfcc", "logmel", "micro")
 
 
 def _fractions(text: str) -> tuple[float, float, float]:
@@ -73,6 +73,21 @@ def train(
             help="Thin one group's training speakers, e.g. gender=female:0.2 (seeded).", rich_help_panel=_TRAINING
         ),
     ] = None,
+    task: Annotated[
+        str,
+        typer.Option(
+            help="classify: a softmax over every label; detect: one sigmoid probability of --positive-label "
+            "(a wake-word detector).",
+            rich_help_panel=opt.DETECTOR_PANEL,
+        ),
+    ] = _DEFAULTS.task,
+    positive_label: Annotated[
+        str | None,
+        typer.Option(
+            help="detect: the label of the phrase's clips; every other clip is a negative.",
+            rich_help_panel=opt.DETECTOR_PANEL,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
 ) -> None:
@@ -84,11 +99,12 @@ def train(
     from ondevice_audit.train import train_on_manifest
 
     spec = frontend_choice.spec(opt.FrontendKind.mfcc)
-    if not isinstance(spec, AudioFrontendSpec) or spec.kind not in _TRAINABLE:
-        raise UsageError(f"train takes --features {' or '.join(_TRAINABLE)}; image models are trained by sweep")
+    if not isinstance(spec, AudioFrontendSpec | MicroFrontendSpec) or spec.kind not in _TRAINABLE:
+        raise UsageError(f"train takes --features {', '.join(_TRAINABLE)}; image models are trained by sweep")
     options = TrainOptions(recipe=recipe, frontend=spec, epochs=epochs, batch_size=batch_size,
                            learning_rate=learning_rate, seed=seed, group=group, split=_fractions(split),
-                           mitigation=mitigation, train_imbalance=train_imbalance)  # fmt: skip
+                           mitigation=mitigation, train_imbalance=train_imbalance, task=task,
+                           positive_label=positive_label)  # fmt: skip
     progress = RichProgress(quiet=quiet)
     outcome = train_on_manifest(data, out, options, progress)
     for note in outcome.notes:
@@ -108,7 +124,8 @@ def _print(console: Console, summary: dict[str, Any], out: Path) -> None:
         f"{summary['recipe']}: {metrics}; speakers train/val/test "
         f"{split['train']['speakers']}/{split['val']['speakers']}/{split['test']['speakers']}"
     )
-    columns = (Column("file", overflow="fold"), "size", "parity (max |Δ|)", "top-1 agree")
+    agree = "decision agree" if summary.get("task") == "detect" else "top-1 agree"
+    columns = (Column("file", overflow="fold"), "size", "parity (max |Δ|)", agree)
     table = Table(*columns, title=f"Written to {out}")
     table.add_row("model.keras", f"{(out / 'model.keras').stat().st_size / 1024:.1f} KiB", "reference", "")
     for export in summary["exports"]:

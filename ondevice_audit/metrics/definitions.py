@@ -30,6 +30,7 @@ __all__ = [
     "DetectorMetric",
     "MetricDefinition",
     "compute_metric",
+    "higher_is_better",
     "metric_name",
 ]
 
@@ -162,6 +163,12 @@ detector's detection rate is ``tpr``)."""
 def metric_name(name: str) -> str:
     """``name`` with an alias resolved."""
     return METRIC_ALIASES.get(name, name)
+
+
+def higher_is_better(name: str) -> bool:
+    """The direction of a classifier's or a detector's metric (the names they share agree on it)."""
+    definition = METRICS.get(name) or DETECTION_METRICS[name]
+    return definition.higher_is_better
 
 
 def compute_metric(name: str, cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:

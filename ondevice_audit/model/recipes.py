@@ -23,7 +23,7 @@ __all__ = ["RECIPES", "BuiltModel", "Recipe", "get_recipe"]
 @dataclass(frozen=True)
 class BuiltModel:
     model: Any
-    """The ``keras.Model`` (softmax output)."""
+    """The ``keras.Model``: a softmax over the classes, or one sigmoid probability for a detector."""
     adjustments: tuple[str, ...]
     """One line per kernel or pool clipped to fit the input, empty when built as published."""
 
@@ -169,10 +169,11 @@ class Recipe:
     description: str
     modality: Literal["audio", "image"]
     body: Callable[[_Net, Any], Any]
-    """Input tensor -> flat features; ``build`` adds the softmax classifier."""
+    """Input tensor -> flat features; ``build`` adds the head (softmax classifier or sigmoid detector)."""
 
     def build(self, input_shape: Sequence[int], n_classes: int) -> Any:
-        """A fresh, uncompiled ``keras.Model`` with a softmax over ``n_classes``."""
+        """A fresh, uncompiled ``keras.Model`` with a softmax over ``n_classes``; ``n_classes=1`` is a detector:
+        one sigmoid probability that the clip holds the phrase (a one-class softmax would always output 1)."""
         return self.build_recorded(input_shape, n_classes).model
 
     def normalization_axis(self) -> int:
@@ -194,8 +195,8 @@ class Recipe:
                 f"recipe {self.name} needs a (height, width, channels) input such as MFCC or log-mel "
                 f"features, not {shape}"
             )
-        if n_classes < 2:
-            raise UsageError(f"a classifier needs at least 2 classes, got {n_classes}")
+        if n_classes < 1:
+            raise UsageError(f"a model needs at least one output (a detector) or two classes, got {n_classes}")
         keras = _tensorflow.keras()
         net = _Net(shape)
         inputs = keras.Input(shape=shape, name="input")
@@ -206,7 +207,10 @@ class Recipe:
                 axis=self.normalization_axis(), mean=mean, variance=variance, name="standardise"
             )(x)
         features = self.body(net, x)
-        outputs = keras.layers.Dense(n_classes, activation="softmax", name="classifier")(features)
+        if n_classes == 1:
+            outputs = keras.layers.Dense(1, activation="sigmoid", name="detector")(features)
+        else:
+            outputs = keras.layers.Dense(n_classes, activation="softmax", name="classifier")(features)
         model = keras.Model(inputs, outputs, name=self.name.replace("-", "_"))
         return BuiltModel(model, tuple(net.adjustments))
 

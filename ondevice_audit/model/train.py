@@ -36,6 +36,8 @@ from ondevice_audit.progress import Advance, NullProgress, Progress
 
 __all__ = [
     "LabelledSplits",
+    "compile_for_training",
+    "detector_targets",
     "encode_labels",
     "fit_with_mitigation",
     "load_labelled_features",
@@ -62,6 +64,21 @@ def progress_callback(advance: Advance) -> Any:
     return _EpochProgress()
 
 
+def compile_for_training(model: Any, learning_rate: float) -> None:
+    """Adam with the loss the model's head needs: cross-entropy over integer classes for a softmax, binary
+    cross-entropy over 0/1 targets for a detector's single sigmoid (base training and fine-tunes alike)."""
+    keras = _tensorflow.keras()
+    detector = model.output_shape[-1] == 1
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss="binary_crossentropy" if detector else "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])  # fmt: skip
+
+
+def detector_targets(labels: Sequence[str], positive_label: str) -> np.ndarray:
+    """A detector's training targets: 1 for the phrase's clips, 0 for every other clip (other words, noise)."""
+    return (np.asarray(labels, dtype=str) == positive_label).astype(np.int64)
+
+
 def train_model(
     recipe: str | Recipe,
     x_train: np.ndarray,
@@ -79,7 +96,8 @@ def train_model(
     train_groups: np.ndarray | None = None,
     val_groups: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Build ``recipe`` for ``x_train``'s shape and train it with Adam on integer labels.
+    """Build ``recipe`` for ``x_train``'s shape and train it with Adam on integer labels (``n_classes=1``: a
+    detector, trained on 0/1 targets).
 
     Returns the model and a history dict: per-epoch ``loss``/``accuracy`` (and ``val_*`` when a
     validation set is given), plus ``adjustments`` (kernels clipped to fit), ``mitigation`` and ``seconds``.
@@ -94,18 +112,13 @@ def train_model(
     has_val = x_val is not None and y_val is not None and len(x_val) > 0
     labels = [np.asarray(y_train)] + ([np.asarray(y_val)] if has_val else [])
     n_classes = n_classes or int(max(int(y.max()) for y in labels)) + 1
-    keras = _tensorflow.keras()
     seed_everything(seed)
     axis = recipe.normalization_axis() % np.ndim(x_train)
     other_axes = tuple(a for a in range(np.ndim(x_train)) if a != axis)
     stats = (np.mean(x_train, axis=other_axes), np.var(x_train, axis=other_axes) + 1e-6)
     built = recipe.build_recorded(x_train.shape[1:], n_classes, normalization=stats)
     model = built.model
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    compile_for_training(model, learning_rate)
     started = time.perf_counter()
     validation = (np.asarray(x_val, np.float32), np.asarray(y_val, np.int64)) if has_val else None
     with (progress or NullProgress()).task(f"Training {recipe.name}", total=epochs) as advance:
@@ -165,10 +178,17 @@ def fit_with_mitigation(
             for key, values in fitted.history.items():
                 curves.setdefault(key, []).extend(values)
             probabilities = np.asarray(model.predict(validation[0], verbose=0), np.float64)
-            chosen = probabilities[np.arange(len(validation[1])), validation[1]]
+            chosen = _probability_of_truth(probabilities, validation[1])
             reweighting.update(-np.log(np.clip(chosen, 1e-7, 1.0)))
         return curves, {"group_weight_history": reweighting.history}
     return model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, **common).history, {}
+
+
+def _probability_of_truth(probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The probability the model gave each clip's true class (a detector's p for positives, 1 - p otherwise)."""
+    if probabilities.shape[1] == 1:
+        return np.where(np.asarray(y) == 1, probabilities[:, 0], 1.0 - probabilities[:, 0])
+    return probabilities[np.arange(len(y)), y]
 
 
 def encode_labels(labels: Sequence[str], known: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:

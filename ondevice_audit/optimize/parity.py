@@ -24,9 +24,14 @@ class Parity:
 
 
 def compare_scores(reference: np.ndarray, scores: np.ndarray) -> Parity:
-    """How far ``scores`` are from the source model's ``reference`` scores of the same inputs."""
-    return Parity(
-        max_abs_diff=float(np.abs(scores - reference).max()),
-        top1_agreement=float((scores.argmax(axis=1) == reference.argmax(axis=1)).mean()),
-        samples=len(reference),
-    )
+    """How far ``scores`` are from the source model's ``reference`` scores of the same inputs.
+
+    The agreement is of the top-1 class, or for a detector's single probability of the decision at 0.5
+    (argmax over one column would agree always, whatever the export did).
+    """
+    if reference.shape[-1] == 1:
+        agree = (scores[:, 0] >= 0.5) == (reference[:, 0] >= 0.5)
+    else:
+        agree = scores.argmax(axis=1) == reference.argmax(axis=1)
+    return Parity(max_abs_diff=float(np.abs(scores - reference).max()), top1_agreement=float(agree.mean()),
+                  samples=len(reference))  # fmt: skip

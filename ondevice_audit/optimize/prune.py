@@ -146,7 +146,12 @@ def prune(
         raise UsageError("a polynomial pruning schedule needs at least 2 fine-tune steps; add epochs or data")
     import tensorflow_model_optimization as tfmot
 
-    from ondevice_audit.model.train import fit_with_mitigation, progress_callback, seed_everything
+    from ondevice_audit.model.train import (
+        compile_for_training,
+        fit_with_mitigation,
+        progress_callback,
+        seed_everything,
+    )
 
     keras = _tensorflow.keras()
     layers = keras.layers
@@ -162,11 +167,7 @@ def prune(
         return layer
 
     wrapped = keras.models.clone_model(base, clone_function=wrap)
-    wrapped.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    compile_for_training(wrapped, learning_rate)
     with (progress or NullProgress()).task(f"Pruning to {final_sparsity:.0%}", total=epochs) as advance:
         curves, _ = fit_with_mitigation(
             wrapped, x, y, validation, epochs=epochs, batch_size=batch_size, seed=seed, mitigation=mitigation,

@@ -88,7 +88,10 @@ def build_report(
     model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the report from a computed frame. Everything in it is plain JSON."""
-    definition = METRICS.get(frame.metric) or DETECTION_METRICS[frame.metric]
+    from ondevice_audit.metrics.detection import DetectionFrame
+
+    # frr, far and precision are both a classifier's and a detector's metric, defined differently
+    definition = DETECTION_METRICS[frame.metric] if isinstance(frame, DetectionFrame) else METRICS[frame.metric]
     attributes = []
     for attribute in frame.attributes:
         attributes.append(

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ondevice_audit.metrics import METRICS
+from ondevice_audit.metrics.definitions import higher_is_better
 from ondevice_audit.sweep.mitigation import MitigationEffect
 
 __all__ = ["Analysis", "FactorEffect", "LevelEffect", "analyse", "noise_floor", "pareto_front"]
@@ -310,7 +310,7 @@ def analyse(
     """Analyse a results table (one row per cell: ``cell``, ``status``, factor columns, ``metric``, ``rb``,
     ``size_bytes``, ``latency_ms``); ``within`` is in percent of the best metric. With ``budget`` (its label)
     the selection and Pareto front only consider rows whose ``fits_mcu`` is true."""
-    higher = METRICS[metric].higher_is_better
+    higher = higher_is_better(metric)
     ok = results[results["status"] == "ok"] if "status" in results.columns else results
     chosen = ok[ok["cell"] != _BASELINE_CELL] if "cell" in ok.columns else ok
     present = [f for f in factors if f in ok.columns]

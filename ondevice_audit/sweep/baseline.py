@@ -10,7 +10,7 @@ report.json gets the ``comparison`` section; results.csv gets the columns ``comp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from ondevice_audit.sweep.matrix import DataSettings
 from ondevice_audit.sweep.user_model import BASELINE_CELL
 from ondevice_audit.targets.interface import LoadedModel, TargetFacts
 
+if TYPE_CHECKING:
+    from ondevice_audit.tasks import ClassifierTask, DetectorTask
+
 __all__ = ["COMPARISON_COLUMNS", "compare_with_baseline"]
 
 COMPARISON_COLUMNS = ("n_compared", "metric_delta", "rb_delta", "rb_delta_ci_low", "rb_delta_ci_high", "flip_rate",
@@ -29,7 +32,9 @@ COMPARISON_COLUMNS = ("n_compared", "metric_delta", "rb_delta", "rb_delta_ci_low
 """Always present in a user-model sweep's results, before the per-group flip and forgotten columns."""
 
 
-def compare_with_baseline(results: pd.DataFrame, sweep: SweepFolder, data: DataSettings) -> pd.DataFrame:
+def compare_with_baseline(
+    results: pd.DataFrame, sweep: SweepFolder, data: DataSettings, scoring: ClassifierTask | DetectorTask
+) -> pd.DataFrame:
     """``results`` with the comparison columns (empty for the baseline and for failed cells), after writing
     each compared cell's ``comparison`` section into ``cells/<id>/report.json``."""
     baseline_row = results[results["cell"] == BASELINE_CELL]
@@ -46,7 +51,7 @@ def compare_with_baseline(results: pd.DataFrame, sweep: SweepFolder, data: DataS
             rows.append({})
             continue
         folder = sweep.cell(cell)
-        rows.append(_compare(baseline, baseline_report, _predictions(folder), folder, data, here))
+        rows.append(_compare(baseline, baseline_report, _predictions(folder), folder, data, scoring, here))
     columns = pd.DataFrame(rows, index=results.index).reindex(
         columns=list(dict.fromkeys([*COMPARISON_COLUMNS, *(k for row in rows for k in row)]))
     )
@@ -63,14 +68,15 @@ def _compare(
     cell: pd.DataFrame,
     folder: CellFolder,
     data: DataSettings,
+    scoring: ClassifierTask | DetectorTask,
     here: TargetFacts,
 ) -> dict[str, Any]:
-    from ondevice_audit.scoring import disparity_frame
     from ondevice_audit.targets.comparison import comparison_section
 
-    joined = baseline.merge(cell[["path", "prediction"]], on="path", suffixes=("_baseline", ""), validate="1:1")
-    predictions = [joined["prediction_baseline"].to_numpy(), joined["prediction"].to_numpy()]
-    disparity = disparity_frame(joined, predictions, data.score_options())
+    column = scoring.output_column
+    joined = baseline.merge(cell[["path", column]], on="path", suffixes=("_baseline", ""), validate="1:1")
+    outputs = [joined[f"{column}_baseline"].to_numpy(), joined[column].to_numpy()]
+    disparity = scoring.disparity(joined, outputs, scoring.resolve(data.score_options()))
     report = load_report(folder.report)
     runs, records = _runs(baseline_report, report, folder.path.name, here)
     report["comparison"] = comparison_section(runs, records, disparity)

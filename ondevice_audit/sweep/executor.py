@@ -105,10 +105,11 @@ def run_sweep(
     run = _Run(matrix, plan, cache, folder, progress or NullProgress(), on_status, budget=budget)
     run.execute(jobs, context, executor, address)
     results = _results_frame(matrix, run.rows)
+    scoring = matrix.data.scoring_task(context.classes)
     if matrix.model is not None:  # every cell against the user's model as given
         from ondevice_audit.sweep.baseline import compare_with_baseline
 
-        results = compare_with_baseline(results, folder, matrix.data)
+        results = compare_with_baseline(results, folder, matrix.data, scoring)
     atomic_write_text(folder.results, results.to_csv(index=False))
     parquet = importlib.util.find_spec("pyarrow") is not None
     if parquet:
@@ -117,7 +118,7 @@ def run_sweep(
         atomic_write_bytes(folder.parquet, buffer.getvalue())
     factors = [f.name for f in matrix.factors]
     effects = mitigation_effects(
-        results, factors, lambda cell: pd.read_csv(folder.cell(cell).predictions, dtype=str), matrix.data
+        results, factors, lambda cell: pd.read_csv(folder.cell(cell).predictions, dtype=str), matrix.data, scoring
     )
     analysis = analyse(
         results,

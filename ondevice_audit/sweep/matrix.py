@@ -36,8 +36,15 @@ from typing import Any
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export import EXPORT_FORMATS
-from ondevice_audit.frontend import AUDIO_FACTOR_FIELDS, AudioFrontendSpec, FrontendSpec, ImageFrontendSpec
+from ondevice_audit.frontend import (
+    AUDIO_FACTOR_FIELDS,
+    AudioFrontendSpec,
+    FrontendSpec,
+    ImageFrontendSpec,
+    MicroFrontendSpec,
+)
 from ondevice_audit.metrics import METRICS, defaults
+from ondevice_audit.metrics.detection import DETECTION_METRICS
 from ondevice_audit.model.mitigation import MITIGATIONS, parse_imbalance
 from ondevice_audit.model.recipes import RECIPES
 from ondevice_audit.optimize.prune import SCHEDULES
@@ -47,6 +54,9 @@ from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.sweep.user_model import BASELINE_CELL, PluginReference, UserModel, load_user_model
 from ondevice_audit.targets import TARGET_HELP, is_target
 from ondevice_audit.targets.mcu import DeploymentSettings
+
+if typing.TYPE_CHECKING:
+    from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
 __all__ = [
     "FACTORS",
@@ -121,9 +131,12 @@ def _spec_factors() -> list[Factor]:
     return factors
 
 
-_FEATURES = Factor("features", "features", str, AudioFrontendSpec.kind, "mfcc or logmel",
-                   _one_of(lambda: ("mfcc", "logmel")))  # fmt: skip
-"""The front-end kind: a factor named ``features``, second after ``sample_rate`` (cell ids depend on the order)."""
+_FEATURES = Factor("features", "features", str, AudioFrontendSpec.kind, "mfcc, logmel or micro",
+                   _one_of(lambda: ("mfcc", "logmel", "micro")))  # fmt: skip
+"""The front-end kind: a factor named ``features``, second after ``sample_rate`` (cell ids depend on the order).
+``micro`` (the TFLite Micro front-end) reads the same frame factors: ``frame_length_ms`` is its window,
+``frame_length_ms * frame_step`` its step and ``n_mels`` its channels, so a ``features`` factor compares
+front-ends over the same frames."""
 _AUDIO_FRONTEND: tuple[Factor, ...] = tuple(_spec_factors()[:1] + [_FEATURES] + _spec_factors()[1:])
 _IMAGE_FRONTEND: tuple[Factor, ...] = (
     Factor("image_size", "image_size", int, 32, "the side of a square image in pixels, at least 8", lambda v: v >= 8),
@@ -220,10 +233,22 @@ class Cell:
         as ``image-cnn`` standardises per channel anyway."""
         if self.modality == "image":
             return ImageFrontendSpec(self.image_size, self.image_size, self.color, "unit")  # type: ignore[arg-type]
+        if self.features == "micro":
+            return self._micro(clip_seconds)
         levels = {name: getattr(self, name) for name in AUDIO_FACTOR_FIELDS}
         if self.features != "mfcc":
             levels["n_mfcc"] = AudioFrontendSpec.n_mfcc
         return AudioFrontendSpec(kind=self.features, clip_seconds=clip_seconds, **levels)  # type: ignore[arg-type]
+
+    def _micro(self, clip_seconds: float) -> MicroFrontendSpec:
+        """The TFLM front-end over the cell's frames; its bands end where microWakeWord's 7500 Hz of 16 kHz
+        audio do (15/16 of the Nyquist frequency), so lower sample rates keep a valid filterbank."""
+        nyquist_share = MicroFrontendSpec.upper_band_limit / (MicroFrontendSpec.sample_rate / 2)
+        return MicroFrontendSpec(
+            sample_rate=self.sample_rate, clip_seconds=clip_seconds, window_ms=self.frame_length_ms,
+            step_ms=self.frame_length_ms * self.frame_step, channels=self.n_mels,
+            upper_band_limit=min(MicroFrontendSpec.upper_band_limit, nyquist_share * self.sample_rate / 2),
+        )  # fmt: skip
 
     def describe(self) -> str:
         return ", ".join(f"{name}={value}" for name, value in self.factors().items())
@@ -256,6 +281,14 @@ class DataSettings:
     """``gender=female:0.2``: thin that group's training speakers (seeded by ``split_seed``); "" = off."""
     modality: str = "audio"
     """``audio`` or ``image``: what the manifest's files are, so which front-end factors the matrix has."""
+    task: str = "classify"
+    """``classify`` (a softmax over every label) or ``detect`` (one sigmoid probability of ``positive_label``)."""
+    positive_label: str = ""
+    """detect: the label of the phrase's clips; every other clip is a negative."""
+    threshold: float | None = None
+    at_far: float | None = None
+    at_fa_per_hour: float | None = None
+    """detect: the one operating point (as ``audit``'s options); none given: threshold 0.5."""
 
     def score_options(self) -> ScoreOptions:
         return ScoreOptions(
@@ -268,6 +301,21 @@ class DataSettings:
             seed=self.resampling_seed,
             confidence=self.confidence,
         )
+
+    def outputs(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        """What the model's outputs are named: every label, or a detector's one phrase."""
+        return (self.positive_label,) if self.task == "detect" else labels
+
+    def scoring_task(self, outputs: tuple[str, ...]) -> ClassifierTask | DetectorTask:
+        """How a cell's scores are read (``tasks.py``, as ``audit`` reads them)."""
+        from ondevice_audit.metrics.detection import OperatingPoint
+        from ondevice_audit.tasks import ClassifierTask, DetectorTask
+
+        if self.task != "detect":
+            return ClassifierTask(outputs)
+        given = (self.threshold, self.at_far, self.at_fa_per_hour)
+        point = OperatingPoint(0.5) if given == (None, None, None) else OperatingPoint(*given)
+        return DetectorTask(self.positive_label, point, clip_seconds=self.clip_seconds)
 
 
 @dataclass(frozen=True)
@@ -542,7 +590,8 @@ def _check_model_frontend(cell: Cell, user: UserModel, source: Path) -> None:
         spec = user.frontend_for({name: getattr(cell, name) for name in user.own_levels()})
     except UsageError as exc:
         raise UsageError(f"{source}: the cell {cell.describe()} cannot be built: {exc}") from None
-    if isinstance(spec, AudioFrontendSpec) and spec.win_length > spec.n_samples:
+    window = spec.window_samples if isinstance(spec, MicroFrontendSpec) else getattr(spec, "win_length", 0)
+    if isinstance(spec, AudioFrontendSpec | MicroFrontendSpec) and window > spec.n_samples:
         raise UsageError(
             f"{source}: frame_length_ms {cell.frame_length_ms:g} is longer than the {spec.clip_seconds:g} s clip"
         )
@@ -652,7 +701,8 @@ def _check_frontend(cell: Cell, clip_seconds: float, source: Path) -> None:
         spec = cell.frontend(clip_seconds)
     except UsageError as exc:
         raise UsageError(f"{source}: the cell {cell.describe()} cannot be built: {exc}") from None
-    if isinstance(spec, AudioFrontendSpec) and spec.win_length > spec.n_samples:
+    window = spec.window_samples if isinstance(spec, MicroFrontendSpec) else getattr(spec, "win_length", 0)
+    if isinstance(spec, AudioFrontendSpec | MicroFrontendSpec) and window > spec.n_samples:
         raise UsageError(
             f"{source}: frame_length_ms {cell.frame_length_ms:g} is longer than the {clip_seconds:g} s clip"
         )
@@ -694,9 +744,13 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
     def get(key: str, kind: type) -> Any:
         return _setting(table, key, kind, getattr(defaults, key), source, "data")
 
-    metric = get("metric", str).strip().lower()
-    if metric not in METRICS:
-        raise UsageError(f"{source}: data.metric = {metric!r} is not valid; choose from {', '.join(METRICS)}")
+    task = _task_settings(table, source)
+    detector = task.get("task") == "detect"
+    metric = get("metric", str).strip().lower() if "metric" in table else ("tpr" if detector else defaults.metric)
+    valid_metrics = DETECTION_METRICS if detector else METRICS
+    if metric not in valid_metrics:
+        raise UsageError(f"{source}: data.metric = {metric!r} is not valid for a {'detector' if detector else 'classifier'}; "
+                         f"choose from {', '.join(valid_metrics)}")  # fmt: skip
     split = _split(table.get("split", list(defaults.split)), source)
     stratify = get("stratify", str) if "stratify" in table else groups[0]
     if stratify and stratify not in groups:
@@ -738,9 +792,40 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
         mitigation_group=mitigation_group,
         train_imbalance=train_imbalance,
         modality=modality,
+        **task,
     )
     _check_data_numbers(settings, source)
     return settings
+
+
+def _task_settings(table: Mapping[str, Any], source: Path) -> dict[str, Any]:
+    """``data.task`` and a detector's phrase and operating point, checked as ``audit`` checks its options."""
+    from ondevice_audit.metrics.detection import OperatingPoint
+
+    task = table.get("task", "classify")
+    if task not in ("classify", "detect"):
+        raise UsageError(f'{source}: data.task = {task!r} is not valid; choose "classify" or "detect"')
+    positive = table.get("positive_label", "")
+    if not isinstance(positive, str):
+        raise UsageError(f"{source}: data.positive_label must be a string (the label of the phrase's clips)")
+    point = {key: table.get(key) for key in ("threshold", "at_far", "at_fa_per_hour")}
+    for key, value in point.items():
+        if value is not None and not (_check_type(value, float) and math.isfinite(value)):
+            raise UsageError(f"{source}: data.{key} = {value!r} must be a finite number")
+    if task == "classify":
+        named = [f"data.{key}" for key in ("positive_label", *point) if key in table]
+        if named:
+            raise UsageError(f'{source}: {", ".join(named)} are for detectors: add data.task = "detect"')
+        return {}
+    if not positive.strip():
+        raise UsageError(f'{source}: data.task = "detect" needs data.positive_label (the label of the phrase\'s clips)')
+    given = {key: float(value) for key, value in point.items() if value is not None}
+    try:
+        if given:
+            OperatingPoint(**given)
+    except UsageError as exc:
+        raise UsageError(f"{source}: data: {exc}") from None
+    return {"task": task, "positive_label": positive.strip(), **given}
 
 
 def _split(split: Any, source: Path) -> tuple[float, float, float]:
@@ -791,6 +876,11 @@ _DATA_KEYS = (
     "mitigation_group",
     "train_imbalance",
     "modality",
+    "task",
+    "positive_label",
+    "threshold",
+    "at_far",
+    "at_fa_per_hour",
 )
 _TRAINING_KEYS = tuple(field.name for field in dataclasses.fields(TrainingSettings))
 

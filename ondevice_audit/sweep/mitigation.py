@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from ondevice_audit.metrics.bias import reliability_bias
 from ondevice_audit.metrics.definitions import compute_metric
 from ondevice_audit.metrics.frame import MISSING_GROUP
 from ondevice_audit.sweep.matrix import DataSettings
+
+if TYPE_CHECKING:
+    from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
 __all__ = ["MITIGATION_FACTOR", "MitigationEffect", "mitigation_effects"]
 
@@ -63,9 +66,11 @@ def mitigation_effects(
     factors: Sequence[str],
     predictions: Callable[[str], pd.DataFrame],
     data: DataSettings,
+    scoring: ClassifierTask | DetectorTask,
 ) -> tuple[MitigationEffect, ...]:
     """One effect per mitigation level that has a ``none`` twin; ``predictions(cell)`` reads a cell's
-    predictions.csv (``path``, ``label``, ``prediction``, ``speaker`` and the group columns)."""
+    predictions.csv (``path``, ``label``, the ``scoring`` task's output column, ``speaker`` and the group
+    columns), all as strings."""
     ok = results[results["status"] == "ok"] if "status" in results.columns else results
     if MITIGATION_FACTOR not in ok.columns or ok[MITIGATION_FACTOR].nunique() < 2:
         return ()
@@ -82,24 +87,39 @@ def mitigation_effects(
 
     def load(cell: str) -> pd.DataFrame:
         if cell not in loaded:
-            loaded[cell] = predictions(cell).astype({"path": str, "label": str, "prediction": str})
+            loaded[cell] = predictions(cell).astype({"path": str, "label": str})
         return loaded[cell]
 
-    return tuple(_effect(level, tuple(pairs), load, data) for level, pairs in sorted(twins.items()))
+    return tuple(_effect(level, tuple(pairs), load, data, scoring) for level, pairs in sorted(twins.items()))
 
 
 def _effect(
-    level: str, pairs: tuple[tuple[str, str], ...], load: Callable[[str], pd.DataFrame], data: DataSettings
+    level: str,
+    pairs: tuple[tuple[str, str], ...],
+    load: Callable[[str], pd.DataFrame],
+    data: DataSettings,
+    scoring: ClassifierTask | DetectorTask,
 ) -> MitigationEffect:
+    """The paired change; each cell's outputs become decisions as the task makes them (a detector: accept at
+    its own operating point), counted per group and bootstrap replicate."""
     cells = list(dict.fromkeys(cell for pair in pairs for cell in pair))
     common = set.intersection(*(set(load(cell)["path"]) for cell in cells))
     base = load(cells[0])
     base = base[base["path"].isin(common)].sort_values("path", kind="stable").reset_index(drop=True)
-    predicted = {cell: load(cell).set_index("path").loc[base["path"], "prediction"].to_numpy(str) for cell in cells}
-    labels = np.union1d(base["label"].to_numpy(str), np.unique(np.concatenate(list(predicted.values()))))
+    outputs = [load(cell).set_index("path").loc[base["path"], scoring.output_column].to_numpy() for cell in cells]
+    decided = scoring.decided(base, outputs, scoring.resolve(data.score_options()))
+    predicted = dict(zip(cells, decided.runs, strict=True))
+    truth_names = decided.table["label"].to_numpy(str)
+    labels = np.union1d(truth_names, np.unique(np.concatenate(list(predicted.values()))))
     k = len(labels)
-    truth = np.searchsorted(labels, base["label"].to_numpy(str))
-    negatives = np.isin(labels, list(data.negative_labels))
+    truth = np.searchsorted(labels, truth_names)
+    negatives = np.isin(labels, list(decided.options.negative_labels))
+
+    def metric_of(counts: np.ndarray) -> np.ndarray:
+        if decided.metric_function is not None:
+            return decided.metric_function(counts.astype(np.float64))
+        return compute_metric(data.metric, counts, negatives)
+
     groups = base[data.bias_attribute].astype("string").fillna(MISSING_GROUP).astype(str).replace("", MISSING_GROUP)
     codes, names = pd.factorize(groups, sort=True)
     n_groups = len(names)
@@ -117,10 +137,10 @@ def _effect(
         column = codes * k * k + truth * k + np.searchsorted(labels, predicted[cell])
         per_unit = sparse.csr_matrix((np.ones(len(units)), (units, column)), shape=(weights.shape[1], n_groups * k * k))
         counts = np.asarray((per_unit.T @ weights.T).T).reshape(len(weights), n_groups, k, k)
-        overall = compute_metric(data.metric, counts.sum(axis=1), negatives)
+        overall = metric_of(counts.sum(axis=1))
         if included.sum() < 2:
             return np.full(len(weights), np.nan), overall
-        values = compute_metric(data.metric, counts, negatives)
+        values = metric_of(counts)
         return reliability_bias(values[..., included], overall), overall
 
     scored = {cell: scores(cell) for cell in cells}

@@ -69,7 +69,7 @@ def test_log_mel_cells_ignore_n_mfcc() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('features = "cqt"\n', "features = 'cqt' is not valid; expected mfcc or logmel"),
+        ('features = "cqt"\n', "features = 'cqt' is not valid; expected mfcc, logmel or micro"),
         ('quantization = ["f32", "int4"]\n', "quantization = 'int4' is not valid"),
         ('architecture = "resnet"\n', "architecture = 'resnet' is not valid; expected an audio recipe"),
         ('architecture = "image-cnn"\n', "architecture = 'image-cnn' is not valid"),

@@ -81,6 +81,7 @@ class SweepContext:
     """``train``/``val``/``test`` manifest rows; the index is the row's position in the manifest. ``train`` is
     already thinned by ``[data] train_imbalance``."""
     classes: tuple[str, ...]
+    """The models' output names: the labels, or a detector's one phrase (``DataSettings.outputs``)."""
 
 
 @dataclass(frozen=True)

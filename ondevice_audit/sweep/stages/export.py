@@ -90,6 +90,9 @@ class ExportSettings(StageSettings):
             "achieved_sparsity": 0.0,
             "data_sha256": task.sweep.data_hash,
         }
+        data = task.sweep.matrix.data
+        if data.task == "detect":  # the train key holds the phrase (the model's one output name)
+            facts.update(task="detect", positive_label=data.positive_label)
         if self.model_stage == "prune":
             facts.update(read_json(task.entry("prune", self.model) / "prune.json")["facts"])
         return facts

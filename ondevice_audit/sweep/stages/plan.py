@@ -73,7 +73,6 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
     """Read the manifest, hash the data and split it by speaker (the same split for every cell)."""
     from ondevice_audit.data import read_manifest
     from ondevice_audit.data.split import split_by_speaker
-    from ondevice_audit.metrics import METRICS
 
     data = matrix.data
     dataset = read_manifest(data.manifest, list(data.groups))
@@ -85,18 +84,7 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
         train = imbalance(train, *parse_imbalance(data.train_imbalance), seed=data.split_seed)
     if test.empty:
         raise UsageError(f"{data.manifest}: the test split is empty; raise the test share of data.split")
-    classes = tuple(sorted(set(frame["label"])))
-    if matrix.model is not None:  # the model's output order; every label in the data must be one of them
-        unknown = sorted(set(classes) - set(matrix.model.labels))
-        if unknown:
-            raise UsageError(f"labels in the data that {matrix.model.name} does not know: {', '.join(unknown)}")
-        classes = matrix.model.labels
-    metric = METRICS[data.metric]
-    if metric.needs_negatives and not set(data.negative_labels) & set(classes):
-        raise UsageError(
-            f"metric {data.metric} needs negative labels (data.negative_labels) that occur in the data; "
-            f"found none of {list(data.negative_labels)}"
-        )
+    classes = _outputs(matrix, tuple(sorted(set(frame["label"]))))
     files = [
         [relative, sha256_of(Path(full)) if Path(full).is_file() else "missing"]
         for relative, full in zip(frame["path"], frame["file"], strict=True)
@@ -104,6 +92,42 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
     data_hash = digest({"manifest": dataset.sha256, "files": files})
     frames = {"train": train, "val": val, "test": test}
     return SweepContext(matrix, cache_root, dataset.sha256, data_hash, frames, classes)
+
+
+def _outputs(matrix: Matrix, labels: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of the models' outputs: every label (a user model's own order), or a detector's phrase."""
+    from ondevice_audit.metrics import METRICS
+
+    data = matrix.data
+    if data.task == "detect":
+        return _detector_outputs(matrix, labels)
+    classes = labels
+    if matrix.model is not None:  # the model's output order; every label in the data must be one of them
+        unknown = sorted(set(classes) - set(matrix.model.labels))
+        if unknown:
+            raise UsageError(f"labels in the data that {matrix.model.name} does not know: {', '.join(unknown)}")
+        classes = matrix.model.labels
+    if METRICS[data.metric].needs_negatives and not set(data.negative_labels) & set(classes):
+        raise UsageError(
+            f"metric {data.metric} needs negative labels (data.negative_labels) that occur in the data; "
+            f"found none of {list(data.negative_labels)}"
+        )
+    return classes
+
+
+def _detector_outputs(matrix: Matrix, labels: tuple[str, ...]) -> tuple[str, ...]:
+    positive = matrix.data.positive_label
+    if positive not in labels:
+        shown = ", ".join(labels[:12]) + (" ..." if len(labels) > 12 else "")
+        raise UsageError(f"{matrix.source}: data.positive_label {positive!r} is not a label in the data ({shown})")
+    if len(labels) < 2:
+        raise UsageError(f"{matrix.source}: a detector needs negatives: the data has only {positive!r} clips")
+    if matrix.model is not None and tuple(matrix.model.labels) != (positive,):
+        raise UsageError(
+            f"{matrix.model.name} has outputs {list(matrix.model.labels)}; a detector sweep over your own model "
+            f"needs one output, named {positive!r} (train --task detect --positive-label {positive} writes one)"
+        )
+    return matrix.data.outputs(labels)
 
 
 class _Planner:

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ondevice_audit.errors import UsageError
-from ondevice_audit.metrics import GroupMetricFrame
-from ondevice_audit.scoring import frame_warnings, metric_frame
+from ondevice_audit.scoring import frame_warnings
 from ondevice_audit.sweep.stages.base import StageSettings, TaskContext, feature_arrays, read_json, write_json
 from ondevice_audit.targets.runs import NAN_OUTPUT
+
+if TYPE_CHECKING:
+    from ondevice_audit.metrics import GroupMetricFrame
+    from ondevice_audit.metrics.detection import DetectionFrame
+    from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
 __all__ = ["SCORING_FIELDS", "ScoreSettings", "not_pruned"]
 
 SCORING_FIELDS = ("groups", "metric", "negative_labels", "min_group_size", "bootstrap", "permutations",
-                  "confidence", "resampling_seed", "bias_attribute")  # fmt: skip
+                  "confidence", "resampling_seed", "bias_attribute", "task", "positive_label", "threshold", "at_far",
+                  "at_fa_per_hour", "clip_seconds")  # fmt: skip
 """The ``DataSettings`` fields a cell's scores depend on (the split is in the features key already)."""
 
 
@@ -43,11 +48,12 @@ class ScoreSettings(StageSettings):
         from ondevice_audit.report.document import build_report, validate
 
         data = task.sweep.matrix.data
-        options = data.score_options()
+        scoring = data.scoring_task(task.sweep.classes)
+        options = scoring.resolve(data.score_options())
         exported = read_json(task.entry("export", self.export) / "export.json")
         inferred = read_json(task.entry("infer", self.infer) / "infer.json")
-        scored, failures = self._predictions(task)
-        frame = metric_frame(scored, options)
+        scored, outputs, failures = self._outputs(task, scoring)
+        frame = scoring.frame(scored, outputs, options)
         facts = inferred["facts"]
         report = build_report(
             command="sweep",
@@ -56,7 +62,7 @@ class ScoreSettings(StageSettings):
                 {"role": "model", "path": facts["path"], "sha256": facts["sha256"]},
                 {"role": "manifest", "path": str(data.manifest), "sha256": task.sweep.manifest_sha256},
             ],
-            settings={**options.settings(), "runtime": facts["runtime"], "split": "test"},
+            settings={**options.settings(), **scoring.settings(), "runtime": facts["runtime"], "split": "test"},
             samples={"total": len(task.sweep.frames["test"]), "scored": len(scored), "failed": len(failures),
                      "failures": failures},  # fmt: skip
             warnings=_warnings(frame, exported, len(failures)),
@@ -68,31 +74,35 @@ class ScoreSettings(StageSettings):
                 "metadata": {"extra": exported["metadata"]},
             },
         )
+        section = scoring.section(frame)
+        if section is not None:
+            report["detection"] = {**section, "stream": None}
         validate(report)
         groups = list(options.groups)
-        columns = ["path", "label", "prediction", *(["speaker"] if "speaker" in scored.columns else []), *groups]
-        scored[columns].to_csv(entry / "predictions.csv", index=False)
+        speaker = ["speaker"] if "speaker" in scored.columns else []
+        written = scored.assign(**{scoring.output_column: outputs})
+        written[["path", "label", scoring.output_column, *speaker, *groups]].to_csv(entry / "predictions.csv",
+                                                                                     index=False)  # fmt: skip
         write_json(entry / "report.json", report)
         write_json(entry / "measurements.json", _measurements(frame, data.bias_attribute, exported, inferred, failures))
 
-    def _predictions(self, task: TaskContext) -> tuple[Any, list[dict[str, str]]]:
-        """The test rows that were scored, with their predicted class, and every row that was not, with why."""
+    def _outputs(self, task: TaskContext, scoring: ClassifierTask | DetectorTask) -> tuple[Any, Any, list[dict[str, str]]]:
+        """The test rows that were scored with their outputs (class or probability), and every row that was
+        not, with why."""
         scores = np.load(task.entry("infer", self.infer) / "scores.npy")
         rows = feature_arrays(task.cache, self.features)["test_rows"]
         test = task.sweep.frames["test"]
         finite = np.isfinite(scores).all(axis=1) if scores.size else np.zeros(len(rows), bool)
-        scored = test.loc[rows[finite]].assign(
-            prediction=np.asarray(task.sweep.classes, dtype=object)[scores[finite].argmax(axis=1)].astype(str)
-        )
+        scored = test.loc[rows[finite]]
         unreadable = read_json(task.entry("features", self.features) / "features.json")["failures"]
         failures = [{"path": p, "reason": unreadable[p]} for p in test["path"] if p in unreadable]
         failures += [{"path": p, "reason": NAN_OUTPUT} for p in test.loc[rows[~finite], "path"]]
         if scored.empty:
             raise UsageError(f"no test file could be scored ({len(failures)} failed)")
-        return scored, failures
+        return scored, scoring.outputs(scores[finite]), failures
 
 
-def _warnings(frame: GroupMetricFrame, exported: dict[str, Any], failed: int) -> list[str]:
+def _warnings(frame: GroupMetricFrame | DetectionFrame, exported: dict[str, Any], failed: int) -> list[str]:
     """The cell's export notes, then the same frame warnings every audit report carries."""
     notes = [f"export: {warning}" for warning in exported["warnings"]]
     facts = exported["metadata"]
@@ -108,13 +118,19 @@ def _warnings(frame: GroupMetricFrame, exported: dict[str, Any], failed: int) ->
     return notes + frame_warnings(frame, failed)
 
 
+def _is_detection(frame: GroupMetricFrame | DetectionFrame) -> bool:
+    from ondevice_audit.metrics.detection import DetectionFrame
+
+    return isinstance(frame, DetectionFrame)
+
+
 def not_pruned(layers: list[dict[str, Any]]) -> str:
     """``depthwise_conv2d (DepthwiseConv2D, 1,152 params), ...``: the layers tfmot left dense."""
     return ", ".join(f"{layer['name']} ({layer['type']}, {layer['params']:,} params)" for layer in layers)
 
 
 def _measurements(
-    frame: GroupMetricFrame,
+    frame: GroupMetricFrame | DetectionFrame,
     bias_attribute: str,
     exported: dict[str, Any],
     inferred: dict[str, Any],
@@ -129,6 +145,7 @@ def _measurements(
         **frame.overall,
         f"{metric}_ci_low": low,
         f"{metric}_ci_high": high,
+        **({"threshold": frame.threshold} if _is_detection(frame) else {}),
     }
     for attribute in frame.attributes:
         if attribute.name == bias_attribute:

@@ -124,17 +124,16 @@ class UserTrainSettings(StageSettings):
 
     def _retrain(self, task: TaskContext, model: Any, history: dict[str, Any]) -> Any:
         from ondevice_audit import _tensorflow
-        from ondevice_audit.model.train import fit_with_mitigation, seed_everything
+        from ondevice_audit.model.train import compile_for_training, fit_with_mitigation, seed_everything
         from ondevice_audit.sweep.user_model import rebuild_for_input
 
         assert self.seed is not None and self.epochs is not None and self.batch_size is not None
-        keras = _tensorflow.keras()  # the session load_keras_model started: rebuilt layer names follow its own
+        _tensorflow.keras()  # the session load_keras_model started: rebuilt layer names follow its own
         arrays = feature_arrays(task.cache, self.features)
         has_val = len(arrays["val_x"]) > 0
         seed_everything(self.seed)  # the fresh weights too
         model = rebuild_for_input(model, tuple(arrays["train_x"].shape[1:]))
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+        compile_for_training(model, self.learning_rate)
         started = time.perf_counter()
         curves, _ = fit_with_mitigation(
             model, arrays["train_x"], labels_of(task, "train", arrays["train_rows"]),
@@ -148,10 +147,14 @@ class UserTrainSettings(StageSettings):
 
 
 def labels_of(task: TaskContext, split: str, rows: np.ndarray) -> np.ndarray:
-    from ondevice_audit.model.train import encode_labels
+    """Training targets of a split's rows: class ids, or a detector's 1 (the phrase) and 0 (anything else)."""
+    from ondevice_audit.model.train import detector_targets, encode_labels
 
-    labels, _ = encode_labels(list(task.sweep.frames[split].loc[rows, "label"]), task.sweep.classes)
-    return labels
+    labels = list(task.sweep.frames[split].loc[rows, "label"])
+    data = task.sweep.matrix.data
+    if data.task == "detect":
+        return detector_targets(labels, data.positive_label)
+    return encode_labels(labels, task.sweep.classes)[0]
 
 
 def _groups(task: TaskContext, split: str, rows: np.ndarray, mitigation: MitigationSettings | None) -> np.ndarray | None:
