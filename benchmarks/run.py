@@ -18,6 +18,9 @@
   does not grow with the corpus. The clips are cached under --work, so reruns skip writing them.
 - ray (benchmarks/executors.py): the same 8-cell sweep on the local executor and on a local Ray instance, cold
   caches each: the overhead ratio Ray / local, and Ray's start-up alone. A measurement, not a target.
+- detectors (benchmarks/detectors.py): a streaming int8 detector over 2 000 clips, the audit's streaming runtime
+  vs a raw interpreter loop over the same frames (target <= 1.5x); the micro front-end vs calling
+  pymicro-features directly (target <= 1.2x).
 - sweep-profile (only with --only sweep-profile): where a cold sweep's time goes. The demo matrix's tasks run one
   by one in this process under cProfile (seconds per stage; the top functions per stage go to --work), next to
   what each spawned worker pays before its first task (importing the tool and TensorFlow).
@@ -428,7 +431,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["score", "inference", "frontend", "startup", "memory", "sweep", "ray", "sweep-profile", "mitigation"],
+        choices=["score", "inference", "frontend", "startup", "memory", "sweep", "ray", "detectors", "sweep-profile",
+                 "mitigation"],
         action="append",
     )
     parser.add_argument(
@@ -438,7 +442,7 @@ def main() -> None:
         help="Kept between runs: the generated clip corpus of the memory benchmark.",
     )
     args = parser.parse_args()
-    chosen = args.only or ["score", "inference", "frontend", "startup", "memory", "sweep", "ray"]
+    chosen = args.only or ["score", "inference", "frontend", "startup", "memory", "sweep", "ray", "detectors"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
     rows = []
@@ -458,6 +462,10 @@ def main() -> None:
         from executors import bench_executors
 
         rows += bench_executors()
+    if "detectors" in chosen:
+        from detectors import bench_micro_frontend, bench_streaming
+
+        rows += bench_streaming(args.work) + bench_micro_frontend(args.work)
     if "sweep-profile" in chosen:
         rows += bench_sweep_profile(args.work)
     if "mitigation" in chosen:

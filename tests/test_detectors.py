@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ from ondevice_audit.runtimes import RuntimeOptions, load_runtime
 from ondevice_audit.runtimes.streaming import DetectorOutput, StreamSettings
 
 from .conftest import SPEC
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the detector the benchmark times
+from detectors import feed_by_hand, streaming_detector  # noqa: E402
 
 runner = CliRunner()
 CLIP_SECONDS = SPEC.clip_seconds
@@ -147,54 +151,6 @@ def test_score_a_detectors_csv_with_durations(tmp_path) -> None:
                                                                                  / 3600))  # fmt: skip
 
 
-def _stream_model(path: Path) -> Path:
-    """int8 [1, 3, 40] in, uint8 probability out, the last 12 frames kept in a resource variable."""
-    from ondevice_audit import _tensorflow
-
-    tf = _tensorflow.tensorflow()
-
-    class Streaming(tf.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.state = tf.Variable(tf.zeros([1, 12, 40]), trainable=False)
-            self.weights = tf.constant(np.random.default_rng(0).standard_normal((40, 1)).astype(np.float32) * 0.3)
-
-        @tf.function(input_signature=[tf.TensorSpec([1, 3, 40], tf.float32)])
-        def __call__(self, frames):  # type: ignore[no-untyped-def]
-            state = tf.concat([self.state[:, 3:, :], frames], axis=1)
-            self.state.assign(state)
-            return tf.sigmoid(tf.matmul(tf.reduce_mean(state, axis=1) - 12.0, self.weights))
-
-    module = Streaming()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    rng = np.random.default_rng(1)
-    converter.representative_dataset = lambda: ([rng.uniform(0, 26, (1, 3, 40)).astype(np.float32)] for _ in range(64))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type, converter.inference_output_type = tf.int8, tf.uint8
-    converter.experimental_enable_resource_variables = True
-    path.write_bytes(converter.convert())
-    return path
-
-
-def _by_hand(model: Path, frames: np.ndarray, smooth: int) -> float:
-    """A fresh interpreter, three frames per call, outputs dequantized, a moving mean, the maximum."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(model))
-    interpreter.allocate_tensors()
-    source, sink = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    scale, zero = source["quantization"]
-    out_scale, out_zero = sink["quantization"]
-    probabilities = []
-    for start in range(0, len(frames) - 2, 3):
-        quantized = np.clip(np.round(frames[start : start + 3] / scale + zero), -128, 127).astype(np.int8)[None]
-        interpreter.set_tensor(source["index"], quantized)
-        interpreter.invoke()
-        probabilities.append((float(interpreter.get_tensor(sink["index"])[0, 0]) - out_zero) * out_scale)
-    return float(np.convolve(probabilities, np.full(smooth, 1 / smooth), mode="valid").max())
-
-
 @pytest.fixture(scope="module")
 def micro_data(tmp_path_factory) -> Path:
     """Twelve speakers saying 'yes' (a rising tone) or other words (noise), 16 kHz, one second."""
@@ -217,13 +173,13 @@ def micro_data(tmp_path_factory) -> Path:
 
 
 def test_streaming_through_the_tool_equals_feeding_frames_by_hand(tmp_path, micro_data) -> None:
-    model = _stream_model(tmp_path / "stream.tflite")
+    model = streaming_detector(tmp_path / "stream.tflite")
     spec = MicroFrontendSpec(pad_ms=500)
     frame = read_manifest(micro_data).frame
     features = build_frontend(spec).transform([Path(p) for p in frame["file"]]).inputs
     settings = StreamSettings(DetectorOutput(), smooth=3)
     tool = load_runtime(model, None, RuntimeOptions(stream=settings)).run_all(features).scores[:, 0]
-    by_hand = np.array([_by_hand(model, clip[..., 0], 3) for clip in features])
+    by_hand = np.array([feed_by_hand(model, clip[..., 0], 3) for clip in features])
     np.testing.assert_allclose(tool, by_hand, rtol=0, atol=1e-6)
     report = _audit(model, micro_data, "--task", "detect", "--positive-label", "yes", "--features", "micro",
                     "--stream", "--smooth", "3", "--pad-ms", "500", "--threshold", "0.5", "--metric", "frr")  # fmt: skip
@@ -256,7 +212,7 @@ def test_bad_detector_flags_are_one_line(detectors, tone_dataset, extra, message
 
 
 def test_stream_needs_a_window_that_fits_and_micro_a_sample_rate_it_supports(tmp_path, micro_data) -> None:
-    model = _stream_model(tmp_path / "stream.tflite")
+    model = streaming_detector(tmp_path / "stream.tflite")
     too_long = runner.invoke(app, ["audit", str(model), "--data", str(micro_data), "-g", "gender", "--task", "detect",
                                    "--positive-label", "yes", "--features", "mfcc", "--stream"])  # fmt: skip
     assert too_long.exit_code == 2 and "shape" in too_long.stderr

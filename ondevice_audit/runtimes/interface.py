@@ -113,6 +113,11 @@ class Runtime(ABC):
     def run_batch(self, inputs: np.ndarray) -> np.ndarray:
         """``(n, *input_shape)`` float32 inputs, n <= ``max_batch``, to ``(n, outputs)`` float32 scores."""
 
+    def run_calls(self, inputs: np.ndarray) -> np.ndarray:
+        """One call per input, in order, with whatever state the model keeps carried from call to call (a
+        streaming model): ``(calls, *input_shape)`` to ``(calls, outputs)``."""
+        return np.concatenate([self.run_batch(one[None]) for one in inputs])
+
     @abstractmethod
     def _facts(self) -> dict[str, object]:
         """Runtime version, input/output shapes and dtypes."""

@@ -67,8 +67,33 @@ class LiteRTRuntime(Runtime):
         return None if self._dynamic_batch else int(self._input["shape"][0])
 
     def run_batch(self, inputs: np.ndarray) -> np.ndarray:
-        it = self._interpreter
         n = len(inputs)
+        self._allocate(n)
+        if not self._dynamic_batch and n < self._batch:  # fixed-batch model: pad the last chunk
+            inputs = np.concatenate([inputs, np.repeat(inputs[-1:], self._batch - n, axis=0)])
+        it = self._interpreter
+        it.set_tensor(self._input["index"], quantize(inputs, self._input))
+        it.invoke()
+        return dequantize(it.get_tensor(self._output["index"]), self._output)[:n]
+
+    def run_calls(self, inputs: np.ndarray) -> np.ndarray:
+        """One invoke per input, quantized and dequantized once for all of them: a streaming model's calls
+        cost the interpreter's time, not numpy's per-call overhead."""
+        self._allocate(1)
+        if self._batch != 1:
+            return super().run_calls(inputs)
+        it, index, output = self._interpreter, self._input["index"], self._output["index"]
+        quantized = quantize(inputs, self._input)[:, None]
+        raw = []
+        for one in quantized:
+            it.set_tensor(index, one)
+            it.invoke()
+            raw.append(it.get_tensor(output)[0])
+        return dequantize(np.stack(raw), self._output)
+
+    def _allocate(self, n: int) -> None:
+        """Tensors for batches of ``n`` (a model with a fixed batch keeps its own)."""
+        it = self._interpreter
         if self._dynamic_batch and self._batch != n:
             it.resize_tensor_input(self._input["index"], [n, *self.input_shape])
             it.allocate_tensors()
@@ -78,11 +103,6 @@ class LiteRTRuntime(Runtime):
         elif self._batch is None:
             it.allocate_tensors()
             self._batch = int(self._input["shape"][0])
-        if not self._dynamic_batch and n < self._batch:  # fixed-batch model: pad the last chunk
-            inputs = np.concatenate([inputs, np.repeat(inputs[-1:], self._batch - n, axis=0)])
-        it.set_tensor(self._input["index"], quantize(inputs, self._input))
-        it.invoke()
-        return dequantize(it.get_tensor(self._output["index"]), self._output)[:n]
 
     def _facts(self) -> dict[str, object]:
         import ai_edge_litert

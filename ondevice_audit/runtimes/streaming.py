@@ -115,7 +115,8 @@ class StreamingRuntime(Runtime):
                              f"{list(shape)}: the front-end does not make this model's inputs")  # fmt: skip
         windows = windows.reshape(len(windows), *shape)
         if self.settings.stateful:  # one call at a time: each call's state feeds the next
-            scores = np.concatenate([runtime.run_batch(window[None]) for window in windows])
+            scores = runtime.run_calls(windows)
+            runtime.close()
         else:
             scores = runtime.run_all(windows, len(windows)).scores
         probability = self.settings.output.probability(np.asarray(scores, np.float32).reshape(len(windows), -1))
