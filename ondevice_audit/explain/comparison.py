@@ -134,25 +134,33 @@ class Comparison:
 
     def variant_changed(self) -> bool:
         """The variant (run 1) is more biased than the base beyond both intervals: its RB above the base's interval
-        and its paired change from the base above 0."""
+        and its paired change from the base above 0; or its RB undefined (a group's metric no longer positive)
+        where the base's is defined, with some group worse off."""
         variant = self.runs[1]
+        if variant.rb is None:
+            falls = self._falls()
+            return self.base_rb is not None and bool(falls) and max(falls.values()) > 0
         ci = variant.rb_difference_ci
         return variant.within_base_interval is False and ci is not None and ci[0] > 0
 
     def worse_off(self) -> str | None:
         """The group the variant (run 1) hurts most relative to everyone: the largest fall of its metric from
         the base's, beyond the fall of the overall metric (rises count as negative falls)."""
+        falls = self._falls()
+        return max(falls, key=lambda g: falls[g]) if falls else None
+
+    def _falls(self) -> dict[str, float]:
         sign = 1.0 if METRICS[self.metric].higher_is_better else -1.0
         base, variant = self.runs[0], self.runs[1]
         if base.metric is None or variant.metric is None:
-            return None
+            return {}
         overall = sign * (base.metric - variant.metric)
-        falls = {
-            group: sign * (base.groups[group] - variant.groups[group]) - overall  # type: ignore[operator]
-            for group, included in zip(self.groups, self.included, strict=True)
-            if included and base.groups.get(group) is not None and variant.groups.get(group) is not None
-        }
-        return max(falls, key=lambda g: falls[g]) if falls else None
+        falls = {}
+        for group, included in zip(self.groups, self.included, strict=True):
+            before, after = base.groups.get(group), variant.groups.get(group)
+            if included and before is not None and after is not None:
+                falls[group] = sign * (before - after) - overall
+        return falls
 
 
 def compare(runs: Runs, data: ExplainData, options: ScoreOptions) -> Comparison:

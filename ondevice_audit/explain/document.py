@@ -137,6 +137,12 @@ def _interval(ci: tuple[float, float] | None) -> str:
 
 def _variant_finding(explainer: Explainer, comparison: Comparison, worse: str | None) -> str:
     base, variant = comparison.runs[0], comparison.runs[1]
+    if variant.rb is None and comparison.variant_changed():
+        return (
+            f"The variant's RB over {comparison.attribute} is undefined (some group's {comparison.metric} is no "
+            f"longer positive), the base's is {base.rb:.3f}{_interval(comparison.base_ci)}."
+            + _worse_text(comparison, worse)
+        )
     if variant.within_base_interval is None or variant.rb_difference is None:
         return (
             f"RB over {comparison.attribute} is undefined for the base or the variant, or the base has no interval "
@@ -150,11 +156,15 @@ def _variant_finding(explainer: Explainer, comparison: Comparison, worse: str | 
             f"{comparison.attribute}."
         )
     text = f"The variant's RB {variant.rb:.3f} is above the base's interval{_interval(comparison.base_ci)} ({change})."
-    if worse is not None:
-        before, after = base.groups.get(worse), variant.groups.get(worse)
-        if before is not None and after is not None:
-            text += f" It serves {worse} worst relative to the base: {comparison.metric} {before:.3f} -> {after:.3f}."
-    return text
+    return text + _worse_text(comparison, worse)
+
+
+def _worse_text(comparison: Comparison, worse: str | None) -> str:
+    before = None if worse is None else comparison.runs[0].groups.get(worse)
+    after = None if worse is None else comparison.runs[1].groups.get(worse)
+    if before is None or after is None:
+        return ""
+    return f" It serves {worse} worst relative to the base: {comparison.metric} {before:.3f} -> {after:.3f}."
 
 
 def _layer_finding(

@@ -74,9 +74,9 @@ def explain_variant(
     model_options = model_options or ModelOptions()
     _check_options(options, explain)
     models = _models(variant, base, model_options)
-    data = read_rows(manifest, options, models.labels, models.frontend, progress)
     out = _output_folder(explain.out, [models.variant, models.base, manifest])
     explainer = _explainer(models, manifest, explain, model_options.trust_model, progress)
+    data = read_rows(manifest, options, models.labels, models.frontend, progress)
     runs = Runs(models.labels, model_options.batch_size, explain.latency_samples, model_options.trust_model)
     rebuilt = [("rebuilt", name, path) for name, path in explainer.reference_runs(out)]
     runs.add([("base", base.name, models.base), ("variant", variant.name, models.variant), *rebuilt], data, progress)
@@ -155,6 +155,7 @@ def _explainer(
     if model_format(models.variant) == "tflite":
         full_integer, integer_io = integer_activations(models.variant)
         if full_integer:
+            base_model = float_flatbuffer(models.base, trust_model)
             calibration = explain.calibration_data or manifest
             inputs, drawn_from = calibration_inputs(
                 calibration, models.frontend, explain.calibration_samples, explain.calibration_seed, progress
@@ -162,7 +163,6 @@ def _explainer(
             facts = {"manifest": str(calibration), "rows": drawn_from, "samples": len(inputs),
                      "seed": explain.calibration_seed}  # fmt: skip
             with progress.task("Calibrating the base with TF Lite's calibrator", total=None):
-                base_model = float_flatbuffer(models.base, trust_model)
                 return QuantizationExplainer(base_model, inputs, integer_io, models.metadata, facts)
     from ondevice_audit.explain.pruning import PruningExplainer
 

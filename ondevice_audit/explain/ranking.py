@@ -27,10 +27,13 @@ import numpy as np
 
 from ondevice_audit.metrics._resampling import bootstrap_by_speaker
 
-__all__ = ["GroupError", "LayerEffect", "UnitTable", "rank_layers"]
+__all__ = ["LIMIT_DB", "GroupError", "LayerEffect", "UnitTable", "rank_layers"]
 
 _PURPOSE = 5
 """Random stream id, distinct from the streams the metric frames draw from the same seed."""
+LIMIT_DB = 150.0
+"""The SNR of an output reproduced exactly (float32 resolves about 140 dB): finite, so that a layer exact for one
+group and not for another still has a gap to rank by."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class GroupError:
     rmse_per_scale: float | None
     """RMS error in steps of the layer's output scale (None where the layer has no scale, as for pruning)."""
     snr_db: float | None
-    """10 log10(float power / squared error); None where either is 0."""
+    """10 log10(float power / squared error), within ±``LIMIT_DB`` (``LIMIT_DB``: exact); None where both are 0."""
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,11 @@ class UnitTable:
 
 
 def _noise_db(squared: np.ndarray, power: np.ndarray) -> np.ndarray:
-    """10 log10(error / signal), NaN where either is 0."""
+    """10 log10(error / signal), held within ``±LIMIT_DB`` (an exact output is -LIMIT_DB, an error on a silent
+    output +LIMIT_DB); NaN where both are 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = squared / power
-        return np.where((squared > 0) & (power > 0), 10 * np.log10(np.where(ratio > 0, ratio, 1)), np.nan)
+        decibels = 10 * np.log10(squared / power)
+    return np.where((squared == 0) & (power == 0), np.nan, np.clip(np.nan_to_num(decibels, nan=0.0), -LIMIT_DB, LIMIT_DB))
 
 
 def _gap(sums: np.ndarray, worse: int, others: np.ndarray) -> np.ndarray:

@@ -73,9 +73,9 @@ def _run_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def _layer_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     groups = _groups(document)
     pruning = document["kind"] == "pruning"
-    measure = "sparsity" if pruning else "RMSE/scale"
+    measure = "sparsity (base)" if pruning else "RMSE/scale by group"
     worse = document["worse_off_group"] or "worse-off"
-    header = ["rank", "layer", "op", *(f"{g} SNR dB" for g in groups), f"{measure} by group", "gap dB [CI]",
+    header = ["rank", "layer", "op", *(f"{g} SNR dB" for g in groups), measure, "gap dB [CI]",
               f"worse for {worse}?"]  # fmt: skip
     rows = []
     for layer in document["layers"]:

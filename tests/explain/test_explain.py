@@ -149,3 +149,78 @@ def test_cli_writes_candidates_and_the_json_next_to_them(sensitive_case: Any, tm
     assert [run["role"] for run in document["runs"]][-1] == "candidate"
     assert (out / "quantization-fix-1.tflite").is_file() and (out / "int8-rebuilt.tflite").is_file()
     assert "mix kept in float" in (tmp_path / "x.md").read_text()
+
+
+def _pruned(case: Any, folder: Path) -> Path:
+    """The base with the smallest half of ``mix``'s kernel set to zero, as magnitude pruning leaves it: exactly
+    the female weights, which are 300 times smaller than the male ones."""
+    from ondevice_audit import _tensorflow
+    from ondevice_audit.export.metadata import read_metadata
+    from ondevice_audit.export.variants import save_keras
+
+    model = _tensorflow.keras().models.load_model(str(case.base), compile=False)
+    kernel, bias = model.get_layer("mix").get_weights()
+    kernel[np.abs(kernel) < np.median(np.abs(kernel))] = 0
+    model.get_layer("mix").set_weights([kernel, bias])
+    path = folder / "model-p50.keras"
+    save_keras(model, path, read_metadata(case.base))
+    return path
+
+
+def test_pruning_is_explained_by_sparsity_and_fixed_by_restoring_the_layer(sensitive_case: Any, tmp_path: Path) -> None:
+    variant = _pruned(sensitive_case, tmp_path)
+    document = explain_variant(variant, sensitive_case.base, sensitive_case.manifest, OPTIONS,
+                               ExplainOptions(tmp_path / "out", latency_samples=2))  # fmt: skip
+    assert document["kind"] == "pruning" and document["worse_off_group"] == "female"
+    mix = _layer(document, "mix")
+    assert mix["rank"] == 1 and mix["sparsity"] == 0.5 and mix["base_sparsity"] == 0.0
+    assert _layer(document, "hidden")["sparsity"] == 0.0 and _layer(document, "hidden")["rank"] is None
+    assert _groups(mix)["female"]["snr_db"] == pytest.approx(0.0, abs=1e-6)  # all of its signal removed
+    assert _groups(mix)["male"]["snr_db"] > 40
+    assert document["recommendation"]["undone"] == ["mix"]
+    assert document["recommendation"]["file"].endswith("pruning-fix-1.keras")
+    fixed = next(run for run in document["runs"] if run["role"] == "candidate")
+    base = document["runs"][0]
+    assert fixed["groups"] == base["groups"] and fixed["rb_difference"] == pytest.approx(0.0, abs=1e-12)
+
+
+def _fails(*args: str) -> str:
+    result = runner.invoke(app, ["explain", *args])
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0]
+    return " ".join(result.stderr.split())
+
+
+def test_bad_input_is_one_line_and_exit_2(sensitive_case: Any, tmp_path: Path) -> None:
+    from ondevice_audit.explain.quantization import float_flatbuffer
+    from ondevice_audit.export.metadata import ModelMetadata, read_metadata, write_metadata
+
+    case, models = sensitive_case, tmp_path / "models"
+    models.mkdir()
+    common = ["--data", str(case.manifest), "-g", "gender", "--out", str(tmp_path / "out")]
+    variant, base = str(case.variant), str(case.base)
+    assert "variant not found" in _fails(str(tmp_path / "nope.tflite"), "--base", base, *common)
+    assert "same file" in _fails(variant, "--base", variant, *common)
+    int8_base = models / "int8.tflite"
+    int8_base.write_bytes(case.variant.read_bytes())
+    assert "the base must be a float32 model; this one is int8" in _fails(variant, "--base", str(int8_base), *common)
+    float_variant = models / "f32.tflite"
+    float_variant.write_bytes(float_flatbuffer(case.base))
+    metadata = read_metadata(case.base)
+    assert metadata is not None
+    write_metadata(float_variant, metadata)
+    assert "explain takes a full-integer (int8) .tflite variant" in _fails(str(float_variant), "--base", base, *common)
+    dense = models / "same.keras"
+    dense.write_bytes(case.base.read_bytes())
+    assert "is not sparser than the base in any layer" in _fails(str(dense), "--base", base, *common)
+    relabelled = models / "other.keras"
+    relabelled.write_bytes(case.base.read_bytes())
+    write_metadata(relabelled, ModelMetadata(["a", "b", "c", "d"], metadata.frontend))
+    assert "the base's labels (a, b, c, d) differ" in _fails(variant, "--base", str(relabelled), *common)
+    assert "--bootstrap 100 or more" in _fails(variant, "--base", base, *common, "--bootstrap", "0")
+    holds = ["--data", str(case.manifest), "-g", "gender", "--out", str(case.variant.parent)]
+    assert "holds an input" in _fails(variant, "--base", base, *holds)
+    assert "not a finished sweep cell folder (no report.json)" in _fails(str(tmp_path), "--base", base, *common)
+    assert "nope" in _fails(variant, "--base", base, "--data", str(case.manifest), "-g", "nope")
