@@ -8,7 +8,7 @@ each run's RB and its change from the base with the paired speaker-bootstrap int
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from ondevice_audit.progress import Progress
 from ondevice_audit.scoring import ScoreOptions, disparity_frame, frame_warnings, metric_frame, scored_rows
 from ondevice_audit.targets.runs import PROBE_WARMUP, Chunk, Run, RunRecord, RunSettings, execute_runs
 
-__all__ = ["Comparison", "RunResult", "Runs", "compare"]
+__all__ = ["Comparison", "RunResult", "Runs", "compare", "metric_falls"]
 
 _CHUNK = 256
 
@@ -150,17 +150,30 @@ class Comparison:
         return max(falls, key=lambda g: falls[g]) if falls else None
 
     def _falls(self) -> dict[str, float]:
-        sign = 1.0 if METRICS[self.metric].higher_is_better else -1.0
         base, variant = self.runs[0], self.runs[1]
-        if base.metric is None or variant.metric is None:
-            return {}
-        overall = sign * (base.metric - variant.metric)
-        falls = {}
-        for group, included in zip(self.groups, self.included, strict=True):
-            before, after = base.groups.get(group), variant.groups.get(group)
-            if included and before is not None and after is not None:
-                falls[group] = sign * (before - after) - overall
-        return falls
+        included = dict(zip(self.groups, self.included, strict=True))
+        return metric_falls(self.metric, base.groups, variant.groups, (base.metric, variant.metric), included)
+
+
+def metric_falls(
+    metric: str,
+    before: Mapping[str, float | None],
+    after: Mapping[str, float | None],
+    overall: tuple[float | None, float | None],
+    included: Mapping[str, bool],
+) -> dict[str, float]:
+    """Per group in RB: how much further its metric fell from ``before`` to ``after`` than the overall metric did
+    (oriented so that worse is positive; a rise is a negative fall). Empty when the overall metric is undefined."""
+    sign = 1.0 if METRICS[metric].higher_is_better else -1.0
+    if overall[0] is None or overall[1] is None:
+        return {}
+    everyone = sign * (overall[0] - overall[1])
+    falls = {}
+    for group, counted in included.items():
+        old, new = before.get(group), after.get(group)
+        if counted and old is not None and new is not None:
+            falls[group] = sign * (old - new) - everyone
+    return falls
 
 
 def compare(runs: Runs, data: ExplainData, options: ScoreOptions) -> Comparison:

@@ -31,7 +31,14 @@ from ondevice_audit.explain.interface import Explainer, Layer, LayerErrors
 from ondevice_audit.export.metadata import ModelMetadata, write_metadata
 from ondevice_audit.progress import NullProgress, Progress
 
-__all__ = ["QuantizationDebug", "QuantizationExplainer", "float_flatbuffer", "integer_activations", "layer_name"]
+__all__ = [
+    "QuantizationDebug",
+    "QuantizationExplainer",
+    "float_flatbuffer",
+    "integer_activations",
+    "keras_flatbuffer",
+    "layer_name",
+]
 
 _POWER = "float_power"
 """The debugger metric added here: mean square of the float op's output (the signal the error is compared to)."""
@@ -65,12 +72,17 @@ def float_flatbuffer(path: Path, trust_model: bool = False) -> bytes:
         return path.read_bytes()
     if model_format(path) != "keras":
         raise UsageError(f"{path}: the base must be a Keras model or a float32 .tflite file")
-    tf = _tensorflow.tensorflow()
     kwargs = {"safe_mode": not trust_model} if path.suffix.lower() == ".keras" else {}
     try:
         model = _tensorflow.keras().models.load_model(str(path), compile=False, **kwargs)
     except Exception as exc:  # Keras raises ValueError, OSError, TypeError... for a bad file
         raise UsageError(f"{path}: not a Keras model TensorFlow can load ({_first_line(exc)})") from None
+    return keras_flatbuffer(model)
+
+
+def keras_flatbuffer(model: Any) -> bytes:
+    """A Keras model converted to float32 TF Lite, as an ``f32`` export converts it."""
+    tf = _tensorflow.tensorflow()
     return _converted(lambda: tf.lite.TFLiteConverter.from_keras_model(model).convert(), "float conversion")
 
 

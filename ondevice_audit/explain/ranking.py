@@ -82,7 +82,9 @@ def _noise_db(squared: np.ndarray, power: np.ndarray) -> np.ndarray:
     output +LIMIT_DB); NaN where both are 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         decibels = 10 * np.log10(squared / power)
-    return np.where((squared == 0) & (power == 0), np.nan, np.clip(np.nan_to_num(decibels, nan=0.0), -LIMIT_DB, LIMIT_DB))
+    return np.where(
+        (squared == 0) & (power == 0), np.nan, np.clip(np.nan_to_num(decibels, nan=0.0), -LIMIT_DB, LIMIT_DB)
+    )
 
 
 def _gap(sums: np.ndarray, worse: int, others: np.ndarray) -> np.ndarray:
