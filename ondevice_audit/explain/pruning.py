@@ -1,18 +1,21 @@
 """A pruned variant explained layer by layer against its dense base, and candidates with layers restored dense.
 
-Pruning has no debugger; the comparison is the same shape as the quantization debugger's. For every layer with
-weights (in both models, same name and weight shapes) the *base's* input to that layer goes through the base's
-layer and through the variant's, and the difference is the layer's own change: not the change of the layers
-before it carried along. Its per-clip mean square and the base output's power are summed per speaker, as
-``QuantizationDebug.layer_errors`` sums the debugger's. A fine-tune after pruning changes every layer a
-little; the kernels' sparsity is reported next to each, so a changed layer that was not pruned is visible.
+Pruning has no debugger; the comparison is the same shape as the quantization debugger's. The units are the
+layers the variant prunes (a kernel sparser than the base's, same name and weight shapes in both), each with
+the layers named after it that follow it (``conv1`` with ``conv1_bn``, ``conv1_relu``: what a converter fuses
+into one op, and what a fine-tune after pruning adapts to the pruned kernel). The *base's* input to the unit
+goes through the base's unit and through the variant's, and the difference is the unit's own change: not the
+change of the layers before it carried along. Its per-clip mean square and the base output's power are summed
+per speaker, as ``QuantizationDebug.layer_errors`` sums the debugger's.
 
-A candidate is the variant with the top-ranked layers' weights put back from the base (pruned 0 % there), with
-no further fine-tuning: cheap to make, and audited like every other candidate before anything is recommended.
+A candidate is the variant with the top-ranked units' weights put back from the base (pruned 0 % there, with
+their own normalisation), with no further fine-tuning: cheap to make, and audited like every other candidate
+before anything is recommended.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,8 @@ class PruningExplainer(Explainer):
         self.variant = _load(variant_path, trust_model)
         self.metadata = metadata
         self.trust_model = trust_model
+        self.units: dict[str, list[str]] = {}
+        """Pruned layer -> it and the layers named after it that follow it, restored together."""
         self.layers = self._matching_layers()
 
     @classmethod
@@ -78,19 +83,23 @@ class PruningExplainer(Explainer):
         return explainer
 
     def _matching_layers(self) -> list[Layer]:
-        layers = []
+        """The pruned layers, in model order; each unit's companions in ``self.units``."""
+        names = [layer.name for layer in self.base.layers]
+        layers, self.units = [], {}
         for layer in self.base.layers:
-            if not layer.weights:
-                continue
             try:
                 other = self.variant.get_layer(layer.name)
             except ValueError:
                 continue
-            if [w.shape for w in other.get_weights()] != [w.shape for w in layer.get_weights()]:
+            sparsity, base_sparsity = _sparsity(other), _sparsity(layer)
+            same = [w.shape for w in other.get_weights()] == [w.shape for w in layer.get_weights()]
+            if not same or sparsity is None or sparsity <= (base_sparsity or 0.0):
                 continue
-            layers.append(Layer(layer.name, type(layer).__name__, layer.name, None, _sparsity(other), _sparsity(layer)))
-        if not layers:
-            raise UsageError("no layer of the variant matches the base's (same name and weight shapes)")
+            prefix = f"{layer.name}_"
+            after = names[names.index(layer.name) + 1 :]
+            companions = list(itertools.takewhile(lambda name, prefix=prefix: name.startswith(prefix), after))
+            self.units[layer.name] = [layer.name, *companions]
+            layers.append(Layer(layer.name, type(layer).__name__, layer.name, None, sparsity, base_sparsity))
         return layers
 
     def reference_runs(self, out: Path) -> list[tuple[str, Path]]:
@@ -98,19 +107,21 @@ class PruningExplainer(Explainer):
 
     def layer_errors(self, inputs: np.ndarray, units: np.ndarray, progress: Progress) -> LayerErrors:
         keras = _tensorflow.keras()
-        names = [layer.node for layer in self.layers]
-        base_layers = [self.base.get_layer(name) for name in names]
-        probe = keras.Model(self.base.inputs, [[layer.input, layer.output] for layer in base_layers])
+        chains = [self.units[layer.node] for layer in self.layers]
+        ends = [[self.base.get_layer(chain[0]).input, self.base.get_layer(chain[-1]).output] for chain in chains]
+        probe = keras.Model(self.base.inputs, ends)
         n_units = int(units.max()) + 1 if len(units) else 0
-        squared, power = np.zeros((n_units, len(names))), np.zeros((n_units, len(names)))
+        squared, power = np.zeros((n_units, len(chains))), np.zeros((n_units, len(chains)))
         with progress.task("Pruned layers against their dense selves", total=len(inputs)) as step:
             for start in range(0, len(inputs), _BATCH):
                 batch = inputs[start : start + _BATCH]
                 rows = units[start : start + _BATCH]
-                for i, (layer_input, base_output) in enumerate(probe(batch, training=False)):
-                    pruned = np.asarray(self.variant.get_layer(names[i])(layer_input, training=False), np.float64)
+                for i, (unit_input, base_output) in enumerate(probe(batch, training=False)):
+                    pruned = unit_input
+                    for name in chains[i]:
+                        pruned = self.variant.get_layer(name)(pruned, training=False)
                     dense = np.asarray(base_output, np.float64).reshape(len(batch), -1)
-                    error = np.mean(np.square(pruned.reshape(len(batch), -1) - dense), axis=1)
+                    error = np.mean(np.square(np.asarray(pruned, np.float64).reshape(len(batch), -1) - dense), axis=1)
                     np.add.at(squared[:, i], rows, error)
                     np.add.at(power[:, i], rows, np.mean(np.square(dense), axis=1))
                 step(len(batch))
@@ -120,8 +131,8 @@ class PruningExplainer(Explainer):
         from ondevice_audit.export.variants import save_keras
 
         model = _load(self.variant_path, self.trust_model)
-        for layer in layers:
-            model.get_layer(layer.node).set_weights(self.base.get_layer(layer.node).get_weights())
+        for name in (name for layer in layers for name in self.units[layer.node]):
+            model.get_layer(name).set_weights(self.base.get_layer(name).get_weights())
         extra = {**self.metadata.extra, "restored_dense": [layer.name for layer in layers]}
         path = out / f"{stem}.keras"
         save_keras(model, path, ModelMetadata(self.metadata.labels, self.metadata.frontend, extra))
