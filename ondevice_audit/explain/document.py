@@ -131,8 +131,8 @@ def _layers(layers: list[Layer], effects: list[LayerEffect] | None) -> list[dict
     return entries
 
 
-def _interval(ci: tuple[float, float] | None) -> str:
-    return "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+def _interval(ci: tuple[float, float] | None, spec: str = ".3f") -> str:
+    return "" if ci is None else f" [{ci[0]:{spec}}, {ci[1]:{spec}}]"
 
 
 def _variant_finding(explainer: Explainer, comparison: Comparison, worse: str | None) -> str:
@@ -185,7 +185,7 @@ def _layer_finding(
     return (
         f"{len(ranked)} of {len(layers)} layers hurt {worse} more than the other groups beyond the noise. First: "
         f"{layers[first.index].name} ({layers[first.index].op}), {first.gap_db:.1f} dB more error relative to "
-        f"{worse}'s own signal{_interval(first.ci)}."
+        f"{worse}'s own signal{_interval(first.ci, '.1f')}."
     )
 
 
@@ -221,7 +221,7 @@ def _fix_finding(
 def _delta_ms(run: RunResult, variant: RunResult) -> str:
     if run.latency_ms is None or variant.latency_ms is None:
         return "an unmeasured time"
-    return f"{run.latency_ms - variant.latency_ms:+.3f} ms"
+    return f"{run.latency_ms - variant.latency_ms:+.3g} ms"
 
 
 def _recommendation(run: RunResult, variant: RunResult, entries: list[dict[str, Any]]) -> dict[str, Any]:

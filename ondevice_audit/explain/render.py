@@ -52,43 +52,63 @@ def _groups(document: dict[str, Any]) -> list[str]:
     return [g["name"] for g in document["groups"]]
 
 
+_SHORT_OPS = {"FULLY_CONNECTED": "FC", "DEPTHWISE_CONV_2D": "DW_CONV_2D", "AVERAGE_POOL_2D": "AVG_POOL_2D",
+              "BatchNormalization": "BatchNorm", "DepthwiseConv2D": "DWConv2D"}  # fmt: skip
+
+
+def _run_label(run: dict[str, Any], candidates: list[dict[str, Any]]) -> str:
+    return f"fix {candidates.index(run) + 1}" if run["role"] == "candidate" else run["role"]
+
+
 def _run_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     metric = document["metric"]["name"]
     groups = _groups(document)
-    header = ["model", "role", "KiB", "ms", metric, *groups, "RB", "RB − base [CI]", "in base CI"]
+    candidates = [run for run in document["runs"] if run["role"] == "candidate"]
+    header = ["model", "KiB", "ms", metric, *groups, "RB", "ΔRB [CI]", "in CI"]
     rows = []
     for run in document["runs"]:
         within = {True: "yes", False: "no", None: "—"}[run["within_base_interval"]]
         change = (
-            "" if run["rb_difference"] is None else f"{run['rb_difference']:+.3f} {_interval(run['rb_difference_ci'])}"
+            ""
+            if run["rb_difference"] is None
+            else f"{run['rb_difference']:+.3f} {_interval(run['rb_difference_ci'], '.2f')}"
         )
         rows.append(
-            [run["name"], run["role"], f"{run['size_bytes'] / 1024:.1f}", _number(run["latency_ms"]),
-             _number(run["metric"]), *(_number(run["groups"].get(g)) for g in groups), _number(run["rb"]),
-             change, within]
+            [_run_label(run, candidates), f"{run['size_bytes'] / 1024:.1f}", _number(run["latency_ms"]),
+             _number(run["metric"]), *(_number(run["groups"].get(g)) for g in groups), _number(run["rb"]), change,
+             within]
         )  # fmt: skip
     return header, rows
 
 
-def _layer_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def _legend(document: dict[str, Any]) -> list[str]:
+    """What each row of the models table is: its file (and for a candidate, what it undoes)."""
+    candidates = [run for run in document["runs"] if run["role"] == "candidate"]
+    return [
+        f"{_run_label(run, candidates)}: {run['name'] + ' — ' if run['role'] == 'candidate' else ''}{run['path']}"
+        for run in document["runs"]
+    ]
+
+
+def _layer_rows(document: dict[str, Any], full: bool = True) -> tuple[list[str], list[list[str]]]:
+    """The layers table; not ``full`` (the terminal's): no RMS error in quantization steps, no base sparsity."""
     groups = _groups(document)
     pruning = document["kind"] == "pruning"
-    measure = "sparsity (base)" if pruning else "RMSE/scale by group"
-    worse = document["worse_off_group"] or "worse-off"
-    header = ["rank", "layer", "op", *(f"{g} SNR dB" for g in groups), measure, "gap dB [CI]",
-              f"worse for {worse}?"]  # fmt: skip
+    measure_header = ["sparsity"] if pruning else ["RMSE/step"] if full else []
+    snr = [f"SNR {g}" for g in groups] if full else groups
+    header = ["#", "layer", "op", *snr, *measure_header, "gap dB [CI]", "worse?"]
     rows = []
     for layer in document["layers"]:
-        snr = {g["name"]: g["snr_db"] for g in layer["groups"]}
+        values = {g["name"]: g["snr_db"] for g in layer["groups"]}
         if pruning:
-            measure_text = f"{_number(layer['sparsity'], '.0%')} (base {_number(layer['base_sparsity'], '.0%')})"
+            base = f" (base {_number(layer['base_sparsity'], '.0%')})" if full else ""
+            measure = [f"{_number(layer['sparsity'], '.0%')}{base}"]
         else:
-            measure_text = " / ".join(_number(g["rmse_per_scale"], ".2f") for g in layer["groups"])
+            measure = ["/".join(_number(g["rmse_per_scale"], ".2f") for g in layer["groups"])] if full else []
         gap = "" if layer["gap_db"] is None else f"{layer['gap_db']:+.1f} {_interval(layer['gap_ci'], '.1f')}"
-        noise = _verdict(layer["gap_ci"])
         rows.append(
-            [_number(layer["rank"], "d"), layer["name"], layer["op"], *(_number(snr.get(g), ".1f") for g in groups),
-             measure_text, gap, noise]
+            [_number(layer["rank"], "d"), layer["name"], _SHORT_OPS.get(layer["op"], layer["op"]),
+             *(_number(values.get(g), ".1f") for g in groups), *measure, gap, _verdict(layer["gap_ci"])]
         )  # fmt: skip
     return header, rows
 
@@ -106,22 +126,28 @@ def _findings(document: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _table(document: dict[str, Any], color: bool) -> str:
+    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=120, force_terminal=color, no_color=not color, highlight=False)
+    console = Console(file=buffer, force_terminal=color, no_color=not color, highlight=False)
     console.print(f"[bold]{escape(_title(document))}[/bold]")
     for name, text in _findings(document):
         console.print(f"[bold]{name}:[/bold] {escape(text)}")
-    for title, (header, rows) in (("Models on the same clips", _run_rows(document)),
-                                  ("Layers (error of each op against its float self, per group)",
-                                   _layer_rows(document))):  # fmt: skip
-        table = Table(*header, title=title, title_justify="left")
+    tables = (("Models on the same clips", _run_rows(document), _legend(document), 0),
+              ("Layers: each op against its float self, SNR dB per group", _layer_rows(document, full=False),
+               [_UNITS], 1))  # fmt: skip
+    for title, (header, rows), notes, names in tables:
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for i, name in enumerate(header):  # numbers stay on one line; the names column folds
+            table.add_column(name, no_wrap=i != names, overflow="fold", min_width=7 if i == names else None)
         for row in rows:
             table.add_row(*(escape(cell) for cell in row))
         console.print(table)
+        for note in notes:
+            console.print(escape(note))
     for warning in document["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     return buffer.getvalue()
@@ -136,12 +162,18 @@ def _markdown(document: dict[str, Any]) -> str:
     lines = [f"# {escape_markdown(_title(document))}", ""]
     lines += [f"**{name}.** {escape_markdown(text)}" + "\n" for name, text in _findings(document)]
     lines += ["## Models on the same clips", "", *_markdown_table(*_run_rows(document)), ""]
+    lines += [f"- {escape_markdown(line)}" for line in _legend(document)] + [""]
     lines += ["## Layers", "", _METHOD, "", *_markdown_table(*_layer_rows(document)), ""]
     if document["warnings"]:
         lines += ["## Warnings", "", *(f"- {escape_markdown(w)}" for w in document["warnings"]), ""]
     return "\n".join(lines)
 
 
+_UNITS = (
+    "SNR: the float output's power over the error's, in dB, on the group's clips; gap: how many dB more error, "
+    "relative to its own signal, the worse-off group gets, with its speaker-bootstrap interval; worse?: the "
+    "interval above 0 (yes), below (no) or across it (noise)."
+)
 _METHOD = (
     "Per layer and group: the layer's output against its float (dense) self on the group's clips, as an SNR in dB "
     "(and, for quantization, the RMS error in steps of the layer's output scale; ~0.29 is pure rounding). The gap is "
@@ -165,6 +197,7 @@ def _html(document: dict[str, Any]) -> str:
 
     parts = [f"<p><b>{_e(name)}.</b> {_e(text)}</p>" for name, text in _findings(document)]
     parts += ["<h2>Models on the same clips</h2>", _html_table(*_run_rows(document))]
+    parts.append("<ul>" + "".join(f"<li>{_e(line)}</li>" for line in _legend(document)) + "</ul>")
     parts += ["<h2>Layers</h2>", f"<p>{_e(_METHOD)}</p>"]
     if any(layer["groups"] for layer in document["layers"]):
         png = base64.b64encode(layer_chart_png(document)).decode("ascii")
