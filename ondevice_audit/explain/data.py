@@ -6,9 +6,12 @@ candidates all see the same inputs, so their numbers are paired clip by clip.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +25,16 @@ from ondevice_audit.progress import Progress
 from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.sweep.folder import CellFolder
 
-__all__ = ["ExplainData", "calibration_inputs", "read_rows", "resolve_model", "units_of"]
+__all__ = [
+    "ExplainData",
+    "SweepCell",
+    "calibration_inputs",
+    "read_rows",
+    "resolve_model",
+    "sweep_calibration",
+    "sweep_cell",
+    "units_of",
+]
 
 
 def resolve_model(path: Path, role: str) -> Path:
@@ -60,14 +72,25 @@ class ExplainData:
 
 
 def read_rows(
-    manifest: Path, options: ScoreOptions, labels: list[str], frontend: Frontend, progress: Progress
+    manifest: Path,
+    options: ScoreOptions,
+    labels: list[str],
+    frontend: Frontend,
+    progress: Progress,
+    held_out: pd.DataFrame | None = None,
 ) -> ExplainData:
-    """The manifest (its ``--split`` rows with ``--split-file``) through the front-end."""
+    """The manifest (its ``--split`` rows with ``--split-file``; else the rows of ``held_out``, a sweep's test split,
+    when given) through the front-end."""
     dataset = read_manifest(manifest, list(options.groups))
     if (options.split_file is None) != (options.split is None):
         raise UsageError("--split and --split-file go together")
     if options.split_file is not None and options.split is not None:
         dataset = select_split(dataset, options.split_file, options.split)
+    elif held_out is not None:
+        frame = dataset.frame[dataset.frame["path"].isin(set(held_out["path"]))].reset_index(drop=True)
+        if frame.empty:
+            raise DataError(f"{manifest}: none of its rows are in the sweep's test split (is it the sweep's manifest?)")
+        dataset = dataclasses.replace(dataset, frame=frame)
     unknown = sorted(set(dataset.frame["label"]) - set(labels))
     if unknown:
         raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
@@ -88,6 +111,46 @@ def calibration_inputs(
     chosen = QuantizationConfig(QuantApproach.INT8, samples, seed).calibration_set(features.inputs)
     assert chosen is not None
     return chosen, len(features.inputs)
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """A sweep cell the variant came from, with what its sweep knew: the matrix and its speaker split."""
+
+    folder: Path
+    matrix: Any
+    """The sweep's ``Matrix``, as it was when the sweep ran."""
+    frames: Mapping[str, pd.DataFrame]
+    """``train``/``val``/``test`` manifest rows, split as the sweep split them."""
+    seed: int
+
+
+def sweep_cell(folder: Path) -> SweepCell:
+    from ondevice_audit.sweep.folder import SweepFolder
+    from ondevice_audit.sweep.matrix import load_matrix
+    from ondevice_audit.sweep.stages import prepare_context
+
+    state = SweepFolder(folder.parent.parent).read_state()
+    factors = next((c["factors"] for c in state.get("cells", []) if c.get("id") == folder.name), None)
+    if factors is None:
+        raise UsageError(f"{folder}: not a cell of the sweep in {folder.parent.parent}")
+    matrix = load_matrix(Path(state["matrix"]))
+    if matrix.digest() != state.get("matrix_digest"):
+        raise UsageError(f"{state['matrix']} changed since the sweep ran: pass --calibration-data and --split-file")
+    context = prepare_context(matrix, Path(state["cache"]))
+    return SweepCell(folder, matrix, context.frames, int(factors.get("seed", 0)))
+
+
+def sweep_calibration(cell: SweepCell, frontend: Frontend, progress: Progress) -> tuple[np.ndarray, dict[str, object]]:
+    """The inputs a sweep cell's int8 file was calibrated on: its sweep's training split through the front-end, then
+    the matrix's ``calibration_samples`` drawn with the cell's seed, as the export stage draws them."""
+    features = compute_features(cell.frames["train"], frontend, progress)
+    samples = cell.matrix.training.calibration_samples
+    chosen = QuantizationConfig(QuantApproach.INT8, samples, cell.seed).calibration_set(features.inputs)
+    assert chosen is not None
+    facts = {"sweep": str(cell.folder.parent.parent), "split": "train", "rows": len(features.inputs),
+             "samples": len(chosen), "seed": cell.seed}  # fmt: skip
+    return chosen, facts
 
 
 def units_of(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -38,7 +38,9 @@ def explain_document(
     layers: list[Layer],
     effects: list[LayerEffect] | None,
     undone: list[list[str]],
+    rows: str | None = None,
 ) -> dict[str, Any]:
+    """``rows``: which rows were explained when not the manifest's (or its ``--split``), in words."""
     metric = METRICS[options.metric]
     runs = [_run(run) for run in comparison.runs]
     candidates = [run for run in comparison.runs if run.role == "candidate"]
@@ -52,7 +54,7 @@ def explain_document(
         "kind": explainer.kind,
         "undo": explainer.undo,
         "inputs": [{"role": role, "path": str(path), "sha256": sha256_of(path)} for role, path in inputs.items()],
-        "settings": {**options.settings(), "explained": comparison.attribute, **explainer.facts()},
+        "settings": {**options.settings(), "explained": comparison.attribute, "rows": rows, **explainer.facts()},
         "metric": {"name": metric.name, "description": metric.description, "higher_is_better": metric.higher_is_better},
         "samples": _samples(data, comparison),
         "attribute": comparison.attribute,
@@ -221,7 +223,10 @@ def _fix_finding(
 def _delta_ms(run: RunResult, variant: RunResult) -> str:
     if run.latency_ms is None or variant.latency_ms is None:
         return "an unmeasured time"
-    return f"{run.latency_ms - variant.latency_ms:+.3g} ms"
+    delta = run.latency_ms - variant.latency_ms
+    if max(run.latency_ms, variant.latency_ms) < 1:  # a sub-millisecond model: microseconds say more
+        return f"{delta * 1000:+.1f} µs"
+    return f"{delta:+.3f} ms"
 
 
 def _recommendation(run: RunResult, variant: RunResult, entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -24,7 +24,16 @@ import numpy as np
 from ondevice_audit.audit import ModelOptions, resolve_frontend, resolve_labels
 from ondevice_audit.errors import UsageError
 from ondevice_audit.explain.comparison import Comparison, Runs, compare
-from ondevice_audit.explain.data import ExplainData, calibration_inputs, read_rows, resolve_model, units_of
+from ondevice_audit.explain.data import (
+    ExplainData,
+    SweepCell,
+    calibration_inputs,
+    read_rows,
+    resolve_model,
+    sweep_calibration,
+    sweep_cell,
+    units_of,
+)
 from ondevice_audit.explain.document import explain_document
 from ondevice_audit.explain.interface import Explainer, Layer
 from ondevice_audit.explain.ranking import LayerEffect, UnitTable, rank_layers
@@ -54,6 +63,8 @@ class ExplainOptions:
 class _Models:
     variant: Path
     base: Path
+    cell: Path | None
+    """The sweep cell folder the variant came from, if it did."""
     labels: list[str]
     frontend: Frontend
     metadata: ModelMetadata
@@ -75,8 +86,10 @@ def explain_variant(
     _check_options(options, explain)
     models = _models(variant, base, model_options)
     out = _output_folder(explain.out, [models.variant, models.base, manifest])
-    explainer = _explainer(models, manifest, explain, model_options.trust_model, progress)
-    data = read_rows(manifest, options, models.labels, models.frontend, progress)
+    cell = None if models.cell is None else sweep_cell(models.cell)
+    explainer = _explainer(models, cell, manifest, explain, model_options.trust_model, progress)
+    held_out = None if cell is None else cell.frames["test"]
+    data = read_rows(manifest, options, models.labels, models.frontend, progress, held_out)
     runs = Runs(models.labels, model_options.batch_size, explain.latency_samples, model_options.trust_model)
     rebuilt = [("rebuilt", name, path) for name, path in explainer.reference_runs(out)]
     runs.add([("base", base.name, models.base), ("variant", variant.name, models.variant), *rebuilt], data, progress)
@@ -93,6 +106,7 @@ def explain_variant(
     return explain_document(
         explainer=explainer,
         inputs={"variant": models.variant, "base": models.base, "manifest": manifest},
+        rows="the sweep's test split" if held_out is not None and options.split_file is None else None,
         data=data,
         options=options,
         comparison=final,
@@ -131,7 +145,8 @@ def _models(variant: Path, base: Path, model_options: ModelOptions) -> _Models:
     if base_metadata is not None and base_metadata.frontend and spec is not None and base_metadata.frontend != spec:
         raise UsageError("the base was made for other inputs than the variant (their front-end settings differ)")
     own = metadata or ModelMetadata(labels=labels, frontend=spec)
-    return _Models(variant_path, base_path, labels, frontend, dataclasses.replace(own, labels=labels))
+    cell = variant if variant_path != variant else None
+    return _Models(variant_path, base_path, cell, labels, frontend, dataclasses.replace(own, labels=labels))
 
 
 def _output_folder(out: Path, inputs: list[Path]) -> Path:
@@ -146,7 +161,12 @@ def _output_folder(out: Path, inputs: list[Path]) -> Path:
 
 
 def _explainer(
-    models: _Models, manifest: Path, explain: ExplainOptions, trust_model: bool, progress: Progress
+    models: _Models,
+    cell: SweepCell | None,
+    manifest: Path,
+    explain: ExplainOptions,
+    trust_model: bool,
+    progress: Progress,
 ) -> Explainer:
     """Quantization for a full-integer variant, pruning for a float one; anything else is refused."""
     from ondevice_audit._files import model_format
@@ -156,17 +176,26 @@ def _explainer(
         full_integer, integer_io = integer_activations(models.variant)
         if full_integer:
             base_model = float_flatbuffer(models.base, trust_model)
-            calibration = explain.calibration_data or manifest
-            inputs, drawn_from = calibration_inputs(
-                calibration, models.frontend, explain.calibration_samples, explain.calibration_seed, progress
-            )
-            facts = {"manifest": str(calibration), "rows": drawn_from, "samples": len(inputs),
-                     "seed": explain.calibration_seed}  # fmt: skip
+            inputs, facts = _calibration(models, cell, manifest, explain, progress)
             with progress.task("Calibrating the base with TF Lite's calibrator", total=None):
                 return QuantizationExplainer(base_model, inputs, integer_io, models.metadata, facts)
     from ondevice_audit.explain.pruning import PruningExplainer
 
     return PruningExplainer.open(models.base, models.variant, models.metadata, trust_model)
+
+
+def _calibration(
+    models: _Models, cell: SweepCell | None, manifest: Path, explain: ExplainOptions, progress: Progress
+) -> tuple[np.ndarray, dict[str, object]]:
+    """What int8 is rebuilt with: ``--calibration-data``; else a sweep cell's own training split; else ``--data``."""
+    if explain.calibration_data is None and cell is not None:
+        return sweep_calibration(cell, models.frontend, progress)
+    calibration = explain.calibration_data or manifest
+    inputs, drawn_from = calibration_inputs(
+        calibration, models.frontend, explain.calibration_samples, explain.calibration_seed, progress
+    )
+    return inputs, {"manifest": str(calibration), "rows": drawn_from, "samples": len(inputs),
+                    "seed": explain.calibration_seed}  # fmt: skip
 
 
 def _rank(

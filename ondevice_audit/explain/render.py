@@ -64,14 +64,12 @@ def _run_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     metric = document["metric"]["name"]
     groups = _groups(document)
     candidates = [run for run in document["runs"] if run["role"] == "candidate"]
-    header = ["model", "KiB", "ms", metric, *groups, "RB", "ΔRB [CI]", "in CI"]
+    header = ["model", "KiB", "ms", metric, *groups, "RB", "ΔRB [CI]", "ok"]
     rows = []
     for run in document["runs"]:
         within = {True: "yes", False: "no", None: "—"}[run["within_base_interval"]]
         change = (
-            ""
-            if run["rb_difference"] is None
-            else f"{run['rb_difference']:+.3f} {_interval(run['rb_difference_ci'], '.2f')}"
+            "" if run["rb_difference"] is None else f"{run['rb_difference']:+.3f} {_interval(run['rb_difference_ci'])}"
         )
         rows.append(
             [_run_label(run, candidates), f"{run['size_bytes'] / 1024:.1f}", _number(run["latency_ms"]),
@@ -84,10 +82,11 @@ def _run_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def _legend(document: dict[str, Any]) -> list[str]:
     """What each row of the models table is: its file (and for a candidate, what it undoes)."""
     candidates = [run for run in document["runs"] if run["role"] == "candidate"]
-    return [
+    files = [
         f"{_run_label(run, candidates)}: {run['name'] + ' — ' if run['role'] == 'candidate' else ''}{run['path']}"
         for run in document["runs"]
     ]
+    return [*files, _RUN_UNITS]
 
 
 def _layer_rows(document: dict[str, Any], full: bool = True) -> tuple[list[str], list[list[str]]]:
@@ -169,6 +168,10 @@ def _markdown(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_RUN_UNITS = (
+    "ms: median single-sample latency on this machine; ΔRB: RB minus the base's, paired speaker-bootstrap "
+    "interval; ok: RB no higher than the top of the base's interval."
+)
 _UNITS = (
     "SNR: the float output's power over the error's, in dB, on the group's clips; gap: how many dB more error, "
     "relative to its own signal, the worse-off group gets, with its speaker-bootstrap interval; worse?: the "

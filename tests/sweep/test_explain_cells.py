@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -70,3 +71,17 @@ def test_int8_keep_cells_run_end_to_end(tmp_path: Path, tone_dataset: Path, writ
         kept.append(metadata.extra["kept_in_float"])
         assert row["size_bytes"] >= results.iloc[1]["size_bytes"] or not metadata.extra["kept_in_float"]
     assert kept[1][: len(kept[0])] == kept[0]  # the same ranking, one layer more
+
+    # explain on the int8 cell against the f32 cell: the sweep's test speakers, int8 rebuilt from its training split
+    cells = tmp_path / "run" / "cells"
+    out = tmp_path / "explained"
+    result = runner.invoke(app, ["explain", str(cells / results.iloc[1]["cell"]), "--base", str(cells / results.iloc[0]["cell"]),
+                                 "--data", str(tone_dataset), "-g", "gender", "--bootstrap", "200", "--out", str(out),
+                                 "--latency-samples", "2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "explain.json").read_text())
+    rebuilt = next(run for run in document["runs"] if run["role"] == "rebuilt")
+    assert rebuilt["agreement_with_variant"] == 1.0 and rebuilt["max_score_difference_to_variant"] == 0.0
+    assert document["samples"]["total"] == results.iloc[1]["n_test"]
+    assert document["settings"]["rows"] == "the sweep's test split"
+    assert document["settings"]["calibration"]["split"] == "train"
