@@ -204,7 +204,7 @@ def _html(document: dict[str, Any]) -> str:
     parts += ["<h2>Layers</h2>", f"<p>{_e(_METHOD)}</p>"]
     if any(layer["groups"] for layer in document["layers"]):
         png = base64.b64encode(layer_chart_png(document)).decode("ascii")
-        alt = "error relative to each group's own signal, per layer, one bar per group"
+        alt = "SNR of each layer's output, one bar per group; lower means more error"
         parts.append(f'<img alt="{_e(alt)}" src="data:image/png;base64,{png}">')
     parts.append(_html_table(*_layer_rows(document)))
     if document["warnings"]:
@@ -213,8 +213,9 @@ def _html(document: dict[str, Any]) -> str:
 
 
 def layer_chart_png(document: dict[str, Any]) -> bytes:
-    """Per layer (in model order), one bar per group: the error relative to the group's own signal (-SNR, dB;
-    higher is worse); ranked layers marked with their rank."""
+    """Per layer (in model order), one bar per group: the SNR of the layer's output on the group's clips (lower is
+    more error); the worse-off group hatched, ranked layers labelled with their rank. Bars are cut at
+    ``_CHART_TOP_DB`` (an exact layer is 150 dB), their value written on them."""
     from matplotlib import style
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -223,24 +224,38 @@ def layer_chart_png(document: dict[str, Any]) -> bytes:
     groups = _groups(document)
     width = 0.8 / max(len(groups), 1)
     with style.context("default"):
-        figure = Figure(figsize=(min(5 + 0.45 * len(layers), 16), 4.2), dpi=100, layout="constrained")
+        figure = Figure(figsize=(min(5 + 0.5 * len(layers), 16), 4.4), dpi=100, layout="constrained")
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         for g, group in enumerate(groups):
-            values = [next((-e["snr_db"] for e in layer["groups"] if e["name"] == group and e["snr_db"] is not None),
+            values = [next((e["snr_db"] for e in layer["groups"] if e["name"] == group and e["snr_db"] is not None),
                            float("nan")) for layer in layers]  # fmt: skip
             positions = [i + (g - (len(groups) - 1) / 2) * width for i in range(len(layers))]
             hatch = "//" if group == document["worse_off_group"] else None
-            axes.bar(positions, values, width, label=group.replace("$", r"\$"), hatch=hatch, zorder=2)
-        for i, layer in enumerate(layers):
-            if layer["rank"] is not None:
-                axes.annotate(f"#{layer['rank']}", (i, 1), xycoords=("data", "axes fraction"), ha="center",
-                              va="top", fontsize=8, color="#c0392b")  # fmt: skip
-        axes.set_xticks(range(len(layers)), [layer["name"].replace("$", r"\$") for layer in layers], rotation=35,
-                        ha="right", fontsize=8)  # fmt: skip
-        axes.set_ylabel("error relative to the group's signal (dB, -SNR)")
+            shown = [min(value, _CHART_TOP_DB) for value in values]
+            axes.bar(positions, shown, width, label=group.replace("$", r"\$"), hatch=hatch, zorder=2)
+            for x, value in zip(positions, values, strict=True):
+                if value > _CHART_TOP_DB:
+                    axes.annotate(f"{value:.0f}", (x, _CHART_TOP_DB), ha="center", va="top", fontsize=7, rotation=90)
+        names = [layer["name"] for layer in layers]
+        labels = [
+            layer["name"]
+            + (f" {_SHORT_OPS.get(layer['op'], layer['op'])}" if names.count(layer["name"]) > 1 else "")
+            + ("" if layer["rank"] is None else f" (#{layer['rank']})")
+            for layer in layers
+        ]
+        axes.set_xticks(range(len(layers)), [label.replace("$", r"\$") for label in labels], rotation=35, ha="right",
+                        fontsize=8)  # fmt: skip
+        axes.set_ylabel("SNR of the layer's output (dB; lower: more error)")
+        ranked = any(layer["rank"] is not None for layer in layers)
+        title = f"#n: rank by how much more it hurts {document['worse_off_group']}" if ranked else "no layer ranked"
+        axes.set_title(f"Per layer and group; {title}".replace("$", r"\$"), fontsize=9)
         axes.grid(axis="y", alpha=0.3, zorder=0)
-        axes.legend(fontsize=8, title=document["attribute"].replace("$", r"\$"))
+        axes.legend(fontsize=8, title=document["attribute"].replace("$", r"\$"), loc="upper left",
+                    bbox_to_anchor=(1.01, 1))  # fmt: skip
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
+
+
+_CHART_TOP_DB = 80.0
