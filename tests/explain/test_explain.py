@@ -129,7 +129,7 @@ def test_a_harmless_quantization_is_said_to_change_nothing(harmless_case: Any, t
 
 def test_formats_render_the_same_document(sensitive: dict[str, Any]) -> None:
     page = render(sensitive, ExplainFormat.html)
-    assert page.startswith("<!DOCTYPE html>") and '<img alt="error relative' in page and "mix kept in float" in page
+    assert page.startswith("<!DOCTYPE html>") and '<img alt="SNR of each layer' in page and "mix kept in float" in page
     markdown = render(sensitive, ExplainFormat.markdown)
     assert "| 1 | mix | FC | " in markdown and "fix 1: mix kept in float" in markdown
     table = render(sensitive, ExplainFormat.table)
