@@ -28,7 +28,7 @@ from ondevice_audit.report.det import det_chart_png
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
 from ondevice_audit.report.sentences import detection_sentence
 
-__all__ = ["HtmlFormat", "bar_chart_png", "sweep_html", "sweep_scatter_png"]
+__all__ = ["HtmlFormat", "bar_chart_png", "page", "sweep_html", "sweep_scatter_png"]
 
 _MAX_FAILURES_SHOWN = 20
 _IN_RB, _NOT_IN_RB, _OVERALL = "#3d6fa5", "#b9c6d3", "#c0392b"
@@ -48,6 +48,16 @@ img{max-width:100%;height:auto;display:block;margin:.6rem 0}ul.warnings li{color
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
+
+
+def page(title: str, parts: list[str]) -> str:
+    """A self-contained page in this module's style around ``parts`` (already escaped HTML), for other documents
+    (``explain``); ``title`` is escaped here."""
+    head = '<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+    return "\n".join(
+        ["<!DOCTYPE html>", head, f"<title>ondevice-audit {_e(title)}</title>", f"<style>{_CSS}</style></head><body>",
+         f"<h1>{_e(title)}</h1>", *parts, "</body></html>"]
+    ) + "\n"  # fmt: skip
 
 
 class HtmlFormat(ReportFormat):
