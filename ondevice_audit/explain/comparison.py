@@ -179,7 +179,8 @@ def metric_falls(
 def compare(runs: Runs, data: ExplainData, options: ScoreOptions) -> Comparison:
     """Score every run on the rows no run failed on; the explained attribute is the first group column."""
     predicted = runs.predictions()
-    scored, mask = scored_rows(data.frame, runs.failures, predicted[0])
+    scored, mask = scored_rows(data.frame, runs.failures)
+    scored = scored.assign(prediction=predicted[0][mask].astype(str))
     base_frame = metric_frame(scored, options)
     base = base_frame.attributes[0]
     frame = disparity_frame(scored, [p[mask].astype(str) for p in predicted], options)

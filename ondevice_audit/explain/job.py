@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from ondevice_audit.audit import ModelOptions, resolve_frontend, resolve_labels
 from ondevice_audit.errors import UsageError
 from ondevice_audit.explain.comparison import Comparison, Runs, compare
 from ondevice_audit.explain.data import (
@@ -39,6 +38,7 @@ from ondevice_audit.explain.interface import Explainer, Layer
 from ondevice_audit.explain.ranking import LayerEffect, UnitTable, rank_layers
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
 from ondevice_audit.frontend import Frontend
+from ondevice_audit.model_io import ModelOptions, resolve_frontend, resolve_labels
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.scoring import ScoreOptions
 
@@ -81,10 +81,13 @@ def explain_variant(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Explain ``variant`` (a file or sweep cell) against ``base`` on ``manifest``; see the module docstring."""
+    from ondevice_audit.tasks import ClassifierTask
+
     progress = progress or NullProgress()
     model_options = model_options or ModelOptions()
     _check_options(options, explain)
     models = _models(variant, base, model_options)
+    options = ClassifierTask(tuple(models.labels)).resolve(options)
     out = _output_folder(explain.out, [models.variant, models.base, manifest])
     cell = None if models.cell is None else sweep_cell(models.cell)
     explainer = _explainer(models, cell, manifest, explain, model_options.trust_model, progress)
@@ -136,7 +139,12 @@ def _models(variant: Path, base: Path, model_options: ModelOptions) -> _Models:
     if variant_path.resolve() == base_path.resolve():
         raise UsageError(f"the variant and the base are the same file: {variant_path}")
     metadata = read_metadata(variant_path)
+    if metadata is not None and metadata.extra.get("task") == "detect":
+        raise UsageError("explain ranks a classifier's layers by group; this model is a detector, which it does "
+                         "not explain yet: compare its variants with audit --reference")  # fmt: skip
     labels = resolve_labels(metadata, model_options)
+    if labels is None:
+        raise UsageError("the model carries no label names: pass --labels FILE (one class name per line)")
     frontend = resolve_frontend(metadata, model_options)
     base_metadata = read_metadata(base_path)
     if base_metadata is not None and base_metadata.labels and list(base_metadata.labels) != labels:
