@@ -11,7 +11,7 @@ import typer
 from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
-from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.cli._progress import Quiet, RichProgress
 from ondevice_audit.cli.targets import SshOption, WorkDir
 from ondevice_audit.frontend import CHUNK_FILES
 from ondevice_audit.report import ReportFormatChoice
@@ -63,8 +63,9 @@ def audit(
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
     board: Annotated[
         str | None,
-        typer.Option(help="Check the model against a board: nano33ble, esp32s3, pico, stm32f746disco.",
-                     rich_help_panel=_MCU),
+        typer.Option(
+            help="Check the model against a board: nano33ble, esp32s3, pico, stm32f746disco.", rich_help_panel=_MCU
+        ),
     ] = None,  # fmt: skip
     mcu_ram: Annotated[str | None, typer.Option(help="RAM budget, e.g. 256KiB.", rich_help_panel=_MCU)] = None,
     mcu_flash: Annotated[str | None, typer.Option(help="Flash budget, e.g. 1MiB.", rich_help_panel=_MCU)] = None,
@@ -85,6 +86,7 @@ def audit(
     max_rb_increase: go.MaxRbIncrease = None,
     max_metric_drop: go.MaxMetricDrop = None,
     use_ci_bound: go.UseCiBound = None,
+    require_mcu_fit: go.RequireMcuFit = None,
     junit: go.Junit = None,
     gate_markdown: go.GateMarkdown = None,
     target: Annotated[
@@ -116,6 +118,7 @@ def audit(
             min=0, help="Retries of a batch after a dropped connection (with backoff).", rich_help_panel=_TARGETS
         ),
     ] = 3,
+    quiet: Quiet = False,
 ) -> None:
     """Audit a model on a labelled dataset: per-group metrics, reliability bias, model facts.
 
@@ -130,7 +133,17 @@ def audit(
     from ondevice_audit.targets.mcu import resolve_budget
 
     spec = opt.model_frontend_spec(
-        features, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window, image_size, color, scale
+        features,
+        sample_rate,
+        clip_seconds,
+        n_mels,
+        n_mfcc,
+        frame_length_ms,
+        frame_step,
+        window,
+        image_size,
+        color,
+        scale,
     )
     options = dataclasses.replace(
         opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence),
@@ -168,6 +181,7 @@ def audit(
             go.gate_after_report(
                 report, config=gate_config, max_rb=max_rb, max_group_gap=max_group_gap, min_metric=min_metric,
                 min_group_metric=min_group_metric, baseline=baseline, max_rb_increase=max_rb_increase,
-                max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound, junit=junit, markdown=gate_markdown,
+                max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound, require_mcu_fit=require_mcu_fit,
+                junit=junit, markdown=gate_markdown,
             )
         )  # fmt: skip

@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from ondevice_audit import _tensorflow
+from ondevice_audit._extras import require_extra
 from ondevice_audit.cli import app
-from ondevice_audit.cli._progress import RichProgress, stderr
+from ondevice_audit.cli._progress import Quiet, RichProgress, stderr, stdout
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.interface import EXPORT_FORMATS, ExportResult, export_variants, save_keras
 from ondevice_audit.export.metadata import ModelMetadata, model_format, read_metadata
@@ -83,13 +84,14 @@ def export(
     prune_batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_PRUNING)] = 64,
     calibration_samples: Annotated[int, typer.Option(min=1, help="Inputs used to calibrate int8.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed for pruning fine-tune and calibration sampling.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Export MODEL to each format x quantization, optionally pruned first; check each file's parity.
 
     Parity is the largest score difference to the Keras model on the same inputs (from --data when given);
     quantized files drift by design, so drift is a warning, with the top-1 agreement next to it.
     """
+    require_extra("train", "ondevice-audit export")
     from ondevice_audit.model.train import load_labelled_features
 
     formats = _formats(to)
@@ -152,7 +154,7 @@ def export(
     summary = {"source_model": str(model), **extra, "exports": [r.to_dict() for r in results]}
     (out / "export_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if not quiet:
-        _print(Console(), results, extra.get("achieved_sparsity"), out)
+        _print(stdout(), results, extra.get("achieved_sparsity"), out)
     for result in results:
         for warning in result.warnings:
             stderr.print(f"[yellow]{result.path.name}: {warning}[/yellow]", highlight=False)

@@ -10,7 +10,7 @@ import typer
 from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
-from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.cli._progress import Quiet, RichProgress
 from ondevice_audit.report import ReportFormatChoice
 
 
@@ -41,6 +41,7 @@ def score(
     use_ci_bound: go.UseCiBound = None,
     junit: go.Junit = None,
     gate_markdown: go.GateMarkdown = None,
+    quiet: Quiet = False,
 ) -> None:
     """Score predictions made anywhere (a device farm, another tool): per-group metrics and reliability bias.
 

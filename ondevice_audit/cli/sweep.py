@@ -16,10 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
+from ondevice_audit._extras import require_extra
 from ondevice_audit.cli import _gate_options as go
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
-from ondevice_audit.cli._progress import RichProgress, stderr
+from ondevice_audit.cli._progress import Quiet, RichProgress, stderr, stdout
 from ondevice_audit.cli.targets import SshOption
 from ondevice_audit.errors import PipelineError
 
@@ -124,7 +125,7 @@ def sweep(
     ] = None,
     mcu_ram: Annotated[str | None, typer.Option(help="RAM budget (e.g. 256KiB); overrides the board's.")] = None,
     mcu_flash: Annotated[str | None, typer.Option(help="Flash budget (e.g. 1MiB); overrides the board's.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    quiet: Quiet = False,
     fail_on_gate: go.FailOnGate = False,
     gate_config: go.GateConfig = None,
     max_rb: go.MaxRb = None,
@@ -151,14 +152,30 @@ def sweep(
     baseline cell (the model as given) every other cell is compared with. Its front-end and labels come from its
     metadata, or [bold]--features[/bold] (and its settings) and [bold]--labels[/bold], or [bold]--frontend[/bold].
     """
+    require_extra("train", "ondevice-audit sweep")
     from ondevice_audit.sweep import DeploymentSettings, load_matrix, run_sweep
 
     started = time.perf_counter()
     own_frontend = opt.model_frontend_spec(
-        features, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window, image_size, color, scale
+        features,
+        sample_rate,
+        clip_seconds,
+        n_mels,
+        n_mfcc,
+        frame_length_ms,
+        frame_step,
+        window,
+        image_size,
+        color,
+        scale,
     )
     parsed = load_matrix(
-        matrix, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend, frontend_spec=own_frontend
+        matrix,
+        model=model,
+        labels=labels,
+        trust_model=trust_model,
+        frontend_plugin=frontend,
+        frontend_spec=own_frontend,
     )
     parsed = dataclasses.replace(parsed, ssh_options=tuple(ssh_option or ()))
     if board is not None or mcu_ram is not None or mcu_flash is not None:
@@ -179,7 +196,7 @@ def sweep(
         address=address,
     )
     if not quiet:
-        print_summary(Console(), result, time.perf_counter() - started)
+        print_summary(stdout(), result, time.perf_counter() - started)
     if not result.parquet:
         display.note("results.parquet not written: it needs pyarrow (pip install pyarrow)")
     failed = int((result.results["status"] == "failed").sum())
@@ -285,6 +302,7 @@ def compare(
     a: Annotated[Path, typer.Argument(help="A sweep folder or a report JSON (the baseline).")],
     b: Annotated[Path, typer.Argument(help="Another sweep folder, or another report JSON.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the pairs as CSV.")] = None,
+    quiet: Quiet = False,
 ) -> None:
     """What changed from A to B, B minus A: two sweeps cell by cell (matched on the factor levels they share),
     or two reports per group (metric, RB, size, latency)."""
@@ -294,7 +312,7 @@ def compare(
     from ondevice_audit.sweep import compare_sweeps
 
     comparison = compare_sweeps(a, b)
-    console = Console()
+    console = stdout()
     table = Table(title=f"{b} minus {a}: {comparison.metric} and RB over {comparison.bias_attribute}")
     columns = [str(column) for column in comparison.table.columns]
     for column in columns:
@@ -328,7 +346,7 @@ def _compare_reports(a: Path, b: Path, output: Path | None) -> None:
     from ondevice_audit.report.document import load_report
 
     comparison = compare_reports(load_report(a), load_report(b))
-    console = Console()
+    console = stdout()
     for title, frame in (
         (f"{comparison.metric} per group, {b.name} minus {a.name}", comparison.groups),
         ("reliability bias", comparison.bias),
@@ -343,4 +361,3 @@ def _compare_reports(a: Path, b: Path, output: Path | None) -> None:
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         comparison.groups.to_csv(output, index=False)
-

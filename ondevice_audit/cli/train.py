@@ -12,9 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from ondevice_audit._extras import require_extra
 from ondevice_audit.cli import _options as opt
 from ondevice_audit.cli import app
-from ondevice_audit.cli._progress import RichProgress, stderr
+from ondevice_audit.cli._progress import Quiet, RichProgress, stderr, stdout
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.interface import EXPORT_FORMATS, ExportResult, export_variants, save_keras
 from ondevice_audit.export.metadata import ModelMetadata
@@ -90,18 +91,21 @@ def train(
             help="Thin one group's training speakers, e.g. gender=female:0.2 (seeded).", rich_help_panel=_TRAINING
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train a recipe on a manifest and write model.keras, model.tflite and model.onnx with metadata.
 
     The manifest is split by speaker (held-out speakers in [bold]split.csv[/bold], split "test"), so the
     model can be audited on people it never heard.
     """
+    require_extra("train", "ondevice-audit train")
     from ondevice_audit.model.train import prepare_splits, train_model
 
     started = time.perf_counter()
     chosen = get_recipe(recipe)
-    spec = opt.audio_spec(features.value, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window)
+    spec = opt.audio_spec(
+        features.value, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window
+    )
     fractions = _fractions(split)
     progress = RichProgress(quiet=quiet)
     if (mitigation != "none" or train_imbalance) and not group:
@@ -149,7 +153,7 @@ def train(
     summary = _summary(splits, history, extra, results, fractions, group, time.perf_counter() - started)
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if not quiet:
-        _print(Console(), summary, out)
+        _print(stdout(), summary, out)
     for result in results:
         for warning in result.warnings:
             stderr.print(f"[yellow]{result.path.name}: {warning}[/yellow]", highlight=False)

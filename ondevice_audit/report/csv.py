@@ -1,4 +1,6 @@
-"""One row per overall / group / RB entry, for spreadsheets and pandas.
+"""One row per overall / group / RB entry, for spreadsheets and pandas; then the MCU budget (``mcu`` rows: item in
+``attribute``, value in ``note``) and the runtime comparison (``run``, ``comparison`` and ``comparison_rb`` rows,
+the run's number in ``run``).
 
 Names are written through the csv module (quotes, commas, newlines) and cells that a spreadsheet would run
 as a formula (leading ``=``, ``+``, ``-``, ``@``) get a leading apostrophe.
@@ -11,6 +13,7 @@ import io
 from typing import Any
 
 from ondevice_audit.report.interface import ReportFormat
+from ondevice_audit.report.table import run_summary
 
 __all__ = ["CsvFormat"]
 
@@ -25,7 +28,7 @@ class CsvFormat(ReportFormat):
     def format(self, report: dict[str, Any]) -> str:
         metric_names = list(report["overall"]["metrics"])
         header = ["row", "attribute", "group", "n", "speakers", *metric_names, "ci_low", "ci_high", "log_ratio",
-                  "in_rb", "rb", "rb_ci_low", "rb_ci_high", "rb_p_value", "note"]  # fmt: skip
+                  "in_rb", "rb", "rb_ci_low", "rb_ci_high", "rb_p_value", "note", *_COMPARISON_COLUMNS]  # fmt: skip
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(header)
@@ -63,4 +66,54 @@ class CsvFormat(ReportFormat):
                 ["rb", name, _safe(attribute["worst_group"]), None, None, *[None] * len(metric_names)]
                 + [None, None, None, None, rb["value"], *rb_ci, rb["p_value"], rb["undefined_reason"]]
             )
+        blank = dict.fromkeys(header)
+        for row in [*_mcu_rows(report), *_comparison_rows(report)]:
+            writer.writerow({**blank, **{key: value for key, value in row.items() if key in blank}}.values())
         return out.getvalue()
+
+
+_COMPARISON_COLUMNS = ["run", "flip_rate", "flips", "forgotten", "forgotten_share", "reference_correct",
+                       "rb_difference", "rb_difference_ci_low", "rb_difference_ci_high"]  # fmt: skip
+
+
+def _mcu_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    mcu = report.get("mcu")
+    if not mcu:
+        return []
+    items = {"board": mcu["budget"]["label"], "fits": mcu["ok"], "arena_bytes": mcu["arena_bytes"],
+             "ram_limit_bytes": mcu["ram_limit_bytes"], "ram_bytes": mcu["budget"]["ram_bytes"],
+             "flash_bytes": mcu["flash_bytes"], "flash_limit_bytes": mcu["flash_limit_bytes"],
+             "flash_budget_bytes": mcu["budget"]["flash_bytes"], "reason": mcu["reason"]}  # fmt: skip
+    return [{"row": "mcu", "attribute": item, "note": _safe(str(value))} for item, value in items.items()]
+
+
+def _comparison_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per run its runtime and device; per group and run the metric, flips and forgotten clips; per attribute
+    and run the change in RB against run #1."""
+    comparison = report.get("comparison")
+    if not comparison:
+        return []
+    metric = comparison["metric"]
+    rows = [
+        {"row": "run", "run": i + 1, "group": _safe(run["label"]), "note": _safe("; ".join(run_summary(run)))}
+        for i, run in enumerate(comparison["runs"])
+    ]
+    scopes = [("", comparison["overall"])] + [
+        (attribute["name"], group) for attribute in comparison["attributes"] for group in attribute["groups"]
+    ]
+    for attribute, group in scopes:
+        for i, run in enumerate(group["runs"]):
+            rows.append({
+                "row": "comparison", "attribute": _safe(attribute), "group": _safe(group.get("name", "")),
+                "n": group["n"], metric: run["metric"], "run": i + 1, "flip_rate": run.get("flip_rate"),
+                "flips": run.get("flips"), "forgotten": run.get("forgotten"),
+                "forgotten_share": run.get("forgotten_share"), "reference_correct": group["reference_correct"],
+            })  # fmt: skip
+    for attribute in comparison["attributes"]:
+        for i, entry in enumerate(attribute["rb"]):
+            ci = entry.get("ci") or [None, None]
+            rows.append({
+                "row": "comparison_rb", "attribute": _safe(attribute["name"]), "run": i + 1, "rb": entry["value"],
+                "rb_difference": entry.get("difference"), "rb_difference_ci_low": ci[0], "rb_difference_ci_high": ci[1],
+            })  # fmt: skip
+    return rows

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ondevice_audit._quiet import quiet_native
 from ondevice_audit.runtimes.interface import ModelLoadError, Runtime
 
 __all__ = ["LiteRTRuntime", "dequantize", "quantize"]
@@ -37,7 +38,9 @@ class LiteRTRuntime(Runtime):
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+            with quiet_native():  # XNNPACK announces itself on fd 2 when the interpreter is built
+                self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]

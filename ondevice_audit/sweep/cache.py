@@ -40,7 +40,7 @@ CACHE_FORMAT = 1
 _TEMP_PREFIX = ".tmp-"
 _TOOLCHAIN = (
     "numpy",
-    "librosa",
+    "scipy",
     "soxr",
     "tensorflow",
     "tf-keras",
