@@ -33,7 +33,7 @@ DEBUG_ENV = "ONDEVICE_AUDIT_DEBUG"
 _NOISE = re.compile(
     r"^("
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IWE]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w.+-]+:\d+\] "  # absl/glog lines: oneDNN, cudart, cuDNN factories
+    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.+-]+:\d+\] "  # absl/glog lines: oneDNN, cudart, cuDNN factories
     r"|INFO: "  # TFLite's minimal logger: the XNNPACK delegate, "Initialized TensorFlow Lite runtime"
     r"|fully_quantize: \d"  # the TFLite quantizer, once per int8 conversion
     r"|Estimated count of arithmetic ops"
