@@ -19,16 +19,42 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from ondevice_audit._extras import EXTRAS
 from ondevice_audit.frontend import AudioFrontendSpec
 
-from ondevice_audit._extras import EXTRAS
-
 NEEDS_EXTRAS = {
+    "cli/test_quiet_libraries.py",
+    "cli/test_train_export.py",
+    "data/test_synth_shapes.py",
+    "export/test_exporters.py",
+    "model/test_mitigation.py",
+    "model/test_recipes.py",
+    "model/test_split.py",
+    "optimize/test_onnx_quantize.py",
+    "optimize/test_prune.py",
+    "report/test_every_section.py",
+    "runtimes/test_tflm.py",
+    "sweep/test_mcu_sweep.py",
+    "sweep/test_mitigation_sweep.py",
+    "sweep/test_ray_executor.py",
+    "sweep/test_sweep.py",
+    "sweep/test_user_model.py",
+    "sweep/test_vision_sweep.py",
+    "targets/test_comparison.py",
+    "targets/test_device_runner.py",
+    "targets/test_mcu.py",
+    "targets/test_ssh.py",
+    "targets/test_targets_cli.py",
+    "test_audit.py",
+    "test_bundled_model.py",
+    "test_metadata.py",
 }
 """Test modules (relative to tests/) that train, export, sweep or need TFLM, Ray or Kokoro throughout."""
 EXTRA_FIXTURES = {"tiny_models", "models", "kws"}
 """Fixtures that build models with TensorFlow."""
-_EXTRA_MODULES = {module for _, modules in EXTRAS.values() for module in modules} | {"librosa"}  # librosa: a dev reference
+_EXTRA_MODULES = {module for _, modules in EXTRAS.values() for module in modules} | {
+    "librosa"
+}  # librosa: a dev reference
 _TESTS = Path(__file__).parent
 
 

@@ -276,7 +276,7 @@ def _metric_drop(report: dict[str, Any], baseline: dict[str, Any] | None) -> _Ju
 def _mcu_fit(report: dict[str, Any]) -> _Judged:
     """1 when the model fits the report's MCU budget, 0 when not (the reason says which memory and by how much);
     a report without a budget fails: a fit that was never measured must not pass."""
-    mcu = report.get("mcu")
+    mcu = (report.get("model") or {}).get("mcu")
     if not mcu:
         return None, NO_MCU_SECTION, Bound.POINT
     return (1.0 if mcu["ok"] else 0.0), mcu["reason"], Bound.POINT

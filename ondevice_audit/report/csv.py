@@ -12,7 +12,7 @@ import csv
 import io
 from typing import Any
 
-from ondevice_audit.report.interface import ReportFormat
+from ondevice_audit.report.interface import ReportFormat, mcu_of
 from ondevice_audit.report.table import run_summary
 
 __all__ = ["CsvFormat"]
@@ -77,7 +77,7 @@ _COMPARISON_COLUMNS = ["run", "flip_rate", "flips", "forgotten", "forgotten_shar
 
 
 def _mcu_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    mcu = report.get("mcu")
+    mcu = mcu_of(report)
     if not mcu:
         return []
     items = {"board": mcu["budget"]["label"], "fits": mcu["ok"], "arena_bytes": mcu["arena_bytes"],

@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_rows
+from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
 from ondevice_audit.report.table import comparison_cells, comparison_header, rb_difference_sentence, run_summary
 
 __all__ = ["HtmlFormat", "bar_chart_png", "sweep_html", "sweep_scatter_png"]
@@ -261,7 +261,7 @@ def _mcu(report: dict[str, Any]) -> str:
     rows = mcu_rows(report)
     if not rows:
         return ""
-    verdict = "fits" if report["mcu"]["ok"] else "does NOT fit"
+    verdict = "fits" if mcu_of(report)["ok"] else "does NOT fit"
     return f"<h2>MCU budget: {verdict}</h2>" + _rows([(item, _e(value)) for item, value in rows])
 
 

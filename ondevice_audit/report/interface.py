@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from enum import StrEnum
 from typing import Any, assert_never
 
-__all__ = ["ReportFormat", "ReportFormatChoice", "fmt_interval", "fmt_number", "mcu_rows"]
+__all__ = ["ReportFormat", "ReportFormatChoice", "fmt_interval", "fmt_number", "mcu_of", "mcu_rows"]
 
 
 class ReportFormat(ABC):
@@ -63,7 +63,7 @@ def fmt_interval(ci: list[float] | None, digits: int = 3) -> str:
 def mcu_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """The MCU budget verdict of ``audit --board``/``--mcu-ram``/``--mcu-flash`` as (item, value) rows, shared by
     every format so none leaves it out; empty without a budget. Sizes in exact bytes: nothing to round away."""
-    mcu = report.get("mcu")
+    mcu = mcu_of(report)
     if not mcu:
         return []
     budget = mcu["budget"]
@@ -81,3 +81,8 @@ def mcu_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("model (flash)", size(mcu["flash_bytes"], mcu["flash_limit_bytes"], budget["flash_bytes"], "flash")),
         ("verdict", mcu["reason"]),
     ]
+
+
+def mcu_of(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The model's MCU fit (``model.mcu``), None for predictions scored elsewhere or an audit without a budget."""
+    return (report.get("model") or {}).get("mcu")

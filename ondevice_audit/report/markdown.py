@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_rows
+from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
 from ondevice_audit.report.table import (
     comparison_cells,
     comparison_header,
@@ -78,7 +78,7 @@ def _mcu(report: dict[str, Any]) -> list[str]:
     rows = mcu_rows(report)
     if not rows:
         return []
-    verdict = "fits" if report["mcu"]["ok"] else "**does NOT fit**"
+    verdict = "fits" if mcu_of(report)["ok"] else "**does NOT fit**"
     lines = [f"## MCU budget: {verdict}", "", _row(["item", "value"]), "|---|---|"]
     return lines + [_row([item, escape_markdown(value)]) for item, value in rows] + [""]
 

@@ -18,7 +18,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_rows
+from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
 
 __all__ = [
     "ReadableConsole",
@@ -276,7 +276,7 @@ def _mcu(report: dict[str, Any]) -> list[Any]:
     rows = mcu_rows(report)
     if not rows:
         return []
-    fits = report["mcu"]["ok"]
+    fits = mcu_of(report)["ok"]
     table = Table(title="MCU budget — " + ("fits" if fits else "[bold red]does NOT fit[/bold red]"),
                   title_justify="left", show_header=False)  # fmt: skip
     table.add_column("item")
@@ -290,8 +290,8 @@ def verdict_lines(report: dict[str, Any]) -> list[str]:
     """What ``--quiet`` keeps of the report: the RB verdict per attribute, the MCU fit, the counts of failed
     samples and of warnings (the full report, with ``--output`` or without ``--quiet``, has them)."""
     lines = [rb_sentence(report, attribute) for attribute in report["attributes"]]
-    if report.get("mcu"):
-        lines.append(f"MCU budget: {'fits' if report['mcu']['ok'] else 'does NOT fit'} — {report['mcu']['reason']}")
+    if mcu_of(report):
+        lines.append(f"MCU budget: {'fits' if mcu_of(report)['ok'] else 'does NOT fit'} — {mcu_of(report)['reason']}")
     samples = report["samples"]
     if samples["failed"]:
         lines.append(f"{samples['failed']} of {samples['total']} samples failed")

@@ -111,7 +111,9 @@ def test_gate_compare_inspect_and_targets_at_80_columns(predictions: Path, tmp_p
     assert _score(predictions, tmp_path, "--format", "json", "--output", "b.json", "--seed", "3")[0] == 0
     report = json.loads((tmp_path / "a.json").read_text())
 
-    code, text, _ = run("gate", "a.json", "--max-rb", "0.001", "--min-group-metric", "0.99", "--no-use-ci-bound", cwd=tmp_path)
+    code, text, _ = run(
+        "gate", "a.json", "--max-rb", "0.001", "--min-group-metric", "0.99", "--no-use-ci-bound", cwd=tmp_path
+    )
     assert code == 1
     assert_not_truncated(text)
     for attribute in report["attributes"]:
