@@ -15,7 +15,7 @@ PYTHONS ?= 3.11 3.12 3.13
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_LINK_MODE := copy
 
-.PHONY: install system-deps test test-all test-core test-min test-pythons wheel-check demo lint bench clean
+.PHONY: install system-deps test test-all test-core test-min test-pythons wheel-check dist demo lint bench clean
 
 install: $(STAMP)
 
@@ -53,6 +53,12 @@ test-all: install system-deps
 # run against the bundled model, TensorFlow never imported, and the core tests against that install.
 wheel-check: $(UV)
 	PYTHON=$(PYTHON) UV=$(UV) bash .ci/wheel-check
+
+# What a CI job of a user installs: the wheel, the sdist, and the core's exact requirements with hashes.
+dist: $(UV)
+	rm -rf dist
+	$(UV) build --quiet --out-dir dist .
+	$(UV) export --quiet --frozen --no-emit-project -o dist/requirements-core.txt
 
 # The core suite (tests marked `core`) in a core-only venv: DIR, PY_VERSION and RESOLUTION pick the variant.
 test-core: $(UV)

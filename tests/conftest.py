@@ -44,6 +44,7 @@ NEEDS_EXTRAS = {
     "targets/test_device_runner.py",
     "targets/test_mcu.py",
     "targets/test_ssh.py",
+    "targets/test_ssh_sweep.py",
     "targets/test_targets_cli.py",
     "test_audit.py",
     "test_bundled_model.py",
