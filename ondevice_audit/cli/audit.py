@@ -133,18 +133,8 @@ def audit(
     from ondevice_audit.targets.mcu import resolve_budget
 
     spec = opt.model_frontend_spec(
-        features,
-        sample_rate,
-        clip_seconds,
-        n_mels,
-        n_mfcc,
-        frame_length_ms,
-        frame_step,
-        window,
-        image_size,
-        color,
-        scale,
-    )
+        features, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window, image_size, color, scale
+    )  # fmt: skip
     options = dataclasses.replace(
         opt.scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence),
         split_file=split_file,

@@ -157,26 +157,11 @@ def sweep(
 
     started = time.perf_counter()
     own_frontend = opt.model_frontend_spec(
-        features,
-        sample_rate,
-        clip_seconds,
-        n_mels,
-        n_mfcc,
-        frame_length_ms,
-        frame_step,
-        window,
-        image_size,
-        color,
-        scale,
-    )
+        features, sample_rate, clip_seconds, n_mels, n_mfcc, frame_length_ms, frame_step, window, image_size, color, scale
+    )  # fmt: skip
     parsed = load_matrix(
-        matrix,
-        model=model,
-        labels=labels,
-        trust_model=trust_model,
-        frontend_plugin=frontend,
-        frontend_spec=own_frontend,
-    )
+        matrix, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend, frontend_spec=own_frontend
+    )  # fmt: skip
     parsed = dataclasses.replace(parsed, ssh_options=tuple(ssh_option or ()))
     if board is not None or mcu_ram is not None or mcu_flash is not None:
         given = DeploymentSettings(board, mcu_ram, mcu_flash)
