@@ -35,9 +35,7 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> ReportComparison:
     """B minus A for every group, attribute and model fact the two reports share."""
     metric = a["metric"]["name"]
     if b["metric"]["name"] != metric:
-        raise UsageError(
-            f"the reports use different metrics ({metric} vs {b['metric']['name']}); compare like with like"
-        )
+        raise UsageError(f"the reports use different metrics ({metric} vs {b['metric']['name']}); compare like with like")
     group_rows, bias_rows = [], []
     attributes_a = {x["name"]: x for x in a["attributes"]}
     attributes_b = {x["name"]: x for x in b["attributes"]}
@@ -50,27 +48,14 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> ReportComparison:
             value_a = ga["metrics"].get(metric) if ga else None
             value_b = gb["metrics"].get(metric) if gb else None
             group_rows.append(
-                {
-                    "attribute": name,
-                    "group": group,
-                    "n_a": ga["n"] if ga else None,
-                    "n_b": gb["n"] if gb else None,
-                    "metric_a": value_a,
-                    "metric_b": value_b,
-                    "delta": _delta(value_a, value_b),
-                }  # fmt: skip
+                {"attribute": name, "group": group, "n_a": ga["n"] if ga else None, "n_b": gb["n"] if gb else None,
+                 "metric_a": value_a, "metric_b": value_b, "delta": _delta(value_a, value_b)}  # fmt: skip
             )
         rb_a = left["rb"]["value"] if left else None
         rb_b = right["rb"]["value"] if right else None
         bias_rows.append(
-            {
-                "attribute": name,
-                "rb_a": rb_a,
-                "rb_b": rb_b,
-                "delta": _delta(rb_a, rb_b),
-                "worst_a": left["worst_group"] if left else None,
-                "worst_b": right["worst_group"] if right else None,
-            }  # fmt: skip
+            {"attribute": name, "rb_a": rb_a, "rb_b": rb_b, "delta": _delta(rb_a, rb_b),
+             "worst_a": left["worst_group"] if left else None, "worst_b": right["worst_group"] if right else None}  # fmt: skip
         )
     facts = []
     for quantity, pick in (
