@@ -24,7 +24,7 @@ $(UV):
 	.uv/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet --python $(PYTHON) --all-extras
+	$(UV) sync --locked --quiet --python $(PYTHON) --all-extras
 	touch $(STAMP)
 
 # espeak-ng generates the synthetic keyword dataset; openssh-server lets tests run a real SSH target;
