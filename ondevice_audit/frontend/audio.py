@@ -162,7 +162,7 @@ class AudioFrontend(Frontend):
         spectrum = scipy.fft.rfft(frames * _window(s.window, s.win_length), axis=-1).astype(np.complex64)
         power = np.square(spectrum.real) + np.square(spectrum.imag)
         # one 2-D product: a stack of small ones costs a BLAS call (and its threads' wake-up) per clip
-        mel = (power.reshape(-1, power.shape[-1]) @ _mel_basis(s.sample_rate, s.win_length, s.n_mels, s.fmin, s.fmax))
+        mel = power.reshape(-1, power.shape[-1]) @ _mel_basis(s.sample_rate, s.win_length, s.n_mels, s.fmin, s.fmax)
         mel = mel.reshape(*power.shape[:-1], s.n_mels)
         # top_db=None: a clipping threshold would depend on the loudest clip of the batch.
         features = 10.0 * np.log10(np.maximum(mel, np.float32(1e-10)))
