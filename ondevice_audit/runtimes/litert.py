@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ondevice_audit._quiet import quiet_native
 from ondevice_audit.runtimes.interface import ModelLoadError, Runtime, select_output
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ class LiteRTRuntime(Runtime):
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+            with quiet_native():  # XNNPACK announces itself on fd 2 when the interpreter is built
+                self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]
@@ -54,7 +57,8 @@ class LiteRTRuntime(Runtime):
         self._output = self._interpreter.get_output_details()[self._output_index]
         signature = self._input.get("shape_signature", self._input["shape"])
         self._dynamic_batch = int(signature[0]) == -1
-        self._batch = None
+        self._batch = int(self._input["shape"][0])
+        """The batch the tensors are allocated for."""
         if len(self._interpreter.get_input_details()) != 1:
             raise ModelLoadError(f"{model_path}: models with several inputs are not supported")
 
@@ -100,9 +104,6 @@ class LiteRTRuntime(Runtime):
             self._input = it.get_input_details()[0]
             self._output = it.get_output_details()[self._output_index]
             self._batch = n
-        elif self._batch is None:
-            it.allocate_tensors()
-            self._batch = int(self._input["shape"][0])
 
     def _facts(self) -> dict[str, object]:
         import ai_edge_litert
