@@ -7,7 +7,7 @@
   interpreter / session loop over the same inputs and batch size. Target: <= 1.25x.
 - frontend: MFCC and log-mel of 2000 one-second clips, the batched front-end vs a per-clip librosa loop (target
   >= 3x, values within 1e-4), and vs loading the same features from the sweep's feature cache.
-- sweep: the demo matrix (examples/matrix-demo.toml, 16 cells): a warm-cache rerun as a share of the cold
+- sweep: the demo matrix (examples/matrix-demo.toml, 32 cells): a warm-cache rerun as a share of the cold
   sweep (target <= 5 %), and the cold sweep against running every cell alone from an empty cache (target
   >= 3x faster). Takes several minutes.
 - startup: `ondevice-audit --help` wall time (median of 5 fresh processes; target < 1 s) against `python -c pass`,
@@ -160,7 +160,7 @@ def bench_inference(n: int = 4000, batch: int = 64) -> list[tuple[str, float, st
 
 
 def bench_sweep() -> list[tuple[str, float, str]]:
-    """The demo matrix (16 cells on synth-kws): a cold sweep, a warm rerun on its cache, and every cell run on
+    """The demo matrix (32 cells on synth-kws-neural): a cold sweep, a warm rerun on its cache, and every cell run on
     its own from an empty cache (as one sweep per cell: features, training, pruning, export, audit each time)."""
     import dataclasses
     import shutil

@@ -12,7 +12,8 @@ group; everything else is drawn independently per speaker.
 A clip is one word: Kokoro speaks it (rate jittered by +-5 % per clip), the pitch shift is made by
 resampling (synthesize slower, play faster: no phase-vocoder artefacts), the silence is cut at -40 dB of the
 peak, the word is reverberated, centred in exactly 1.0 s at 16 kHz and the noise is added. Clips are Ogg/Opus
-(a tenth of the size of FLAC once noise is in), 16 kHz mono.
+(a tenth of the size of FLAC once noise is in), 16 kHz mono, each stream's serial number derived from its path
+(``data/opus.py``: libsndfile would draw it at random).
 
 The output is a function of the arguments and the pinned model: every random choice comes from numpy
 generators seeded with ``seed`` and a speaker's or clip's own name (so a speaker is the same whichever others
@@ -38,9 +39,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 import soxr
 
+from ondevice_audit.data.opus import encode_opus
 from ondevice_audit.data.synth_kws import KEYWORDS, SAMPLE_RATE, UNKNOWN_LABEL, UNKNOWN_WORDS
 from ondevice_audit.data.voices.kokoro import (
     INSTALL_HINT,
@@ -290,7 +291,7 @@ def generate_kokoro_kws(
     with progress.task("Placing words in rooms", total=len(clips)) as advance:
         for clip in clips:
             audio = render(clip, _load_speech(speech_dir, _utterance(clip)), bank, seed)
-            sf.write(out_dir / clip.path, audio, SAMPLE_RATE, format="OGG", subtype="OPUS")
+            (out_dir / clip.path).write_bytes(encode_opus(audio, SAMPLE_RATE, serial=zlib.crc32(clip.path.encode())))
             advance(1)
     manifest = pd.DataFrame(
         [(c.path, c.label, c.speaker.gender, c.speaker.accent, c.speaker.voice, c.speaker.id, "kokoro",

@@ -17,12 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from ondevice_audit.sweep.analysis import Analysis, FactorEffect
 
-__all__ = ["FACTOR_NAMES", "FactorFinding", "Finding", "find"]
+__all__ = ["FACTOR_NAMES", "FactorFinding", "Finding", "LevelMean", "find"]
 
 ALPHA = 0.05
 _NOISE_FACTOR = "seed"
+_BASELINE_CELL = "baseline"  # a user model as given: not a level the matrix chose (as in the analysis)
 FACTOR_NAMES = {
     "sample_rate": "sample rate",
     "features": "feature type",
@@ -47,12 +50,25 @@ FACTOR_NAMES = {
 
 
 @dataclass(frozen=True)
+class LevelMean:
+    level: Any
+    rb: float
+    """Mean RB of the level's cells."""
+    metric: float
+    """Mean metric of the same cells: a level can be less biased only because it is worse for everyone."""
+
+    def describe(self, metric: str) -> str:
+        return f"{self.rb:.3f} ({_level(self.level)}; mean {metric} {self.metric:.3f})"
+
+
+@dataclass(frozen=True)
 class FactorFinding:
     factor: str
-    lowest: tuple[Any, float]
-    """The level with the smallest mean RB, and that mean."""
-    highest: tuple[Any, float]
+    lowest: LevelMean
+    """The level with the smallest mean RB."""
+    highest: LevelMean
     spread: float
+    """``highest.rb - lowest.rb``."""
     p_value: float | None
     moved: bool
 
@@ -64,6 +80,7 @@ class FactorFinding:
 @dataclass(frozen=True)
 class Finding:
     attribute: str
+    metric: str
     noise_floor: float | None
     factors: tuple[FactorFinding, ...]
     """Every varied factor but the seed, those that moved RB first (largest spread first), then the others."""
@@ -85,8 +102,8 @@ class Finding:
             ]
         noise = f"seed-to-seed noise (SD {self.noise_floor:.3f})"
         lines = [
-            f"On held-out speakers, {f.name} moved {rb} from {f.lowest[1]:.3f} ({_level(f.lowest[0])}) to "
-            f"{f.highest[1]:.3f} ({_level(f.highest[0])}) (p = {_p(f.p_value)}), more than {noise}."
+            f"On held-out speakers, {f.name} moved {rb} from {f.lowest.describe(self.metric)} to "
+            f"{f.highest.describe(self.metric)} (p = {_p(f.p_value)}), more than {noise}."
             for f in self.moved
         ]
         still = [f for f in self.factors if not f.moved]
@@ -100,25 +117,6 @@ class Finding:
             lines.append(f"{opening}: {parts}.")
         return lines
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "attribute": self.attribute,
-            "noise_floor": self.noise_floor,
-            "alpha": self.alpha,
-            "factors": [
-                {
-                    "factor": f.factor,
-                    "lowest": {"level": f.lowest[0], "mean_rb": f.lowest[1]},
-                    "highest": {"level": f.highest[0], "mean_rb": f.highest[1]},
-                    "spread": f.spread,
-                    "p_value": f.p_value,
-                    "moved": f.moved,
-                }
-                for f in self.factors
-            ],  # fmt: skip
-            "sentences": self.sentences(),
-        }
-
 
 def find(analysis: Analysis, attribute: str, alpha: float = ALPHA, noise_floor: float | None = None) -> Finding:
     """The finding of ``analysis`` (whose RB is over ``attribute``, the sweep's bias attribute).
@@ -127,20 +125,26 @@ def find(analysis: Analysis, attribute: str, alpha: float = ALPHA, noise_floor: 
     configuration, say); by default the analysis's own.
     """
     floor = analysis.noise_floor if noise_floor is None else noise_floor
-    judged = [_judge(effect, floor, alpha) for effect in analysis.effects if effect.factor != _NOISE_FACTOR]
+    ranked = analysis.ranked
+    cells = ranked[(ranked["cell"] != _BASELINE_CELL) & ranked["rb"].notna()]  # the cells the effects are over
+    judged = [
+        _judge(effect, cells.groupby(effect.factor)[analysis.metric].mean(), floor, alpha)
+        for effect in analysis.effects
+        if effect.factor != _NOISE_FACTOR
+    ]
     judged.sort(key=lambda f: (not f.moved, -f.spread, f.factor))
-    return Finding(attribute=attribute, noise_floor=floor, factors=tuple(judged), alpha=alpha)
+    return Finding(attribute=attribute, metric=analysis.metric, noise_floor=floor, factors=tuple(judged), alpha=alpha)
 
 
-def _judge(effect: FactorEffect, floor: float | None, alpha: float) -> FactorFinding:
+def _judge(effect: FactorEffect, metric: pd.Series, floor: float | None, alpha: float) -> FactorFinding:
     low = min(effect.levels, key=lambda level: level.mean_rb)
     high = max(effect.levels, key=lambda level: level.mean_rb)
     significant = effect.p_value is not None and effect.p_value < alpha
     moved = floor is not None and significant and effect.spread > floor
     return FactorFinding(
         factor=effect.factor,
-        lowest=(low.level, low.mean_rb),
-        highest=(high.level, high.mean_rb),
+        lowest=LevelMean(low.level, low.mean_rb, float(metric[low.level])),
+        highest=LevelMean(high.level, high.mean_rb, float(metric[high.level])),
         spread=effect.spread,
         p_value=effect.p_value,
         moved=moved,

@@ -25,7 +25,8 @@ RB = {
 
 def _results(rb: dict[tuple[str, str, int], float]) -> pd.DataFrame:
     rows = [
-        {"cell": f"c{i}", "status": "ok", "features": f, "quantization": q, "seed": s, "accuracy": 0.9, "rb": value,
+        {"cell": f"c{i}", "status": "ok", "features": f, "quantization": q, "seed": s, "rb": value,
+         "accuracy": 0.9 if f == "mfcc" else 0.6 + 0.01 * (s - 0.5),
          "rb_ci_low": value / 2, "rb_ci_high": value * 2, "size_bytes": 1000, "latency_ms": 1.0}
         for i, ((f, q, s), value) in enumerate(rb.items())
     ]  # fmt: skip
@@ -46,16 +47,17 @@ def test_feature_type_moves_rb_beyond_the_noise_floor_and_quantization_does_not(
     assert finding.noise_floor == pytest.approx(floor)
     features, quantization = finding.factors
     assert features.factor == "features" and features.moved
-    assert features.lowest == ("mfcc", pytest.approx(statistics.mean(mfcc)))
-    assert features.highest == ("logmel", pytest.approx(statistics.mean(logmel)))
+    assert features.lowest.level == "mfcc" and features.lowest.rb == pytest.approx(statistics.mean(mfcc))
+    assert features.highest.level == "logmel" and features.highest.rb == pytest.approx(statistics.mean(logmel))
+    assert (features.lowest.metric, features.highest.metric) == (pytest.approx(0.9), pytest.approx(0.6))
     assert features.p_value == pytest.approx(p_features)
     assert quantization.factor == "quantization" and not quantization.moved
     assert quantization.spread == pytest.approx(abs(statistics.mean(int8) - statistics.mean(f32)))
     assert quantization.p_value == pytest.approx(p_quantization)
     assert finding.sentences() == [
-        f"On held-out speakers, feature type moved RB(gender) from {statistics.mean(mfcc):.3f} (mfcc) to "
-        f"{statistics.mean(logmel):.3f} (logmel) (p = {p_features:.1e}), more than seed-to-seed noise "
-        f"(SD {floor:.3f}).",
+        f"On held-out speakers, feature type moved RB(gender) from {statistics.mean(mfcc):.3f} (mfcc; mean "
+        f"accuracy 0.900) to {statistics.mean(logmel):.3f} (logmel; mean accuracy 0.600) (p = {p_features:.1e}), "
+        f"more than seed-to-seed noise (SD {floor:.3f}).",
         f"Not shown to move it (p ≥ 0.05 or a spread within the noise): quantization (spread "
         f"{quantization.spread:.3f}, p = {p_quantization:.3f}).",
     ]
