@@ -45,14 +45,14 @@ def synth_kws(
     ] = Engine.espeak,
     seed: Annotated[int, typer.Option(help="Seed for the speakers, their unknown words and (kokoro) rooms.")] = 0,
     unknown_words: Annotated[
-        int | None, typer.Option(min=0, help="Non-keyword words each speaker says [default: espeak 2, kokoro 4].")
+        int | None, typer.Option(min=0, help="Non-keyword words each speaker says (default: espeak 2, kokoro 4).")
     ] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Synthesizer processes at once.")] = None,
     prosody_variants: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="Speakers per voice: distinct speed/pitch settings of each voice [default: 2].",
+            help="Speakers per voice: distinct speed/pitch settings of each voice (default 2).",
             rich_help_panel=_ESPEAK,
         ),
     ] = None,
@@ -63,21 +63,21 @@ def synth_kws(
     speakers: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Speakers, balanced over gender x accent (us, gb) [default: 160].", rich_help_panel=_KOKORO
+            min=1, help="Speakers, balanced over gender x accent (us, gb) (default 160).", rich_help_panel=_KOKORO
         ),
     ] = None,
     noise: Annotated[
         list[str] | None,
         typer.Option(
             help="Background noise a room may have: white, pink, brown, hum, babble (repeat for several) or none "
-            "[default: all five].",
+            "(default: all five).",
             rich_help_panel=_KOKORO,
         ),
     ] = None,
     snr_db: Annotated[
         str | None,
         typer.Option(
-            help="LOW,HIGH: range of the rooms' signal-to-noise ratios [default: 5,30].", rich_help_panel=_KOKORO
+            help="LOW,HIGH: range of the rooms' signal-to-noise ratios in dB (default 5,30).", rich_help_panel=_KOKORO
         ),
     ] = None,
     overwrite: Annotated[

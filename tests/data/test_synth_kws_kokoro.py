@@ -243,3 +243,14 @@ def test_a_bundled_clip_is_reproduced_bit_for_bit_from_fresh_speech() -> None:
     audio = render(clip, first, None, BUNDLED["seed"])
     encoded = encode_opus(audio, SAMPLE_RATE, serial=zlib.crc32(clip.path.encode()))
     assert encoded == (NEURAL / clip.path).read_bytes()
+
+
+def test_the_help_states_the_library_s_defaults() -> None:
+    import inspect
+
+    defaults = {name: p.default for name, p in inspect.signature(generate_kokoro_kws).parameters.items()}
+    output = CliRunner().invoke(app, ["datasets", "synth-kws", "--help"]).output
+    text = " ".join(output.replace("│", " ").split())  # the option panels' borders and wrapping
+    low, high = DEFAULT_NOISE.snr_db
+    assert f"(default {defaults['speakers']})" in text and f"kokoro {defaults['unknown_words']})" in text
+    assert f"(default {low:g},{high:g})" in text and defaults["noise"] == DEFAULT_NOISE
