@@ -155,7 +155,9 @@ def bench_inference(n: int = 4000, batch: int = 64) -> list[tuple[str, float, st
         ours_s = _best_of(ours(path), 3)
         ratio = ours_s / raw_s
         print(f"inference {label}: raw loop {raw_s:.3f} s, audit runtime {ours_s:.3f} s over {n} inputs")
-        rows.append((f"audit inference / raw {label} loop (x, target <= 1.25)", ratio, "PASS" if ratio <= 1.25 else "MISS"))
+        rows.append(
+            (f"audit inference / raw {label} loop (x, target <= 1.25)", ratio, "PASS" if ratio <= 1.25 else "MISS")
+        )
     return rows
 
 
@@ -238,8 +240,10 @@ def bench_sweep_profile(work: Path) -> list[tuple[str, float, str]]:
             out.write(f"\n===== {stage}: {counts[stage]} task(s), {seconds[stage]:.1f} s\n")
             pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(25)
     total = sum(seconds.values())
-    print(f"sweep profile, demo matrix cold in one process: {total:.1f} s; a spawned worker's start-up "
-          f"(imports + TensorFlow) {start_s:.1f} s; top functions per stage in {work / 'sweep-profile.txt'}")
+    print(
+        f"sweep profile, demo matrix cold in one process: {total:.1f} s; a spawned worker's start-up "
+        f"(imports + TensorFlow) {start_s:.1f} s; top functions per stage in {work / 'sweep-profile.txt'}"
+    )
     for stage, value in seconds.items():
         print(f"  {stage:40} {value:6.1f} s {100 * value / total:5.1f} %  ({counts.get(stage, 1)} task(s))")
     return [(f"sweep profile: {stage} (% of {total:.0f} s)", 100 * value / total, "INFO")
