@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from ondevice_audit.export.interface import ExportResult
     from ondevice_audit.model.train import LabelledSplits
 
-__all__ = ["TrainOptions", "TrainOutcome", "train_on_manifest"]
+__all__ = ["WRITES", "TrainOptions", "TrainOutcome", "train_on_manifest"]
+
+WRITES = ("model.keras", "model.tflite", "model.onnx", "split.csv", "train_summary.json")
+"""The files ``train_on_manifest`` writes into its folder."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -12,11 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ondevice_audit.cli._params import OptionGroup, OptionSpec
+from ondevice_audit.cli._gate_options import GateFlags
+from ondevice_audit.cli._params import MAX_SEED, OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import stderr
 from ondevice_audit.errors import ExitCode, UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec
 from ondevice_audit.metrics import METRICS
+from ondevice_audit.outputs import check_output, write_text
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.targets.mcu import DeploymentSettings
@@ -24,7 +27,15 @@ from ondevice_audit.targets.mcu import DeploymentSettings
 if TYPE_CHECKING:
     from ondevice_audit.frontend import FrontendSpec
 
-__all__ = ["FRONTEND_OPTIONS", "FrontendChoice", "FrontendKind", "emit_report", "finish", "scoring_options"]
+__all__ = [
+    "FRONTEND_OPTIONS",
+    "FrontendChoice",
+    "FrontendKind",
+    "check_outputs",
+    "emit_report",
+    "finish",
+    "scoring_options",
+]
 
 _SCORING = "Scoring"
 SCORING = ScoreOptions()
@@ -52,7 +63,10 @@ Bootstrap = Annotated[
 Permutations = Annotated[
     int, typer.Option(min=0, help="Permutations for the RB p-value (0: off).", rich_help_panel=_SCORING)
 ]
-Seed = Annotated[int, typer.Option(help="Seed for resampling; same seed, same numbers.", rich_help_panel=_SCORING)]
+Seed = Annotated[
+    int,
+    typer.Option(min=0, max=MAX_SEED, help="Seed for resampling; same seed, same numbers.", rich_help_panel=_SCORING),
+]
 Confidence = Annotated[float, typer.Option(help="Confidence level of intervals.", rich_help_panel=_SCORING)]
 Format = Annotated[ReportFormatChoice, typer.Option("--format", "-f", help="Report format.", case_sensitive=False)]
 ReportOrSweep = Annotated[
@@ -121,8 +135,6 @@ SCORING_OPTIONS = OptionGroup(
 MCU_PANEL = "Microcontroller budget (TFLM arena and flash of a .tflite model)"
 
 
-
-
 def _mcu(help: str) -> Any:
     return Annotated[str | None, typer.Option(help=help, rich_help_panel=MCU_PANEL)]
 
@@ -139,6 +151,14 @@ MCU_OPTIONS = OptionGroup(
 """``--board``/``--mcu-ram``/``--mcu-flash`` as one ``DeploymentSettings`` (its ``budget()`` is None without them)."""
 
 
+def check_outputs(output: Path | None, gate_flags: GateFlags, inputs: Mapping[str, Path | None]) -> None:
+    """Before any work: the report and gate files may be written, and none of them is an input or another's."""
+    inputs = {**inputs, "gate baseline": gate_flags.baseline, "gate configuration": gate_flags.config}
+    outputs = {"--output": output, "--junit": gate_flags.junit, "--gate-markdown": gate_flags.markdown}
+    for option, path in outputs.items():
+        check_output(path, option, inputs, outputs)
+
+
 def emit_report(report: dict[str, Any], fmt: ReportFormatChoice, output: Path | None) -> None:
     """The report to ``output`` or stdout (colour only on a terminal)."""
     color = output is None and sys.stdout.isatty()
@@ -146,8 +166,7 @@ def emit_report(report: dict[str, Any], fmt: ReportFormatChoice, output: Path | 
     if output is None:
         sys.stdout.write(text)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        write_text(output, text)
 
 
 def finish(report: dict[str, Any], strict: bool) -> None:

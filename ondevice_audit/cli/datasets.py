@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperCommand
 
-from ondevice_audit.cli._app import app
-from ondevice_audit.cli._params import OptionGroup, OptionSpec, options_from
+from ondevice_audit.cli._app import Command, app
+from ondevice_audit.cli._params import MAX_SEED, OptionGroup, OptionSpec, options_from
 from ondevice_audit.cli._progress import RichProgress
 from ondevice_audit.metrics import defaults
 
@@ -29,7 +28,9 @@ app.add_typer(datasets, name="datasets")
 @datasets.command("synth-kws")
 def synth_kws(
     out: Annotated[Path, typer.Option("--out", help="Folder for clips/ and manifest.csv.")],
-    seed: Annotated[int, typer.Option(help="Seed for the speakers' speed/pitch and their unknown words.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed for the speakers' speed/pitch and their unknown words.")
+    ] = 0,
     prosody_variants: Annotated[
         int, typer.Option(min=1, help="Speakers per voice: distinct speed/pitch settings of each voice.")
     ] = 2,
@@ -81,7 +82,7 @@ _SUMMARY_LABELS = 12
 _SUMMARY_PROBLEMS = 10
 
 
-class _CorpusFormatsHelp(TyperCommand):
+class _CorpusFormatsHelp(Command):
     """Lists the corpus formats in the help only when it is shown: the adapters' modules load pandas."""
 
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
@@ -99,8 +100,8 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None and value is not False}
 
 
-def _corpus(help: str, panel: str = _KWS, *flag: str) -> Any:
-    return typer.Option(*flag, help=help, rich_help_panel=panel)
+def _corpus(help: str, panel: str = _KWS, *flag: str, **extra: Any) -> Any:
+    return typer.Option(*flag, help=help, rich_help_panel=panel, **extra)
 
 
 _CORPUS_OPTIONS = OptionGroup(
@@ -110,7 +111,7 @@ _CORPUS_OPTIONS = OptionGroup(
         OptionSpec("top", Annotated[int | None, _corpus("mswc: the N most frequent words are the keywords (default 10).")], None),
         OptionSpec("all_words", Annotated[bool, _corpus("speech-commands: every word is a label.", _KWS, "--all-words")], False),
         OptionSpec("max_unknown", Annotated[int | None, _corpus("Keep at most N _unknown_ clips, drawn with --seed.")], None),
-        OptionSpec("seed", Annotated[int | None, _corpus("Seed for --max-unknown (default 0).")], None),
+        OptionSpec("seed", Annotated[int | None, _corpus("Seed for --max-unknown (default 0).", min=0, max=MAX_SEED)], None),
         OptionSpec("include_invalid", Annotated[bool, _corpus("mswc: keep clips not marked VALID.", _KWS, "--include-invalid")], False),
         OptionSpec("splits_file", Annotated[Path | None, _corpus("mswc: the split table, if not in ROOT.")], None),
         OptionSpec("label_column", Annotated[str | None, _corpus("common-voice: label column instead of sentence.")], None),
@@ -278,7 +279,9 @@ def _hours(seconds: float) -> str:
 @datasets.command("synth-shapes")
 def synth_shapes(
     out: Annotated[Path, typer.Option("--out", help="Folder for images/ and manifest.csv.")],
-    seed: Annotated[int, typer.Option(help="Seed for every session's light, colours and shape placement.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed for every session's light, colours and shape placement.")
+    ] = 0,
     sessions_per_condition: Annotated[
         int, typer.Option(min=1, help="Capture sessions per lighting x background pair.")
     ] = 10,

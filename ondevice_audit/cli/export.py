@@ -14,14 +14,16 @@ from rich.table import Column, Table
 from ondevice_audit import _tensorflow
 from ondevice_audit._files import model_format
 from ondevice_audit.cli._app import app
+from ondevice_audit.cli._params import MAX_SEED
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export import EXPORT_FORMATS
 from ondevice_audit.export.interface import ExportResult
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
-from ondevice_audit.export.variants import ExportOptions, PruneOptions
+from ondevice_audit.export.variants import ExportOptions, PruneOptions, variant_path
 from ondevice_audit.optimize.prune import SCHEDULES
 from ondevice_audit.optimize.quantize import QuantApproach
+from ondevice_audit.outputs import check_output_folder, write_text
 
 _PRUNING = "Pruning"
 _DEFAULTS = ExportOptions()
@@ -58,9 +60,9 @@ def _load_model(path: Path) -> tuple[Any, ModelMetadata]:
 def export(
     model: Annotated[Path, typer.Argument(help="Keras model written by `ondevice-audit train` (with metadata).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the exported files and export_summary.json.")],
-    to: Annotated[
-        str, typer.Option("--to", help=f"Formats, comma-separated: {', '.join(EXPORT_FORMATS)}.")
-    ] = ",".join(_DEFAULTS.formats),
+    to: Annotated[str, typer.Option("--to", help=f"Formats, comma-separated: {', '.join(EXPORT_FORMATS)}.")] = ",".join(
+        _DEFAULTS.formats
+    ),
     quantize: Annotated[
         str, typer.Option(help=f"Quantizations, comma-separated: {', '.join(a.value for a in QuantApproach)}.")
     ] = "f32",
@@ -89,7 +91,9 @@ def export(
     calibration_samples: Annotated[
         int, typer.Option(min=1, help="Inputs used to calibrate int8.")
     ] = _DEFAULTS.calibration_samples,
-    seed: Annotated[int, typer.Option(help="Seed for pruning fine-tune and calibration sampling.")] = _DEFAULTS.seed,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed for pruning fine-tune and calibration sampling.")
+    ] = _DEFAULTS.seed,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")] = False,
 ) -> None:
     """Export MODEL to each format x quantization, optionally pruned first; check each file's parity.
@@ -102,6 +106,8 @@ def export(
 
     formats = _formats(to)
     approaches = tuple(dict.fromkeys(QuantApproach.parse(q) for q in quantize.split(",") if q.strip()))
+    writes = ["export_summary.json", *(variant_path(Path(), model.stem, f, a).name for f in formats for a in approaches)]
+    check_output_folder(out, "--out", {"model": model, "manifest": data}, writes)
     if not approaches:
         raise UsageError("--quantize needs at least one of " + ", ".join(a.value for a in QuantApproach))
     if data is None and (prune_sparsity is not None or QuantApproach.INT8 in approaches):
@@ -125,7 +131,7 @@ def export(
     source = dataclasses.replace(metadata, extra={**metadata.extra, "source_model": model.name})
     outcome = export_model(keras_model, source, out, options, labelled, stem=model.stem, progress=progress)
     summary = {"source_model": str(model), **outcome.extra, "exports": [r.to_dict() for r in outcome.results]}
-    (out / "export_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text(out / "export_summary.json", json.dumps(summary, indent=2, default=str))
     if not quiet:
         _print(Console(), outcome.results, outcome.extra.get("achieved_sparsity"), out)
     for result in outcome.results:

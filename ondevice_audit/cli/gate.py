@@ -23,6 +23,7 @@ import ondevice_audit.cli._gate_options as go
 import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
 from ondevice_audit.gate import NoReport
+from ondevice_audit.outputs import check_output
 
 if TYPE_CHECKING:
     from ondevice_audit.sweep.folder import CellFolder
@@ -63,6 +64,10 @@ def gate(
     """
     flags = go.GateFlags(True, config, max_rb, max_group_gap, min_metric, min_group_metric, baseline,
                          max_rb_increase, max_metric_drop, use_ci_bound, junit, markdown)  # fmt: skip
+    outputs = {"--junit": junit, "--markdown": markdown}
+    inputs = {"report": report, "baseline": baseline, "gate configuration": config}
+    for option, path in outputs.items():
+        check_output(path, option, inputs, outputs)
     code = go.run_gate(load_reports(report), flags, console=Console(), only_failures=report.is_dir() and not show_all)
     raise typer.Exit(code)
 

@@ -19,11 +19,11 @@ import typer
 import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
 from ondevice_audit.errors import UsageError
+from ondevice_audit.outputs import check_output, write_text
 
 __all__ = ["report"]
 
 NO_OUTPUT = "nothing to write: give --html FILE and/or --markdown FILE"
-CANNOT_WRITE = "cannot write {path}: {error}"
 UNREADABLE = "{path}: cannot read it ({error})"
 
 
@@ -41,6 +41,10 @@ def report(
     """
     if html is None and markdown is None:
         raise UsageError(NO_OUTPUT)
+    outputs = {"--html": html, "--markdown": markdown}
+    inputs = _inputs(source)
+    for option, path in outputs.items():
+        check_output(path, option, inputs, outputs)
     from ondevice_audit.report.document import load_report
     from ondevice_audit.report.html import HtmlFormat
     from ondevice_audit.report.markdown import MarkdownFormat
@@ -50,9 +54,9 @@ def report(
         return
     document = load_report(source)
     if html is not None:
-        _write(html, HtmlFormat().format(document))
+        write_text(html, HtmlFormat().format(document))
     if markdown is not None:
-        _write(markdown, MarkdownFormat().format(document))
+        write_text(markdown, MarkdownFormat().format(document))
 
 
 def write_sweep_reports(folder: Path, html: Path | None, markdown: Path | None) -> None:
@@ -64,11 +68,11 @@ def write_sweep_reports(folder: Path, html: Path | None, markdown: Path | None) 
     sweep.require(sweep.state, sweep.summary_json, sweep.results, sweep.summary_md)
     if html is not None:
         state, summary = _json(sweep.state), _json(sweep.summary_json)
-        _write(html, sweep_html(state, summary, _csv(sweep.results)))
+        write_text(html, sweep_html(state, summary, _csv(sweep.results)))
     if markdown is not None:
         plot = Path(os.path.relpath(sweep.plot, markdown.absolute().parent)).as_posix()
         text = _read(sweep.summary_md).replace(f"]({sweep.plot.name})", f"]({plot})")
-        _write(markdown, text)
+        write_text(markdown, text)
 
 
 def _read(path: Path) -> str:
@@ -99,9 +103,12 @@ def _csv(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(CANNOT_WRITE.format(path=path, error=exc.strerror or exc)) from None
+def _inputs(source: Path) -> dict[str, Path]:
+    """What ``report`` reads: the report, or a sweep folder's files (every cell's report among them)."""
+    if not source.is_dir():
+        return {"report": source}
+    from ondevice_audit.sweep.folder import SweepFolder
+
+    sweep = SweepFolder(source)
+    files = {name: getattr(sweep, name) for name in ("state", "results", "summary_json", "summary_md", "plot")}
+    return {f"sweep's {path.name}": path for path in files.values()}

@@ -36,6 +36,7 @@ def score(
     """
     from ondevice_audit.audit import score_predictions
 
+    opt.check_outputs(output, gate_flags, {"predictions file": predictions})
     report = score_predictions(predictions, score_options, threshold=threshold, progress=RichProgress())
     opt.emit_report(report, fmt, output)
     opt.finish(report, strict)

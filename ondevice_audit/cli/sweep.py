@@ -22,12 +22,17 @@ from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import OptionGroup, OptionSpec, options_from
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.cli.targets import SshOption
-from ondevice_audit.errors import PipelineError
+from ondevice_audit.errors import ExitCode, PipelineError
+from ondevice_audit.outputs import check_output_folder
 from ondevice_audit.targets.mcu import DeploymentSettings
 
 if TYPE_CHECKING:  # the sweep package pulls in pandas and the training stack: imported when a command runs
     from ondevice_audit.progress import Advance
     from ondevice_audit.sweep import SweepResult, SweepStatus
+
+DEFAULT_MAX_CELLS = 256
+"""Cells a matrix may have without --yes (or a larger ``max_cells`` in the matrix)."""
+CELLS_FAILED = "{failed} of {total} cells failed; their errors are in {out}/cells/<id>/error.txt"
 
 
 class SweepDisplay(RichProgress):
@@ -116,6 +121,12 @@ def sweep(
         float, typer.Option(min=0.0, help="Pick the least biased cell within this % of the best metric.")
     ] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help=f"Run a matrix of more than {DEFAULT_MAX_CELLS} cells (or its max_cells) without asking."
+        ),
+    ] = False,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
     gate_flags: go.GateFlags = go.NO_GATE,
     mcu_budget: DeploymentSettings | None = None,
@@ -145,20 +156,33 @@ def sweep(
     if mcu_budget is not None and mcu_budget.budget() is not None:  # a bad board or size is refused here
         parsed = dataclasses.replace(parsed, deployment=mcu_budget)
     display = SweepDisplay(quiet=quiet)
+    inputs = {"matrix": matrix, "model": model, "labels file": labels, "manifest": parsed.data.manifest}
+    check_output_folder(out, "--out", inputs)
+    opt.check_outputs(None, gate_flags, inputs)
     result = run_sweep(
-        parsed, out, resume=resume, within=within, progress=display, on_status=display.status, **(execution or {})
+        parsed,
+        out,
+        resume=resume,
+        within=within,
+        progress=display,
+        on_status=display.status,
+        max_cells=None if yes else DEFAULT_MAX_CELLS,
+        **(execution or {}),
     )
     if not quiet:
         print_summary(Console(), result, time.perf_counter() - started)
     if not result.parquet:
         display.note("results.parquet not written: it needs pyarrow (pip install pyarrow)")
     failed = int((result.results["status"] == "failed").sum())
-    if failed == len(result.results):
-        raise PipelineError(f"every cell failed; see {out}/cells/*/error.txt")
+    gate = ExitCode.OK
     if gate_flags.fail_on_gate:
         from ondevice_audit.cli.gate import load_reports
 
-        raise typer.Exit(go.run_gate(load_reports(out), gate_flags, console=stderr, only_failures=True))
+        gate = go.run_gate(load_reports(out), gate_flags, console=stderr, only_failures=True)
+    if failed:  # a pipeline failure outranks the gate's verdict: the failed cells were never judged on data
+        every = "every cell failed: " if failed == len(result.results) else ""
+        raise PipelineError(every + CELLS_FAILED.format(failed=failed, total=len(result.results), out=out))
+    raise typer.Exit(int(gate))
 
 
 def _number(value: object, digits: int = 3) -> str:

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from ondevice_audit._files import sha256_of
-from ondevice_audit.data.interface import DataError, LabelledFiles, check_group_columns, read_table
+from ondevice_audit.data.interface import DataError, LabelledFiles, check_group_columns, leaves_folder
+from ondevice_audit.data.tables import line_numbers, read_table
 
 __all__ = ["read_manifest", "select_split"]
 
@@ -21,18 +22,23 @@ def read_manifest(path: Path, groups: list[str] | None = None) -> LabelledFiles:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; a manifest needs path and label")
     check_group_columns(frame, groups or [], path, set(_REQUIRED) | {"speaker"})
     root = Path(os.path.normpath(path.parent.absolute()))
+    real_root = os.path.realpath(root)  # the dataset folder itself may be a symlink; nothing in it may lead out
     files = []
-    for row, relative in enumerate(frame["path"], start=2):
+    for row, relative in zip(line_numbers(frame), frame["path"], strict=True):
         if not relative.strip():
             raise DataError(f"{path}: line {row} has an empty path")
-        # Lexical check (not resolve()): a dataset folder may be a symlink, a path may not climb out of it.
         full = Path(os.path.normpath(root / relative))
         if full != root and root not in full.parents:
             raise DataError(f"{path}: line {row}: path {relative!r} escapes the manifest folder")
+        if leaves_folder(real_root, str(full)):
+            raise DataError(
+                f"{path}: line {row}: {relative!r} is a symlink (or inside one) that leads out of the manifest "
+                "folder; copy the files in, or put the manifest in a folder that contains them"
+            )
         files.append(str(full))
     frame = frame.assign(file=files)
     if frame["label"].str.strip().eq("").any():
-        row = int(frame.index[frame["label"].str.strip().eq("")][0]) + 2
+        row = line_numbers(frame)[int(frame.index[frame["label"].str.strip().eq("")][0])]
         raise DataError(f"{path}: line {row} has an empty label")
     return LabelledFiles(source=path, frame=frame, sha256=sha256_of(path))
 

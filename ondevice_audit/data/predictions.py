@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit._files import sha256_of
-from ondevice_audit.data.interface import DataError, check_group_columns, read_table
+from ondevice_audit.data.interface import DataError, check_group_columns
+from ondevice_audit.data.tables import line_numbers, read_table
 
 __all__ = ["Predictions", "read_predictions"]
 
@@ -42,6 +43,7 @@ class Predictions:
 
 def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> Predictions:
     frame = read_table(path)
+    lines = line_numbers(frame)
     if "label" not in frame.columns:
         raise DataError(f"{path}: missing column label")
     score_columns = [c for c in frame.columns if c.startswith(SCORE_PREFIX)]
@@ -86,5 +88,5 @@ def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> P
     scored = frame.loc[keep, columns].assign(prediction=prediction[keep].to_numpy()).reset_index(drop=True)
     if scored.empty:
         raise DataError(f"{path}: no row could be scored ({len(failures)} failed)")
-    failure_list = [{"row": str(r + 2), "reason": failures[r]} for r in sorted(failures)]
+    failure_list = [{"row": str(lines[r]), "reason": failures[r]} for r in sorted(failures)]
     return Predictions(path, scored, layout, sha256_of(path), failure_list, negatives)

@@ -299,6 +299,9 @@ class Matrix:
     ssh_options: tuple[str, ...] = ()
     """``Key=Value`` OpenSSH options for ``ssh://`` targets: how to connect, not what is swept (not in the
     digest)."""
+    max_cells: int | None = None
+    """``max_cells = N`` in the matrix: the cells it may have without ``--yes`` (None: ``DEFAULT_MAX_CELLS``);
+    a guard against a typo that multiplies the work, not part of what is swept (not in the digest)."""
 
     def frontend(self, cell: Cell) -> FrontendSpec | PluginReference:
         """A cell's front-end: with a user model, the model's own with the cell's levels put in."""
@@ -374,6 +377,9 @@ def parse_matrix(
     and the ``model`` path (``model``, given, replaces it)."""
     document = dict(document)
     written_model = document.pop("model", None)
+    max_cells = document.pop("max_cells", None)
+    if max_cells is not None and (not _check_type(max_cells, int) or max_cells < 1):
+        raise UsageError(f"{source}: max_cells = {max_cells!r} must be a positive integer (the cells allowed without --yes)")
     if written_model is not None and (not isinstance(written_model, str) or not written_model.strip()):
         raise UsageError(f'{source}: model must be the path of a model file (model = "my_model.keras")')
     if model is None and written_model is not None:
@@ -420,6 +426,7 @@ def parse_matrix(
         skipped,
         _deployment_settings(deployment, source),
         user,
+        max_cells=max_cells,
     )
 
 
@@ -767,6 +774,8 @@ def _check_data_numbers(settings: DataSettings, source: Path) -> None:
         else "",
         "data.confidence must be between 0 and 1" if not 0 < settings.confidence < 1 else "",
         "data.clip_seconds must be positive" if settings.clip_seconds <= 0 else "",
+        "data.split_seed must be 0 or more" if settings.split_seed < 0 else "",
+        "data.resampling_seed must be 0 or more" if settings.resampling_seed < 0 else "",
     ]
     problem = next((p for p in problems if p), None)
     if problem:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit.data.corpora.files import check_decoders
-from ondevice_audit.data.interface import DataError
+from ondevice_audit.data.interface import DataError, leaves_folder
 from ondevice_audit.errors import UsageError
 from ondevice_audit.progress import NullProgress, Progress
 
@@ -188,14 +188,20 @@ def _finish(result: ImportResult, modality: Literal["audio", "image"], progress:
         problems.append(Problem(DUPLICATE_PATH, "path listed again; the first row is kept", origin or None, path))
     frame = frame[~duplicated]
 
-    exists = np.zeros(len(frame), dtype=bool)
+    exists, outside = np.zeros(len(frame), dtype=bool), np.zeros(len(frame), dtype=bool)
+    real_root = os.path.realpath(result.root)
     with progress.task("Checking files", total=len(frame)) as advance:
         for i, path in enumerate(frame["path"]):
-            exists[i] = os.path.isfile(os.path.join(result.root, path))
+            full = os.path.join(result.root, path)
+            outside[i] = leaves_folder(real_root, full)
+            exists[i] = not outside[i] and os.path.isfile(full)
             if i % 1000 == 999:
                 advance(1000)
         advance(len(frame) % 1000)
-    for path, origin in frame.loc[~exists, ["path", WHERE]].itertuples(index=False):
+    for path, origin in frame.loc[outside, ["path", WHERE]].itertuples(index=False):
+        reason = "a symlink (or inside one) that leads out of the corpus folder; skipped"
+        problems.append(Problem(MALFORMED_ROW, reason, origin or None, path))
+    for path, origin in frame.loc[~exists & ~outside, ["path", WHERE]].itertuples(index=False):
         problems.append(Problem(MISSING_FILE, "file not found; skipped", origin or None, path))
     frame = frame[exists]
 
