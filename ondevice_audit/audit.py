@@ -27,7 +27,14 @@ from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.metrics.disparity import DisparityFrame
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import build_report
-from ondevice_audit.scoring import ScoreOptions, disparity_frame, frame_warnings, metric_frame, scored_rows
+from ondevice_audit.scoring import (
+    ScoreOptions,
+    check_label_spellings,
+    disparity_frame,
+    frame_warnings,
+    metric_frame,
+    scored_rows,
+)
 from ondevice_audit.targets.interface import Target
 from ondevice_audit.targets.mcu import MCUBudget
 from ondevice_audit.targets.runs import Chunk, Run, RunSettings, RunsOutcome, execute_runs, plan_runs
@@ -230,6 +237,7 @@ def audit_model(
     metadata = read_metadata(model_path)
     labels = resolve_labels(metadata, model_options)
     frontend = resolve_frontend(metadata, model_options)
+    check_label_spellings({*dataset.frame["label"], *labels}, f"{manifest_path} and the model's label names")
     unknown = sorted(set(dataset.frame["label"]) - set(labels))
     if unknown:
         raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")

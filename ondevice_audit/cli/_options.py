@@ -34,7 +34,6 @@ __all__ = [
     "check_outputs",
     "emit_report",
     "finish",
-    "scoring_options",
 ]
 
 _SCORING = "Scoring"
@@ -68,6 +67,12 @@ Seed = Annotated[
     typer.Option(min=0, max=MAX_SEED, help="Seed for resampling; same seed, same numbers.", rich_help_panel=_SCORING),
 ]
 Confidence = Annotated[float, typer.Option(help="Confidence level of intervals.", rich_help_panel=_SCORING)]
+MaxGroups = Annotated[
+    int,
+    typer.Option(
+        min=2, help="Refuse an attribute with more groups (usually an id column given as -g).", rich_help_panel=_SCORING
+    ),
+]
 Format = Annotated[ReportFormatChoice, typer.Option("--format", "-f", help="Report format.", case_sensitive=False)]
 ReportOrSweep = Annotated[
     Path,
@@ -89,22 +94,10 @@ def _scoring(
     permutations: int,
     seed: int,
     confidence: float,
-) -> ScoreOptions:
-    return scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence)
-
-
-def scoring_options(
-    groups: list[str],
-    metric: str,
-    negative_labels: str,
-    min_group_size: int,
-    bootstrap: int,
-    permutations: int,
-    seed: int,
-    confidence: float,
+    max_groups: int,
 ) -> ScoreOptions:
     return ScoreOptions(
-        groups=tuple(groups),
+        groups=tuple(group),
         metric=metric.lower(),
         negative_labels=tuple(x.strip() for x in negative_labels.split(",") if x.strip()),
         min_group_size=min_group_size,
@@ -112,6 +105,7 @@ def scoring_options(
         permutations=permutations,
         seed=seed,
         confidence=confidence,
+        max_groups=max_groups,
     )
 
 
@@ -126,6 +120,7 @@ SCORING_OPTIONS = OptionGroup(
         OptionSpec("permutations", Permutations, SCORING.permutations),
         OptionSpec("seed", Seed, SCORING.seed),
         OptionSpec("confidence", Confidence, SCORING.confidence),
+        OptionSpec("max_groups", MaxGroups, SCORING.max_groups),
     ],
     _scoring,
 )

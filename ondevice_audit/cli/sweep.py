@@ -23,7 +23,7 @@ from ondevice_audit.cli._params import OptionGroup, OptionSpec, options_from
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.cli.targets import SshOption
 from ondevice_audit.errors import ExitCode, PipelineError
-from ondevice_audit.outputs import check_output_folder
+from ondevice_audit.outputs import check_output, check_output_folder, write_text
 from ondevice_audit.targets.mcu import DeploymentSettings
 
 if TYPE_CHECKING:  # the sweep package pulls in pandas and the training stack: imported when a command runs
@@ -272,11 +272,18 @@ def compare(
     a: Annotated[Path, typer.Argument(help="A sweep folder or a report JSON (the baseline).")],
     b: Annotated[Path, typer.Argument(help="Another sweep folder, or another report JSON.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the pairs as CSV.")] = None,
+    allow_different_data: Annotated[
+        bool,
+        typer.Option(
+            "--allow-different-data", help="Compare two reports per group even when they scored different data."
+        ),
+    ] = False,
 ) -> None:
     """What changed from A to B, B minus A: two sweeps cell by cell (matched on the factor levels they share),
-    or two reports per group (metric, RB, size, latency)."""
+    or two reports per group (metric, RB, size, latency) of the same data."""
+    check_output(output, "--output", {"A": a, "B": b})
     if a.is_file() or b.is_file():
-        _compare_reports(a, b, output)
+        _compare_reports(a, b, output, allow_different_data)
         return
     from ondevice_audit.sweep import compare_sweeps
 
@@ -306,15 +313,24 @@ def compare(
     for change in comparison.settings:
         console.print(f"[yellow]setting changed: {change}[/yellow]", highlight=False)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        comparison.table.to_csv(output, index=False)
+        _write_csv(output, comparison.table)
 
 
-def _compare_reports(a: Path, b: Path, output: Path | None) -> None:
+def _write_csv(path: Path, frame: Any) -> None:
+    """A table as CSV, every text cell guarded against spreadsheet formulas (group names come from the data)."""
+    from ondevice_audit.report.csv import safe_cell
+
+    guarded = frame.apply(lambda column: column.map(lambda v: safe_cell(v) if isinstance(v, str) else v))
+    write_text(path, guarded.to_csv(index=False))
+
+
+def _compare_reports(a: Path, b: Path, output: Path | None, allow_different_data: bool) -> None:
     from ondevice_audit.report.compare import compare_reports
     from ondevice_audit.report.document import load_report
 
-    comparison = compare_reports(load_report(a), load_report(b))
+    comparison = compare_reports(load_report(a), load_report(b), allow_different_data=allow_different_data)
+    for difference in comparison.data_differences:
+        stderr.print(f"[yellow]warning: different data: {escape(difference)}[/yellow]", highlight=False)
     console = Console()
     for title, frame in (
         (f"{comparison.metric} per group, {b.name} minus {a.name}", comparison.groups),
@@ -328,6 +344,5 @@ def _compare_reports(a: Path, b: Path, output: Path | None) -> None:
             table.add_row(*(escape(str(v)) if isinstance(v, str) else _number(v, 4) for v in record))
         console.print(table)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        comparison.groups.to_csv(output, index=False)
+        _write_csv(output, comparison.groups)
 

@@ -18,11 +18,13 @@ import jsonschema
 
 from ondevice_audit import __version__
 from ondevice_audit.errors import UsageError
-from ondevice_audit.metrics import METRICS, GroupMetricFrame
+from ondevice_audit.metrics import METRICS, AttributeResult, GroupMetricFrame
 
 __all__ = ["SCHEMA_VERSION", "build_report", "load_report", "schema", "to_json", "validate"]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+"""1.1 added, per attribute, RB's mean over groups (``rb.mean``, ``rb.mean_ci``, ``rb.groups``), its permutation
+mean and the largest gap between groups (``gap``); per group ``support`` and ``left_out``; ``samples.inputs``."""
 _SUPPORTED_MAJOR = "1"
 
 
@@ -72,6 +74,48 @@ def _interval(ci: tuple[float, float] | None) -> list[float] | None:
     return None if ci is None else [ci[0], ci[1]]
 
 
+def _attribute_section(attribute: AttributeResult) -> dict[str, Any]:
+    return {
+        "name": attribute.name,
+        "columns": attribute.columns,
+        "resampling": attribute.resampling,
+        "worst_group": attribute.worst_group,
+        "rb": {
+            "value": attribute.rb.value,
+            "ci": _interval(attribute.rb.ci),
+            "p_value": attribute.rb.p_value,
+            "undefined_reason": attribute.rb.undefined_reason,
+            "bootstrap_undefined_share": attribute.rb.bootstrap_undefined_share,
+            "permutations_used": attribute.rb.permutations_used,
+            "groups": attribute.rb.groups,
+            "mean": attribute.rb.mean,
+            "mean_ci": _interval(attribute.rb.mean_ci),
+            "permutation_mean": attribute.rb.permutation_mean,
+        },
+        "gap": {
+            "value": attribute.gap.value,
+            "ci": _interval(attribute.gap.ci),
+            "high": attribute.gap.high,
+            "low": attribute.gap.low,
+            "undefined_reason": attribute.gap.undefined_reason,
+        },
+        "groups": [
+            {
+                "name": g.name,
+                "n": g.n,
+                "n_speakers": g.n_speakers,
+                "support": g.support,
+                "metrics": g.metrics,
+                "ci": _interval(g.ci),
+                "log_ratio": g.log_ratio,
+                "in_rb": g.in_rb,
+                "left_out": g.left_out,
+            }
+            for g in attribute.groups
+        ],
+    }
+
+
 def build_report(
     *,
     command: str,
@@ -84,36 +128,7 @@ def build_report(
 ) -> dict[str, Any]:
     """Assemble the report from a computed frame. Everything in it is plain JSON."""
     definition = METRICS[frame.metric]
-    attributes = []
-    for attribute in frame.attributes:
-        attributes.append(
-            {
-                "name": attribute.name,
-                "columns": attribute.columns,
-                "resampling": attribute.resampling,
-                "worst_group": attribute.worst_group,
-                "rb": {
-                    "value": attribute.rb.value,
-                    "ci": _interval(attribute.rb.ci),
-                    "p_value": attribute.rb.p_value,
-                    "undefined_reason": attribute.rb.undefined_reason,
-                    "bootstrap_undefined_share": attribute.rb.bootstrap_undefined_share,
-                    "permutations_used": attribute.rb.permutations_used,
-                },
-                "groups": [
-                    {
-                        "name": g.name,
-                        "n": g.n,
-                        "n_speakers": g.n_speakers,
-                        "metrics": g.metrics,
-                        "ci": _interval(g.ci),
-                        "log_ratio": g.log_ratio,
-                        "in_rb": g.in_rb,
-                    }
-                    for g in attribute.groups
-                ],
-            }
-        )
+    attributes = [_attribute_section(attribute) for attribute in frame.attributes]
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "ondevice-audit", "version": __version__, "python": platform.python_version()},

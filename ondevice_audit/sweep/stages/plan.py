@@ -74,6 +74,7 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
     from ondevice_audit.data import read_manifest
     from ondevice_audit.data.split import split_by_speaker
     from ondevice_audit.metrics import METRICS
+    from ondevice_audit.scoring import check_label_spellings
 
     data = matrix.data
     dataset = read_manifest(data.manifest, list(data.groups))
@@ -86,6 +87,8 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
     if test.empty:
         raise UsageError(f"{data.manifest}: the test split is empty; raise the test share of data.split")
     classes = tuple(sorted(set(frame["label"])))
+    known = matrix.model.labels if matrix.model is not None else ()
+    check_label_spellings({*classes, *known}, f"{data.manifest}" + (" and the model's label names" if known else ""))
     if matrix.model is not None:  # the model's output order; every label in the data must be one of them
         unknown = sorted(set(classes) - set(matrix.model.labels))
         if unknown:
