@@ -22,7 +22,8 @@ from ondevice_audit._files import model_format, size_of
 from ondevice_audit.data import DataError, LabelledFiles, read_manifest, read_predictions, select_split
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
-from ondevice_audit.frontend import CHUNK_FILES, Frontend, FrontendSpec, build_frontend
+from ondevice_audit.frontend import CHUNK_FILES, AudioFrontendSpec, Frontend, FrontendSpec, build_frontend
+from ondevice_audit.frontend.interface import InputFacts
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.metrics.disparity import DisparityFrame
 from ondevice_audit.progress import NullProgress, Progress
@@ -245,9 +246,10 @@ def audit_model(
         _check_reference(target_options.reference, labels, frontend)
     runs = _plan(model_path, model_options, target_options)
     files = [Path(p) for p in dataset.frame["file"]]
+    facts = InputFacts()
     outcome = execute_runs(
         runs,
-        _chunks(files, frontend, target_options.batch_files),
+        _chunks(files, frontend, target_options.batch_files, facts),
         len(files),
         settings=RunSettings(model_options.batch_size, target_options.work_dir, target_options.retries,
                              target_options.backoff_seconds),  # fmt: skip
@@ -264,7 +266,7 @@ def audit_model(
         disparity = None
         if len(runs) > 1 or runs[0].target.label != "local":  # a plain local audit has nothing to compare
             disparity = disparity_frame(scored, [row[scored_mask].astype(str) for row in predicted], options)
-    audited = _Audited(model_path, manifest_path, dataset, metadata, labels, frontend, runs, outcome, main)
+    audited = _Audited(model_path, manifest_path, dataset, metadata, labels, frontend, runs, outcome, main, facts)
     return _audit_report(audited, options, model_options, frame, scored_mask, disparity)
 
 
@@ -282,11 +284,13 @@ def _plan(model_path: Path, model_options: ModelOptions, target_options: TargetO
     return plan_runs(model_path, targets, runtimes, target_options.reference)
 
 
-def _chunks(files: Sequence[Path], frontend: Frontend, size: int) -> Iterator[Chunk]:
-    """The files through the front-end, ``size`` at a time: a chunk is the unit of memory, retry and resume."""
+def _chunks(files: Sequence[Path], frontend: Frontend, size: int, facts: InputFacts) -> Iterator[Chunk]:
+    """The files through the front-end, ``size`` at a time: a chunk is the unit of memory, retry and resume.
+    What the front-end changed to make them fit is added to ``facts``."""
     for start in range(0, len(files), size):
         chunk = files[start : start + size]
         batch = frontend.transform(chunk)
+        facts.merge(batch.facts)
         positions = start + np.flatnonzero(batch.ok)
         failures = {start + i: reason for i, reason in batch.failures.items()}
         yield Chunk(positions, batch.inputs, len(chunk), failures)
@@ -314,6 +318,15 @@ class _Audited:
     outcome: RunsOutcome
     main: int
     """The run the report is about: the model's first run (after the reference, if any)."""
+    facts: InputFacts
+    """Clips the front-end cut, padded, resampled or mixed down."""
+
+    def input_notes(self) -> tuple[dict[str, Any] | None, list[str]]:
+        """The counts for ``samples.inputs`` and the warnings they call for (audio front-ends only)."""
+        spec = getattr(self.frontend, "spec", None)
+        if not isinstance(spec, AudioFrontendSpec):
+            return None, []
+        return self.facts.to_dict(), self.facts.warnings(spec.clip_seconds, spec.sample_rate)
 
     def model_section(self) -> dict[str, Any]:
         record = self.outcome.records[self.main]
@@ -341,7 +354,8 @@ def _audit_report(
 ) -> dict[str, Any]:
     runs, outcome, main = audited.runs, audited.outcome, audited.main
     record = outcome.records[main]
-    warnings = _warnings(frame, options, len(outcome.failures))
+    inputs_seen, input_warnings = audited.input_notes()
+    warnings = input_warnings + _warnings(frame, options, len(outcome.failures))
     model = audited.model_section()
     model["mcu"] = mcu_section(audited.model_path, model_options.mcu_budget, warnings)
     table = audited.dataset.frame
@@ -371,6 +385,7 @@ def _audit_report(
             "failed": len(failures),
             "failures": [{"path": str(table["path"].iloc[i]), "reason": failures[i]}
                          for i in sorted(failures)[:_MAX_LISTED_FAILURES]],  # fmt: skip
+            **({} if inputs_seen is None else {"inputs": inputs_seen}),
         },
         warnings=warnings,
         model=model,

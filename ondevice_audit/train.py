@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import AudioFrontendSpec
+from ondevice_audit.frontend.interface import InputFacts
 from ondevice_audit.model.recipes import get_recipe
 from ondevice_audit.progress import NullProgress, Progress
 
@@ -76,7 +77,11 @@ def train_on_manifest(
         raise UsageError("--mitigation and --train-imbalance act on a group column: pass --group")
     splits = prepare_splits(manifest, options.frontend, fractions=options.split, seed=options.seed,
                             group=options.group, progress=progress, train_imbalance=options.train_imbalance)  # fmt: skip
-    notes = []
+    seen = InputFacts()
+    for features in (splits.train, splits.val):
+        if features is not None:
+            seen.merge(features.facts)
+    notes = seen.warnings(options.frontend.clip_seconds, options.frontend.sample_rate)
     if splits.failures:
         notes.append(f"{len(splits.failures)} files could not be read and were left out (see train_summary.json)")
     group = options.group

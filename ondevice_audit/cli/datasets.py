@@ -260,7 +260,7 @@ def _inspect_tables(console: Console, summary: dict[str, Any]) -> None:
                 _mix(row["image_sizes"] if image else row["sample_rates"]),
             )
         console.print(table)
-    console.print(f"[dim]groups: {summary['groups_chosen']}[/dim]", highlight=False)
+    console.print(f"[dim]group columns: {summary['groups_chosen']}[/dim]", highlight=False)
     for warning in summary["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     for problem in summary["problems"]["listed"][:_SUMMARY_PROBLEMS]:

@@ -72,6 +72,14 @@ def export(
             "--data", "-d", help="Manifest of training speakers: int8 calibration, pruning fine-tune and parity inputs."
         ),
     ] = None,
+    split_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Use only the --data rows this file assigns to --split [default: split.csv beside MODEL, as train "
+            "writes it, when there is one]."
+        ),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Which split of --split-file tunes and calibrates.")] = "train",
     prune_sparsity: Annotated[
         float | None,
         typer.Option(
@@ -107,20 +115,21 @@ def export(
     formats = _formats(to)
     approaches = tuple(dict.fromkeys(QuantApproach.parse(q) for q in quantize.split(",") if q.strip()))
     writes = ["export_summary.json", *(variant_path(Path(), model.stem, f, a).name for f in formats for a in approaches)]
-    check_output_folder(out, "--out", {"model": model, "manifest": data}, writes)
+    check_output_folder(out, "--out", {"model": model, "manifest": data, "split file": split_file}, writes)
     if not approaches:
         raise UsageError("--quantize needs at least one of " + ", ".join(a.value for a in QuantApproach))
     if data is None and (prune_sparsity is not None or QuantApproach.INT8 in approaches):
         raise UsageError("--data is needed for --prune (fine-tuning) and int8 (calibration)")
     keras_model, metadata = _load_model(model)
     progress = RichProgress(quiet=quiet)
-    labelled = None
+    labelled, chosen = None, None
     if data is not None:
         if metadata.frontend is None:
             raise UsageError(f"{model}: its metadata has no front-end, so --data cannot be turned into inputs")
+        chosen = _tuning_split(model, data, split_file, split, progress)
         # Labels must match the model's classes only when they are trained on (pruning), not for calibration.
         classes = metadata.labels if prune_sparsity is not None else None
-        features, labels, _ = load_labelled_features(data, metadata.frontend, classes, progress)
+        features, labels, _ = load_labelled_features(data, metadata.frontend, classes, progress, chosen)
         labelled = (features.inputs, labels)
         if features.failures:
             progress.note(f"{len(features.failures)} files in {data} could not be read and were left out")
@@ -130,13 +139,55 @@ def export(
     options = ExportOptions(tuple(formats), approaches, calibration_samples, seed, pruning)
     source = dataclasses.replace(metadata, extra={**metadata.extra, "source_model": model.name})
     outcome = export_model(keras_model, source, out, options, labelled, stem=model.stem, progress=progress)
-    summary = {"source_model": str(model), **outcome.extra, "exports": [r.to_dict() for r in outcome.results]}
+    tuning = None if data is None else {"manifest": str(data), "split_file": chosen and str(chosen[0]),
+                                        "split": chosen and chosen[1]}  # fmt: skip
+    summary = {"source_model": str(model), "tuning_data": tuning, **outcome.extra,
+               "exports": [r.to_dict() for r in outcome.results]}  # fmt: skip
     write_text(out / "export_summary.json", json.dumps(summary, indent=2, default=str))
     if not quiet:
         _print(Console(), outcome.results, outcome.extra.get("achieved_sparsity"), out)
     for result in outcome.results:
         for warning in result.warnings:
             stderr.print(f"[yellow]{result.path.name}: {warning}[/yellow]", highlight=False)
+
+
+def _tuning_split(
+    model: Path, data: Path, split_file: Path | None, split: str, progress: RichProgress
+) -> tuple[Path, str] | None:
+    """Which rows of ``data`` fine-tune and calibrate: ``split`` of ``split_file``, by default the training split
+    of the ``split.csv`` train wrote beside the model, so the speakers it is audited on stay unseen. Says when
+    every row is used, and when the rows chosen share speakers with the test split."""
+    found = model.parent / "split.csv" if model.is_file() else model / "split.csv"
+    if split_file is None and found.is_file():
+        split_file = found
+        progress.note(f"tuning and calibrating on split {split!r} of {found} (--split-file/--split to choose)")
+    if split_file is None:
+        progress.note(
+            f"every clip of {data} fine-tunes and calibrates the export: audit it on other speakers, or pass "
+            "--split-file (train writes split.csv) to keep the test speakers out"
+        )
+        return None
+    from ondevice_audit.data.manifest import read_manifest, select_split
+    from ondevice_audit.data.tables import read_table
+
+    chosen = select_split(read_manifest(data), split_file, split).frame
+    assignments = read_table(split_file)
+    test = assignments[assignments["split"] == "test"]
+    key = "speaker" if "speaker" in chosen.columns and "speaker" in test.columns else "path"
+    shared = sorted(set(chosen[key]) & set(test[key]))
+    if shared and split != "test":
+        stderr.print(
+            f"[yellow]warning: {len(shared)} {key}(s) of split {split!r} are also in the test split of {split_file}: "
+            "an audit on the test split would measure them on data the export was fitted to[/yellow]",
+            highlight=False,
+        )
+    elif split == "test":
+        stderr.print(
+            f"[yellow]warning: split 'test' of {split_file} tunes and calibrates the export: an audit on those "
+            "speakers would measure them on data the export was fitted to[/yellow]",
+            highlight=False,
+        )
+    return split_file, split
 
 
 def _print(console: Console, results: list[ExportResult], sparsity: float | None, out: Path) -> None:

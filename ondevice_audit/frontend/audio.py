@@ -21,7 +21,7 @@ import soundfile as sf
 import soxr
 from threadpoolctl import ThreadpoolController
 
-from ondevice_audit.frontend.interface import AudioFrontendSpec, Frontend, FrontendBatch, SampleError
+from ondevice_audit.frontend.interface import AudioFrontendSpec, Frontend, FrontendBatch, InputFacts, SampleError
 
 __all__ = ["AudioFrontend", "decode_clip"]
 
@@ -58,8 +58,9 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
     )
 
 
-def decode_clip(path: Path, spec: AudioFrontendSpec) -> np.ndarray:
-    """Mono float32 waveform at ``spec.sample_rate``, cut or zero-padded at the end to the clip length."""
+def decode_clip(path: Path, spec: AudioFrontendSpec, facts: InputFacts | None = None) -> np.ndarray:
+    """Mono float32 waveform at ``spec.sample_rate``, cut or zero-padded at the end to the clip length; what was
+    changed is counted in ``facts``."""
     if not path.is_file():
         raise SampleError("file not found")
     try:
@@ -75,6 +76,8 @@ def decode_clip(path: Path, spec: AudioFrontendSpec) -> np.ndarray:
     if rate != spec.sample_rate:
         mono = soxr.resample(mono, rate, spec.sample_rate, quality="HQ").astype(np.float32)
     n = spec.n_samples
+    if facts is not None:
+        facts.record(len(audio) / rate, n, len(mono), rate, spec.sample_rate, audio.shape[1])
     if len(mono) >= n:
         return mono[:n]
     return np.pad(mono, (0, n - len(mono)))
@@ -107,23 +110,27 @@ class AudioFrontend(Frontend):
         failures = {
             start + i: reason for start, part in zip(starts, parts, strict=True) for i, reason in part.failures.items()
         }
+        facts = InputFacts()
+        for part in parts:
+            facts.merge(part.facts)
         if not ok.any():
-            return FrontendBatch(np.zeros((0, *self.spec.input_shape), np.float32), ok, failures)
-        return FrontendBatch(np.concatenate([part.inputs for part in parts]), ok, failures)
+            return FrontendBatch(np.zeros((0, *self.spec.input_shape), np.float32), ok, failures, facts)
+        return FrontendBatch(np.concatenate([part.inputs for part in parts]), ok, failures, facts)
 
     def _transform(self, paths: Sequence[Path]) -> FrontendBatch:
         clips: list[np.ndarray] = []
         ok = np.zeros(len(paths), dtype=bool)
         failures: dict[int, str] = {}
+        facts = InputFacts()
         for i, path in enumerate(paths):
             try:
-                clips.append(decode_clip(path, self.spec))
+                clips.append(decode_clip(path, self.spec, facts))
                 ok[i] = True
             except SampleError as exc:
                 failures[i] = str(exc)
         if not clips:
-            return FrontendBatch(np.zeros((0, *self.spec.input_shape), np.float32), ok, failures)
-        return FrontendBatch(self.features(np.stack(clips)), ok, failures)
+            return FrontendBatch(np.zeros((0, *self.spec.input_shape), np.float32), ok, failures, facts)
+        return FrontendBatch(self.features(np.stack(clips)), ok, failures, facts)
 
     def features(self, clips: np.ndarray) -> np.ndarray:
         """``(batch, samples)`` waveforms to ``(batch, *spec.input_shape)`` model inputs."""

@@ -27,6 +27,7 @@ __all__ = [
     "FrontendError",
     "FrontendSpec",
     "ImageFrontendSpec",
+    "InputFacts",
     "SampleError",
     "spec_from_dict",
 ]
@@ -160,6 +161,90 @@ def spec_from_dict(data: dict[str, Any]) -> FrontendSpec:
 
 
 @dataclass
+class InputFacts:
+    """What a front-end changed to make files fit its input, counted: clips cut or zero-padded to the clip
+    length, resampled to the sample rate, mixed down to mono. A model audited on ten-minute recordings hears their
+    first second; the report must say so."""
+
+    cut: int = 0
+    longest_seconds: float = 0.0
+    padded: int = 0
+    shortest_seconds: float | None = None
+    resampled_from: dict[int, int] = field(default_factory=dict)
+    """Sample rate found -> clips resampled from it."""
+    mixed_from: dict[int, int] = field(default_factory=dict)
+    """Channels found -> clips mixed down from them."""
+
+    def record(self, seconds: float, n_samples: int, length: int, rate: int, target_rate: int, channels: int) -> None:
+        """One clip of ``seconds`` (``length`` samples after resampling, ``n_samples`` wanted)."""
+        if length > n_samples:
+            self.cut += 1
+            self.longest_seconds = max(self.longest_seconds, seconds)
+        elif length < n_samples:
+            self.padded += 1
+            self.shortest_seconds = seconds if self.shortest_seconds is None else min(self.shortest_seconds, seconds)
+        if rate != target_rate:
+            self.resampled_from[rate] = self.resampled_from.get(rate, 0) + 1
+        if channels != 1:
+            self.mixed_from[channels] = self.mixed_from.get(channels, 0) + 1
+
+    def merge(self, other: InputFacts) -> None:
+        self.cut += other.cut
+        self.longest_seconds = max(self.longest_seconds, other.longest_seconds)
+        self.padded += other.padded
+        shortest = [x for x in (self.shortest_seconds, other.shortest_seconds) if x is not None]
+        self.shortest_seconds = min(shortest) if shortest else None
+        for mine, theirs in ((self.resampled_from, other.resampled_from), (self.mixed_from, other.mixed_from)):
+            for key, n in theirs.items():
+                mine[key] = mine.get(key, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cut": self.cut,
+            "longest_seconds": round(self.longest_seconds, 3) if self.cut else None,
+            "padded": self.padded,
+            "shortest_seconds": None if self.shortest_seconds is None else round(self.shortest_seconds, 3),
+            "resampled_from": {str(rate): n for rate, n in sorted(self.resampled_from.items())},
+            "mixed_from": {str(channels): n for channels, n in sorted(self.mixed_from.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputFacts:
+        """The inverse of ``to_dict``."""
+        return cls(
+            data["cut"],
+            data["longest_seconds"] or 0.0,
+            data["padded"],
+            data["shortest_seconds"],
+            {int(rate): n for rate, n in data["resampled_from"].items()},
+            {int(channels): n for channels, n in data["mixed_from"].items()},
+        )
+
+    def warnings(self, clip_seconds: float, sample_rate: int) -> list[str]:
+        notes = []
+        if self.cut:
+            notes.append(
+                f"{self.cut} clip(s) longer than the front-end's {clip_seconds:g} s were cut to it (longest "
+                f"{self.longest_seconds:.3g} s): the model heard only their first {clip_seconds:g} s"
+            )
+        if self.padded:
+            notes.append(
+                f"{self.padded} clip(s) shorter than {clip_seconds:g} s were zero-padded (shortest "
+                f"{self.shortest_seconds:.3g} s)"
+            )
+        if self.resampled_from:
+            found = ", ".join(f"{rate} Hz ×{n}" for rate, n in sorted(self.resampled_from.items()))
+            notes.append(
+                f"{sum(self.resampled_from.values())} clip(s) were resampled to {sample_rate} Hz (found {found}): "
+                "groups recorded at other rates may differ for that reason alone"
+            )
+        if self.mixed_from:
+            found = ", ".join(f"{channels} channels ×{n}" for channels, n in sorted(self.mixed_from.items()))
+            notes.append(f"{sum(self.mixed_from.values())} clip(s) were mixed down to mono ({found})")
+        return notes
+
+
+@dataclass
 class FrontendBatch:
     """Inputs for the files that worked, and why the others did not."""
 
@@ -169,6 +254,8 @@ class FrontendBatch:
     """Boolean mask over the paths given: True where ``inputs`` has a row."""
     failures: dict[int, str] = field(default_factory=dict)
     """Index of a failed path -> reason."""
+    facts: InputFacts = field(default_factory=InputFacts)
+    """What was changed to make the files fit (audio front-ends count it; others leave it empty)."""
 
 
 class Frontend(ABC):

@@ -49,6 +49,7 @@ class ScoreSettings(StageSettings):
         scored, failures = self._predictions(task)
         frame = metric_frame(scored, options)
         facts = inferred["facts"]
+        seen = read_json(task.entry("features", self.features) / "features.json")["inputs"]["test"]
         report = build_report(
             command="sweep",
             frame=frame,
@@ -58,8 +59,8 @@ class ScoreSettings(StageSettings):
             ],
             settings={**options.settings(), "runtime": facts["runtime"], "split": "test"},
             samples={"total": len(task.sweep.frames["test"]), "scored": len(scored), "failed": len(failures),
-                     "failures": failures},  # fmt: skip
-            warnings=_warnings(frame, exported, len(failures)),
+                     "failures": failures, **({"inputs": seen["counts"]} if seen["counts"] else {})},  # fmt: skip
+            warnings=seen["warnings"] + _warnings(frame, exported, len(failures)),
             model={
                 **facts,
                 "labels": list(task.sweep.classes),
@@ -132,8 +133,10 @@ def _measurements(
     }
     for attribute in frame.attributes:
         if attribute.name == bias_attribute:
-            ci = attribute.rb.ci or (None, None)
+            ci, mean_ci, gap_ci = (x or (None, None) for x in (attribute.rb.ci, attribute.rb.mean_ci, attribute.gap.ci))
             row.update(rb=attribute.rb.value, rb_ci_low=ci[0], rb_ci_high=ci[1], rb_p_value=attribute.rb.p_value,
+                       rb_mean=attribute.rb.mean, rb_mean_ci_low=mean_ci[0], rb_mean_ci_high=mean_ci[1],
+                       group_gap=attribute.gap.value, group_gap_ci_low=gap_ci[0], group_gap_ci_high=gap_ci[1],
                        worst_group=attribute.worst_group)  # fmt: skip
     row.update({f"rb.{attribute.name}": attribute.rb.value for attribute in frame.attributes})
     row.update(
