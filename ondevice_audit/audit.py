@@ -160,10 +160,10 @@ def resolve_frontend(metadata: ModelMetadata | None, options: ModelOptions) -> F
 def resolve_labels(metadata: ModelMetadata | None, options: ModelOptions) -> list[str]:
     if options.labels_file:
         if not options.labels_file.is_file():
-            raise UsageError(f"labels file not found: {options.labels_file}")
+            raise UsageError(f"labels file not found: {options.labels_file}; check the path")
         labels = [line.strip() for line in options.labels_file.read_text().splitlines() if line.strip()]
         if not labels:
-            raise UsageError(f"{options.labels_file}: no labels (one per line)")
+            raise UsageError(f"{options.labels_file}: no labels; write one class name per line, in output order")
         return labels
     if metadata and metadata.labels:
         return list(metadata.labels)
@@ -192,7 +192,7 @@ def _check_io(
 def _check_reference(reference: Path, labels: list[str], frontend: Frontend) -> None:
     """A reference model must classify the same inputs into the same classes, or flips mean nothing."""
     if not reference.exists():
-        raise UsageError(f"reference model not found: {reference}")
+        raise UsageError(f"reference model not found: {reference}; check the path")
     metadata = read_metadata(reference)
     if metadata and metadata.labels and list(metadata.labels) != labels:
         raise UsageError(f"the reference model's labels ({', '.join(metadata.labels)}) differ from the model's")
@@ -234,14 +234,17 @@ def audit_model(
         raise UsageError("the batch sent to a target must hold at least one sample")
     dataset = _read_dataset(manifest_path, options)
     if not model_path.exists():
-        raise UsageError(f"model not found: {model_path}")
+        raise UsageError(f"model not found: {model_path}; check the path")
     metadata = read_metadata(model_path)
     labels = resolve_labels(metadata, model_options)
     frontend = resolve_frontend(metadata, model_options)
     check_label_spellings({*dataset.frame["label"], *labels}, f"{manifest_path} and the model's label names")
     unknown = sorted(set(dataset.frame["label"]) - set(labels))
     if unknown:
-        raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
+        raise DataError(
+            f"labels in the data that the model does not know: {', '.join(unknown)}; leave those rows out, or pass "
+            "--labels FILE if the model's label names are wrong"
+        )
     if target_options.reference is not None:
         _check_reference(target_options.reference, labels, frontend)
     runs = _plan(model_path, model_options, target_options)

@@ -10,6 +10,7 @@ create, a full disk: one line, exit 2). Files are created with the user's umask,
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -46,14 +47,20 @@ def _refuse_inputs(path: Path, option: str, inputs: Mapping[str, Path | None]) -
 
 
 def _check_writable(path: Path, option: str) -> None:
-    """The nearest existing folder on the way to ``path`` must be a folder the user may write in."""
+    """The nearest existing folder on the way to ``path`` must be a folder the user can write in. Tried with an
+    anonymous temporary file (``O_TMPFILE``: it never has a name, so nothing appears), because permission bits
+    say nothing for root, read-only mounts or ``/proc``."""
     folder = Path(os.path.abspath(path)).parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         raise UsageError(NOT_WRITABLE.format(option=option, path=path, folder=folder, why="it is a file"))
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(NOT_WRITABLE.format(option=option, path=path, folder=folder, why="permission denied"))
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise UsageError(NOT_WRITABLE.format(option=option, path=path, folder=folder, why=why.lower())) from None
 
 
 def check_output(

@@ -69,7 +69,7 @@ def _report(exc: Exception) -> int:
         return int(exc.exit_code)
     if isinstance(exc, OSError) and exc.errno != errno.EPIPE:
         where = f"{exc.filename}: " if exc.filename else ""
-        _print_error(f"{where}{exc.strerror or exc}")
+        _print_error(f"{where}{exc.strerror or exc}; check the path, its permissions and the free space")
         return int(ExitCode.USAGE)
     if isinstance(exc, MemoryError):
         _print_error("out of memory: use fewer groups (--max-groups), --bootstrap/--permutations or a smaller batch")

@@ -40,9 +40,9 @@ def _formats(text: str) -> list[str]:
 
 def _load_model(path: Path) -> tuple[Any, ModelMetadata]:
     if not path.exists():
-        raise UsageError(f"model not found: {path}")
+        raise UsageError(f"model not found: {path}; check the path")
     if model_format(path) != "keras":
-        raise UsageError(f"{path}: export starts from a Keras model (.keras, .h5 or SavedModel)")
+        raise UsageError(f"{path}: export starts from a Keras model (.keras, .h5 or SavedModel); pass the model.keras train wrote")
     metadata = read_metadata(path)
     if metadata is None:
         raise UsageError(
@@ -120,6 +120,9 @@ def export(
         raise UsageError("--quantize needs at least one of " + ", ".join(a.value for a in QuantApproach))
     if data is None and (prune_sparsity is not None or QuantApproach.INT8 in approaches):
         raise UsageError("--data is needed for --prune (fine-tuning) and int8 (calibration)")
+    for role, path in (("manifest", data), ("split file", split_file)):  # before TensorFlow loads the model
+        if path is not None and not path.is_file():
+            raise UsageError(f"{role} not found: {path}; check the path")
     keras_model, metadata = _load_model(model)
     progress = RichProgress(quiet=quiet)
     labelled, chosen = None, None

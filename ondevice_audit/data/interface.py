@@ -35,7 +35,7 @@ def check_group_columns(frame: pd.DataFrame, groups: list[str], source: Path, re
     if missing:
         available = [c for c in frame.columns if c not in reserved] or ["(none)"]
         raise DataError(
-            f"{source}: unknown --group {', '.join(missing)}; group columns available: {', '.join(available)}"
+            f"{source}: unknown --group {', '.join(missing)}; choose from the group columns: {', '.join(available)}"
         )
 
 

@@ -26,10 +26,13 @@ def read_manifest(path: Path, groups: list[str] | None = None) -> LabelledFiles:
     files = []
     for row, relative in zip(line_numbers(frame), frame["path"], strict=True):
         if not relative.strip():
-            raise DataError(f"{path}: line {row} has an empty path")
+            raise DataError(f"{path}: line {row} has an empty path; give every row the path of its file")
         full = Path(os.path.normpath(root / relative))
         if full != root and root not in full.parents:
-            raise DataError(f"{path}: line {row}: path {relative!r} escapes the manifest folder")
+            raise DataError(
+                f"{path}: line {row}: path {relative!r} escapes the manifest folder; paths are relative to it and may "
+                "not leave it: put the manifest in a folder that contains the files"
+            )
         if leaves_folder(real_root, str(full)):
             raise DataError(
                 f"{path}: line {row}: {relative!r} is a symlink (or inside one) that leads out of the manifest "
@@ -39,7 +42,7 @@ def read_manifest(path: Path, groups: list[str] | None = None) -> LabelledFiles:
     frame = frame.assign(file=files)
     if frame["label"].str.strip().eq("").any():
         row = line_numbers(frame)[int(frame.index[frame["label"].str.strip().eq("")][0])]
-        raise DataError(f"{path}: line {row} has an empty label")
+        raise DataError(f"{path}: line {row} has an empty label; give every row a label")
     return LabelledFiles(source=path, frame=frame, sha256=sha256_of(path))
 
 

@@ -45,7 +45,7 @@ def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> P
     frame = read_table(path)
     lines = line_numbers(frame)
     if "label" not in frame.columns:
-        raise DataError(f"{path}: missing column label")
+        raise DataError(f"{path}: missing column label; the first line must name the columns (label, prediction or score columns, groups)")
     score_columns = [c for c in frame.columns if c.startswith(SCORE_PREFIX)]
     reserved = {"label", "prediction", "score", "speaker", *score_columns}
     check_group_columns(frame, groups, path, reserved)
@@ -87,6 +87,10 @@ def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> P
     columns = ["label", *groups] + (["speaker"] if "speaker" in frame.columns else [])
     scored = frame.loc[keep, columns].assign(prediction=prediction[keep].to_numpy()).reset_index(drop=True)
     if scored.empty:
-        raise DataError(f"{path}: no row could be scored ({len(failures)} failed)")
+        first = failures[min(failures)]
+        raise DataError(
+            f"{path}: no row could be scored ({len(failures)} failed, the first on line {lines[min(failures)]}: "
+            f"{first}); fix the label and prediction columns"
+        )
     failure_list = [{"row": str(lines[r]), "reason": failures[r]} for r in sorted(failures)]
     return Predictions(path, scored, layout, sha256_of(path), failure_list, negatives)

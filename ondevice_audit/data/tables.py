@@ -118,28 +118,35 @@ def read_table(path: Path, *, sep: str = ",") -> pd.DataFrame:
     """A CSV/TSV as strings (so ``01`` stays ``01`` and group names stay as written); the first line it cannot
     read, a row whose field count differs from the header's, or a column named twice stops it with a
     ``DataError`` naming the line."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give the path of a CSV file")
     if not path.is_file():
-        raise DataError(f"file not found: {path}")
+        raise DataError(f"file not found: {path}; check the path")
 
     def stop(kind: str, line: int, reason: str) -> None:
-        raise DataError(f"{path}: line {line}: {kind}: {reason.removesuffix('; skipped')}")
+        raise DataError(f"{path}: line {line}: {kind}: {reason.removesuffix('; skipped')}; fix that line")
 
     records = read_records(path, stop, sep=sep)
     first = next(records, None)
     if first is None:
-        raise DataError(f"{path}: the file is empty")
+        raise DataError(f"{path}: the file is empty; a table needs a header line and rows")
     header = [name.strip() for name in first[1]]
     twice = sorted({name for name in header if header.count(name) > 1})
     if twice:
-        raise DataError(f"{path}: column(s) {', '.join(map(repr, twice))} appear more than once in the header")
+        raise DataError(
+            f"{path}: column(s) {', '.join(map(repr, twice))} appear more than once in the header; rename them"
+        )
     rows, lines = [], []
     for line, cells in records:
         if len(cells) != len(header):
-            raise DataError(f"{path}: line {line} has {len(cells)} fields where the header has {len(header)}")
+            raise DataError(
+                f"{path}: line {line} has {len(cells)} fields where the header has {len(header)}; fix that line "
+                "(a value holding the separator needs quotes)"
+            )
         rows.append(cells)
         lines.append(line)
     if not rows:
-        raise DataError(f"{path}: the table has no rows")
+        raise DataError(f"{path}: the table has a header but no rows; add rows")
     frame = pd.DataFrame(rows, columns=header, dtype=str)
     frame.attrs[_LINES] = lines
     return frame

@@ -53,20 +53,21 @@ def validate(document: dict[str, Any]) -> None:
 def load_report(path: Path) -> dict[str, Any]:
     """Read a report written by this tool; a user error for anything else (or a schema we do not know)."""
     if not path.is_file():
-        raise UsageError(f"report not found: {path}")
+        raise UsageError(f"report not found: {path}; check the path")
     try:
         document = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not a JSON report ({exc})") from None
+        raise UsageError(f"{path}: not a JSON report ({exc}); give a report.json written by score, audit or sweep") from None
     version = str(document.get("schema_version", "")) if isinstance(document, dict) else ""
     if version.split(".")[0] != _SUPPORTED_MAJOR:
         raise UsageError(
-            f"{path}: report schema version {version or '(none)'} is not one this tool reads ({SCHEMA_VERSION})"
+            f"{path}: report schema version {version or '(none)'} is not one this tool reads ({SCHEMA_VERSION}); "
+            "regenerate it with this version of ondevice-audit"
         )
     try:
         validate(document)
     except jsonschema.ValidationError as exc:
-        raise UsageError(f"{path}: invalid report: {exc.message}") from None
+        raise UsageError(f"{path}: invalid report: {exc.message}; regenerate it with score, audit or sweep") from None
     return document
 
 

@@ -347,11 +347,11 @@ def load_matrix(
     """``model`` (``--model``) overrides the matrix's ``model``; ``labels``, ``trust_model``,
     ``frontend_plugin`` and ``frontend_spec`` (``--features`` and its settings) are as in ``audit``."""
     if not path.is_file():
-        raise UsageError(f"matrix not found: {path}")
+        raise UsageError(f"matrix not found: {path}; check the path")
     try:
         document = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+        raise UsageError(f"{path}: not valid TOML ({exc}); fix its syntax") from None
     return parse_matrix(
         document,
         path,
@@ -451,7 +451,7 @@ def _tables(document: Mapping[str, Any], source: Path) -> tuple[Mapping[str, Any
                            *(f"deployment.{k}" for k in _DEPLOYMENT_KEYS)])  # fmt: skip
         raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {known}")
     if data is None:
-        raise UsageError(f"{source}: a [data] table with manifest and groups is required")
+        raise UsageError(f"{source}: a [data] table with manifest and groups is required; add one (see examples/matrix-small.toml)")
     return pruning, data, training, deployment
 
 

@@ -128,10 +128,10 @@ class CorpusAdapter(ABC):
         unknown = [f"--{name.replace('_', '-')}" for name in options if f"--{name.replace('_', '-')}" not in accepted]
         if unknown:
             takes = f"its options: {', '.join(accepted)}" if accepted else "it takes no options"
-            raise UsageError(f"{self.name} does not take {', '.join(unknown)} ({takes})")
+            raise UsageError(f"{self.name} does not take {', '.join(unknown)} ({takes}); remove it")
         root = Path(root)
         if not root.exists():
-            raise DataError(f"{root}: not found")
+            raise DataError(f"{root}: not found; check the path")
         progress = progress or NullProgress()
         return _finish(self._read(root, progress, **options), self.modality, progress)
 
@@ -208,7 +208,9 @@ def _finish(result: ImportResult, modality: Literal["audio", "image"], progress:
     if frame.empty:
         counts = ", ".join(f"{n} {kind}" for kind, n in Counter(p.kind for p in problems).most_common())
         first = f"; first: {describe_problem(problems[0])}" if problems else ""
-        raise DataError(f"{result.root}: nothing usable to import ({counts or 'no files found'}){first}")
+        raise DataError(
+            f"{result.root}: nothing usable to import ({counts or 'no files found'}){first}; check ROOT and the paths in it"
+        )
     if modality == "audio":
         check_decoders({posixpath.splitext(p)[1].lower() for p in frame["path"]})
     ordered = [c for c in RESERVED_COLUMNS if c in frame.columns]
