@@ -239,6 +239,8 @@ class _Run:
         self.progress, self.on_status = progress, on_status
         self.discarded: list[str] = []
         """Damaged cache entries found and discarded, in words."""
+        self.repair: set[str] = set()
+        """Their keys: computed again even if no cell needs them now, so the cache is whole again."""
         self.done = self._trusted_entries()
         self.hits = set(self.done)
         self.computed: set[str] = set()
@@ -266,6 +268,7 @@ class _Run:
                 trusted.add(key)
                 continue
             self.cache.discard(task.stage, key)
+            self.repair.add(key)
             self.discarded.append(f"{task.stage} {key[:12]}: {damage}")
             self.progress.note(f"cache entry {task.stage} {key[:12]} is damaged ({damage}); computing it again")
         return trusted
@@ -289,7 +292,7 @@ class _Run:
 
     def execute(self, jobs: int, context: SweepContext, executor: str, address: str | None) -> None:
         cells = self.matrix.cells
-        pending = set().union(*self.needs) if self.needs else set()
+        pending = set().union(*self.needs, self._needed(*self.repair))
         with self.progress.task(f"Sweep of {len(cells)} cells", total=len(cells)) as advance:
             self.advance = advance
             for index, needs in enumerate(self.needs):
