@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from rich.table import Column, Table
 from ondevice_audit import _tensorflow
 from ondevice_audit._files import model_format
 from ondevice_audit.cli._app import app
-from ondevice_audit.cli._params import MAX_SEED
+from ondevice_audit.cli._params import MAX_SEED, OptionGroup, OptionSpec, options_from
 from ondevice_audit.cli._progress import RichProgress, stderr
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export import EXPORT_FORMATS
@@ -56,7 +57,34 @@ def _load_model(path: Path) -> tuple[Any, ModelMetadata]:
     return model, metadata
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """Which clips fine-tune the pruned model and calibrate int8: ``--data``, narrowed to a split."""
+
+    data: Path | None
+    split_file: Path | None
+    split: str
+
+
+NO_TUNING = Tuning(None, None, "train")
+_TUNING_OPTIONS = OptionGroup(
+    "tuning",
+    [
+        OptionSpec("data", Annotated[Path | None, typer.Option(
+            "--data", "-d", help="Manifest of training speakers: int8 calibration, pruning fine-tune and parity "
+            "inputs.")], None),
+        OptionSpec("split_file", Annotated[Path | None, typer.Option(
+            help="Use only the --data rows this file assigns to --split [default: split.csv beside MODEL, as train "
+            "writes it, when there is one].")], None),
+        OptionSpec("split", Annotated[str, typer.Option(help="Which split of --split-file tunes and calibrates.")],
+                   "train"),
+    ],
+    Tuning,
+)  # fmt: skip
+
+
 @app.command()
+@options_from(_TUNING_OPTIONS)
 def export(
     model: Annotated[Path, typer.Argument(help="Keras model written by `ondevice-audit train` (with metadata).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the exported files and export_summary.json.")],
@@ -66,20 +94,6 @@ def export(
     quantize: Annotated[
         str, typer.Option(help=f"Quantizations, comma-separated: {', '.join(a.value for a in QuantApproach)}.")
     ] = "f32",
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data", "-d", help="Manifest of training speakers: int8 calibration, pruning fine-tune and parity inputs."
-        ),
-    ] = None,
-    split_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="Use only the --data rows this file assigns to --split [default: split.csv beside MODEL, as train "
-            "writes it, when there is one]."
-        ),
-    ] = None,
-    split: Annotated[str, typer.Option(help="Which split of --split-file tunes and calibrates.")] = "train",
     prune_sparsity: Annotated[
         float | None,
         typer.Option(
@@ -103,6 +117,7 @@ def export(
         int, typer.Option(min=0, max=MAX_SEED, help="Seed for pruning fine-tune and calibration sampling.")
     ] = _DEFAULTS.seed,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")] = False,
+    tuning: Tuning = NO_TUNING,
 ) -> None:
     """Export MODEL to each format x quantization, optionally pruned first; check each file's parity.
 
@@ -110,8 +125,8 @@ def export(
     quantized files drift by design, so drift is a warning, with the top-1 agreement next to it.
     """
     from ondevice_audit.export.variants import export_model
-    from ondevice_audit.model.train import load_labelled_features
 
+    data, split_file = tuning.data, tuning.split_file
     formats = _formats(to)
     approaches = tuple(dict.fromkeys(QuantApproach.parse(q) for q in quantize.split(",") if q.strip()))
     writes = ["export_summary.json", *(variant_path(Path(), model.stem, f, a).name for f in formats for a in approaches)]
@@ -125,26 +140,17 @@ def export(
             raise UsageError(f"{role} not found: {path}; check the path")
     keras_model, metadata = _load_model(model)
     progress = RichProgress(quiet=quiet)
-    labelled, chosen = None, None
+    labelled, used = None, None
     if data is not None:
-        if metadata.frontend is None:
-            raise UsageError(f"{model}: its metadata has no front-end, so --data cannot be turned into inputs")
-        chosen = _tuning_split(model, data, split_file, split, progress)
-        # Labels must match the model's classes only when they are trained on (pruning), not for calibration.
-        classes = metadata.labels if prune_sparsity is not None else None
-        features, labels, _ = load_labelled_features(data, metadata.frontend, classes, progress, chosen)
-        labelled = (features.inputs, labels)
-        if features.failures:
-            progress.note(f"{len(features.failures)} files in {data} could not be read and were left out")
+        labelled, used = _tuning_data(model, metadata, data, (split_file, tuning.split), prune_sparsity is not None,
+                                      progress)  # fmt: skip
     pruning = None
     if prune_sparsity is not None:
         pruning = PruneOptions(prune_sparsity, prune_schedule, prune_learning_rate, prune_epochs, prune_batch_size)
     options = ExportOptions(tuple(formats), approaches, calibration_samples, seed, pruning)
     source = dataclasses.replace(metadata, extra={**metadata.extra, "source_model": model.name})
     outcome = export_model(keras_model, source, out, options, labelled, stem=model.stem, progress=progress)
-    tuning = None if data is None else {"manifest": str(data), "split_file": chosen and str(chosen[0]),
-                                        "split": chosen and chosen[1]}  # fmt: skip
-    summary = {"source_model": str(model), "tuning_data": tuning, **outcome.extra,
+    summary = {"source_model": str(model), "tuning_data": used, **outcome.extra,
                "exports": [r.to_dict() for r in outcome.results]}  # fmt: skip
     write_text(out / "export_summary.json", json.dumps(summary, indent=2, default=str))
     if not quiet:
@@ -152,6 +158,29 @@ def export(
     for result in outcome.results:
         for warning in result.warnings:
             stderr.print(f"[yellow]{result.path.name}: {warning}[/yellow]", highlight=False)
+
+
+def _tuning_data(
+    model: Path,
+    metadata: ModelMetadata,
+    data: Path,
+    split: tuple[Path | None, str],
+    pruned: bool,
+    progress: RichProgress,
+) -> tuple[tuple[Any, Any], dict[str, Any]]:
+    """The inputs and labels that fine-tune and calibrate the export, and what they are, for the summary."""
+    from ondevice_audit.model.train import load_labelled_features
+
+    if metadata.frontend is None:
+        raise UsageError(f"{model}: its metadata has no front-end, so --data cannot be turned into inputs")
+    chosen = _tuning_split(model, data, *split, progress)
+    # Labels must match the model's classes only when they are trained on (pruning), not for calibration.
+    classes = metadata.labels if pruned else None
+    features, labels, _ = load_labelled_features(data, metadata.frontend, classes, progress, chosen)
+    if features.failures:
+        progress.note(f"{len(features.failures)} files in {data} could not be read and were left out")
+    tuning = {"manifest": str(data), "split_file": chosen and str(chosen[0]), "split": chosen and chosen[1]}
+    return (features.inputs, labels), tuning
 
 
 def _tuning_split(

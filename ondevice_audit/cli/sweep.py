@@ -173,16 +173,22 @@ def sweep(
         print_summary(Console(), result, time.perf_counter() - started)
     if not result.parquet:
         display.note("results.parquet not written: it needs pyarrow (pip install pyarrow)")
-    failed = int((result.results["status"] == "failed").sum())
-    gate = ExitCode.OK
+    raise typer.Exit(_exit_code(result, gate_flags))
+
+
+def _exit_code(result: SweepResult, gate_flags: go.GateFlags) -> int:
+    """0, or 1 when ``--fail-on-gate`` judges a cell failing; failed cells are a pipeline failure (3), which
+    outranks the gate's verdict: those cells were never judged on data."""
+    gate = int(ExitCode.OK)
     if gate_flags.fail_on_gate:
         from ondevice_audit.cli.gate import load_reports
 
-        gate = go.run_gate(load_reports(out), gate_flags, console=stderr, only_failures=True)
-    if failed:  # a pipeline failure outranks the gate's verdict: the failed cells were never judged on data
+        gate = go.run_gate(load_reports(result.out), gate_flags, console=stderr, only_failures=True)
+    failed = int((result.results["status"] == "failed").sum())
+    if failed:
         every = "every cell failed: " if failed == len(result.results) else ""
-        raise PipelineError(every + CELLS_FAILED.format(failed=failed, total=len(result.results), out=out))
-    raise typer.Exit(int(gate))
+        raise PipelineError(every + CELLS_FAILED.format(failed=failed, total=len(result.results), out=result.out))
+    return gate
 
 
 def _number(value: object, digits: int = 3) -> str:

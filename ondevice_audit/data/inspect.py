@@ -85,26 +85,9 @@ def inspect_manifest(
     }
     warnings: list[str] = [] if has_speaker else [NO_SPEAKER_COLUMN]
     for column in chosen:
-        values = frame[column].astype(str).replace("", MISSING_GROUP)
-        rows = []
-        for value in sorted(values.unique()):
-            mask = (values == value).to_numpy()
-            stats = _stats(frame[mask], headers[mask], has_speaker)
-            missing = [label for label in labels if label not in stats["labels"]]
-            rows.append({"value": value, **stats, "missing_labels": missing})
-            if stats["clips"] < min_group_size:
-                warnings.append(
-                    f"{column}={value}: {stats['clips']} clip(s), below --min-group-size {min_group_size} "
-                    f"(shown in reports but left out of RB)"
-                )
-            if has_speaker and stats["speakers"] < MIN_SPEAKERS:
-                warnings.append(
-                    f"{column}={value}: {stats['speakers']} speaker (audits leave it out of RB: its interval would "
-                    "resample one voice)"
-                )
-            if missing:
-                warnings.append(f"{column}={value} has no clips of label(s) {_listed(missing)}")
-        summary["attributes"].append({"column": column, "groups": rows})
+        attribute, notes = _attribute(column, frame, headers, labels, min_group_size)
+        summary["attributes"].append(attribute)
+        warnings += notes
 
     crossing = summary["speakers_in_several_splits"]
     if crossing:
@@ -130,6 +113,33 @@ def inspect_manifest(
     }
     summary["warnings"] = warnings
     return summary
+
+
+def _attribute(
+    column: str, frame: pd.DataFrame, headers: pd.DataFrame, labels: list[str], min_group_size: int
+) -> tuple[dict[str, Any], list[str]]:
+    """One group column's values with their stats, and what about them would mislead an audit."""
+    has_speaker = "speaker" in frame.columns
+    values = frame[column].astype(str).replace("", MISSING_GROUP)
+    rows, warnings = [], []
+    for value in sorted(values.unique()):
+        mask = (values == value).to_numpy()
+        stats = _stats(frame[mask], headers[mask], has_speaker)
+        missing = [label for label in labels if label not in stats["labels"]]
+        rows.append({"value": value, **stats, "missing_labels": missing})
+        if stats["clips"] < min_group_size:
+            warnings.append(
+                f"{column}={value}: {stats['clips']} clip(s), below --min-group-size {min_group_size} "
+                f"(shown in reports but left out of RB)"
+            )
+        if has_speaker and stats["speakers"] < MIN_SPEAKERS:
+            warnings.append(
+                f"{column}={value}: {stats['speakers']} speaker (audits leave it out of RB: its interval would "
+                "resample one voice)"
+            )
+        if missing:
+            warnings.append(f"{column}={value} has no clips of label(s) {_listed(missing)}")
+    return {"column": column, "groups": rows}, warnings
 
 
 def _probe(root: Path, paths: pd.Series, problems: list[Problem], progress: Progress) -> pd.DataFrame:

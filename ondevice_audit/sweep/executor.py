@@ -121,12 +121,7 @@ def run_sweep(
         from ondevice_audit.sweep.baseline import compare_with_baseline
 
         results = compare_with_baseline(results, folder, matrix.data)
-    atomic_write_text(folder.results, results.to_csv(index=False))
-    parquet = importlib.util.find_spec("pyarrow") is not None
-    if parquet:
-        buffer = io.BytesIO()
-        results.to_parquet(buffer, index=False)
-        atomic_write_bytes(folder.parquet, buffer.getvalue())
+    parquet = _write_results(folder, results)
     factors = [f.name for f in matrix.factors]
     effects = mitigation_effects(
         results, factors, lambda cell: pd.read_csv(folder.cell(cell).predictions, dtype=str), matrix.data
@@ -160,6 +155,17 @@ def run_sweep(
     atomic_write_text(folder.summary_md, _markdown(matrix, analysis, stats, run.cached_cells, folder.plot.name))
     _write_state(folder, matrix, cache.root, "finished")
     return SweepResult(out, results, analysis, stats, seconds, parquet)
+
+
+def _write_results(folder: SweepFolder, results: pd.DataFrame) -> bool:
+    """results.csv, and results.parquet when pyarrow is installed (whether it was written)."""
+    atomic_write_text(folder.results, results.to_csv(index=False))
+    parquet = importlib.util.find_spec("pyarrow") is not None
+    if parquet:
+        buffer = io.BytesIO()
+        results.to_parquet(buffer, index=False)
+        atomic_write_bytes(folder.parquet, buffer.getvalue())
+    return parquet
 
 
 def _check_out(folder: SweepFolder, matrix: Matrix, resume: bool) -> None:
