@@ -189,7 +189,7 @@ def frame_warnings(frame: GroupMetricFrame, failed: int) -> list[str]:
         if rb.value is None:
             notes.append(f"{attribute.name}: RB is undefined: {rb.undefined_reason}")
         elif rb.p_value is not None and rb.p_value > 1 - frame.confidence:
-            notes.append(_within_noise(attribute.name, frame.metric, rb))
+            notes.append(_within_noise(attribute.name, frame, rb))
         elif rb.bootstrap_undefined_share:
             notes.append(
                 f"{attribute.name}: RB is undefined in {rb.bootstrap_undefined_share:.1%} of bootstrap resamples"
@@ -205,14 +205,20 @@ def frame_warnings(frame: GroupMetricFrame, failed: int) -> list[str]:
     return notes
 
 
-def _within_noise(name: str, metric: str, rb: BiasResult) -> str:
+def _within_noise(name: str, frame: GroupMetricFrame, rb: BiasResult) -> str:
     """RB that shuffled groups reach as often: said with the noise floor, and RB's upward bias only where it
     applies (an RB near that floor); an RB of exactly 0 says the metric does not vary between groups at all."""
+    from ondevice_audit.metrics import METRICS
+
     assert rb.value is not None and rb.p_value is not None
+    metric = frame.metric
     if rb.value < 1e-12:
+        best = 1.0 if METRICS[metric].higher_is_better else 0.0
+        if frame.overall.get(metric) == best:
+            return f"{name}: RB is 0 because every clip is classified right: {metric} is {best:g} for every group"
         return (
-            f"{name}: RB is 0: every group in RB has exactly the {metric} of all clips, in every resample too; "
-            "check that the predictions vary (a model that always predicts one class scores alike for everyone)"
+            f"{name}: RB is 0: every group in RB has exactly the {metric} of all clips; check that the predictions "
+            "vary (a model that always predicts one class scores alike for everyone)"
         )
     text = f"{name}: RB {rb.value:.3g} is not distinguishable from shuffled groups (p = {rb.p_value:.3g})"
     floor = rb.permutation_mean

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ondevice_audit.data.interface import DataError
 
-__all__ = ["MAX_RECORD_LINES", "OnProblem", "line_numbers", "read_records", "read_table"]
+__all__ = ["MAX_RECORD_LINES", "OnProblem", "file_bytes", "line_numbers", "read_records", "read_table"]
 
 MAX_RECORD_LINES = 1000
 """Lines one quoted record may span before its opening quote is taken for a mistake."""
@@ -37,18 +37,22 @@ def read_records(
     path: Path, on_problem: OnProblem, *, sep: str = ",", quoting: bool = True
 ) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of every non-blank record of ``path``; the rest goes to ``on_problem``."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    data = file_bytes(path)
     try:
         yield from _fast(data.decode("utf-8"), sep, quoting)
         return
     except (UnicodeDecodeError, csv.Error):
         pass  # a bad byte or quote somewhere: read line by line to report it and keep the rest
     yield from _line_by_line(data.split(b"\n"), on_problem, sep, quoting)
+
+
+def file_bytes(path: Path) -> bytes:
+    """A text file's bytes without a UTF-8 byte-order mark; a ``DataError`` when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
 
 
 def _reader(lines: io.StringIO | list[str], sep: str, quoting: bool) -> Iterator[list[str]]:

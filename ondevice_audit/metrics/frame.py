@@ -452,7 +452,10 @@ def _gap(values: np.ndarray, included: np.ndarray, names: list[str]) -> GapResul
     if undefined:
         return GapResult(None, None, None, None, f"the metric is undefined for group(s) {', '.join(undefined)}")
     high, low = chosen[np.argmax(values[chosen])], chosen[np.argmin(values[chosen])]
-    return GapResult(float(values[high] - values[low]), None, names[high], names[low])
+    gap = float(values[high] - values[low])
+    if gap <= 1e-12:  # every group alike: no group is highest or lowest
+        return GapResult(0.0, None, None, None)
+    return GapResult(gap, None, names[high], names[low])
 
 
 def _number(value: np.ndarray | float) -> float | None:

@@ -49,7 +49,7 @@ def rb_sentence(report: dict[str, Any], attribute: dict[str, Any], escape: Calla
     gap = attribute.get("gap")
     if gap and gap["value"] is not None:
         text += f"; largest gap {gap['value']:.3f}" + (f" {fmt_interval(gap['ci'])}" if gap["ci"] else "")
-        text += f" ({escape(gap['high'])} − {escape(gap['low'])})"
+        text += f" ({escape(gap['high'])} − {escape(gap['low'])})" if gap["high"] is not None else ""
     if attribute["worst_group"] is not None:
         text += f"; worst off: {escape(attribute['worst_group'])}"
     return text

@@ -112,6 +112,7 @@ def run_sweep(
     # Only now, with the matrix and data checked, is anything written: a refused sweep leaves no trace.
     folder.path.mkdir(parents=True, exist_ok=True)
     _write_state(folder, matrix, cache.root, "running")
+    cache.root.mkdir(parents=True, exist_ok=True)
     cache.remove_stale()
     budget = matrix.deployment.budget()
     run = _Run(matrix, plan, cache, folder, progress, on_status, budget=budget)

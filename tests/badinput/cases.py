@@ -137,6 +137,12 @@ def _big_matrix(root: Path) -> None:
     )
 
 
+def _gate_fails(id: str, rules: str, where: str, value: float) -> Case:
+    """A report holding a non-finite number where a rule looks: the rule fails (exit 1) and says why."""
+    setup = _json_edit("report.json", _set(where, value))
+    return Case(id, f"gate report.json {rules}", r"FAIL", r"not a finite number", code=1, setup=setup, env=WIDE)
+
+
 WIDE = {"COLUMNS": "400"}
 """The gate's table unwrapped, so a reason reads as one line."""
 P = "score p.csv -g gender --bootstrap 0 --permutations 0"
@@ -528,32 +534,13 @@ GATE = [
         setup=_replace("report.json", '"higher_is_better": true', '"higher_is_better": false'),
     ),
     Case("gate-not-a-sweep", "gate data --max-rb 0.1", r"not a finished sweep folder", r"pass a report\.json"),
-    Case(
-        "gate-nan-rb-fails",
-        "gate report.json --max-rb 5 --use-ci-bound",
-        r"FAIL",
-        r"not a finite number",
-        code=1,
-        setup=_json_edit("report.json", _set("attributes.0.rb.value", float("nan"))),
-        env=WIDE,
-    ),
-    Case(
-        "gate-infinite-metric-fails",
-        "gate report.json --min-metric 0.1",
-        r"FAIL",
-        r"not a finite number",
-        code=1,
-        setup=_json_edit("report.json", _set("overall.metrics.mcc", float("inf"))),
-        env=WIDE,
-    ),
-    Case(
+    _gate_fails("gate-nan-rb-fails", "--max-rb 5 --use-ci-bound", "attributes.0.rb.value", float("nan")),
+    _gate_fails("gate-infinite-metric-fails", "--min-metric 0.1", "overall.metrics.mcc", float("inf")),
+    _gate_fails(
         "gate-nan-group-metric-fails",
-        "gate report.json --min-group-metric 0.1 --no-use-ci-bound",
-        r"FAIL",
-        r"not a finite number",
-        code=1,
-        env=WIDE,
-        setup=_json_edit("report.json", _set("attributes.0.groups.1.metrics.mcc", float("nan"))),
+        "--min-group-metric 0.1 --no-use-ci-bound",
+        "attributes.0.groups.1.metrics.mcc",
+        float("nan"),
     ),
 ]
 

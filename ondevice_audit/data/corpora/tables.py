@@ -14,23 +14,16 @@ from pathlib import Path
 import pandas as pd
 
 from ondevice_audit.data.corpora.interface import MALFORMED_ROW, NON_UTF8, UNUSABLE_TABLE, WHERE, Problem
-from ondevice_audit.data.interface import DataError
 from ondevice_audit.data.tables import NON_UTF8 as NON_UTF8_KIND
-from ondevice_audit.data.tables import read_records
+from ondevice_audit.data.tables import file_bytes, read_records
 
 __all__ = ["read_lines", "read_rows"]
 
 
 def read_lines(path: Path, problems: list[Problem], label: str) -> list[tuple[int, str]]:
     """(line number, text) of every non-blank, UTF-8 line; the others are reported under ``label``."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
     lines = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    for number, raw in enumerate(file_bytes(path).split(b"\n"), start=1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue
