@@ -43,7 +43,9 @@ def _load_model(path: Path) -> tuple[Any, ModelMetadata]:
     if not path.exists():
         raise UsageError(f"model not found: {path}; check the path")
     if model_format(path) != "keras":
-        raise UsageError(f"{path}: export starts from a Keras model (.keras, .h5 or SavedModel); pass the model.keras train wrote")
+        raise UsageError(
+            f"{path}: export starts from a Keras model (.keras, .h5 or SavedModel); pass the model.keras train wrote"
+        )
     metadata = read_metadata(path)
     if metadata is None:
         raise UsageError(
@@ -129,7 +131,8 @@ def export(
     data, split_file = tuning.data, tuning.split_file
     formats = _formats(to)
     approaches = tuple(dict.fromkeys(QuantApproach.parse(q) for q in quantize.split(",") if q.strip()))
-    writes = ["export_summary.json", *(variant_path(Path(), model.stem, f, a).name for f in formats for a in approaches)]
+    variants = [variant_path(Path(), model.stem, f, a).name for f in formats for a in approaches]
+    writes = ["export_summary.json", *variants]
     check_output_folder(out, "--out", {"model": model, "manifest": data, "split file": split_file}, writes)
     if not approaches:
         raise UsageError("--quantize needs at least one of " + ", ".join(a.value for a in QuantApproach))

@@ -45,7 +45,9 @@ def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> P
     frame = read_table(path)
     lines = line_numbers(frame)
     if "label" not in frame.columns:
-        raise DataError(f"{path}: missing column label; the first line must name the columns (label, prediction or score columns, groups)")
+        raise DataError(
+            f"{path}: missing column label; the first line must name the columns (label, prediction or score columns, groups)"
+        )
     score_columns = [c for c in frame.columns if c.startswith(SCORE_PREFIX)]
     reserved = {"label", "prediction", "score", "speaker", *score_columns}
     check_group_columns(frame, groups, path, reserved)

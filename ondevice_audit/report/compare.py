@@ -109,9 +109,7 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], *, allow_different_dat
     ):
         value_a, value_b = pick(a), pick(b)
         facts.append({"quantity": quantity, "a": value_a, "b": value_b, "delta": _delta(value_a, value_b)})
-    return ReportComparison(
-        metric, pd.DataFrame(group_rows), pd.DataFrame(bias_rows), pd.DataFrame(facts), differences
-    )
+    return ReportComparison(metric, pd.DataFrame(group_rows), pd.DataFrame(bias_rows), pd.DataFrame(facts), differences)
 
 
 def _milliseconds(seconds: float | None) -> float | None:

@@ -57,7 +57,9 @@ def load_report(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not a JSON report ({exc}); give a report.json written by score, audit or sweep") from None
+        raise UsageError(
+            f"{path}: not a JSON report ({exc}); give a report.json written by score, audit or sweep"
+        ) from None
     version = str(document.get("schema_version", "")) if isinstance(document, dict) else ""
     if version.split(".")[0] != _SUPPORTED_MAJOR:
         raise UsageError(

@@ -379,7 +379,9 @@ def parse_matrix(
     written_model = document.pop("model", None)
     max_cells = document.pop("max_cells", None)
     if max_cells is not None and (not _check_type(max_cells, int) or max_cells < 1):
-        raise UsageError(f"{source}: max_cells = {max_cells!r} must be a positive integer (the cells allowed without --yes)")
+        raise UsageError(
+            f"{source}: max_cells = {max_cells!r} must be a positive integer (the cells allowed without --yes)"
+        )
     if written_model is not None and (not isinstance(written_model, str) or not written_model.strip()):
         raise UsageError(f'{source}: model must be the path of a model file (model = "my_model.keras")')
     if model is None and written_model is not None:
@@ -451,7 +453,9 @@ def _tables(document: Mapping[str, Any], source: Path) -> tuple[Mapping[str, Any
                            *(f"deployment.{k}" for k in _DEPLOYMENT_KEYS)])  # fmt: skip
         raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {known}")
     if data is None:
-        raise UsageError(f"{source}: a [data] table with manifest and groups is required; add one (see examples/matrix-small.toml)")
+        raise UsageError(
+            f"{source}: a [data] table with manifest and groups is required; add one (see examples/matrix-small.toml)"
+        )
     return pruning, data, training, deployment
 
 

@@ -94,7 +94,9 @@ def check_host_keys(label: str, destination: str, port: int | None, arguments: S
         raise TargetError("ssh not found: install the OpenSSH client to use ssh:// targets") from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TargetError(f"{label}: ssh does not accept the --ssh-option values: {last}; check them against `man ssh_config`")
+        raise TargetError(
+            f"{label}: ssh does not accept the --ssh-option values: {last}; check them against `man ssh_config`"
+        )
     config: dict[str, str] = {}
     for line in done.stdout.splitlines():
         key, _, value = line.partition(" ")

@@ -147,4 +147,6 @@ def test_max_rb_flags() -> None:
     for bad in ("x", "gender=", "=0.3", "nan"):
         with pytest.raises(GateConfigError) as error:
             parse_max_rb([bad])
-        assert str(error.value) == f"--max-rb {bad!r}: use X or ATTRIBUTE=X with X a finite number, e.g. 0.1 or gender=0.1"
+        assert (
+            str(error.value) == f"--max-rb {bad!r}: use X or ATTRIBUTE=X with X a finite number, e.g. 0.1 or gender=0.1"
+        )

@@ -52,7 +52,9 @@ class ManifestAdapter(CorpusAdapter):
         with progress.task(f"Reading {root.name}", total=None):
             frame = read_rows(root, problems, required=("path", "label"))
         if frame is None:
-            raise DataError(f"{root}: not a usable manifest ({problems[-1].reason}); a manifest needs path and label columns")
+            raise DataError(
+                f"{root}: not a usable manifest ({problems[-1].reason}); a manifest needs path and label columns"
+            )
         empty = frame["label"].str.strip().eq("")
         for origin in frame.loc[empty, WHERE]:
             problems.append(Problem(MALFORMED_ROW, "empty label; skipped", origin))

@@ -58,8 +58,7 @@ class ScoreSettings(StageSettings):
                 {"role": "manifest", "path": str(data.manifest), "sha256": task.sweep.manifest_sha256},
             ],
             settings={**options.settings(), "runtime": facts["runtime"], "split": "test"},
-            samples={"total": len(task.sweep.frames["test"]), "scored": len(scored), "failed": len(failures),
-                     "failures": failures, **({"inputs": seen["counts"]} if seen["counts"] else {})},  # fmt: skip
+            samples=self._samples(task, scored, failures, seen["counts"]),
             warnings=seen["warnings"] + _warnings(frame, exported, len(failures)),
             model={
                 **facts,
@@ -75,6 +74,15 @@ class ScoreSettings(StageSettings):
         scored[columns].to_csv(entry / "predictions.csv", index=False)
         write_json(entry / "report.json", report)
         write_json(entry / "measurements.json", _measurements(frame, data.bias_attribute, exported, inferred, failures))
+
+    @staticmethod
+    def _samples(
+        task: TaskContext, scored: Any, failures: list[dict[str, str]], seen: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The report's ``samples``: test clips scored and failed, and what the front-end changed to fit them."""
+        total = len(task.sweep.frames["test"])
+        samples = {"total": total, "scored": len(scored), "failed": len(failures), "failures": failures}
+        return samples if seen is None else {**samples, "inputs": seen}
 
     def _predictions(self, task: TaskContext) -> tuple[Any, list[dict[str, str]]]:
         """The test rows that were scored, with their predicted class, and every row that was not, with why."""
