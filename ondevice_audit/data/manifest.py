@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ondevice_audit._files import sha256_of
 from ondevice_audit.data.interface import DataError, LabelledFiles, check_group_columns, leaves_folder
-from ondevice_audit.data.tables import line_numbers, read_table
+from ondevice_audit.data.tables import read_numbered_table, read_table
 
 __all__ = ["read_manifest", "select_split"]
 
@@ -16,7 +16,7 @@ _REQUIRED = ("path", "label")
 
 def read_manifest(path: Path, groups: list[str] | None = None) -> LabelledFiles:
     """Read and check a manifest; ``file`` holds absolute paths, never outside the manifest's folder."""
-    frame = read_table(path)
+    frame, lines = read_numbered_table(path)
     missing = [c for c in _REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; a manifest needs path and label")
@@ -24,7 +24,7 @@ def read_manifest(path: Path, groups: list[str] | None = None) -> LabelledFiles:
     root = Path(os.path.normpath(path.parent.absolute()))
     real_root = os.path.realpath(root)  # the dataset folder itself may be a symlink; nothing in it may lead out
     files = []
-    for row, relative in zip(line_numbers(frame), frame["path"], strict=True):
+    for row, relative in zip(lines, frame["path"], strict=True):
         if not relative.strip():
             raise DataError(f"{path}: line {row} has an empty path; give every row the path of its file")
         full = Path(os.path.normpath(root / relative))
@@ -41,7 +41,7 @@ def read_manifest(path: Path, groups: list[str] | None = None) -> LabelledFiles:
         files.append(str(full))
     frame = frame.assign(file=files)
     if frame["label"].str.strip().eq("").any():
-        row = line_numbers(frame)[int(frame.index[frame["label"].str.strip().eq("")][0])]
+        row = lines[int(frame.index[frame["label"].str.strip().eq("")][0])]
         raise DataError(f"{path}: line {row} has an empty label; give every row a label")
     return LabelledFiles(source=path, frame=frame, sha256=sha256_of(path))
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ondevice_audit._files import sha256_of
 from ondevice_audit.data.interface import DataError, check_group_columns
-from ondevice_audit.data.tables import line_numbers, read_table
+from ondevice_audit.data.tables import read_numbered_table
 
 __all__ = ["Predictions", "read_predictions"]
 
@@ -42,8 +42,7 @@ class Predictions:
 
 
 def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> Predictions:
-    frame = read_table(path)
-    lines = line_numbers(frame)
+    frame, lines = read_numbered_table(path)
     if "label" not in frame.columns:
         raise DataError(
             f"{path}: missing column label; the first line must name the columns (label, prediction or score columns, groups)"
@@ -86,7 +85,7 @@ def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> P
 
     keep = np.ones(len(frame), dtype=bool)
     keep[list(failures)] = False
-    columns = ["label", *groups] + (["speaker"] if "speaker" in frame.columns else [])
+    columns = list(dict.fromkeys(["label", *groups] + (["speaker"] if "speaker" in frame.columns else [])))
     scored = frame.loc[keep, columns].assign(prediction=prediction[keep].to_numpy()).reset_index(drop=True)
     if scored.empty:
         first = failures[min(failures)]

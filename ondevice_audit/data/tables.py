@@ -21,12 +21,11 @@ import pandas as pd
 
 from ondevice_audit.data.interface import DataError
 
-__all__ = ["MAX_RECORD_LINES", "OnProblem", "file_bytes", "line_numbers", "read_records", "read_table"]
+__all__ = ["MAX_RECORD_LINES", "OnProblem", "file_bytes", "read_numbered_table", "read_records", "read_table"]
 
 MAX_RECORD_LINES = 1000
 """Lines one quoted record may span before its opening quote is taken for a mistake."""
 NON_UTF8 = "non-UTF-8 text"
-_LINES = "line_numbers"
 MALFORMED = "malformed row"
 
 OnProblem = Callable[[str, int, str], None]
@@ -64,15 +63,19 @@ def _blank(cells: list[str]) -> bool:
 
 
 def _fast(text: str, sep: str, quoting: bool) -> Iterator[tuple[int, list[str]]]:
-    """The whole file through one reader (the common case); a ``csv.Error`` means it needs the slow path."""
-    records = []
+    """The whole file through one reader (the common case); a ``csv.Error`` means it needs the slow path. Parsed in
+    full before anything is yielded: an error half-way must not leave half the rows read."""
     reader = _reader(io.StringIO(text, newline=""), sep, quoting)
-    start = 1
+    rows = list(reader)
+    if len(rows) == reader.line_num:  # type: ignore[attr-defined]  # one line per record: row i is on line i + 1
+        return iter([(number, cells) for number, cells in enumerate(rows, start=1) if not _blank(cells)])
+    records, start = [], 1  # a quoted field spans lines: count them record by record
+    reader = _reader(io.StringIO(text, newline=""), sep, quoting)
     for cells in reader:
         if not _blank(cells):
             records.append((start, cells))
         start = reader.line_num + 1  # type: ignore[attr-defined]
-    return iter(records)  # parsed in full first: an error half-way must not leave half the rows yielded
+    return iter(records)
 
 
 def _line_by_line(
@@ -118,10 +121,10 @@ def _quoted(text: str, lines: list[bytes], index: int, sep: str) -> tuple[list[s
     return None, "a quoted field is never closed; skipped"
 
 
-def read_table(path: Path, *, sep: str = ",") -> pd.DataFrame:
-    """A CSV/TSV as strings (so ``01`` stays ``01`` and group names stay as written); the first line it cannot
-    read, a row whose field count differs from the header's, or a column named twice stops it with a
-    ``DataError`` naming the line."""
+def read_numbered_table(path: Path, *, sep: str = ",") -> tuple[pd.DataFrame, list[int]]:
+    """A CSV/TSV as strings (so ``01`` stays ``01`` and group names stay as written), and the line each row starts
+    on (a quoted field may span lines). The first line it cannot read, a row whose field count differs from the
+    header's, or a column named twice stops it with a ``DataError`` naming the line."""
     if path.is_dir():
         raise DataError(f"{path} is a folder; give the path of a CSV file")
     if not path.is_file():
@@ -151,11 +154,9 @@ def read_table(path: Path, *, sep: str = ",") -> pd.DataFrame:
         lines.append(line)
     if not rows:
         raise DataError(f"{path}: the table has a header but no rows; add rows")
-    frame = pd.DataFrame(rows, columns=header, dtype=str)
-    frame.attrs[_LINES] = lines
-    return frame
+    return pd.DataFrame(rows, columns=header, dtype=str), lines
 
 
-def line_numbers(frame: pd.DataFrame) -> list[int]:
-    """The line each row of a table ``read_table`` returned starts on (a quoted field may span lines)."""
-    return list(frame.attrs[_LINES])
+def read_table(path: Path, *, sep: str = ",") -> pd.DataFrame:
+    """``read_numbered_table`` without the line numbers."""
+    return read_numbered_table(path, sep=sep)[0]

@@ -200,14 +200,14 @@ class GroupMetricFrame:
         if self.speakers is not None:
             self._speaker = pd.factorize(pd.Series(self.speakers, dtype=str))[0]
             self._speaker_totals = _sparse_counts(self._speaker, self._cell, int(self._speaker.max()) + 1, k * k)
-        overall_cm = np.bincount(self._cell, minlength=k * k).reshape(k, k)
-        self.overall = self._all_metrics(overall_cm)
-        self.overall_ci = self._overall_interval()
         attributes = group_attributes(self.sensitive_features, self.intersections)
         for attribute in attributes:  # before any work: an id column given as a group would take hours
             if len(attribute.names) > self.max_groups:
                 limit = self.max_groups
                 raise UsageError(TOO_MANY_GROUPS.format(attribute=attribute.name, n=len(attribute.names), limit=limit))
+        overall_cm = np.bincount(self._cell, minlength=k * k).reshape(k, k)
+        self.overall = self._all_metrics(overall_cm)
+        self.overall_ci = self._overall_interval()
         self.attributes = [self._attribute_result(a) for a in attributes]
 
     # -- validation and set-up ----------------------------------------------------------------------
