@@ -120,6 +120,11 @@ def _truncate(name: str, keep: int) -> Callable[[Path], None]:
     return setup
 
 
+def _data(setting: str) -> Callable[[Path], None]:
+    """One more ``[data]`` setting in the world's matrix."""
+    return _replace("matrix.toml", 'groups = ["gender"]', f'groups = ["gender"]\n{setting}')
+
+
 def _many_groups(root: Path) -> None:
     rows = ["label,prediction,id"] + [f"yes,yes,{i}" for i in range(600)]
     (root / "ids.csv").write_text("\n".join(rows) + "\n")
@@ -801,13 +806,13 @@ SWEEP = [
         "sweep-confidence-nan",
         S,
         r"data\.confidence = nan must be a number",
-        setup=_replace("matrix.toml", 'groups = ["gender"]', 'groups = ["gender"]\nconfidence = nan'),
+        setup=_data("confidence = nan"),
     ),
     Case(
         "sweep-resampling-seed-negative",
         S,
         r"data\.resampling_seed must be 0 or more",
-        setup=_replace("matrix.toml", 'groups = ["gender"]', 'groups = ["gender"]\nresampling_seed = -1'),
+        setup=_data("resampling_seed = -1"),
     ),
     Case(
         "sweep-max-cells-zero",
@@ -870,7 +875,7 @@ SWEEP = [
         S,
         r"data\.metric = 'f2' is not valid",
         r"choose from",
-        setup=_replace("matrix.toml", 'groups = ["gender"]', 'groups = ["gender"]\nmetric = "f2"'),
+        setup=_data('metric = "f2"'),
     ),
     Case("sweep-labels-without-model", f"{S} --labels labels.txt", r"describe your own model", r"--model"),
     Case(
