@@ -217,7 +217,7 @@ class RemoteTarget(Target):
 def _check_model(model_path: Path, runtime: str | None) -> None:
     """What can be refused before the target is contacted."""
     if not model_path.exists():
-        raise TargetError(f"model not found: {model_path}; check the path")
+        raise TargetError(f"model not found: {model_path}")
     fmt = model_format(model_path)
     if fmt not in ("tflite", "onnx"):
         raise TargetError(f"{model_path.name}: targets other than local run .tflite and .onnx models, not {fmt}")
