@@ -166,6 +166,8 @@ class InputFacts:
     length, resampled to the sample rate, mixed down to mono. A model audited on ten-minute recordings hears their
     first second; the report must say so."""
 
+    clips: int = 0
+    """Clips decoded."""
     cut: int = 0
     longest_seconds: float = 0.0
     padded: int = 0
@@ -177,6 +179,7 @@ class InputFacts:
 
     def record(self, seconds: float, n_samples: int, length: int, rate: int, target_rate: int, channels: int) -> None:
         """One clip of ``seconds`` (``length`` samples after resampling, ``n_samples`` wanted)."""
+        self.clips += 1
         if length > n_samples:
             self.cut += 1
             self.longest_seconds = max(self.longest_seconds, seconds)
@@ -189,6 +192,7 @@ class InputFacts:
             self.mixed_from[channels] = self.mixed_from.get(channels, 0) + 1
 
     def merge(self, other: InputFacts) -> None:
+        self.clips += other.clips
         self.cut += other.cut
         self.longest_seconds = max(self.longest_seconds, other.longest_seconds)
         self.padded += other.padded
@@ -200,6 +204,7 @@ class InputFacts:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "clips": self.clips,
             "cut": self.cut,
             "longest_seconds": round(self.longest_seconds, 3) if self.cut else None,
             "padded": self.padded,
@@ -212,6 +217,7 @@ class InputFacts:
     def from_dict(cls, data: dict[str, Any]) -> InputFacts:
         """The inverse of ``to_dict``."""
         return cls(
+            data.get("clips", 0),
             data["cut"],
             data["longest_seconds"] or 0.0,
             data["padded"],
@@ -232,11 +238,14 @@ class InputFacts:
                 f"{self.padded} clip(s) shorter than {clip_seconds:g} s were zero-padded (shortest "
                 f"{self.shortest_seconds:.3g} s)"
             )
-        if self.resampled_from:
+        resampled = sum(self.resampled_from.values())
+        if resampled:
             found = ", ".join(f"{rate} Hz ×{n}" for rate, n in sorted(self.resampled_from.items()))
+            mixed = len(self.resampled_from) > 1 or resampled < self.clips
+            caveat = ": the clips' rates differ, so groups recorded at other rates may differ for that alone"
             notes.append(
-                f"{sum(self.resampled_from.values())} clip(s) were resampled to {sample_rate} Hz (found {found}): "
-                "groups recorded at other rates may differ for that reason alone"
+                f"{resampled} of {self.clips} clip(s) were resampled to {sample_rate} Hz (found {found})"
+                + (caveat if mixed else "")
             )
         if self.mixed_from:
             found = ", ".join(f"{channels} channels ×{n}" for channels, n in sorted(self.mixed_from.items()))
