@@ -23,7 +23,8 @@ from ondevice_audit.data import LabelledFiles, read_manifest, read_predictions, 
 from ondevice_audit.data.predictions import Predictions, read_detector_scores
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
-from ondevice_audit.frontend import CHUNK_FILES, Frontend
+from ondevice_audit.frontend import CHUNK_FILES, AudioFrontendSpec, Frontend, MicroFrontendSpec
+from ondevice_audit.frontend.interface import InputFacts
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.metrics.detection import DetectionFrame
 from ondevice_audit.metrics.disparity import DisparityFrame
@@ -32,7 +33,7 @@ from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import build_report
 from ondevice_audit.runtimes import LoadedModel
 from ondevice_audit.runtimes.streaming import DetectorOutput
-from ondevice_audit.scoring import ScoreOptions, frame_warnings, metric_frame, scored_rows
+from ondevice_audit.scoring import ScoreOptions, check_label_spellings, frame_warnings, metric_frame, scored_rows
 from ondevice_audit.targets.interface import Target
 from ondevice_audit.targets.mcu import MCUBudget
 from ondevice_audit.targets.runs import Chunk, Run, RunSettings, RunsOutcome, execute_runs, plan_runs
@@ -163,7 +164,7 @@ def _score_report(
 def _check_reference(reference: Path, model: ReadModel) -> None:
     """A reference model must classify the same inputs into the same classes, or flips mean nothing."""
     if not reference.exists():
-        raise UsageError(f"reference model not found: {reference}")
+        raise UsageError(f"reference model not found: {reference}; check the path")
     metadata = read_metadata(reference)
     labels = list(getattr(model.task, "labels", ()))
     if labels and metadata and metadata.labels and list(metadata.labels) != labels:
@@ -206,17 +207,19 @@ def audit_model(
         raise UsageError("the batch sent to a target must hold at least one sample")
     dataset = _read_dataset(manifest_path, options)
     if not model_path.exists():
-        raise UsageError(f"model not found: {model_path}")
+        raise UsageError(f"model not found: {model_path}; check the path")
     metadata = read_metadata(model_path)
     model = read_model(model_path, metadata, model_options)
     options = model.task.resolve(options)
+    check_label_spellings({*dataset.frame["label"], *model.task.names}, f"{manifest_path} and the model's label names")
     model.task.check_data(list(dataset.frame["label"]))
     for note in model.notes:
         progress.note(note)
     if target_options.reference is not None:
         _check_reference(target_options.reference, model)
     runs = _plan(model_path, model_options, target_options)
-    outcome = _run(runs, dataset, model, model_options, target_options, progress)
+    facts = InputFacts()
+    outcome = _run(runs, dataset, model, model_options, target_options, progress, facts)
     main = 1 if target_options.reference is not None else 0
     outputs = [model.task.outputs(scores) for scores in outcome.scores]
     scored, scored_mask = scored_rows(dataset.frame, outcome.failures)
@@ -225,7 +228,7 @@ def audit_model(
         disparity = None
         if len(runs) > 1 or runs[0].target.label != "local":  # a plain local audit has nothing to compare
             disparity = model.task.disparity(scored, [run[scored_mask] for run in outputs], options)
-    audited = _Audited(model_path, manifest_path, dataset, metadata, model, runs, outcome, main)
+    audited = _Audited(model_path, manifest_path, dataset, metadata, model, runs, outcome, main, facts)
     return _audit_report(audited, options, model_options, frame, scored_mask, disparity)
 
 
@@ -236,7 +239,9 @@ def _run(
     model_options: ModelOptions,
     target_options: TargetOptions,
     progress: Progress,
+    facts: InputFacts,
 ) -> RunsOutcome:
+    """Every run over the dataset's files; what the front-end changed to make them fit goes into ``facts``."""
     files = [Path(p) for p in dataset.frame["file"]]
 
     def check(loaded: LoadedModel) -> None:
@@ -246,7 +251,7 @@ def _run(
     settings = RunSettings(model_options.batch_size, target_options.work_dir, target_options.retries,
                            target_options.backoff_seconds, runtime_options=model.runtime_options)  # fmt: skip
     described = f"Auditing {runs[-1].model_path.name}" + (f" on {len(runs)} runs" if len(runs) > 1 else "")
-    return execute_runs(runs, _chunks(files, model.frontend, target_options.batch_files), len(files),
+    return execute_runs(runs, _chunks(files, model.frontend, target_options.batch_files, facts), len(files),
                         settings=settings, check_model=check, progress=progress, description=described)  # fmt: skip
 
 
@@ -264,11 +269,13 @@ def _plan(model_path: Path, model_options: ModelOptions, target_options: TargetO
     return plan_runs(model_path, targets, runtimes, target_options.reference)
 
 
-def _chunks(files: Sequence[Path], frontend: Frontend, size: int) -> Iterator[Chunk]:
-    """The files through the front-end, ``size`` at a time: a chunk is the unit of memory, retry and resume."""
+def _chunks(files: Sequence[Path], frontend: Frontend, size: int, facts: InputFacts) -> Iterator[Chunk]:
+    """The files through the front-end, ``size`` at a time: a chunk is the unit of memory, retry and resume.
+    What the front-end changed to make them fit is added to ``facts``."""
     for start in range(0, len(files), size):
         chunk = files[start : start + size]
         batch = frontend.transform(chunk)
+        facts.merge(batch.facts)
         positions = start + np.flatnonzero(batch.ok)
         failures = {start + i: reason for i, reason in batch.failures.items()}
         yield Chunk(positions, batch.inputs, len(chunk), failures)
@@ -287,6 +294,15 @@ class _Audited:
     outcome: RunsOutcome
     main: int
     """The run the report is about: the model's first run (after the reference, if any)."""
+    facts: InputFacts
+    """Clips the front-end cut, padded, resampled or mixed down."""
+
+    def input_notes(self) -> tuple[dict[str, Any] | None, list[str]]:
+        """The counts for ``samples.inputs`` and the warnings they call for (audio front-ends only)."""
+        spec = getattr(self.model.frontend, "spec", None)
+        if not isinstance(spec, AudioFrontendSpec | MicroFrontendSpec):
+            return None, []
+        return self.facts.to_dict(), self.facts.warnings(spec.clip_seconds, spec.sample_rate)
 
     def model_section(self) -> dict[str, Any]:
         record = self.outcome.records[self.main]
@@ -314,7 +330,8 @@ def _audit_report(
 ) -> dict[str, Any]:
     runs, outcome, main = audited.runs, audited.outcome, audited.main
     record = outcome.records[main]
-    warnings = _warnings(frame, options, len(outcome.failures))
+    inputs_seen, input_warnings = audited.input_notes()
+    warnings = input_warnings + _warnings(frame, options, len(outcome.failures))
     model = audited.model_section()
     model["mcu"] = mcu_section(audited.model_path, model_options.mcu_budget, warnings)
     table = audited.dataset.frame
@@ -346,6 +363,7 @@ def _audit_report(
             "failed": len(failures),
             "failures": [{"path": str(table["path"].iloc[i]), "reason": failures[i]}
                          for i in sorted(failures)[:_MAX_LISTED_FAILURES]],  # fmt: skip
+            **({} if inputs_seen is None else {"inputs": inputs_seen}),
         },
         warnings=warnings,
         model=model,

@@ -100,10 +100,10 @@ def resolve_labels(metadata: ModelMetadata | None, options: ModelOptions) -> lis
     """The class names: ``--labels``, else the metadata's; None when neither names them."""
     if options.labels_file:
         if not options.labels_file.is_file():
-            raise UsageError(f"labels file not found: {options.labels_file}")
+            raise UsageError(f"labels file not found: {options.labels_file}; check the path")
         labels = [line.strip() for line in options.labels_file.read_text().splitlines() if line.strip()]
         if not labels:
-            raise UsageError(f"{options.labels_file}: no labels (one per line)")
+            raise UsageError(f"{options.labels_file}: no labels; write one class name per line, in output order")
         return labels
     if metadata and metadata.labels:
         return list(metadata.labels)

@@ -55,9 +55,11 @@ class Decisions:
     options: ScoreOptions
     metric_function: Callable[[np.ndarray], np.ndarray] | None = None
     """Of confusion matrices ``[..., K, K]`` over the sorted decision names; None: ``options.metric``'s."""
+    metric_support: tuple[Callable[[np.ndarray], np.ndarray], str] | None = None
+    """The clips ``metric_function`` rests on, counted from confusion matrices, and their name."""
 
     def disparity(self) -> DisparityFrame:
-        return disparity_frame(self.table, self.runs, self.options, metric_function=self.metric_function)
+        return disparity_frame(self.table, self.runs, self.options, self.metric_function, self.metric_support)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,11 @@ class ClassifierTask:
     name: str = "classify"
     output_column: str = "prediction"
     """Where a predictions file holds a clip's output (the predicted class)."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The label names the model knows (checked against the data's spellings)."""
+        return self.labels
 
     def resolve(self, options: ScoreOptions) -> ScoreOptions:
         from ondevice_audit.metrics.definitions import metric_name
@@ -85,7 +92,8 @@ class ClassifierTask:
         if unknown:
             from ondevice_audit.data import DataError
 
-            raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
+            raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}; leave those rows "
+                            "out, or pass --labels FILE if the model's label names are wrong")  # fmt: skip
 
     def outputs(self, scores: np.ndarray) -> np.ndarray:
         """Each row's class name (its highest score); "" for rows that were not scored."""
@@ -120,6 +128,10 @@ class DetectorTask:
     name: str = "detect"
     output_column: str = "score"
     """Where a predictions file holds a clip's output (the probability)."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.positive_label,)
 
     def resolve(self, options: ScoreOptions) -> ScoreOptions:
         metric = options.metric or "tpr"
@@ -200,7 +212,7 @@ class DetectorTask:
         metric = DETECTION_METRICS[str(options.metric)]
         return Decisions(table.assign(label=truth), [self.accepted(table, run)[0] for run in runs],
                          dataclasses.replace(options, negative_labels=("negative",)),
-                         _binary(metric.function, mean_negative))  # fmt: skip
+                         _binary(metric.function, mean_negative), _binary_support(metric.basis))  # fmt: skip
 
     def disparity(self, table: pd.DataFrame, runs: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
         """Flips of the accept decision between runs, and the paired change in RB of the detector metric."""
@@ -237,6 +249,18 @@ def _curve(curve: Any) -> dict[str, Any]:
         "fa_per_hour": curve.fa_per_hour,
         "operating_point": None if curve.operating_point is None else list(curve.operating_point),
     }
+
+
+def _binary_support(basis: str) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """Counts of the clips a detector metric rests on, from binary confusion matrices (negative, positive)."""
+
+    def count(cms: np.ndarray) -> np.ndarray:
+        if cms.shape[-1] != 2:
+            return cms.sum(axis=(-1, -2)) * 0.0
+        return {"positives": cms[..., 1, :].sum(axis=-1), "negatives": cms[..., 0, :].sum(axis=-1),
+                "accepted": cms[..., :, 1].sum(axis=-1)}[basis]  # fmt: skip
+
+    return count, basis
 
 
 def _binary(function: Any, mean_negative_seconds: float) -> Any:

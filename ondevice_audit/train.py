@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, MicroFrontendSpec
+from ondevice_audit.frontend.interface import InputFacts
 from ondevice_audit.model.recipes import get_recipe
 from ondevice_audit.progress import NullProgress, Progress
 
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
     from ondevice_audit.export.interface import ExportResult
     from ondevice_audit.model.train import LabelledSplits
 
-__all__ = ["TrainOptions", "TrainOutcome", "train_on_manifest"]
+__all__ = ["WRITES", "TrainOptions", "TrainOutcome", "train_on_manifest"]
+
+WRITES = ("model.keras", "model.tflite", "model.onnx", "split.csv", "train_summary.json")
+"""The files ``train_on_manifest`` writes into its folder."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,11 @@ def train_on_manifest(
     splits = prepare_splits(manifest, options.frontend, fractions=options.split, seed=options.seed,
                             group=options.group, progress=progress, train_imbalance=options.train_imbalance)  # fmt: skip
     outputs, y_train, y_val = _targets(splits, options)
-    notes = []
+    seen = InputFacts()
+    for features in (splits.train, splits.val):
+        if features is not None:
+            seen.merge(features.facts)
+    notes = seen.warnings(options.frontend.clip_seconds, options.frontend.sample_rate)
     if splits.failures:
         notes.append(f"{len(splits.failures)} files could not be read and were left out (see train_summary.json)")
     group = options.group

@@ -23,11 +23,12 @@ from rich.table import Table
 
 from ondevice_audit.cli._params import OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import errors, is_quiet
-from ondevice_audit.errors import ExitCode, UsageError
+from ondevice_audit.errors import ExitCode
 from ondevice_audit.gate import SMALL_GROUP_N, GateResult, GateSettings, NoReport, evaluate, load_settings
 from ondevice_audit.gate.config import parse_max_rb
 from ondevice_audit.gate.junit import to_junit
 from ondevice_audit.gate.markdown import to_markdown
+from ondevice_audit.outputs import write_text
 
 __all__ = [
     "GATE_OPTIONS",
@@ -54,7 +55,6 @@ __all__ = [
 ]
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-CANNOT_WRITE = "cannot write {path}: {error}"
 
 _GATE = "Gate"
 MaxRb = Annotated[
@@ -224,13 +224,13 @@ def run_gate(
     result = evaluate(reports, settings.rules(), baseline_report)
     print_result(console, result, only_failures=only_failures or is_quiet())
     if flags.junit is not None:
-        _write(flags.junit, to_junit(result))
+        write_text(flags.junit, to_junit(result))
     summary = to_markdown(result)
     if flags.markdown is not None:
-        _write(flags.markdown, summary)
+        write_text(flags.markdown, summary)
     step_summary = os.environ.get(STEP_SUMMARY_ENV)
     if step_summary:
-        _write(Path(step_summary), summary + "\n", append=True)
+        write_text(Path(step_summary), summary + "\n", append=True)
     return int(ExitCode.OK if result.passed else ExitCode.GATE_FAILED)
 
 
@@ -272,12 +272,3 @@ def print_result(console: Console, result: GateResult, *, only_failures: bool = 
         failed = len({o.variant for o in result.failures})
         on = f" on {failed} of {len(variants)} reports" if several else ""
         console.print(f"[bold red]gate failed[/bold red]: {len(result.failures)} of {len(result.outcomes)} checks{on}")
-
-
-def _write(path: Path, text: str, append: bool = False) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a" if append else "w", encoding="utf-8") as file:
-            file.write(text)
-    except OSError as exc:
-        raise UsageError(CANNOT_WRITE.format(path=path, error=exc.strerror or exc)) from None

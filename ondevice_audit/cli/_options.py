@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ondevice_audit.cli._params import OptionGroup, OptionSpec
+from ondevice_audit.cli._gate_options import GateFlags
+from ondevice_audit.cli._params import MAX_SEED, OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import errors, is_quiet, stderr
 from ondevice_audit.errors import ExitCode, UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec, MicroFrontendSpec
 from ondevice_audit.metrics.definitions import DETECTION_METRICS, METRICS
 from ondevice_audit.model_io import DetectorOptions
+from ondevice_audit.outputs import check_output, write_text
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.targets.mcu import DeploymentSettings
@@ -27,7 +29,14 @@ from ondevice_audit.targets.mcu import DeploymentSettings
 if TYPE_CHECKING:
     from ondevice_audit.frontend import FrontendSpec
 
-__all__ = ["FRONTEND_OPTIONS", "FrontendChoice", "FrontendKind", "emit_report", "finish", "scoring_options"]
+__all__ = [
+    "FRONTEND_OPTIONS",
+    "FrontendChoice",
+    "FrontendKind",
+    "check_outputs",
+    "emit_report",
+    "finish",
+]
 
 _SCORING = "Scoring"
 SCORING = ScoreOptions()
@@ -60,8 +69,17 @@ Bootstrap = Annotated[
 Permutations = Annotated[
     int, typer.Option(min=0, help="Permutations for the RB p-value (0: off).", rich_help_panel=_SCORING)
 ]
-Seed = Annotated[int, typer.Option(help="Seed for resampling; same seed, same numbers.", rich_help_panel=_SCORING)]
+Seed = Annotated[
+    int,
+    typer.Option(min=0, max=MAX_SEED, help="Seed for resampling; same seed, same numbers.", rich_help_panel=_SCORING),
+]
 Confidence = Annotated[float, typer.Option(help="Confidence level of intervals.", rich_help_panel=_SCORING)]
+MaxGroups = Annotated[
+    int,
+    typer.Option(
+        min=2, help="Refuse an attribute with more groups (usually an id column given as -g).", rich_help_panel=_SCORING
+    ),
+]
 Format = Annotated[ReportFormatChoice, typer.Option("--format", "-f", help="Report format.", case_sensitive=False)]
 ReportOrSweep = Annotated[
     Path,
@@ -88,22 +106,10 @@ def _scoring(
     permutations: int,
     seed: int,
     confidence: float,
-) -> ScoreOptions:
-    return scoring_options(group, metric, negative_labels, min_group_size, bootstrap, permutations, seed, confidence)
-
-
-def scoring_options(
-    groups: list[str],
-    metric: str | None,
-    negative_labels: str,
-    min_group_size: int,
-    bootstrap: int,
-    permutations: int,
-    seed: int,
-    confidence: float,
+    max_groups: int,
 ) -> ScoreOptions:
     return ScoreOptions(
-        groups=tuple(groups),
+        groups=tuple(group),
         metric=None if metric is None else metric.lower(),
         negative_labels=tuple(x.strip() for x in negative_labels.split(",") if x.strip()),
         min_group_size=min_group_size,
@@ -111,6 +117,7 @@ def scoring_options(
         permutations=permutations,
         seed=seed,
         confidence=confidence,
+        max_groups=max_groups,
     )
 
 
@@ -125,6 +132,7 @@ SCORING_OPTIONS = OptionGroup(
         OptionSpec("permutations", Permutations, SCORING.permutations),
         OptionSpec("seed", Seed, SCORING.seed),
         OptionSpec("confidence", Confidence, SCORING.confidence),
+        OptionSpec("max_groups", MaxGroups, SCORING.max_groups),
     ],
     _scoring,
 )
@@ -154,15 +162,6 @@ class TaskChoice:
         return None
 
 
-def _finite(name: str) -> Any:
-    def check(value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise typer.BadParameter(f"{name} must be a finite number, not {value}")
-        return value
-
-    return check
-
-
 def _detector_option(help: str, *flags: str, **extra: Any) -> Any:
     return typer.Option(*flags, help=help, rich_help_panel=DETECTOR_PANEL, **extra)
 
@@ -181,13 +180,11 @@ _TASK_OPTIONS = [
         "detect: the label of the clips that say the phrase; every other clip is a negative.")], None),
     OptionSpec("threshold", Annotated[float | None, _detector_option(
         "detect: accept a clip when its probability is at least this (default 0.5); score: the cutoff of a "
-        "1/0 score column.", callback=_finite("--threshold"))], None),
+        "1/0 score column.")], None),
     OptionSpec("at_far", Annotated[float | None, _detector_option(
-        "detect: the threshold at which this share of the population's negatives is accepted, for every group.",
-        callback=_finite("--at-far"))], None),
+        "detect: the threshold at which this share of the population's negatives is accepted, for every group.")], None),
     OptionSpec("at_fa_per_hour", Annotated[float | None, _detector_option(
-        "detect: the threshold with this many false accepts per hour of the population's negative audio.",
-        callback=_finite("--at-fa-per-hour"))], None),
+        "detect: the threshold with this many false accepts per hour of the population's negative audio.")], None),
     OptionSpec("output_is_logit", Annotated[bool, _detector_option(
         "detect: the output is a logit; a sigmoid makes it a probability.", "--output-is-logit")], False),
 ]  # fmt: skip
@@ -212,8 +209,6 @@ NO_TASK = TaskChoice(None, DetectorOptions())
 MCU_PANEL = "Microcontroller budget (TFLM arena and flash of a .tflite model)"
 
 
-
-
 def _mcu(help: str) -> Any:
     return Annotated[str | None, typer.Option(help=help, rich_help_panel=MCU_PANEL)]
 
@@ -230,6 +225,14 @@ MCU_OPTIONS = OptionGroup(
 """``--board``/``--mcu-ram``/``--mcu-flash`` as one ``DeploymentSettings`` (its ``budget()`` is None without them)."""
 
 
+def check_outputs(output: Path | None, gate_flags: GateFlags, inputs: Mapping[str, Path | None]) -> None:
+    """Before any work: the report and gate files may be written, and none of them is an input or another's."""
+    inputs = {**inputs, "gate baseline": gate_flags.baseline, "gate configuration": gate_flags.config}
+    outputs = {"--report-file": output, "--junit": gate_flags.junit, "--gate-markdown": gate_flags.markdown}
+    for option, path in outputs.items():
+        check_output(path, option, inputs, outputs)
+
+
 def emit_report(report: dict[str, Any], fmt: ReportFormatChoice, output: Path | None) -> None:
     """The report to ``output`` or stdout (colour only on a terminal without ``NO_COLOR``); under ``--quiet`` a
     table on stdout is cut to its verdict lines."""
@@ -243,8 +246,7 @@ def emit_report(report: dict[str, Any], fmt: ReportFormatChoice, output: Path | 
     if output is None:
         sys.stdout.write(text)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        write_text(output, text)
 
 
 def finish(report: dict[str, Any], strict: bool) -> None:

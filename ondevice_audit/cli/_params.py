@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["OptionGroup", "OptionSpec", "options_from"]
+__all__ = ["MAX_SEED", "OptionGroup", "OptionSpec", "options_from"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_SEED = 2**32 - 1
+"""Seeds go to numpy and TensorFlow, which take 0 to 2**32 - 1."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ def options_from(group: OptionGroup) -> Callable[[F], F]:
             if parameter.name != group.name  # its annotation may name a type imported only for the type checker
         ]
         added = [
-            inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=spec.default, annotation=spec.annotation)
+            inspect.Parameter(
+                spec.name, inspect.Parameter.KEYWORD_ONLY, default=spec.default, annotation=spec.annotation
+            )
             for spec in group.options
         ]
         names = [spec.name for spec in group.options]

@@ -82,6 +82,10 @@ def audit(
     """
     from ondevice_audit.audit import ModelOptions, audit_model
 
+    assert target_options is not None  # TARGET_OPTIONS always passes one
+    inputs = {"model": model, "manifest": data, "split file": split_file, "labels file": labels,
+              "reference model": target_options.reference}  # fmt: skip
+    opt.check_outputs(output, gate_flags, inputs)
     spec = frontend_choice.spec()
     options = dataclasses.replace(
         score_options,
@@ -102,7 +106,6 @@ def audit(
         output=model_output,
         detector=task_choice.detector,  # a model's metadata may say it is a detector: model_io checks the rest
     )
-    assert target_options is not None  # TARGET_OPTIONS always passes one
     target_options = dataclasses.replace(target_options, runtimes=runtimes if len(runtimes) > 1 else ())
     report = audit_model(model, data, options, model_options, target_options, progress=RichProgress())
     opt.emit_report(report, fmt, output)

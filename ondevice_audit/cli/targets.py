@@ -14,6 +14,7 @@ from rich.table import Table
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import Quiet, RichProgress, stdout
+from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import CHUNK_FILES
 from ondevice_audit.targets import TARGET_HELP, TargetCannotRun, TargetFacts, parse_target
 
@@ -129,6 +130,8 @@ def check(
 
     With --model, say which runtime would run the model there, or exit 2 saying why none can.
     """
+    if model is not None and not model.exists():  # before any connection
+        raise UsageError(f"model not found: {model}; check the path")
     parsed = parse_target(target, ssh_option or (), work_dir)
     with RichProgress().task(f"Checking {parsed.label}", total=None):
         facts = parsed.check(model, runtime)

@@ -12,11 +12,12 @@ from rich.table import Column, Table
 import ondevice_audit.cli._options as opt
 from ondevice_audit._extras import require_extra
 from ondevice_audit.cli._app import app
-from ondevice_audit.cli._params import options_from
+from ondevice_audit.cli._params import MAX_SEED, options_from
 from ondevice_audit.cli._progress import Quiet, RichProgress, stderr, stdout
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, MicroFrontendSpec
 from ondevice_audit.model.recipes import RECIPES
+from ondevice_audit.outputs import check_output_folder
 from ondevice_audit.train import TrainOptions
 
 _TRAINING = "Training"
@@ -46,7 +47,10 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = _DEFAULTS.batch_size,
     learning_rate: Annotated[float, typer.Option(min=0.0, rich_help_panel=_TRAINING)] = _DEFAULTS.learning_rate,
     seed: Annotated[
-        int, typer.Option(help="Seed for the split, initialisation and shuffling.", rich_help_panel=_TRAINING)
+        int,
+        typer.Option(
+            min=0, max=MAX_SEED, help="Seed for the split, initialisation and shuffling.", rich_help_panel=_TRAINING
+        ),
     ] = _DEFAULTS.seed,
     group: Annotated[
         str | None,
@@ -98,8 +102,9 @@ def train(
     model can be audited on people it never heard.
     """
     require_extra("train", "ondevice-audit train")
-    from ondevice_audit.train import train_on_manifest
+    from ondevice_audit.train import WRITES, train_on_manifest
 
+    check_output_folder(out, "--out", {"manifest": data}, WRITES)
     spec = frontend_choice.spec(opt.FrontendKind.mfcc)
     if not isinstance(spec, AudioFrontendSpec | MicroFrontendSpec) or spec.kind not in _TRAINABLE:
         raise UsageError(f"train takes --features {', '.join(_TRAINABLE)}; image models are trained by sweep")

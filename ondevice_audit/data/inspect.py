@@ -26,11 +26,17 @@ from ondevice_audit.data.corpora.manifest import ManifestAdapter
 from ondevice_audit.data.interface import check_group_columns
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import defaults
+from ondevice_audit.metrics._groups import MIN_SPEAKERS
 from ondevice_audit.metrics.frame import MISSING_GROUP
 from ondevice_audit.progress import NullProgress, Progress
 
-__all__ = ["AUTO_GROUP_MAX_VALUES", "inspect_manifest"]
+__all__ = ["AUTO_GROUP_MAX_VALUES", "NO_SPEAKER_COLUMN", "inspect_manifest"]
 
+NO_SPEAKER_COLUMN = (
+    "no speaker column: an audit will resample clips instead of speakers, which treats clips of one speaker as "
+    "independent, so its intervals are too narrow and p-values too small; add a speaker column (a session or "
+    "recording id will do)"
+)
 AUTO_GROUP_MAX_VALUES = 50
 """Without ``-g``, columns with at most this many distinct values are inspected as groups."""
 _LISTED_PROBLEMS = 1000
@@ -53,10 +59,14 @@ def inspect_manifest(
     frame = result.frame
     if groups:
         check_group_columns(frame, list(groups), manifest, set(RESERVED_COLUMNS))
-        chosen, how = list(groups), "as given"
+        chosen = list(groups)
+        how = f"{', '.join(chosen)}, as given with -g"
     else:
         chosen = [c for c in result.groups if not c.endswith("_raw") and frame[c].nunique() <= AUTO_GROUP_MAX_VALUES]
-        how = f"every column with at most {AUTO_GROUP_MAX_VALUES} values (choose with -g)"
+        how = (
+            f"{', '.join(chosen) or 'none'}: every column with at most {AUTO_GROUP_MAX_VALUES} distinct values "
+            "(choose with -g)"
+        )
 
     headers = _probe(result.root, frame["path"], problems, progress)
     readable = headers["ok"].to_numpy()
@@ -73,23 +83,11 @@ def inspect_manifest(
         "speakers_in_several_splits": _crossing(frame) if has_speaker else [],
         "attributes": [],
     }
-    warnings: list[str] = []
+    warnings: list[str] = [] if has_speaker else [NO_SPEAKER_COLUMN]
     for column in chosen:
-        values = frame[column].astype(str).replace("", MISSING_GROUP)
-        rows = []
-        for value in sorted(values.unique()):
-            mask = (values == value).to_numpy()
-            stats = _stats(frame[mask], headers[mask], has_speaker)
-            missing = [label for label in labels if label not in stats["labels"]]
-            rows.append({"value": value, **stats, "missing_labels": missing})
-            if stats["clips"] < min_group_size:
-                warnings.append(
-                    f"{column}={value}: {stats['clips']} clip(s), below --min-group-size {min_group_size} "
-                    f"(shown in reports but left out of RB)"
-                )
-            if missing:
-                warnings.append(f"{column}={value} has no clips of label(s) {_listed(missing)}")
-        summary["attributes"].append({"column": column, "groups": rows})
+        attribute, notes = _attribute(column, frame, headers, labels, min_group_size)
+        summary["attributes"].append(attribute)
+        warnings += notes
 
     crossing = summary["speakers_in_several_splits"]
     if crossing:
@@ -115,6 +113,33 @@ def inspect_manifest(
     }
     summary["warnings"] = warnings
     return summary
+
+
+def _attribute(
+    column: str, frame: pd.DataFrame, headers: pd.DataFrame, labels: list[str], min_group_size: int
+) -> tuple[dict[str, Any], list[str]]:
+    """One group column's values with their stats, and what about them would mislead an audit."""
+    has_speaker = "speaker" in frame.columns
+    values = frame[column].astype(str).replace("", MISSING_GROUP)
+    rows, warnings = [], []
+    for value in sorted(values.unique()):
+        mask = (values == value).to_numpy()
+        stats = _stats(frame[mask], headers[mask], has_speaker)
+        missing = [label for label in labels if label not in stats["labels"]]
+        rows.append({"value": value, **stats, "missing_labels": missing})
+        if stats["clips"] < min_group_size:
+            warnings.append(
+                f"{column}={value}: {stats['clips']} clip(s), below --min-group-size {min_group_size} "
+                f"(shown in reports but left out of RB)"
+            )
+        if has_speaker and stats["speakers"] < MIN_SPEAKERS:
+            warnings.append(
+                f"{column}={value}: {stats['speakers']} speaker (audits leave it out of RB: its interval would "
+                "resample one voice)"
+            )
+        if missing:
+            warnings.append(f"{column}={value} has no clips of label(s) {_listed(missing)}")
+    return {"column": column, "groups": rows}, warnings
 
 
 def _probe(root: Path, paths: pd.Series, problems: list[Problem], progress: Progress) -> pd.DataFrame:

@@ -6,6 +6,7 @@ A labelled dataset is a table with one row per file: ``file`` (absolute path), `
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pandas as pd
 
 from ondevice_audit.errors import UsageError
 
-__all__ = ["DataError", "LabelledFiles", "check_group_columns", "read_table"]
+__all__ = ["DataError", "LabelledFiles", "check_group_columns", "leaves_folder"]
 
 
 class DataError(UsageError):
@@ -29,26 +30,17 @@ class LabelledFiles:
     sha256: str
 
 
-def read_table(path: Path, *, sep: str = ",") -> pd.DataFrame:
-    """A CSV/TSV as strings (so ``01`` stays ``01`` and group names stay as written)."""
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable table ({str(exc).splitlines()[0]})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
-    if frame.empty:
-        raise DataError(f"{path}: the table has no rows")
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
-
-
 def check_group_columns(frame: pd.DataFrame, groups: list[str], source: Path, reserved: set[str]) -> None:
     missing = [g for g in groups if g not in frame.columns]
     if missing:
         available = [c for c in frame.columns if c not in reserved] or ["(none)"]
         raise DataError(
-            f"{source}: unknown --group {', '.join(missing)}; group columns available: {', '.join(available)}"
+            f"{source}: unknown --group {', '.join(missing)}; choose from the group columns: {', '.join(available)}"
         )
+
+
+def leaves_folder(real_root: str, path: str) -> bool:
+    """Whether ``path`` (inside the folder whose ``os.path.realpath`` is ``real_root``, as written) really lies
+    outside it once symlinks are followed: a link to ``/etc/passwd`` is refused as ``../`` is."""
+    real = os.path.realpath(path)
+    return real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep)

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from ondevice_audit._files import sha256_of
-from ondevice_audit.data.interface import DataError, LabelledFiles, check_group_columns, read_table
+from ondevice_audit.data.interface import DataError, LabelledFiles, check_group_columns, leaves_folder
+from ondevice_audit.data.tables import read_numbered_table, read_table
 
 __all__ = ["read_manifest", "select_split"]
 
@@ -15,25 +16,33 @@ _REQUIRED = ("path", "label")
 
 def read_manifest(path: Path, groups: list[str] | None = None) -> LabelledFiles:
     """Read and check a manifest; ``file`` holds absolute paths, never outside the manifest's folder."""
-    frame = read_table(path)
+    frame, lines = read_numbered_table(path)
     missing = [c for c in _REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; a manifest needs path and label")
     check_group_columns(frame, groups or [], path, set(_REQUIRED) | {"speaker"})
     root = Path(os.path.normpath(path.parent.absolute()))
+    real_root = os.path.realpath(root)  # the dataset folder itself may be a symlink; nothing in it may lead out
     files = []
-    for row, relative in enumerate(frame["path"], start=2):
+    for row, relative in zip(lines, frame["path"], strict=True):
         if not relative.strip():
-            raise DataError(f"{path}: line {row} has an empty path")
-        # Lexical check (not resolve()): a dataset folder may be a symlink, a path may not climb out of it.
+            raise DataError(f"{path}: line {row} has an empty path; give every row the path of its file")
         full = Path(os.path.normpath(root / relative))
         if full != root and root not in full.parents:
-            raise DataError(f"{path}: line {row}: path {relative!r} escapes the manifest folder")
+            raise DataError(
+                f"{path}: line {row}: path {relative!r} escapes the manifest folder; paths are relative to it and may "
+                "not leave it: put the manifest in a folder that contains the files"
+            )
+        if leaves_folder(real_root, str(full)):
+            raise DataError(
+                f"{path}: line {row}: {relative!r} is a symlink (or inside one) that leads out of the manifest "
+                "folder; copy the files in, or put the manifest in a folder that contains them"
+            )
         files.append(str(full))
     frame = frame.assign(file=files)
     if frame["label"].str.strip().eq("").any():
-        row = int(frame.index[frame["label"].str.strip().eq("")][0]) + 2
-        raise DataError(f"{path}: line {row} has an empty label")
+        row = lines[int(frame.index[frame["label"].str.strip().eq("")][0])]
+        raise DataError(f"{path}: line {row} has an empty label; give every row a label")
     return LabelledFiles(source=path, frame=frame, sha256=sha256_of(path))
 
 

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit._files import sha256_of
-from ondevice_audit.data.interface import DataError, check_group_columns, read_table
+from ondevice_audit.data.interface import DataError, check_group_columns
+from ondevice_audit.data.tables import read_numbered_table
 
 __all__ = ["Predictions", "read_detector_scores", "read_predictions"]
 
@@ -45,9 +46,11 @@ class Predictions:
 
 
 def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> Predictions:
-    frame = read_table(path)
+    frame, lines = read_numbered_table(path)
     if "label" not in frame.columns:
-        raise DataError(f"{path}: missing column label")
+        raise DataError(
+            f"{path}: missing column label; the first line must name the columns (label, prediction or score columns, groups)"
+        )
     score_columns = [c for c in frame.columns if c.startswith(SCORE_PREFIX)]
     reserved = {"label", "prediction", "score", "speaker", *score_columns}
     check_group_columns(frame, groups, path, reserved)
@@ -92,17 +95,21 @@ def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> P
 
     keep = np.ones(len(frame), dtype=bool)
     keep[list(failures)] = False
-    columns = ["label", *groups] + (["speaker"] if "speaker" in frame.columns else [])
+    columns = list(dict.fromkeys(["label", *groups] + (["speaker"] if "speaker" in frame.columns else [])))
     scored = frame.loc[keep, columns].assign(prediction=prediction[keep].to_numpy()).reset_index(drop=True)
     if scored.empty:
-        raise DataError(f"{path}: no row could be scored ({len(failures)} failed)")
-    failure_list = [{"row": str(r + 2), "reason": failures[r]} for r in sorted(failures)]
+        first = failures[min(failures)]
+        raise DataError(
+            f"{path}: no row could be scored ({len(failures)} failed, the first on line {lines[min(failures)]}: "
+            f"{first}); fix the label and prediction columns"
+        )
+    failure_list = [{"row": str(lines[r]), "reason": failures[r]} for r in sorted(failures)]
     return Predictions(path, scored, layout, sha256_of(path), failure_list, negatives)
 
 
 def read_detector_scores(path: Path, groups: list[str]) -> Predictions:
     """A detector's scores: ``label``, ``score`` (a probability), optional ``duration`` and ``speaker``."""
-    frame = read_table(path)
+    frame, lines = read_numbered_table(path)
     missing = [c for c in ("label", "score") if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: a detector's scores need the column(s) {', '.join(missing)} (label, score)")
@@ -124,7 +131,9 @@ def read_detector_scores(path: Path, groups: list[str]) -> Predictions:
     keep[list(failures)] = False
     scored = frame.loc[keep, columns].assign(**{k: v[keep].to_numpy(dtype=float) for k, v in values.items()})
     if scored.empty:
-        raise DataError(f"{path}: no row could be scored ({len(failures)} failed)")
-    failure_list = [{"row": str(r + 2), "reason": failures[r]} for r in sorted(failures)]
+        first = min(failures)
+        raise DataError(f"{path}: no row could be scored ({len(failures)} failed, the first on line {lines[first]}: "
+                        f"{failures[first]}); fix the label and score columns")  # fmt: skip
+    failure_list = [{"row": str(lines[r]), "reason": failures[r]} for r in sorted(failures)]
     layout = "detector score column" + (" with durations" if "duration" in values else "")
     return Predictions(path, scored.reset_index(drop=True), layout, sha256_of(path), failure_list)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ondevice_audit.metrics._resampling import bootstrap_by_speaker
+from ondevice_audit.metrics._resampling import speaker_weights
 
 __all__ = ["LIMIT_DB", "GroupError", "LayerEffect", "UnitTable", "rank_layers"]
 
@@ -109,7 +109,9 @@ def rank_layers(
     others = np.flatnonzero(included & (np.arange(n_groups) != worse))
     gap = _gap(sums, worse, others)
     rng = np.random.default_rng([seed, zlib.crc32(b"explain"), _PURPOSE])
-    replicates = _gap(bootstrap_by_speaker(per_unit, table.group, n_boot, rng), worse, others)
+    weights = speaker_weights(n_units, table.group, n_boot, rng)  # speakers drawn within their group
+    resampled = (weights @ per_unit.reshape(n_units, -1)).reshape(n_boot, *per_unit.shape[1:])
+    replicates = _gap(resampled, worse, others)
     alpha = 1 - confidence
     effects = []
     for layer in range(n_layers):

@@ -81,7 +81,9 @@ def _read_tflite(path: Path) -> str | None:
             if entry.Name() == METADATA_KEY.encode():
                 return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode()
     except Exception as exc:  # flatbuffers raises assorted errors on bytes that are not a model
-        raise UsageError(f"{path}: not a valid TFLite model ({type(exc).__name__})") from None
+        raise UsageError(
+            f"{path}: not a valid TFLite model ({type(exc).__name__}); check the file or export it again"
+        ) from None
     return None
 
 
@@ -140,7 +142,9 @@ def _read_keras(path: Path) -> str | None:
                 if _KERAS_MEMBER in archive.namelist():
                     return archive.read(_KERAS_MEMBER).decode()
         except zipfile.BadZipFile:
-            raise UsageError(f"{path}: not a valid .keras model (not a zip archive)") from None
+            raise UsageError(
+                f"{path}: not a valid .keras model (not a zip archive); check the file or save it again"
+            ) from None
         return None
     import h5py
 

@@ -22,7 +22,14 @@ import soundfile as sf
 import soxr
 from threadpoolctl import ThreadpoolController
 
-from ondevice_audit.frontend.interface import AudioFrontendSpec, Frontend, FrontendBatch, MicroFrontendSpec, SampleError
+from ondevice_audit.frontend.interface import (
+    AudioFrontendSpec,
+    Frontend,
+    FrontendBatch,
+    InputFacts,
+    MicroFrontendSpec,
+    SampleError,
+)
 
 __all__ = ["AudioFrontend", "decode_clip"]
 
@@ -86,9 +93,11 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
     return np.ascontiguousarray(weights.T, dtype=np.float32)
 
 
-def decode_clip(path: Path, spec: AudioFrontendSpec | MicroFrontendSpec) -> np.ndarray:
+def decode_clip(
+    path: Path, spec: AudioFrontendSpec | MicroFrontendSpec, facts: InputFacts | None = None
+) -> np.ndarray:
     """Mono float32 waveform at ``spec.sample_rate``, cut or zero-padded at the end to the clip length, with
-    ``spec.pad_ms`` of silence before and after."""
+    ``spec.pad_ms`` of silence before and after; what was changed is counted in ``facts``."""
     if not path.is_file():
         raise SampleError("file not found")
     try:
@@ -104,6 +113,8 @@ def decode_clip(path: Path, spec: AudioFrontendSpec | MicroFrontendSpec) -> np.n
     if rate != spec.sample_rate:
         mono = soxr.resample(mono, rate, spec.sample_rate, quality="HQ").astype(np.float32)
     n, pad = spec.n_samples, spec.pad_samples
+    if facts is not None:
+        facts.record(len(audio) / rate, n, len(mono), rate, spec.sample_rate, audio.shape[1])
     clip = mono[:n] if len(mono) >= n else np.pad(mono, (0, n - len(mono)))
     return np.pad(clip, (pad, pad)) if pad else clip
 
@@ -135,23 +146,27 @@ class AudioFrontend(Frontend):
         failures = {
             start + i: reason for start, part in zip(starts, parts, strict=True) for i, reason in part.failures.items()
         }
+        facts = InputFacts()
+        for part in parts:
+            facts.merge(part.facts)
         if not ok.any():
-            return FrontendBatch(np.zeros((0, *self.spec.input_shape), np.float32), ok, failures)
-        return FrontendBatch(np.concatenate([part.inputs for part in parts]), ok, failures)
+            return FrontendBatch(np.zeros((0, *self.spec.input_shape), np.float32), ok, failures, facts)
+        return FrontendBatch(np.concatenate([part.inputs for part in parts]), ok, failures, facts)
 
     def _transform(self, paths: Sequence[Path]) -> FrontendBatch:
         clips: list[np.ndarray] = []
         ok = np.zeros(len(paths), dtype=bool)
         failures: dict[int, str] = {}
+        facts = InputFacts()
         for i, path in enumerate(paths):
             try:
-                clips.append(decode_clip(path, self.spec))
+                clips.append(decode_clip(path, self.spec, facts))
                 ok[i] = True
             except SampleError as exc:
                 failures[i] = str(exc)
         if not clips:
-            return FrontendBatch(np.zeros((0, *self.spec.input_shape), np.float32), ok, failures)
-        return FrontendBatch(self.features(np.stack(clips)), ok, failures)
+            return FrontendBatch(np.zeros((0, *self.spec.input_shape), np.float32), ok, failures, facts)
+        return FrontendBatch(self.features(np.stack(clips)), ok, failures, facts)
 
     def features(self, clips: np.ndarray) -> np.ndarray:
         """``(batch, samples)`` waveforms to ``(batch, *spec.input_shape)`` model inputs."""

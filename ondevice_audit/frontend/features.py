@@ -10,6 +10,7 @@ import pandas as pd
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import Frontend, FrontendSpec, build_frontend
+from ondevice_audit.frontend.interface import InputFacts
 from ondevice_audit.progress import NullProgress, Progress
 
 __all__ = ["Features", "compute_features"]
@@ -25,6 +26,8 @@ class Features:
     """The manifest rows that worked, aligned with ``inputs``."""
     failures: dict[str, str] = field(default_factory=dict)
     """File -> why it could not be turned into an input."""
+    facts: InputFacts = field(default_factory=InputFacts)
+    """Clips the front-end cut, padded, resampled or mixed down to fit."""
 
 
 def compute_features(
@@ -38,7 +41,7 @@ def compute_features(
     ``frame[path_column]`` (absolute paths); failed files are reported, not fatal."""
     frontend = spec if isinstance(spec, Frontend) else build_frontend(spec)
     paths = [Path(p) for p in frame[path_column]]
-    chunks, ok_masks, failures = [], [], {}
+    chunks, ok_masks, failures, facts = [], [], {}, InputFacts()
     with (progress or NullProgress()).task("Computing features", total=len(paths)) as advance:
         for start in range(0, len(paths), _FEATURE_CHUNK):
             chunk = paths[start : start + _FEATURE_CHUNK]
@@ -47,8 +50,9 @@ def compute_features(
                 chunks.append(batch.inputs)
             ok_masks.append(batch.ok)
             failures.update({str(chunk[i]): reason for i, reason in batch.failures.items()})
+            facts.merge(batch.facts)
             advance(len(chunk))
     ok = np.concatenate(ok_masks) if ok_masks else np.zeros(0, dtype=bool)
     if not ok.any():
         raise UsageError(f"no file could be turned into model inputs ({len(failures)} failed)")
-    return Features(np.concatenate(chunks).astype(np.float32, copy=False), frame[ok], failures)
+    return Features(np.concatenate(chunks).astype(np.float32, copy=False), frame[ok], failures, facts)

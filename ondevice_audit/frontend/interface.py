@@ -27,6 +27,7 @@ __all__ = [
     "FrontendError",
     "FrontendSpec",
     "ImageFrontendSpec",
+    "InputFacts",
     "MicroFrontendSpec",
     "SampleError",
     "spec_from_dict",
@@ -226,6 +227,99 @@ def spec_from_dict(data: dict[str, Any]) -> FrontendSpec:
 
 
 @dataclass
+class InputFacts:
+    """What a front-end changed to make files fit its input, counted: clips cut or zero-padded to the clip
+    length, resampled to the sample rate, mixed down to mono. A model audited on ten-minute recordings hears their
+    first second; the report must say so."""
+
+    clips: int = 0
+    """Clips decoded."""
+    cut: int = 0
+    longest_seconds: float = 0.0
+    padded: int = 0
+    shortest_seconds: float | None = None
+    resampled_from: dict[int, int] = field(default_factory=dict)
+    """Sample rate found -> clips resampled from it."""
+    mixed_from: dict[int, int] = field(default_factory=dict)
+    """Channels found -> clips mixed down from them."""
+
+    def record(self, seconds: float, n_samples: int, length: int, rate: int, target_rate: int, channels: int) -> None:
+        """One clip of ``seconds`` (``length`` samples after resampling, ``n_samples`` wanted)."""
+        self.clips += 1
+        if length > n_samples:
+            self.cut += 1
+            self.longest_seconds = max(self.longest_seconds, seconds)
+        elif length < n_samples:
+            self.padded += 1
+            self.shortest_seconds = seconds if self.shortest_seconds is None else min(self.shortest_seconds, seconds)
+        if rate != target_rate:
+            self.resampled_from[rate] = self.resampled_from.get(rate, 0) + 1
+        if channels != 1:
+            self.mixed_from[channels] = self.mixed_from.get(channels, 0) + 1
+
+    def merge(self, other: InputFacts) -> None:
+        self.clips += other.clips
+        self.cut += other.cut
+        self.longest_seconds = max(self.longest_seconds, other.longest_seconds)
+        self.padded += other.padded
+        shortest = [x for x in (self.shortest_seconds, other.shortest_seconds) if x is not None]
+        self.shortest_seconds = min(shortest) if shortest else None
+        for mine, theirs in ((self.resampled_from, other.resampled_from), (self.mixed_from, other.mixed_from)):
+            for key, n in theirs.items():
+                mine[key] = mine.get(key, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clips": self.clips,
+            "cut": self.cut,
+            "longest_seconds": round(self.longest_seconds, 3) if self.cut else None,
+            "padded": self.padded,
+            "shortest_seconds": None if self.shortest_seconds is None else round(self.shortest_seconds, 3),
+            "resampled_from": {str(rate): n for rate, n in sorted(self.resampled_from.items())},
+            "mixed_from": {str(channels): n for channels, n in sorted(self.mixed_from.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputFacts:
+        """The inverse of ``to_dict``."""
+        return cls(
+            data.get("clips", 0),
+            data["cut"],
+            data["longest_seconds"] or 0.0,
+            data["padded"],
+            data["shortest_seconds"],
+            {int(rate): n for rate, n in data["resampled_from"].items()},
+            {int(channels): n for channels, n in data["mixed_from"].items()},
+        )
+
+    def warnings(self, clip_seconds: float, sample_rate: int) -> list[str]:
+        notes = []
+        if self.cut:
+            notes.append(
+                f"{self.cut} clip(s) longer than the front-end's {clip_seconds:g} s were cut to it (longest "
+                f"{self.longest_seconds:.3g} s): the model heard only their first {clip_seconds:g} s"
+            )
+        if self.padded:
+            notes.append(
+                f"{self.padded} clip(s) shorter than {clip_seconds:g} s were zero-padded (shortest "
+                f"{self.shortest_seconds:.3g} s)"
+            )
+        resampled = sum(self.resampled_from.values())
+        if resampled:
+            found = ", ".join(f"{rate} Hz ×{n}" for rate, n in sorted(self.resampled_from.items()))
+            mixed = len(self.resampled_from) > 1 or resampled < self.clips
+            caveat = ": the clips' rates differ, so groups recorded at other rates may differ for that alone"
+            notes.append(
+                f"{resampled} of {self.clips} clip(s) were resampled to {sample_rate} Hz (found {found})"
+                + (caveat if mixed else "")
+            )
+        if self.mixed_from:
+            found = ", ".join(f"{channels} channels ×{n}" for channels, n in sorted(self.mixed_from.items()))
+            notes.append(f"{sum(self.mixed_from.values())} clip(s) were mixed down to mono ({found})")
+        return notes
+
+
+@dataclass
 class FrontendBatch:
     """Inputs for the files that worked, and why the others did not."""
 
@@ -235,6 +329,8 @@ class FrontendBatch:
     """Boolean mask over the paths given: True where ``inputs`` has a row."""
     failures: dict[int, str] = field(default_factory=dict)
     """Index of a failed path -> reason."""
+    facts: InputFacts = field(default_factory=InputFacts)
+    """What was changed to make the files fit (audio front-ends count it; others leave it empty)."""
 
 
 class Frontend(ABC):
@@ -246,13 +342,18 @@ class Frontend(ABC):
     def load_one(self, path: Path) -> np.ndarray:
         """One file to one input array; raise ``SampleError`` for a bad file."""
 
+    def load_counted(self, path: Path, facts: InputFacts) -> np.ndarray:
+        """``load_one``, counting in ``facts`` what was changed to make the file fit (audio front-ends do)."""
+        return self.load_one(path)
+
     def transform(self, paths: Sequence[Path]) -> FrontendBatch:
         rows: list[np.ndarray] = []
         ok = np.zeros(len(paths), dtype=bool)
         failures: dict[int, str] = {}
+        facts = InputFacts()
         for i, path in enumerate(paths):
             try:
-                row = np.asarray(self.load_one(path), dtype=np.float32)
+                row = np.asarray(self.load_counted(path, facts), dtype=np.float32)
             except SampleError as exc:
                 failures[i] = str(exc)
                 continue
@@ -261,7 +362,7 @@ class Frontend(ABC):
                 continue
             rows.append(row)
             ok[i] = True
-        return FrontendBatch(_stack(rows), ok, failures)
+        return FrontendBatch(_stack(rows), ok, failures, facts)
 
 
 def _stack(rows: list[np.ndarray]) -> np.ndarray:

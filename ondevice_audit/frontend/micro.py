@@ -17,7 +17,7 @@ import numpy as np
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend.audio import decode_clip
-from ondevice_audit.frontend.interface import Frontend, MicroFrontendSpec
+from ondevice_audit.frontend.interface import Frontend, InputFacts, MicroFrontendSpec
 
 __all__ = ["MicroFrontend", "PACKAGE_SETTINGS", "micro_features"]
 
@@ -82,7 +82,10 @@ class MicroFrontend(Frontend):
         )
 
     def load_one(self, path: Path) -> np.ndarray:
-        waveform = decode_clip(path, self.spec)
+        return self.load_counted(path, InputFacts())
+
+    def load_counted(self, path: Path, facts: InputFacts) -> np.ndarray:
+        waveform = decode_clip(path, self.spec, facts)
         samples = np.clip(np.round(waveform * 32768.0), -32768, 32767)
         frames = micro_features(samples, self.spec)
         expected = self.spec.input_shape

@@ -16,6 +16,7 @@ a difference.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, assert_never
 
@@ -42,6 +43,8 @@ NO_INTERVAL = (
     "rerun with --bootstrap or gate the point estimate with --no-use-ci-bound"
 )
 METRIC_UNDEFINED = "{metric} undefined for {where}"
+NOT_FINITE = "the report holds {where}, not a finite number: it was not written by ondevice-audit or was damaged"
+BASELINE_NOT_FINITE = "the baseline report holds {where}, not a finite number; regenerate it"
 NO_GROUPS_IN_RB = "no group is in RB (every group is below min_group_size)"
 TOO_FEW_GROUPS = "fewer than two groups in RB"
 UNKNOWN_ATTRIBUTE = (
@@ -66,8 +69,11 @@ def evaluate(
 ) -> GateResult:
     """Judge every report (by variant name) against every rule, variant by variant so each one's outcomes
     stay together; a ``NoReport`` variant fails every rule once. Input mismatches raise ``UsageError``."""
+    reports = {variant: _finite_or_not(report) for variant, report in reports.items()}
     judged = {variant: report for variant, report in reports.items() if not isinstance(report, NoReport)}
     _check(judged, rules, baseline)
+    if baseline is not None and (where := _non_finite(baseline)) is not None:
+        raise UsageError(BASELINE_NOT_FINITE.format(where=where))
     outcomes: list[RuleOutcome] = []
     for variant, report in reports.items():
         for rule in rules:
@@ -79,6 +85,27 @@ def evaluate(
             else:
                 outcomes.append(_judge(rule, variant, report, None, baseline))
     return GateResult(tuple(outcomes))
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The first number in a report that is NaN or infinite (``json`` reads ``NaN``), as ``path = value``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where or 'the document'} = {value}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _finite_or_not(report: dict[str, Any] | NoReport) -> dict[str, Any] | NoReport:
+    """A report with a NaN or infinite number anywhere fails every rule (with where it is): a comparison with
+    NaN is false either way round, so a rule could pass on it."""
+    if isinstance(report, NoReport):
+        return report
+    where = _non_finite(report)
+    return report if where is None else NoReport(NOT_FINITE.format(where=where.lstrip(".")))
 
 
 def uses_ci_bound(rule: Rule, sizes: Sequence[int]) -> bool:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["INTERSECTION", "MISSING_GROUP", "GroupedAttribute", "group_attributes"]
+from ondevice_audit.metrics.definitions import METRICS
+
+__all__ = ["INTERSECTION", "MIN_SPEAKERS", "MISSING_GROUP", "GroupedAttribute", "group_attributes", "left_out"]
 
 MISSING_GROUP = "(missing)"
 INTERSECTION = " × "
+MIN_SPEAKERS = 2
+"""A group of fewer speakers is left out of RB: resampling one speaker's clips gives a zero-width interval."""
 
 
 @dataclass
@@ -36,3 +41,33 @@ def group_attributes(sensitive_features: pd.DataFrame, intersections: bool) -> l
         codes, names = pd.factorize(values, sort=True)
         attributes.append(GroupedAttribute(INTERSECTION.join(cols), cols, codes, [str(n) for n in names]))
     return attributes
+
+
+def left_out(
+    per_group: np.ndarray,
+    speakers_per_group: np.ndarray | None,
+    metric: str,
+    negatives: np.ndarray,
+    min_group_size: int,
+    support: tuple[Callable[[np.ndarray], np.ndarray], str] | None = None,
+) -> list[str | None]:
+    """Why each group (``per_group[G, K, K]`` clip counts) is left out of RB, or None for the groups in it.
+
+    ``min_group_size`` applies to the clips the metric rests on (FRR: keyword clips; FAR: negative clips), not
+    to all clips of the group; and with a speaker column a group needs ``MIN_SPEAKERS`` speakers. ``support``
+    (counts of confusion matrices, and their name) replaces ``METRICS[metric]``'s: a detector's decisions.
+    """
+    if support is None:
+        definition = METRICS[metric]
+        support = (lambda cm: definition.support(cm, negatives), definition.support_name)
+    count, support_name = support
+    reasons: list[str | None] = []
+    for g, used in enumerate(count(per_group.astype(np.float64))):
+        if used < min_group_size:
+            what = "clips" if support_name == "clips" else f"{support_name}, what {metric} uses"
+            reasons.append(f"{int(used)} {what}: fewer than {min_group_size}")
+        elif speakers_per_group is not None and speakers_per_group[g] < MIN_SPEAKERS:
+            reasons.append(f"{int(speakers_per_group[g])} speaker: its interval would resample one voice")
+        else:
+            reasons.append(None)
+    return reasons

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BOOTSTRAP", "CONFIDENCE", "METRIC", "MIN_GROUP_SIZE", "NEGATIVE_LABELS", "PERMUTATIONS"]
+__all__ = ["BOOTSTRAP", "CONFIDENCE", "MAX_GROUPS", "METRIC", "MIN_GROUP_SIZE", "NEGATIVE_LABELS", "PERMUTATIONS"]
 
 METRIC = "mcc"
 """The metric RB is computed on: MCC, as in the study the measure comes from."""
@@ -13,3 +13,5 @@ PERMUTATIONS = 1000
 CONFIDENCE = 0.95
 NEGATIVE_LABELS = ("_unknown_", "_silence_")
 """Classes that are not keywords, for FRR/FAR (Speech Commands' names)."""
+MAX_GROUPS = 500
+"""An attribute with more groups is refused: it is almost always a speaker or id column given as a group."""

@@ -97,6 +97,18 @@ def far(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     return _divide(negative_rows[..., ~negatives].sum(axis=(-1, -2)), negative_rows.sum(axis=(-1, -2)))
 
 
+def all_clips(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    return cm.sum(axis=(-1, -2))
+
+
+def keyword_clips(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    return cm[..., ~negatives, :].sum(axis=(-1, -2))
+
+
+def negative_clips(cm: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    return cm[..., negatives, :].sum(axis=(-1, -2))
+
+
 @dataclass(frozen=True)
 class MetricDefinition:
     name: str
@@ -104,6 +116,9 @@ class MetricDefinition:
     higher_is_better: bool
     function: Callable[[np.ndarray, np.ndarray], np.ndarray]
     needs_negatives: bool = False
+    support: Callable[[np.ndarray, np.ndarray], np.ndarray] = all_clips
+    """The clips the metric rests on, counted from a confusion matrix: a group's size for ``--min-group-size``."""
+    support_name: str = "clips"
 
 
 METRICS: dict[str, MetricDefinition] = {
@@ -115,8 +130,24 @@ METRICS: dict[str, MetricDefinition] = {
         MetricDefinition("macro_f1", "unweighted mean F1 over classes", True, macro_f1),
         MetricDefinition("precision", "unweighted mean precision over classes", True, precision),
         MetricDefinition("macro_recall", "unweighted mean recall over classes (not a detection rate)", True, recall),
-        MetricDefinition("frr", "false rejection rate: keywords predicted as a negative label", False, frr, True),
-        MetricDefinition("far", "false acceptance rate: negatives predicted as a keyword", False, far, True),
+        MetricDefinition(
+            "frr",
+            "false rejection rate: keywords predicted as a negative label",
+            False,
+            frr,
+            True,
+            keyword_clips,
+            "keyword clips",
+        ),
+        MetricDefinition(
+            "far",
+            "false acceptance rate: negatives predicted as a keyword",
+            False,
+            far,
+            True,
+            negative_clips,
+            "negative clips",
+        ),
     )
 }
 

@@ -25,6 +25,7 @@ speakers: an interval over one speaker says nothing about a group.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import pandas as pd
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import _resampling, defaults
-from ondevice_audit.metrics._groups import GroupedAttribute, group_attributes
+from ondevice_audit.metrics._groups import MIN_SPEAKERS, GroupedAttribute, group_attributes
 from ondevice_audit.metrics.bias import log_ratios, reliability_bias
 from ondevice_audit.metrics.definitions import (
     _FN,
@@ -46,7 +47,7 @@ from ondevice_audit.metrics.definitions import (
     DetectorMetric,
     _divide,
 )
-from ondevice_audit.metrics.frame import AttributeResult, BiasResult, GroupResult
+from ondevice_audit.metrics.frame import AttributeResult, BiasResult, GapResult, GroupResult, group_gap
 
 __all__ = ["DETECTION_METRICS", "DetectionFrame", "DetectorMetric", "GroupCurve", "OperatingPoint", "equal_error_rate"]
 
@@ -196,7 +197,6 @@ class DetectionFrame:
     overall_ci: tuple[float, float] | None = field(init=False)
     attributes: list[AttributeResult] = field(init=False)
     curves: dict[str, list[GroupCurve]] = field(init=False)
-    notes: list[str] = field(init=False)
     metric_names: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -204,7 +204,6 @@ class DetectionFrame:
         self.threshold = float(self.point.choose(self._scores[~self._pos], np.ones((1, self._negatives)),
                                                  self._seconds[~self._pos])[0])  # fmt: skip
         self._accepted = self._scores >= self.threshold
-        self.notes = []
         everyone = np.zeros(len(self._scores), dtype=np.int64)
         stats = self._stats(everyone, 1, self._accepted[None, :], np.ones((1, len(self._scores))))[0, 0]
         self.overall = self._all_metrics(stats)
@@ -319,8 +318,10 @@ class DetectionFrame:
         stats = self._stats(attribute.codes, n_groups, self._accepted[None, :], np.ones((1, len(self._scores))))[0]
         values, overall = self._chosen(stats), self._chosen(stats.sum(axis=0))
         unit_group, nested, speakers_per_group = self._units_per_group(attribute.codes, n_groups)
-        included = self._included(stats, speakers_per_group, attribute)
+        support, reasons = self._left_out(stats, speakers_per_group)
+        included = np.array([reason is None for reason in reasons], dtype=bool)
         rb = _bias(values, overall, included, attribute.names, self.metric, self.min_group_size)
+        gap = group_gap(values, included, attribute.names)
         group_ci: list[tuple[float, float] | None] = [None] * n_groups
         weights = None
         if self.n_boot:
@@ -329,9 +330,7 @@ class DetectionFrame:
             replicates, _ = self._replicates(attribute.codes, n_groups, weights)
             rep_values = self._chosen(replicates)
             group_ci = [self._interval(rep_values[:, g]) for g in range(n_groups)]
-            if rb.value is not None:
-                rep_rb = reliability_bias(rep_values[:, included], self._chosen(replicates.sum(axis=1)))
-                rb = BiasResult(rb.value, self._interval(rep_rb), None, None, float(np.mean(~np.isfinite(rep_rb))))
+            rb, gap = self._bootstrapped(rb, gap, rep_values[:, included], self._chosen(replicates.sum(axis=1)))
         if self.n_perm and rb.value is not None:
             rb = self._permutation_test(rb, attribute, included, unit_group if nested else None)
         resampling = ("speakers, stratified by group" if nested else "speakers, unstratified (some speakers span "
@@ -341,14 +340,28 @@ class DetectionFrame:
             GroupResult(attribute.names[g], int((attribute.codes == g).sum()),
                         None if speakers_per_group is None else int(speakers_per_group[g]),
                         {**self._all_metrics(stats[g]), "eer": None}, group_ci[g], _number(ratios[g]),
-                        bool(included[g]))
+                        bool(included[g]), int(support[g]), reasons[g])
             for g in range(n_groups)
         ]  # fmt: skip
         curves = self._curves(attribute, weights)
         for group, curve in zip(groups, curves, strict=True):
             group.metrics["eer"] = curve.eer
         worst = _worst(values, overall, included, attribute.names, DETECTION_METRICS[self.metric].higher_is_better)
-        return AttributeResult(attribute.name, attribute.columns, groups, rb, worst, resampling), curves
+        return AttributeResult(attribute.name, attribute.columns, groups, rb, worst, resampling, gap), curves
+
+    def _bootstrapped(
+        self, rb: BiasResult, gap: GapResult, rep_included: np.ndarray, rep_overall: np.ndarray
+    ) -> tuple[BiasResult, GapResult]:
+        """RB, RB per group and the gap with their intervals, from the replicates of the groups in RB."""
+        if gap.value is not None:
+            gap = dataclasses.replace(gap, ci=self._interval(rep_included.max(axis=1) - rep_included.min(axis=1)))
+        if rb.value is None:
+            return rb, gap
+        rep_rb = reliability_bias(rep_included, rep_overall)
+        ci = self._interval(rep_rb)
+        mean_ci = None if ci is None else (ci[0] / rb.groups, ci[1] / rb.groups)
+        undefined = float(np.mean(~np.isfinite(rep_rb)))
+        return dataclasses.replace(rb, ci=ci, mean_ci=mean_ci, bootstrap_undefined_share=undefined), gap
 
     def _units_per_group(
         self, codes: np.ndarray, n_groups: int
@@ -360,22 +373,21 @@ class DetectionFrame:
         per_group = present.sum(axis=0) if self.speakers is not None else None
         return present.argmax(axis=1), nested, per_group
 
-    def _included(self, stats: np.ndarray, speakers: np.ndarray | None, attribute: GroupedAttribute) -> np.ndarray:
+    def _left_out(self, stats: np.ndarray, speakers: np.ndarray | None) -> tuple[np.ndarray, list[str | None]]:
+        """Per group the clips the metric rests on (positives, negatives or accepted clips), and why a group is
+        left out of RB (too few of them, or one speaker), or None for the groups in it."""
         basis = DETECTION_METRICS[self.metric].basis
-        counts = {"positives": stats[:, _TP] + stats[:, _FN], "negatives": stats[:, _FP] + stats[:, _TN],
-                  "accepted": stats[:, _TP] + stats[:, _FP]}[basis]  # fmt: skip
-        included = counts >= self.min_group_size
-        small = [attribute.names[g] for g in np.flatnonzero(~included)]
-        if small:
-            self.notes.append(f"{attribute.name}: group(s) {', '.join(small)} have fewer than {self.min_group_size} "
-                              f"{basis} (what {self.metric} rests on); shown but left out of RB")  # fmt: skip
-        if speakers is not None:
-            lone = [attribute.names[g] for g in np.flatnonzero(included & (speakers < 2))]
-            if lone:
-                self.notes.append(f"{attribute.name}: group(s) {', '.join(lone)} have a single speaker, so their "
-                                  "interval says nothing of the group; shown but left out of RB")  # fmt: skip
-            included &= speakers >= 2
-        return included
+        support = {"positives": stats[:, _TP] + stats[:, _FN], "negatives": stats[:, _FP] + stats[:, _TN],
+                   "accepted": stats[:, _TP] + stats[:, _FP]}[basis]  # fmt: skip
+        reasons: list[str | None] = []
+        for g, used in enumerate(support):
+            if used < self.min_group_size:
+                reasons.append(f"{int(used)} {basis}, what {self.metric} uses: fewer than {self.min_group_size}")
+            elif speakers is not None and speakers[g] < MIN_SPEAKERS:
+                reasons.append(f"{int(speakers[g])} speaker: its interval would resample one voice")
+            else:
+                reasons.append(None)
+        return support, reasons
 
     def _permutation_test(
         self, rb: BiasResult, attribute: GroupedAttribute, included: np.ndarray, unit_group: np.ndarray | None
@@ -390,12 +402,15 @@ class DetectionFrame:
             units, groups = np.arange(len(self._scores)), attribute.codes
             n_units = len(self._scores)
         per_unit = self._stats(units, n_units, self._accepted[None, :], np.ones((1, len(self._scores))))[0]
-        permuted = _resampling.permute_by_speaker(per_unit, groups, n_groups, self.n_perm, rng)
+        permuted = _resampling.permute_totals(per_unit, groups, n_groups, self.n_perm, rng)
         null = reliability_bias(self._chosen(permuted)[:, included], self._chosen(permuted.sum(axis=1)))
         null = null[np.isfinite(null)]
         assert rb.value is not None
-        p_value = (1 + int(np.sum(null >= rb.value - 1e-12))) / (1 + len(null)) if len(null) else None
-        return BiasResult(rb.value, rb.ci, p_value, None, rb.bootstrap_undefined_share, len(null))
+        if not len(null):
+            return dataclasses.replace(rb, p_value=None, permutations_used=0)
+        p_value = (1 + int(np.sum(null >= rb.value - 1e-12))) / (1 + len(null))
+        return dataclasses.replace(rb, p_value=p_value, permutations_used=len(null),
+                                   permutation_mean=float(null.mean()))  # fmt: skip
 
     def _curves(self, attribute: GroupedAttribute, weights: np.ndarray | None) -> list[GroupCurve]:
         curves = []
@@ -446,13 +461,16 @@ def _bias(
     values: np.ndarray, overall: np.ndarray, included: np.ndarray, names: list[str], metric: str, min_size: int
 ) -> BiasResult:
     if included.sum() < 2:
-        return BiasResult(None, None, None, f"fewer than two groups have enough clips ({min_size}) for RB")
+        basis = DETECTION_METRICS[metric].basis
+        return BiasResult(None, None, None, f"fewer than two groups have at least {min_size} {basis} and two speakers")
     if not overall > 0:
         return BiasResult(None, None, None, f"overall {metric} is {float(overall):.4g} (not positive)")
     bad = [names[g] for g in np.flatnonzero(included) if not values[g] > 0]
     if bad:
         return BiasResult(None, None, None, f"{metric} is not positive for group(s) {', '.join(bad)}")
-    return BiasResult(_number(reliability_bias(values[included], overall)), None, None)
+    value = _number(reliability_bias(values[included], overall))
+    groups = int(included.sum())
+    return BiasResult(value, None, None, groups=groups, mean=None if value is None else value / groups)
 
 
 def _worst(

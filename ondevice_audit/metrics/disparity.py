@@ -32,7 +32,8 @@ from scipy import sparse
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import _resampling, defaults
-from ondevice_audit.metrics._groups import GroupedAttribute, group_attributes
+from ondevice_audit.metrics._groups import GroupedAttribute, group_attributes, left_out
+from ondevice_audit.metrics._resampling import MEMORY_BYTES
 from ondevice_audit.metrics.bias import reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
 
@@ -121,6 +122,9 @@ class DisparityFrame:
     intersections: bool = True
     metric_function: Callable[[np.ndarray], np.ndarray] | None = None
     """Computes ``metric`` from confusion matrices ``[..., K, K]`` instead of ``METRICS`` (a detector's metrics)."""
+    metric_support: tuple[Callable[[np.ndarray], np.ndarray], str] | None = None
+    """With ``metric_function``: the clips it rests on, counted from confusion matrices, and their name (which
+    groups have enough for RB); None: every clip."""
     overall: GroupDisparity = field(init=False)
     attributes: list[AttributeDisparity] = field(init=False)
 
@@ -201,23 +205,29 @@ class DisparityFrame:
     def _attribute(self, attribute: GroupedAttribute) -> AttributeDisparity:
         n_groups = len(attribute.names)
         per_group = self._per_group(attribute.codes, n_groups)
-        sizes = per_group[0].sum(axis=(1, 2))
-        included = sizes >= self.min_group_size
         values = self._chosen(per_group)
         overall = self._chosen(per_group.sum(axis=1))
-        rb = self._rb(values, overall, included)
 
         speakers_per_group: np.ndarray | None = None
         strata: np.ndarray | None = None
         resampling = "clips (no speaker column)"
         if self._speaker is not None:
             n_speakers = int(self._speaker.max()) + 1
-            present = np.bincount(self._speaker * n_groups + attribute.codes, minlength=n_speakers * n_groups)
-            present = present.reshape(n_speakers, n_groups) > 0
-            speakers_per_group = present.sum(axis=0)
-            nested = bool((present.sum(axis=1) == 1).all())
-            strata = present.argmax(axis=1) if nested else None
+            pairs = np.unique(self._speaker.astype(np.int64) * n_groups + attribute.codes)
+            speakers_per_group = np.bincount(pairs % n_groups, minlength=n_groups)
+            nested = bool((np.bincount(pairs // n_groups, minlength=n_speakers) == 1).all())
+            if nested:
+                strata = np.empty(n_speakers, dtype=np.int64)
+                strata[pairs // n_groups] = pairs % n_groups
             resampling = "speakers, stratified by group" if nested else "speakers, unstratified (some span groups)"
+        # the reference run decides which groups are in RB, as GroupMetricFrame does for the audited one
+        support = self.metric_support
+        if support is None and self.metric_function is not None:
+            support = (lambda cms: cms.sum(axis=(-1, -2)), "clips")
+        reasons = left_out(per_group[0], speakers_per_group, self.metric, self._negatives, self.min_group_size,
+                           support)  # fmt: skip
+        included = np.array([reason is None for reason in reasons], dtype=bool)
+        rb = self._rb(values, overall, included)
 
         differences = [BiasDifference(_number(rb[0]), None, None)]
         if self.n_boot:
@@ -266,12 +276,17 @@ class DisparityFrame:
             rows = np.arange(combos.shape[1])
             columns = [combos[0] * k * k + combos[1] * k + predicted for predicted in combos[2:]]
         rb = np.empty((self.n_boot, len(self._cells)))
+        step = max(1, MEMORY_BYTES // (8 * n_groups * k * k))  # replicates' confusion matrices built at once
         for run, column in enumerate(columns):
             per_unit = sparse.csr_matrix(
                 (np.ones(len(rows)), (rows, column)), shape=(weights.shape[1], n_groups * k * k)
-            )
-            replicates = np.asarray((per_unit.T @ weights.T).T).reshape(self.n_boot, n_groups, k, k)
-            rb[:, run] = self._rb(self._chosen(replicates), self._chosen(replicates.sum(axis=1)), included)
+            ).T.tocsr()
+            for start in range(0, self.n_boot, step):
+                part = weights[start : start + step]
+                replicates = np.asarray(per_unit @ part.T).T.reshape(len(part), n_groups, k, k)
+                rb[start : start + len(part), run] = self._rb(
+                    self._chosen(replicates), self._chosen(replicates.sum(axis=1)), included
+                )
         return rb
 
 

@@ -5,33 +5,42 @@ columns, computing everything eagerly. For each *attribute* (one group column, a
 columns their intersection) it reports, per group: clip count, speaker count, every metric, a bootstrap
 confidence interval of the chosen metric and its signed :math:`\ln(P_g / P_{all})`; and for the attribute:
 :math:`RB = \sum_g |\ln(P_g / P_{all})|` (see :mod:`ondevice_audit.metrics.bias`) with a percentile
-bootstrap interval and a permutation p-value.
+bootstrap interval and a permutation p-value, RB's mean over the groups in it (the sum grows with the number
+of groups; the mean compares attributes with different numbers of groups), and the largest gap between groups
+(best minus worst metric), each with an interval.
 
 - :math:`P_{all}` is the metric over *all* scored clips, small groups included.
-- Groups with fewer than ``min_group_size`` clips are shown but left out of RB (their estimate is noise).
+- Groups are shown but left out of RB when the metric rests on fewer than ``min_group_size`` clips (FRR rests on
+  the group's keyword clips, FAR on its negative clips, the others on all its clips), or, with a speaker column,
+  when they have fewer than two speakers (their interval would resample one voice).
 - The bootstrap resamples speakers when a speaker column is given (see ``_resampling``), clips otherwise.
 - The permutation test asks whether RB is larger than when group labels are shuffled across speakers
-  (across clips without speakers): ``p = (1 + #{RB_perm >= RB}) / (1 + #perm)``.
+  (across clips without speakers): ``p = (1 + #{RB_perm >= RB}) / (1 + #perm)``; the mean RB of the shuffles is
+  RB's noise floor for these group sizes.
 - RB is undefined (None) where a log ratio is; the share of undefined replicates is reported, and an
   interval is given only when at least 90 % of replicates are defined.
+- An attribute with more than ``max_groups`` groups is refused: it is almost always an id column given as a
+  group, and its tables would be unreadable anyway.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import _resampling, defaults
-from ondevice_audit.metrics._groups import MISSING_GROUP, GroupedAttribute, group_attributes
+from ondevice_audit.metrics._groups import MISSING_GROUP, GroupedAttribute, group_attributes, left_out
 from ondevice_audit.metrics.bias import log_ratios, reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
 
-__all__ = ["AttributeResult", "BiasResult", "GroupMetricFrame", "GroupResult", "MISSING_GROUP"]
+__all__ = ["AttributeResult", "BiasResult", "GapResult", "GroupMetricFrame", "GroupResult", "MISSING_GROUP", "group_gap"]
 
 _MIN_DEFINED_SHARE = 0.9
 
@@ -43,6 +52,11 @@ _NEEDS_NEGATIVES = (
     "metric {name} needs negative labels (--negative-labels) that occur in the data; found none of {negatives}"
 )
 _LENGTHS = "labels, predictions, groups and speakers must have the same length"
+_BAD_SEED = "the seed must be 0 or more, got {seed}"
+TOO_MANY_GROUPS = (
+    "{attribute} has {n} groups, more than --max-groups {limit}: the usual cause is a speaker or id column given "
+    "as a group (-g); pass --max-groups {n} if you mean it"
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,11 @@ class GroupResult:
     log_ratio: float | None
     """Signed ln(P_g / P_all) of the chosen metric; None where undefined."""
     in_rb: bool
-    """False for groups below ``min_group_size``, which are shown but left out of RB."""
+    """False for groups left out of RB (too few clips for the metric, or one speaker); see ``left_out``."""
+    support: int = 0
+    """Clips the chosen metric rests on (FRR: keyword clips; FAR: negative clips; otherwise all of them)."""
+    left_out: str | None = None
+    """Why the group is not in RB, in words; None when it is."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,26 @@ class BiasResult:
     undefined_reason: str | None = None
     bootstrap_undefined_share: float | None = None
     permutations_used: int = 0
+    groups: int = 0
+    """Groups in RB: what ``mean`` divides by."""
+    mean: float | None = None
+    """RB divided by the number of groups in it: comparable between attributes with different numbers of
+    groups (RB itself grows with them for the same per-group gaps)."""
+    mean_ci: tuple[float, float] | None = None
+    permutation_mean: float | None = None
+    """RB's average over the permutations: what RB is when groups do not differ, for these group sizes."""
+
+
+@dataclass(frozen=True)
+class GapResult:
+    """The largest gap between groups in RB: the best group's metric minus the worst's, in the metric's units."""
+
+    value: float | None
+    ci: tuple[float, float] | None
+    high: str | None
+    """The group with the highest metric."""
+    low: str | None
+    undefined_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +118,19 @@ class AttributeResult:
     """The included group furthest below the population on the chosen metric; None when no group is below."""
     resampling: str
     """How the bootstrap and permutations resampled, in words."""
+    gap: GapResult = GapResult(None, None, None, None, "not computed")
+
+
+@dataclass(frozen=True)
+class _Design:
+    """How an attribute's groups relate to speakers, and so how to resample them."""
+
+    speakers_per_group: np.ndarray | None
+    strata: np.ndarray | None
+    """Each speaker's only group when every speaker is in one (the bootstrap is then stratified), else None."""
+    per_speaker: sparse.csr_matrix | None
+    """Clip counts per speaker and (group, true, predicted) cell: ``[S, G*K*K]``."""
+    resampling: str
 
 
 @dataclass
@@ -99,7 +150,7 @@ class GroupMetricFrame:
         Speaker id per clip; makes the bootstrap and permutations resample speakers, not clips.
     negative_labels
         Classes that are not keywords (``_unknown_``, ``_silence_``), for FRR and FAR.
-    min_group_size, n_boot, n_perm, seed, confidence
+    min_group_size, n_boot, n_perm, seed, confidence, max_groups
         See the module docstring. ``n_boot``/``n_perm`` of 0 switch the bootstrap/permutation test off.
     intersections
         With two or more attributes, also report their intersection.
@@ -125,6 +176,7 @@ class GroupMetricFrame:
     seed: int = 0
     confidence: float = defaults.CONFIDENCE
     intersections: bool = True
+    max_groups: int = defaults.MAX_GROUPS
     overall: dict[str, float | None] = field(init=False)
     overall_ci: tuple[float, float] | None = field(init=False)
     attributes: list[AttributeResult] = field(init=False)
@@ -143,15 +195,20 @@ class GroupMetricFrame:
         if METRICS[self.metric].needs_negatives and not has_negatives:
             raise UsageError(_NEEDS_NEGATIVES.format(name=self.metric, negatives=list(self.negative_labels)))
         self.metric_names = [m for m, d in METRICS.items() if has_negatives or not d.needs_negatives]
+        self._speaker: np.ndarray | None = None
+        self._speaker_totals: sparse.csr_matrix | None = None
         if self.speakers is not None:
-            speaker_codes, self._speaker_names = pd.factorize(pd.Series(self.speakers, dtype=str))
-            self._speaker = speaker_codes
-        else:
-            self._speaker = None
+            self._speaker = pd.factorize(pd.Series(self.speakers, dtype=str))[0]
+            self._speaker_totals = _sparse_counts(self._speaker, self._cell, int(self._speaker.max()) + 1, k * k)
+        attributes = group_attributes(self.sensitive_features, self.intersections)
+        for attribute in attributes:  # before any work: an id column given as a group would take hours
+            if len(attribute.names) > self.max_groups:
+                limit = self.max_groups
+                raise UsageError(TOO_MANY_GROUPS.format(attribute=attribute.name, n=len(attribute.names), limit=limit))
         overall_cm = np.bincount(self._cell, minlength=k * k).reshape(k, k)
         self.overall = self._all_metrics(overall_cm)
         self.overall_ci = self._overall_interval()
-        self.attributes = [self._attribute_result(a) for a in group_attributes(self.sensitive_features, self.intersections)]
+        self.attributes = [self._attribute_result(a) for a in attributes]
 
     # -- validation and set-up ----------------------------------------------------------------------
 
@@ -164,6 +221,8 @@ class GroupMetricFrame:
             raise UsageError(_BAD_PERM.format(n=self.n_perm))
         if not 0 < self.confidence < 1:
             raise UsageError(_BAD_CONFIDENCE.format(value=self.confidence))
+        if self.seed < 0:
+            raise UsageError(_BAD_SEED.format(seed=self.seed))
         lengths = {len(self.y_true), len(self.y_pred), len(self.sensitive_features)}
         if self.speakers is not None:
             lengths.add(len(self.speakers))
@@ -196,114 +255,149 @@ class GroupMetricFrame:
             return None
         k = len(self.labels)
         rng = self._rng("", 0)
-        if self._speaker is not None:
-            per_speaker = _counts(self._speaker, self._cell, int(self._speaker.max()) + 1, k)
-            replicates = _resampling.bootstrap_by_speaker(per_speaker[:, None], None, self.n_boot, rng)[:, 0]
+        if self._speaker_totals is not None:
+            _, overall = _resampling.bootstrap_by_speaker(self._speaker_totals, (1, k), None, self.n_boot, rng,
+                                                          self._chosen)  # fmt: skip
         else:
-            overall = np.bincount(self._cell, minlength=k * k).reshape(1, k, k)
-            replicates = _resampling.bootstrap_by_cell(overall, self.n_boot, rng)[:, 0]
-        return self._interval(self._chosen(replicates))
+            counts = np.bincount(self._cell, minlength=k * k).reshape(1, k, k)
+            _, overall = _resampling.bootstrap_by_cell(counts, self.n_boot, rng, self._chosen)
+        return self._interval(overall)
+
+    def _design(self, attribute: GroupedAttribute) -> _Design:
+        """Speakers per group, and whether each speaker is in one group (the bootstrap is then stratified)."""
+        if self._speaker is None:
+            return _Design(None, None, None, "clips (no speaker column)")
+        n_groups, k = len(attribute.names), len(self.labels)
+        pairs = np.unique(self._speaker.astype(np.int64) * n_groups + attribute.codes)
+        speakers_per_group = np.bincount(pairs % n_groups, minlength=n_groups)
+        n_speakers = int(self._speaker.max()) + 1
+        nested = bool((np.bincount(pairs // n_groups, minlength=n_speakers) == 1).all())
+        strata = None
+        if nested:
+            strata = np.empty(n_speakers, dtype=np.int64)
+            strata[pairs // n_groups] = pairs % n_groups
+        cells = attribute.codes.astype(np.int64) * k * k + self._cell
+        per_speaker = _sparse_counts(self._speaker, cells, n_speakers, n_groups * k * k)
+        resampling = (
+            "speakers, stratified by group"
+            if nested
+            else "speakers, unstratified (some speakers span several groups); permutations shuffle clips"
+        )
+        return _Design(speakers_per_group, strata, per_speaker, resampling)
 
     def _attribute_result(self, attribute: GroupedAttribute) -> AttributeResult:
-        k = len(self.labels)
-        n_groups = len(attribute.names)
+        k, n_groups = len(self.labels), len(attribute.names)
         per_group = _counts(attribute.codes, self._cell, n_groups, k)
-        sizes = per_group.sum(axis=(1, 2))
-        included = sizes >= self.min_group_size
-        overall_cm = per_group.sum(axis=0)
         group_values = self._chosen(per_group)
-        overall_value = self._chosen(overall_cm)
-        ratios = log_ratios(group_values, overall_value)
-
-        strata, resampling, per_speaker = None, "clips (no speaker column)", None
-        if self._speaker is not None:
-            n_speakers = int(self._speaker.max()) + 1
-            per_speaker = _counts(self._speaker * n_groups + attribute.codes, self._cell, n_speakers * n_groups, k)
-            per_speaker = per_speaker.reshape(n_speakers, n_groups, k, k)
-            present = per_speaker.sum(axis=(2, 3)) > 0
-            speakers_per_group = present.sum(axis=0)
-            nested = bool((present.sum(axis=1) == 1).all())
-            strata = present.argmax(axis=1) if nested else None
-            resampling = (
-                "speakers, stratified by group"
-                if nested
-                else "speakers, unstratified (some speakers span several groups); permutations shuffle clips"
-            )
-        else:
-            speakers_per_group = None
-
-        group_ci: list[tuple[float, float] | None] = [None] * n_groups
+        overall_value = self._chosen(per_group.sum(axis=0))
+        design = self._design(attribute)
+        reasons = left_out(per_group, design.speakers_per_group, self.metric, self._negatives, self.min_group_size)
+        included = np.array([reason is None for reason in reasons], dtype=bool)
         rb = self._bias(group_values, overall_value, included, attribute)
+        gap = group_gap(group_values, included, attribute.names)
+        group_ci: list[tuple[float, float] | None] = [None] * n_groups
         if self.n_boot:
-            rng = self._rng(attribute.name, 1)
-            if per_speaker is not None:
-                replicates = _resampling.bootstrap_by_speaker(per_speaker, strata, self.n_boot, rng)
-            else:
-                replicates = _resampling.bootstrap_by_cell(per_group, self.n_boot, rng)
-            rep_groups = self._chosen(replicates)
-            rep_overall = self._chosen(replicates.sum(axis=1))
+            rep_groups, rep_overall = self._bootstrap(attribute, per_group, design)
             group_ci = [self._interval(rep_groups[:, g]) for g in range(n_groups)]
-            if rb.value is not None:
-                rep_rb = reliability_bias(rep_groups[:, included], rep_overall)
-                undefined = float(np.mean(~np.isfinite(rep_rb)))
-                rb = BiasResult(rb.value, self._interval(rep_rb), None, None, undefined)
+            rb, gap = self._bootstrapped(rb, gap, rep_groups[:, included], rep_overall)
         if self.n_perm and rb.value is not None:
-            rb = self._permutation_test(rb, attribute, included, per_speaker, strata)
-
-        worst = None
-        sign = 1.0 if METRICS[self.metric].higher_is_better else -1.0
-        # only a group below the population is worse off; when every group equals it, nobody is
-        shortfall = np.where(included, sign * (overall_value - group_values), np.nan)
-        if np.isfinite(shortfall).any() and np.nanmax(shortfall) > 1e-12:
-            worst = attribute.names[int(np.nanargmax(shortfall))]
+            rb = self._permutation_test(rb, attribute, included, design, overall_value)
+        support = METRICS[self.metric].support(per_group.astype(np.float64), self._negatives)
         groups = [
             GroupResult(
                 name=attribute.names[g],
-                n=int(sizes[g]),
-                n_speakers=None if speakers_per_group is None else int(speakers_per_group[g]),
+                n=int(per_group[g].sum()),
+                n_speakers=None if design.speakers_per_group is None else int(design.speakers_per_group[g]),
                 metrics=self._all_metrics(per_group[g]),
                 ci=group_ci[g],
-                log_ratio=_number(ratios[g]),
+                log_ratio=_number(log_ratios(group_values, overall_value)[g]),
                 in_rb=bool(included[g]),
+                support=int(support[g]),
+                left_out=reasons[g],
             )
             for g in range(n_groups)
         ]
-        return AttributeResult(attribute.name, attribute.columns, groups, rb, worst, resampling)
+        worst = self._worst(group_values, overall_value, included, attribute.names)
+        return AttributeResult(attribute.name, attribute.columns, groups, rb, worst, design.resampling, gap)
+
+    def _worst(
+        self, group_values: np.ndarray, overall_value: np.ndarray, included: np.ndarray, names: list[str]
+    ) -> str | None:
+        """The included group furthest below everyone; None when no group is below (then nobody is worse off)."""
+        sign = 1.0 if METRICS[self.metric].higher_is_better else -1.0
+        shortfall = np.where(included, sign * (overall_value - group_values), np.nan)
+        if np.isfinite(shortfall).any() and np.nanmax(shortfall) > 1e-12:
+            return names[int(np.nanargmax(shortfall))]
+        return None
+
+    def _bootstrap(
+        self, attribute: GroupedAttribute, per_group: np.ndarray, design: _Design
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``[n_boot, G]`` metric replicates per group and ``[n_boot]`` over everyone."""
+        rng = self._rng(attribute.name, 1)
+        if design.per_speaker is not None:
+            shape = (len(attribute.names), len(self.labels))
+            return _resampling.bootstrap_by_speaker(design.per_speaker, shape, design.strata, self.n_boot, rng,
+                                                    self._chosen)  # fmt: skip
+        return _resampling.bootstrap_by_cell(per_group, self.n_boot, rng, self._chosen)
+
+    def _bootstrapped(
+        self, rb: BiasResult, gap: GapResult, rep_included: np.ndarray, rep_overall: np.ndarray
+    ) -> tuple[BiasResult, GapResult]:
+        """RB and the gap with their intervals from the replicates of the groups in RB."""
+        if gap.value is not None:
+            gap = dataclasses.replace(gap, ci=self._interval(rep_included.max(axis=1) - rep_included.min(axis=1)))
+        if rb.value is None:
+            return rb, gap
+        rep_rb = reliability_bias(rep_included, rep_overall)
+        ci = self._interval(rep_rb)
+        mean_ci = None if ci is None else (ci[0] / rb.groups, ci[1] / rb.groups)
+        undefined = float(np.mean(~np.isfinite(rep_rb)))
+        return dataclasses.replace(rb, ci=ci, mean_ci=mean_ci, bootstrap_undefined_share=undefined), gap
 
     def _bias(
         self, group_values: np.ndarray, overall_value: np.ndarray, included: np.ndarray, attribute: GroupedAttribute
     ) -> BiasResult:
         if included.sum() < 2:
-            reason = f"fewer than two groups have at least {self.min_group_size} clips"
+            support = METRICS[self.metric].support_name
+            reason = f"fewer than two groups have at least {self.min_group_size} {support}"
+            if self._speaker is not None:
+                reason += " and two speakers"
             return BiasResult(None, None, None, reason)
         if not overall_value > 0:
             return BiasResult(None, None, None, f"overall {self.metric} is {float(overall_value):.4g} (not positive)")
         bad = [attribute.names[g] for g in np.flatnonzero(included) if not group_values[g] > 0]
         if bad:
             return BiasResult(None, None, None, f"{self.metric} is not positive for group(s) {', '.join(bad)}")
-        return BiasResult(_number(reliability_bias(group_values[included], overall_value)), None, None)
+        value = _number(reliability_bias(group_values[included], overall_value))
+        groups = int(included.sum())
+        mean = None if value is None else value / groups
+        return BiasResult(value, None, None, groups=groups, mean=mean)
 
     def _permutation_test(
         self,
         rb: BiasResult,
         attribute: GroupedAttribute,
         included: np.ndarray,
-        per_speaker: np.ndarray | None,
-        strata: np.ndarray | None,
+        design: _Design,
+        overall_value: np.ndarray,
     ) -> BiasResult:
-        k = len(self.labels)
-        n_groups = len(attribute.names)
+        shape = (len(attribute.names), len(self.labels))
         rng = self._rng(attribute.name, 2)
-        if per_speaker is not None and strata is not None:
-            permuted = _resampling.permute_by_speaker(per_speaker.sum(axis=1), strata, n_groups, self.n_perm, rng)
+        if self._speaker_totals is not None and design.strata is not None:
+            permuted = _resampling.permute_by_speaker(self._speaker_totals, design.strata, shape, self.n_perm, rng,
+                                                      self._chosen)  # fmt: skip
         else:
-            permuted = _resampling.permute_by_clip(attribute.codes, self._cell, n_groups, k, self.n_perm, rng)
-        overall = self._chosen(permuted.sum(axis=1))
-        null = reliability_bias(self._chosen(permuted)[:, included], overall)
+            permuted = _resampling.permute_by_clip(attribute.codes, self._cell, shape, self.n_perm, rng, self._chosen)
+        null = reliability_bias(permuted[:, included], overall_value)
         null = null[np.isfinite(null)]
         assert rb.value is not None
-        p_value = (1 + int(np.sum(null >= rb.value - 1e-12))) / (1 + len(null)) if len(null) else None
-        return BiasResult(rb.value, rb.ci, p_value, None, rb.bootstrap_undefined_share, len(null))
+        if not len(null):
+            return dataclasses.replace(rb, p_value=None, permutations_used=0)
+        p_value = (1 + int(np.sum(null >= rb.value - 1e-12))) / (1 + len(null))
+        return dataclasses.replace(
+            rb, p_value=p_value, permutations_used=len(null), permutation_mean=float(null.mean())
+        )
 
     # -- views --------------------------------------------------------------------------------------
 
@@ -341,6 +435,27 @@ def _counts(group: np.ndarray, cell: np.ndarray, n_groups: int, n_classes: int) 
     """Clip counts per (group, true, predicted): ``[G, K, K]``."""
     n_cells = n_classes * n_classes
     return np.bincount(group * n_cells + cell, minlength=n_groups * n_cells).reshape(n_groups, n_classes, n_classes)
+
+
+def _sparse_counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> sparse.csr_matrix:
+    """Clip counts per (row, column) as a sparse matrix: a speaker has clips in few of the cells."""
+    ones = np.ones(len(rows), dtype=np.float64)
+    return sparse.csr_matrix((ones, (rows, columns)), shape=(n_rows, n_columns))
+
+
+def group_gap(values: np.ndarray, included: np.ndarray, names: list[str]) -> GapResult:
+    """Best minus worst metric over the groups in RB."""
+    chosen = np.flatnonzero(included)
+    if len(chosen) < 2:
+        return GapResult(None, None, None, None, "fewer than two groups in RB")
+    undefined = [names[g] for g in chosen if not np.isfinite(values[g])]
+    if undefined:
+        return GapResult(None, None, None, None, f"the metric is undefined for group(s) {', '.join(undefined)}")
+    high, low = chosen[np.argmax(values[chosen])], chosen[np.argmin(values[chosen])]
+    gap = float(values[high] - values[low])
+    if gap <= 1e-12:  # every group alike: no group is highest or lowest
+        return GapResult(0.0, None, None, None)
+    return GapResult(gap, None, names[high], names[low])
 
 
 def _number(value: np.ndarray | float) -> float | None:

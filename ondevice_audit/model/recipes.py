@@ -233,4 +233,4 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise UsageError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}") from None
+        raise UsageError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit import _tensorflow
-from ondevice_audit.data.manifest import read_manifest
+from ondevice_audit.data.manifest import read_manifest, select_split
 from ondevice_audit.data.split import split_by_speaker
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import FrontendSpec
@@ -202,10 +202,18 @@ def encode_labels(labels: Sequence[str], known: Sequence[str] | None = None) -> 
 
 
 def load_labelled_features(
-    manifest: Path, spec: FrontendSpec, labels: Sequence[str] | None = None, progress: Progress | None = None
+    manifest: Path,
+    spec: FrontendSpec,
+    labels: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    split: tuple[Path, str] | None = None,
 ) -> tuple[Features, np.ndarray, list[str]]:
-    """Features and integer labels for every file of a manifest (classes: ``labels`` or the sorted labels)."""
-    features = compute_features(read_manifest(manifest).frame, spec, progress)
+    """Features and integer labels for every file of a manifest, or of the rows ``split`` (split file, name)
+    assigns to that split (classes: ``labels`` or the sorted labels)."""
+    dataset = read_manifest(manifest)
+    if split is not None:
+        dataset = select_split(dataset, *split)
+    features = compute_features(dataset.frame, spec, progress)
     y, classes = encode_labels(list(features.frame["label"]), labels)
     return features, y, classes
 

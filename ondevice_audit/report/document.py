@@ -18,7 +18,7 @@ import jsonschema
 
 from ondevice_audit import __version__
 from ondevice_audit.errors import UsageError
-from ondevice_audit.metrics import METRICS, GroupMetricFrame
+from ondevice_audit.metrics import METRICS, AttributeResult, GroupMetricFrame
 from ondevice_audit.metrics.definitions import DETECTION_METRICS
 
 if TYPE_CHECKING:
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "build_report", "load_report", "schema", "to_json", "validate"]
 
 SCHEMA_VERSION = "1.1"
-"""1.1 adds the optional ``detection`` section (``--task detect``); every 1.0 document is a valid 1.1 one."""
+"""1.1 added the optional ``detection`` section (``--task detect``); per attribute, RB's mean over groups
+(``rb.mean``, ``rb.mean_ci``, ``rb.groups``), its permutation mean and the largest gap between groups (``gap``); per
+group ``support`` and ``left_out``; ``samples.inputs``. Every 1.0 document is a valid 1.1 one."""
 _SUPPORTED_MAJOR = "1"
 
 
@@ -56,25 +58,70 @@ def validate(document: dict[str, Any]) -> None:
 def load_report(path: Path) -> dict[str, Any]:
     """Read a report written by this tool; a user error for anything else (or a schema we do not know)."""
     if not path.is_file():
-        raise UsageError(f"report not found: {path}")
+        raise UsageError(f"report not found: {path}; check the path")
     try:
         document = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not a JSON report ({exc})") from None
+        raise UsageError(
+            f"{path}: not a JSON report ({exc}); give a report.json written by score, audit or sweep"
+        ) from None
     version = str(document.get("schema_version", "")) if isinstance(document, dict) else ""
     if version.split(".")[0] != _SUPPORTED_MAJOR:
         raise UsageError(
-            f"{path}: report schema version {version or '(none)'} is not one this tool reads ({SCHEMA_VERSION})"
+            f"{path}: report schema version {version or '(none)'} is not one this tool reads ({SCHEMA_VERSION}); "
+            "regenerate it with this version of ondevice-audit"
         )
     try:
         validate(document)
     except jsonschema.ValidationError as exc:
-        raise UsageError(f"{path}: invalid report: {exc.message}") from None
+        raise UsageError(f"{path}: invalid report: {exc.message}; regenerate it with score, audit or sweep") from None
     return document
 
 
 def _interval(ci: tuple[float, float] | None) -> list[float] | None:
     return None if ci is None else [ci[0], ci[1]]
+
+
+def _attribute_section(attribute: AttributeResult) -> dict[str, Any]:
+    return {
+        "name": attribute.name,
+        "columns": attribute.columns,
+        "resampling": attribute.resampling,
+        "worst_group": attribute.worst_group,
+        "rb": {
+            "value": attribute.rb.value,
+            "ci": _interval(attribute.rb.ci),
+            "p_value": attribute.rb.p_value,
+            "undefined_reason": attribute.rb.undefined_reason,
+            "bootstrap_undefined_share": attribute.rb.bootstrap_undefined_share,
+            "permutations_used": attribute.rb.permutations_used,
+            "groups": attribute.rb.groups,
+            "mean": attribute.rb.mean,
+            "mean_ci": _interval(attribute.rb.mean_ci),
+            "permutation_mean": attribute.rb.permutation_mean,
+        },
+        "gap": {
+            "value": attribute.gap.value,
+            "ci": _interval(attribute.gap.ci),
+            "high": attribute.gap.high,
+            "low": attribute.gap.low,
+            "undefined_reason": attribute.gap.undefined_reason,
+        },
+        "groups": [
+            {
+                "name": g.name,
+                "n": g.n,
+                "n_speakers": g.n_speakers,
+                "support": g.support,
+                "metrics": g.metrics,
+                "ci": _interval(g.ci),
+                "log_ratio": g.log_ratio,
+                "in_rb": g.in_rb,
+                "left_out": g.left_out,
+            }
+            for g in attribute.groups
+        ],
+    }
 
 
 def build_report(
@@ -92,36 +139,7 @@ def build_report(
 
     # frr, far and precision are both a classifier's and a detector's metric, defined differently
     definition = DETECTION_METRICS[frame.metric] if isinstance(frame, DetectionFrame) else METRICS[frame.metric]
-    attributes = []
-    for attribute in frame.attributes:
-        attributes.append(
-            {
-                "name": attribute.name,
-                "columns": attribute.columns,
-                "resampling": attribute.resampling,
-                "worst_group": attribute.worst_group,
-                "rb": {
-                    "value": attribute.rb.value,
-                    "ci": _interval(attribute.rb.ci),
-                    "p_value": attribute.rb.p_value,
-                    "undefined_reason": attribute.rb.undefined_reason,
-                    "bootstrap_undefined_share": attribute.rb.bootstrap_undefined_share,
-                    "permutations_used": attribute.rb.permutations_used,
-                },
-                "groups": [
-                    {
-                        "name": g.name,
-                        "n": g.n,
-                        "n_speakers": g.n_speakers,
-                        "metrics": g.metrics,
-                        "ci": _interval(g.ci),
-                        "log_ratio": g.log_ratio,
-                        "in_rb": g.in_rb,
-                    }
-                    for g in attribute.groups
-                ],
-            }
-        )
+    attributes = [_attribute_section(attribute) for attribute in frame.attributes]
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "ondevice-audit", "version": __version__, "python": platform.python_version()},

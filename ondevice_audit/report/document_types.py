@@ -15,6 +15,7 @@ __all__ = [
     "Comparison",
     "Detection",
     "Failure",
+    "Gap",
     "Group",
     "InputFile",
     "MetricInfo",
@@ -99,6 +100,8 @@ class Samples(TypedDict):
     failed: int
     failures: list[Failure]
     layout: NotRequired[str]
+    inputs: NotRequired[dict[str, Any]]
+    """(1.1) Clips cut, padded, resampled or mixed to mono to fit the front-end, counted."""
 
 
 class Overall(TypedDict):
@@ -115,16 +118,36 @@ class Bias(TypedDict):
     undefined_reason: str | None
     bootstrap_undefined_share: NotRequired[float | None]
     permutations_used: NotRequired[int]
+    groups: NotRequired[int]
+    """(1.1) Groups in RB."""
+    mean: NotRequired[float | None]
+    """(1.1) RB divided by the groups in it."""
+    mean_ci: NotRequired[list[float] | None]
+    permutation_mean: NotRequired[float | None]
+
+
+class Gap(TypedDict):
+    """(1.1) The highest metric of a group in RB minus the lowest."""
+
+    value: float | None
+    ci: list[float] | None
+    high: str | None
+    low: str | None
+    undefined_reason: str | None
 
 
 class Group(TypedDict):
     name: str
     n: int
     n_speakers: int | None
+    support: NotRequired[int]
+    """(1.1) Clips the chosen metric rests on."""
     metrics: dict[str, float | None]
     ci: list[float] | None
     log_ratio: float | None
     in_rb: bool
+    left_out: NotRequired[str | None]
+    """(1.1) Why the group is not in RB."""
 
 
 class Attribute(TypedDict):
@@ -133,6 +156,7 @@ class Attribute(TypedDict):
     resampling: str
     worst_group: str | None
     rb: Bias
+    gap: NotRequired[Gap]
     groups: list[Group]
 
 

@@ -28,10 +28,12 @@ from matplotlib.patches import Patch
 from ondevice_audit.report.det import det_chart_png
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
 from ondevice_audit.report.sentences import (
+    attributes_sentence,
     comparison_cells,
     comparison_header,
     detection_sentence,
     rb_difference_sentence,
+    rb_sentence,
     run_summary,
 )
 
@@ -88,6 +90,9 @@ class HtmlFormat(ReportFormat):
         if report.get("detection"):
             parts.append(f'<p class="rb">{_e(detection_sentence(report))}</p>')
         parts += [_attribute(report, attribute) for attribute in report["attributes"]]
+        across = attributes_sentence(report)
+        if across:
+            parts.append(f"<p>{_e(across)}</p>")
         parts += [_mcu(report), _comparison(report)]
         parts.append(_warnings(report["warnings"]))
         parts.append("</body></html>")
@@ -230,18 +235,9 @@ def _overall(report: dict[str, Any]) -> str:
 
 def _rb_line(report: dict[str, Any], attribute: dict[str, Any]) -> str:
     rb = attribute["rb"]
-    metric = report["metric"]["name"]
-    if rb["value"] is None:
-        text = f'RB on {_e(metric)}: <span class="undefined">undefined</span> — {_e(rb["undefined_reason"])}'
-    else:
-        text = f"RB on {_e(metric)} = <b>{rb['value']:.3f}</b>"
-        if rb["ci"] is not None:
-            text += f" {fmt_interval(rb['ci'])} ({report['settings']['confidence']:.0%} CI)"
-        if rb["p_value"] is not None:
-            text += f", permutation p = {rb['p_value']:.3g} ({rb.get('permutations_used', 0)} permutations)"
-    if attribute["worst_group"] is not None:
-        text += f"; worst off: <b>{_e(attribute['worst_group'])}</b>"
-    return f'<p class="rb">{text}</p>'
+    style = ' class="rb undefined"' if rb["value"] is None else ' class="rb"'
+    permutations = f" ({rb.get('permutations_used', 0)} permutations)" if rb["p_value"] is not None else ""
+    return f"<p{style}>{_e(rb_sentence(report, attribute))}{permutations}</p>"
 
 
 def report_charts(report: dict[str, Any]) -> dict[str, bytes]:
@@ -273,7 +269,7 @@ def _attribute(report: dict[str, Any], attribute: dict[str, Any]) -> str:
         rows.append(
             f'{row}<td class="text">{_e(group["name"])}</td><td>{group["n"]}</td><td>{speakers}</td>'
             f"{metrics}<td>{fmt_interval(group['ci'])}</td><td>{fmt_number(group['log_ratio'])}</td>"
-            f"<td>{'yes' if group['in_rb'] else 'no'}</td></tr>"
+            f"<td>{'yes' if group['in_rb'] else _e('no: ' + group['left_out'] if group.get('left_out') else 'no')}</td></tr>"
         )
     parts = [
         f"<h2>{_e(attribute['name'])}</h2>",

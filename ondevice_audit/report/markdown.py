@@ -7,6 +7,7 @@ from typing import Any
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
 from ondevice_audit.report.sentences import (
+    attributes_sentence,
     comparison_cells,
     comparison_header,
     detection_sentence,
@@ -64,10 +65,17 @@ class MarkdownFormat(ReportFormat):
                     *(fmt_number(group["metrics"].get(m)) for m in names),
                     fmt_interval(group["ci"]),
                     fmt_number(group["log_ratio"]),
-                    "yes" if group["in_rb"] else "no",
+                    "yes"
+                    if group["in_rb"]
+                    else f"no: {escape_markdown(group['left_out'])}"
+                    if group.get("left_out")
+                    else "no",
                 ]
                 lines.append("| " + " | ".join(cells) + " |")
             lines += ["", f"Resampling: {escape_markdown(attribute['resampling'])}.", ""]
+        across = attributes_sentence(report, escape_markdown)
+        if across:
+            lines += [across, ""]
         lines += _mcu(report)
         lines += _comparison(report)
         if report["samples"]["failed"]:

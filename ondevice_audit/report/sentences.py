@@ -12,6 +12,7 @@ from typing import Any
 from ondevice_audit.report.interface import fmt_interval, fmt_number
 
 __all__ = [
+    "attributes_sentence",
     "comparison_cells",
     "comparison_header",
     "detection_sentence",
@@ -22,21 +23,45 @@ __all__ = [
 
 
 def rb_sentence(report: dict[str, Any], attribute: dict[str, Any], escape: Callable[[str], str] = str) -> str:
-    """The one-line verdict for an attribute; ``escape`` is applied to every value from the data."""
+    """The one-line verdict for an attribute: RB, its mean per group, the largest gap between groups and who is
+    worst off; ``escape`` is applied to every value from the data."""
     rb = attribute["rb"]
     metric = report["metric"]["name"]
     name = escape(attribute["name"])
+    confidence = f"{report['settings']['confidence']:.0%} CI"
     if rb["value"] is None:
         text = f"RB({name}) on {metric}: undefined — {escape(rb['undefined_reason'])}"
     else:
         text = f"RB({name}) on {metric} = {rb['value']:.3f}"
         if rb["ci"]:
-            text += f" {fmt_interval(rb['ci'])} ({report['settings']['confidence']:.0%} CI)"
+            text += f" {fmt_interval(rb['ci'])} ({confidence})"
         if rb["p_value"] is not None:
             text += f", permutation p = {rb['p_value']:.3g}"
+        if rb.get("mean") is not None:  # reports before schema 1.1 have no mean
+            text += f"; per group {rb['mean']:.3f}"
+            text += f" {fmt_interval(rb['mean_ci'])}" if rb.get("mean_ci") else ""
+            text += f" (RB / {rb['groups']} groups)"
+    gap = attribute.get("gap")
+    if gap and gap["value"] is not None:
+        text += f"; largest gap {gap['value']:.3f}" + (f" {fmt_interval(gap['ci'])}" if gap["ci"] else "")
+        text += f" ({escape(gap['high'])} − {escape(gap['low'])})" if gap["high"] is not None else ""
     if attribute["worst_group"] is not None:
         text += f"; worst off: {escape(attribute['worst_group'])}"
     return text
+
+
+def attributes_sentence(report: dict[str, Any], escape: Callable[[str], str] = str) -> str | None:
+    """With two or more attributes, RB per group of each, highest first: the number to compare attributes on
+    (RB itself grows with the number of groups). None when fewer than two have one."""
+    means = [(a["name"], a["rb"]) for a in report["attributes"] if a["rb"].get("mean") is not None]
+    if len(means) < 2:
+        return None
+    means.sort(key=lambda item: -item[1]["mean"])
+    listed = ", ".join(
+        f"{escape(name)} {rb['mean']:.3f}" + (f" {fmt_interval(rb['mean_ci'])}" if rb.get("mean_ci") else "")
+        for name, rb in means
+    )
+    return f"Attributes by RB per group (compare these, not RB, which grows with the number of groups): {listed}"
 
 
 def rb_difference_sentence(

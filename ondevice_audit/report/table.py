@@ -19,6 +19,7 @@ from rich.text import Text
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
 from ondevice_audit.report.sentences import (
+    attributes_sentence,
     comparison_cells,
     comparison_header,
     detection_sentence,
@@ -152,6 +153,9 @@ class TableFormat(ReportFormat):
                 )  # fmt: skip
             parts.append(table)
             parts.append(Text(rb_sentence(report, attribute), style="bold"))
+        across = attributes_sentence(report)
+        if across:
+            parts.append(Text(across))
         parts += _mcu(report)
         parts += self._comparison(report)
         samples = report["samples"]

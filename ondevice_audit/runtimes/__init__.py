@@ -64,7 +64,7 @@ class RuntimeOptions:
 def load_runtime(model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> Runtime:
     """Load ``model_path`` on ``runtime`` (default: the runtime for its format)."""
     if not model_path.exists():
-        raise UsageError(f"model not found: {model_path}")
+        raise UsageError(f"model not found: {model_path}; check the path")
     fmt = model_format(model_path)
     name = runtime or DEFAULT_RUNTIME[fmt]
     if runtime_format(name) != fmt:

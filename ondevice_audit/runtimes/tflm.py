@@ -331,6 +331,6 @@ class TFLMRuntime(Runtime):
 def footprint(model_path: Path) -> Footprint:
     """Arena, flash and ops of ``model_path`` on TFLM; a ``UsageError`` (one line) when TFLM cannot run it."""
     if not model_path.is_file():
-        raise UsageError(f"model not found: {model_path}")
+        raise UsageError(f"model not found: {model_path}; check the path")
     runtime = TFLMRuntime(model_path, workers=1)
     return runtime.footprint

@@ -21,6 +21,7 @@ import importlib.util
 import io
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from ondevice_audit.errors import OndeviceAuditError, UsageError
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.report.document import to_json
 from ondevice_audit.sweep.analysis import Analysis, analyse
-from ondevice_audit.sweep.cache import Cache, atomic_write_bytes, atomic_write_text, default_cache_dir, link_or_copy
+from ondevice_audit.sweep.cache import Cache, atomic_write_bytes, atomic_write_text, copy_file, default_cache_dir
 from ondevice_audit.sweep.folder import CellFolder, SweepFolder
 from ondevice_audit.sweep.matrix import Matrix
 from ondevice_audit.sweep.mitigation import mitigation_effects
@@ -44,6 +45,9 @@ from ondevice_audit.targets.mcu import MCUBudget, fits
 __all__ = ["SweepResult", "SweepStatus", "run_sweep"]
 
 _FORMAT = 1
+SECONDS_PER_TASK = {"features": 2.0, "train": 12.0, "prune": 8.0, "export": 3.5, "infer": 0.5, "score": 0.7}
+"""Rough wall time of a task of each stage on the bundled demo data (2-core machine, one job): for the size
+estimate printed before a sweep starts. Larger data takes longer in proportion."""
 
 
 @dataclass(frozen=True)
@@ -86,23 +90,32 @@ def run_sweep(
     on_status: Callable[[SweepStatus], None] | None = None,
     executor: str = "local",
     address: str | None = None,
+    max_cells: int | None = None,
 ) -> SweepResult:
     """Run every cell of ``matrix`` into ``out`` (see the module docstring); ``within`` is in percent.
-    ``executor`` names a pool in ``sweep/pools`` (``local``, ``ray``); ``address`` is a Ray cluster's."""
+    ``executor`` names a pool in ``sweep/pools`` (``local``, ``ray``); ``address`` is a Ray cluster's.
+    A matrix of more cells than ``max_cells`` (raised by the matrix's own ``max_cells``) is refused before any
+    work; None runs any size."""
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     pool_type(executor).check(address)  # a missing extra or a stray option is refused before any work
     if within < 0:
         raise UsageError(f"--within must be a percentage of 0 or more, got {within}")
     started = time.perf_counter()
+    progress = progress or NullProgress()
     cache = Cache(cache_dir or default_cache_dir())
     folder = SweepFolder(out)
-    _prepare_out(folder, matrix, resume, cache.root)
-    cache.remove_stale()
+    _check_out(folder, matrix, resume)
     context = prepare_context(matrix, cache.root)
     plan = build_plan(context, cache)
+    _check_size(matrix, plan, cache, max_cells, progress)
+    # Only now, with the matrix and data checked, is anything written: a refused sweep leaves no trace.
+    folder.path.mkdir(parents=True, exist_ok=True)
+    _write_state(folder, matrix, cache.root, "running")
+    cache.root.mkdir(parents=True, exist_ok=True)
+    cache.remove_stale()
     budget = matrix.deployment.budget()
-    run = _Run(matrix, plan, cache, folder, progress or NullProgress(), on_status, budget=budget)
+    run = _Run(matrix, plan, cache, folder, progress, on_status, budget=budget)
     run.execute(jobs, context, executor, address)
     results = _results_frame(matrix, run.rows)
     scoring = matrix.data.scoring_task(context.classes)
@@ -110,12 +123,7 @@ def run_sweep(
         from ondevice_audit.sweep.baseline import compare_with_baseline
 
         results = compare_with_baseline(results, folder, matrix.data, scoring)
-    atomic_write_text(folder.results, results.to_csv(index=False))
-    parquet = importlib.util.find_spec("pyarrow") is not None
-    if parquet:
-        buffer = io.BytesIO()
-        results.to_parquet(buffer, index=False)
-        atomic_write_bytes(folder.parquet, buffer.getvalue())
+    parquet = _write_results(folder, results)
     factors = [f.name for f in matrix.factors]
     effects = mitigation_effects(
         results, factors, lambda cell: pd.read_csv(folder.cell(cell).predictions, dtype=str), matrix.data, scoring
@@ -140,7 +148,7 @@ def run_sweep(
             "from_cache": run.cached_cells,
             "skipped_combinations": matrix.skipped,
         },
-        "cache": {"root": str(cache.root), **stats},
+        "cache": {"root": str(cache.root), **stats, "discarded": run.discarded},
         "seconds": seconds,
         "results_parquet": parquet,
         "analysis": analysis.to_dict(),
@@ -151,9 +159,22 @@ def run_sweep(
     return SweepResult(out, results, analysis, stats, seconds, parquet)
 
 
-def _prepare_out(folder: SweepFolder, matrix: Matrix, resume: bool, cache_root: Path) -> None:
+def _write_results(folder: SweepFolder, results: pd.DataFrame) -> bool:
+    """results.csv, and results.parquet when pyarrow is installed (whether it was written)."""
+    atomic_write_text(folder.results, results.to_csv(index=False))
+    parquet = importlib.util.find_spec("pyarrow") is not None
+    if parquet:
+        buffer = io.BytesIO()
+        results.to_parquet(buffer, index=False)
+        atomic_write_bytes(folder.parquet, buffer.getvalue())
+    return parquet
+
+
+def _check_out(folder: SweepFolder, matrix: Matrix, resume: bool) -> None:
     """Refuse to mix sweeps in one folder: a second run needs --resume and the same matrix."""
     out = folder.path
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for the sweep (it is created if missing)")
     if folder.is_sweep():
         previous = folder.read_state()
         if not resume:
@@ -164,8 +185,31 @@ def _prepare_out(folder: SweepFolder, matrix: Matrix, resume: bool, cache_root: 
             )
     elif out.is_dir() and any(out.iterdir()):
         raise UsageError(f"{out} exists and is not a sweep folder (no {folder.state.name}); choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    _write_state(folder, matrix, cache_root, "running")
+
+
+def _check_size(matrix: Matrix, plan: Plan, cache: Cache, max_cells: int | None, progress: Progress) -> None:
+    """Say how big the sweep is before it starts, and refuse one above its limit (a typo in a factor list
+    multiplies the work): ``max_cells`` or the matrix's own, the larger; None (``--yes``) runs any size."""
+    todo = Counter(task.stage for key, task in plan.tasks.items() if not cache.has(task.stage, key))
+    seconds = sum(SECONDS_PER_TASK[stage] * n for stage, n in todo.items())
+    tasks = ", ".join(f"{n} {stage}" for stage, n in sorted(todo.items(), key=lambda kv: STAGES.index(kv[0])))
+    summary = (
+        f"{len(matrix.cells)} cells: {sum(todo.values())} tasks to compute ({tasks or 'none, all cached'}), "
+        f"roughly {_rough(seconds)} at the pace of the bundled demo"
+    )
+    limit = None if max_cells is None else max(max_cells, matrix.max_cells or 0)
+    if limit is not None and len(matrix.cells) > limit:
+        raise UsageError(
+            f"{summary}; that is more than {limit} cells: pass --yes to run it anyway, or set "
+            f"max_cells = {len(matrix.cells)} in {matrix.source.name}"
+        )
+    progress.note(summary)
+
+
+def _rough(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _write_state(folder: SweepFolder, matrix: Matrix, cache_root: Path, status: str) -> None:
@@ -201,7 +245,11 @@ class _Run:
         self.matrix, self.plan, self.cache, self.out = matrix, plan, cache, out
         self.budget = budget
         self.progress, self.on_status = progress, on_status
-        self.done = {key for key, task in plan.tasks.items() if cache.has(task.stage, key)}
+        self.discarded: list[str] = []
+        """Damaged cache entries found and discarded, in words."""
+        self.repair: set[str] = set()
+        """Their keys: computed again even if no cell needs them now, so the cache is whole again."""
+        self.done = self._trusted_entries()
         self.hits = set(self.done)
         self.computed: set[str] = set()
         self.failed: dict[str, tuple[str, str]] = {}
@@ -215,6 +263,23 @@ class _Run:
         self.compute_started = time.perf_counter()
         self.order = plan.priority()
         self.last: str | None = None
+
+    def _trusted_entries(self) -> set[str]:
+        """The plan's tasks whose cache entries exist and are intact; a damaged entry is discarded (and so
+        computed again) with a note."""
+        trusted = set()
+        for key, task in self.plan.tasks.items():
+            if not self.cache.has(task.stage, key):
+                continue
+            damage = self.cache.verify(task.stage, key)
+            if damage is None:
+                trusted.add(key)
+                continue
+            self.cache.discard(task.stage, key)
+            self.repair.add(key)
+            self.discarded.append(f"{task.stage} {key[:12]}: {damage}")
+            self.progress.note(f"cache entry {task.stage} {key[:12]} is damaged ({damage}); computing it again")
+        return trusted
 
     def _needed(self, *keys: str) -> set[str]:
         """The tasks still to run so that ``keys`` exist: each missing one plus its missing inputs."""
@@ -235,7 +300,7 @@ class _Run:
 
     def execute(self, jobs: int, context: SweepContext, executor: str, address: str | None) -> None:
         cells = self.matrix.cells
-        pending = set().union(*self.needs) if self.needs else set()
+        pending = set().union(*self.needs, self._needed(*self.repair))
         with self.progress.task(f"Sweep of {len(cells)} cells", total=len(cells)) as advance:
             self.advance = advance
             for index, needs in enumerate(self.needs):
@@ -336,8 +401,8 @@ class _Run:
         exported = self.cache.entry("export", plan.export)
         scored = self.cache.entry("score", plan.score)
         model_file = folder.model(read_json(exported / "export.json")["file"])
-        link_or_copy(exported / model_file.name, model_file)
-        link_or_copy(scored / "predictions.csv", folder.predictions)
+        copy_file(exported / model_file.name, model_file)
+        copy_file(scored / "predictions.csv", folder.predictions)
         report = read_json(scored / "report.json")
         report["inputs"][0]["path"] = str(model_file)
         report["model"]["path"] = str(model_file)

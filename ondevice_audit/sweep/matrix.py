@@ -368,6 +368,9 @@ class Matrix:
     """``Key=Value`` OpenSSH options for ``ssh://`` targets: how to connect, not what is swept (not in the
     digest)."""
     explain: ExplainSettings = ExplainSettings()
+    max_cells: int | None = None
+    """``max_cells = N`` in the matrix: the cells it may have without ``--yes`` (None: ``DEFAULT_MAX_CELLS``);
+    a guard against a typo that multiplies the work, not part of what is swept (not in the digest)."""
 
     def frontend(self, cell: Cell) -> FrontendSpec | PluginReference:
         """A cell's front-end: with a user model, the model's own with the cell's levels put in."""
@@ -414,11 +417,11 @@ def load_matrix(
     """``model`` (``--model``) overrides the matrix's ``model``; ``labels``, ``trust_model``,
     ``frontend_plugin`` and ``frontend_spec`` (``--features`` and its settings) are as in ``audit``."""
     if not path.is_file():
-        raise UsageError(f"matrix not found: {path}")
+        raise UsageError(f"matrix not found: {path}; check the path")
     try:
         document = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+        raise UsageError(f"{path}: not valid TOML ({exc}); fix its syntax") from None
     return parse_matrix(
         document,
         path,
@@ -444,6 +447,11 @@ def parse_matrix(
     and the ``model`` path (``model``, given, replaces it)."""
     document = dict(document)
     written_model = document.pop("model", None)
+    max_cells = document.pop("max_cells", None)
+    if max_cells is not None and (not _check_type(max_cells, int) or max_cells < 1):
+        raise UsageError(
+            f"{source}: max_cells = {max_cells!r} must be a positive integer (the cells allowed without --yes)"
+        )
     if written_model is not None and (not isinstance(written_model, str) or not written_model.strip()):
         raise UsageError(f'{source}: model must be the path of a model file (model = "my_model.keras")')
     if model is None and written_model is not None:
@@ -493,6 +501,7 @@ def parse_matrix(
         _deployment_settings(deployment, source),
         user,
         explain=explain,
+        max_cells=max_cells,
     )
 
 
@@ -547,7 +556,9 @@ def _tables(document: Mapping[str, Any], source: Path) -> tuple[Mapping[str, Any
                            *(f"deployment.{k}" for k in _DEPLOYMENT_KEYS)])  # fmt: skip
         raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {known}")
     if data is None:
-        raise UsageError(f"{source}: a [data] table with manifest and groups is required")
+        raise UsageError(
+            f"{source}: a [data] table with manifest and groups is required; add one (see examples/matrix-small.toml)"
+        )
     return pruning, data, training, deployment
 
 
@@ -910,6 +921,8 @@ def _check_data_numbers(settings: DataSettings, source: Path) -> None:
         else "",
         "data.confidence must be between 0 and 1" if not 0 < settings.confidence < 1 else "",
         "data.clip_seconds must be positive" if settings.clip_seconds <= 0 else "",
+        "data.split_seed must be 0 or more" if settings.split_seed < 0 else "",
+        "data.resampling_seed must be 0 or more" if settings.resampling_seed < 0 else "",
     ]
     problem = next((p for p in problems if p), None)
     if problem:

@@ -215,7 +215,7 @@ def load_user_model(
     """Read what the sweep needs from the file, without TensorFlow: format, digest, labels, front-end (as in
     ``audit``: the plug-in's when given, else ``frontend_spec`` from ``--features``, else the file's metadata)."""
     if not path.exists():
-        raise UsageError(f"model not found: {path}")
+        raise UsageError(f"model not found: {path}; check the path")
     fmt = model_format(path)
     if fmt == "keras" and path.is_dir():
         raise UsageError(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ondevice_audit.errors import UsageError
+from ondevice_audit.errors import ExitCode, UsageError
 from ondevice_audit.runtimes.interface import InferenceResult, LoadedModel
 
 if TYPE_CHECKING:
@@ -49,7 +49,8 @@ class TargetUnreachable(TargetError):
     """The connection to a target failed or dropped.
 
     ``transient`` is True when trying again may help (refused, timed out, dropped) and False when it cannot
-    (host key or authentication refused, unknown host name).
+    (host key or authentication refused, unknown host name). A transient failure is the pipeline's (exit 3: the
+    device went away, nothing the user typed was wrong); a permanent one is the user's to fix (exit 2).
     """
 
     def __init__(self, message: str, hint: str, transient: bool = True):
@@ -57,6 +58,7 @@ class TargetUnreachable(TargetError):
         self.reason = message
         self.hint = hint
         self.transient = transient
+        self.exit_code = ExitCode.PIPELINE if transient else ExitCode.USAGE
 
 
 class TargetCannotRun(TargetError):

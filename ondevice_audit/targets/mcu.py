@@ -208,7 +208,7 @@ def fits(
     _check_headroom("RAM", ram_headroom)
     _check_headroom("flash", flash_headroom)
     if not model_path.is_file():
-        raise UsageError(f"model not found: {model_path}")
+        raise UsageError(f"model not found: {model_path}; check the path")
     flash = model_path.stat().st_size
     ram_limit = None if budget.ram_bytes is None else int(budget.ram_bytes * (1 - ram_headroom))
     flash_limit = None if budget.flash_bytes is None else int(budget.flash_bytes * (1 - flash_headroom))

@@ -12,12 +12,16 @@ How the shell is kept out of it:
   ``host:`` prefix can be read into it).
 - Every remote path is ours: a ``mktemp -d`` folder (checked to be a plain path) and fixed file names inside
   it; the one command line the remote shell reads is built with ``shlex.quote`` from those.
-- Host keys are checked: ``BatchMode`` is on (no prompts that would hang an audit) and turning
-  ``StrictHostKeyChecking`` off is refused; give a ``known_hosts`` with ``--ssh-option UserKnownHostsFile=FILE``.
+- Host keys are checked: ``BatchMode`` is on (no prompts that would hang an audit), and before any connection
+  ``check_host_keys`` asks ssh itself (``ssh -G``, with the user's options and ``~/.ssh/config``) what it would do,
+  so no spelling (``"no"``, ``off``, ``NO``, a config file) turns checking off unnoticed: ``StrictHostKeyChecking``
+  off is refused, and so is ``accept-new`` with a throw-away known-hosts file (``/dev/null``), where
+  every connection is a first one. Give a ``known_hosts`` with ``--ssh-option UserKnownHostsFile=FILE``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -28,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from ondevice_audit.targets.interface import TargetError, TargetSettings, TargetUnreachable
 from ondevice_audit.targets.remote import RemoteTarget
 
-__all__ = ["SshTarget", "parse_ssh_options"]
+__all__ = ["HOST_KEYS_UNCHECKED", "SshTarget", "check_host_keys", "parse_ssh_options"]
 
 _EXIT_SSH = 255
 _HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$|^[0-9A-Fa-f:]+$")
@@ -54,19 +58,61 @@ _PERMANENT = {
 
 
 def parse_ssh_options(options: Sequence[str]) -> list[str]:
-    """``Key=Value`` strings to ``-o`` arguments; turning host-key checking off is refused."""
+    """``Key=Value`` strings to ``-o`` arguments (what they do to host keys is ``check_host_keys``'s to judge)."""
     arguments = []
     for option in options:
         if not _OPTION.match(option):
             raise TargetError(f"--ssh-option {option!r} must look like Key=Value (e.g. IdentityFile=~/.ssh/pi)")
-        key, _, value = option.partition("=")
-        if key.lower() == "stricthostkeychecking" and value.strip().lower() in ("no", "off", "false"):
-            raise TargetError(
-                "host-key checking stays on: add the device's key to a known_hosts file and pass "
-                "--ssh-option UserKnownHostsFile=FILE (StrictHostKeyChecking=accept-new trusts a first connection)"
-            )
         arguments += ["-o", option]
     return arguments
+
+
+HOST_KEYS_UNCHECKED = (
+    "{target}: host keys must be checked, but ssh would {what} (from --ssh-option or your ssh configuration): "
+    "add the device's key to a known_hosts file (compare `ssh-keyscan` output with the device's "
+    "/etc/ssh/ssh_host_*.pub) and pass --ssh-option UserKnownHostsFile=FILE"
+)
+
+
+def _throwaway(path: str) -> bool:
+    """A known-hosts file that keeps nothing: ``/dev/null``, or anything else that exists but is not a regular file
+    (``none``, no file at all, makes ssh refuse new keys: that is safe)."""
+    expanded = os.path.expanduser(path)
+    return os.path.exists(expanded) and not os.path.isfile(expanded)
+
+
+def check_host_keys(label: str, destination: str, port: int | None, arguments: Sequence[str]) -> None:
+    """Refuse, before any connection, options under which ssh would not check the device's host key.
+
+    ssh itself says what it would do (``ssh -G`` prints the effective configuration for this host with these
+    options), so quoting, case, synonyms and ``~/.ssh/config`` are read as ssh reads them, not matched as text.
+    """
+    argv = ["ssh", "-G", *arguments, *(["-p", str(port)] if port else []), "--", destination]
+    try:
+        done = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, text=True, check=False)
+    except FileNotFoundError:
+        raise TargetError("ssh not found: install the OpenSSH client to use ssh:// targets") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TargetError(
+            f"{label}: ssh does not accept the --ssh-option values: {last}; check them against `man ssh_config`"
+        )
+    config: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        config.setdefault(key.lower(), value.strip())
+    strict = config.get("stricthostkeychecking", "ask").lower()
+    if strict in ("false", "no", "off"):
+        raise TargetError(
+            HOST_KEYS_UNCHECKED.format(target=label, what="accept any host key (StrictHostKeyChecking off)")
+        )
+    files = config.get("userknownhostsfile", "").split()
+    if strict == "accept-new" and files and all(_throwaway(f) for f in files):
+        what = (
+            f"accept any new host key and forget it (StrictHostKeyChecking accept-new, UserKnownHostsFile "
+            f"{' '.join(files)}), so every connection is a first one"
+        )
+        raise TargetError(HOST_KEYS_UNCHECKED.format(target=label, what=what))
 
 
 class SshTarget(RemoteTarget):
@@ -88,6 +134,7 @@ class SshTarget(RemoteTarget):
         self._options = [*parse_ssh_options(options), *(a for o in _DEFAULT_OPTIONS for a in ("-o", o))]
         shown = f"[{host}]" if ":" in host else host
         self.label = f"ssh://{user + '@' if user else ''}{shown}{f':{port}' if port else ''}"
+        check_host_keys(self.label, self._destination(), port, self._options)
 
     @classmethod
     def from_spec(cls, spec: str, settings: TargetSettings) -> SshTarget:

@@ -84,7 +84,7 @@ def test_exit_0_when_every_rule_passes_and_1_when_one_fails(workdir: Path) -> No
             "report: rule max_rb[accent] names attribute 'accent', which the report does not have (it has: gender)",
         ),
         ([], gate_config.NO_RULES),
-        (["--max-rb", "x"], "--max-rb takes X or ATTRIBUTE=X with X a number, got 'x'"),
+        (["--max-rb", "x"], "--max-rb 'x': use X or ATTRIBUTE=X with X a finite number"),
         (["--max-metric-drop", "0.1"], gate_rules.NEEDS_BASELINE.format(rule="max_metric_drop")),
     ],
 )

@@ -125,11 +125,11 @@ def test_unscorable_rows_are_counted(tmp_path):
 @pytest.mark.parametrize(
     ("content", "flags", "message"),
     [
-        ("label,prediction,g\na,a,x\n", ["-g", "nope"], "unknown --group nope; group columns available: g"),
+        ("label,prediction,g\na,a,x\n", ["-g", "nope"], "unknown --group nope; choose from the group columns: g"),
         ("prediction,g\na,x\n", ["-g", "g"], "missing column label"),
         ("label,g\na,x\n", ["-g", "g"], "no predictions: add a prediction column"),
         ("", ["-g", "g"], "the file is empty"),
-        ("label,prediction,g\n", ["-g", "g"], "the table has no rows"),
+        ("label,prediction,g\n", ["-g", "g"], "the table has a header but no rows"),
         ("label,score,g\nup,0.3,x\n", ["-g", "g"], "a binary score column needs labels 1/0 or true/false"),
         ("label,prediction,g\na,a,x\n", ["-g", "g", "--metric", "f3"], "unknown metric 'f3'"),
         ("label,prediction,g\na,a,x\n", ["-g", "g", "--bootstrap", "5"], "at least 100"),

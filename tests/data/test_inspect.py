@@ -82,7 +82,7 @@ def test_default_groups_and_unknown_gender_spelling(tmp_path: Path) -> None:
     summary = inspect_manifest(tmp_path / "m.csv")
     assert [a["column"] for a in summary["attributes"]] == ["gender", "accent"]  # sentence: 60 values; *_raw: raw
     assert summary["speakers"] is None and summary["problems"]["by_kind"] == {"unknown value": 1}
-    with pytest.raises(UsageError, match=r"unknown --group age; group columns available: gender, accent"):
+    with pytest.raises(UsageError, match=r"unknown --group age; choose from the group columns: gender, accent"):
         inspect_manifest(tmp_path / "m.csv", ["age"])
 
 

@@ -139,7 +139,7 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
     assert str(error.value).startswith(f"{path}: not valid TOML (")
     with pytest.raises(GateConfigError) as error:
         read_config_file(tmp_path / "missing.toml")
-    assert str(error.value) == f"gate config not found: {tmp_path / 'missing.toml'}"
+    assert str(error.value) == f"gate config not found: {tmp_path / 'missing.toml'}; check the path"
 
 
 def test_max_rb_flags() -> None:
@@ -147,4 +147,6 @@ def test_max_rb_flags() -> None:
     for bad in ("x", "gender=", "=0.3", "nan"):
         with pytest.raises(GateConfigError) as error:
             parse_max_rb([bad])
-        assert str(error.value) == f"--max-rb takes X or ATTRIBUTE=X with X a number, got {bad!r}"
+        assert (
+            str(error.value) == f"--max-rb {bad!r}: use X or ATTRIBUTE=X with X a finite number, e.g. 0.1 or gender=0.1"
+        )

@@ -94,7 +94,7 @@ def test_small_groups_are_shown_but_left_out_of_rb():
 def test_rb_needs_two_groups():
     data = _speaker_data().assign(gender="everyone")
     rb = _frame(data).attributes[0].rb
-    assert rb.value is None and rb.undefined_reason == "fewer than two groups have at least 1 clips"
+    assert rb.value is None and rb.undefined_reason == "fewer than two groups have at least 1 clips and two speakers"
 
 
 def test_speaker_counts_and_stratified_resampling():

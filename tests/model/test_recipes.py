@@ -49,7 +49,7 @@ def test_kernels_larger_than_the_feature_map_are_clipped_and_recorded() -> None:
 
 
 def test_unknown_recipe_and_unusable_input_are_user_errors() -> None:
-    with pytest.raises(UsageError, match="known recipes: ds-cnn, cnn-trad-fpool3, cnn-one-fstride4, image-cnn"):
+    with pytest.raises(UsageError, match="choose one of ds-cnn, cnn-trad-fpool3, cnn-one-fstride4, image-cnn"):
         get_recipe("resnet-50")
     with pytest.raises(UsageError, match="needs a \\(height, width, channels\\) input"):
         get_recipe("ds-cnn").build((16000,), 3)

@@ -35,7 +35,10 @@ def test_deltas_are_b_minus_a_per_group_attribute_and_model():
 
 
 def test_groups_in_one_report_only_are_kept():
-    comparison = compare_reports(_report(0.8, 0.9), _report(0.8, 0.9, groups=("f", "x")))
+    with pytest.raises(UsageError, match="different data.*g groups differ"):
+        compare_reports(_report(0.8, 0.9), _report(0.8, 0.9, groups=("f", "x")))
+    comparison = compare_reports(_report(0.8, 0.9), _report(0.8, 0.9, groups=("f", "x")), allow_different_data=True)
+    assert comparison.data_differences == ["g groups differ (m, x in one report only)"]
     rows = comparison.groups.set_index("group")
     assert pd.isna(rows.loc["m", "metric_b"]) and pd.isna(rows.loc["x", "metric_a"])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ondevice_audit.sweep.cache import Cache, atomic_write_text, digest, link_or_copy
+from ondevice_audit.sweep.cache import Cache, atomic_write_text, copy_file, digest
 from ondevice_audit.sweep.stages.prune import PruneSettings
 from ondevice_audit.sweep.stages.train import TrainSettings
 
@@ -96,10 +96,11 @@ def test_atomic_files_replace_whole(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["results.csv"]
     source = tmp_path / "model.tflite"
     source.write_bytes(b"model")
-    link_or_copy(source, tmp_path / "cell" / "model.tflite")
-    link_or_copy(source, tmp_path / "cell" / "model.tflite")  # again, as a resumed sweep does
+    copy_file(source, tmp_path / "cell" / "model.tflite")
+    copy_file(source, tmp_path / "cell" / "model.tflite")  # again, as a resumed sweep does
     assert (tmp_path / "cell" / "model.tflite").read_bytes() == b"model"
     assert [p.name for p in (tmp_path / "cell").iterdir()] == ["model.tflite"]
+    assert (tmp_path / "cell" / "model.tflite").stat().st_ino != source.stat().st_ino  # a copy, not a link
 
 
 def test_toolchain_versions_are_part_of_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,3 +109,37 @@ def test_toolchain_versions_are_part_of_the_key(tmp_path: Path, monkeypatch: pyt
     before = Cache(tmp_path).key(_train())
     monkeypatch.setattr(module, "distribution_versions", lambda names: dict.fromkeys(names, "9.9"))
     assert Cache(tmp_path).key(_train()) != before
+
+
+def test_an_entry_records_its_files_and_verify_finds_any_change(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    key = "ab" * 32
+    with cache.writing("export", key) as folder:
+        (folder / "model.tflite").write_bytes(b"x" * 1000)
+        (folder / "sub").mkdir()
+        (folder / "sub" / "export.json").write_text("{}")
+    assert cache.verify("export", key) is None
+    entry = cache.entry("export", key)
+    (entry / "model.tflite").write_bytes(b"x" * 999)
+    assert cache.verify("export", key) == "model.tflite has 999 bytes, 1000 when it was written"
+    (entry / "model.tflite").write_bytes(b"y" + b"x" * 999)
+    assert cache.verify("export", key) == "model.tflite changed since it was written (sha256 differs)"
+    (entry / "sub" / "export.json").unlink()
+    (entry / "model.tflite").write_bytes(b"x" * 1000)
+    assert cache.verify("export", key) == "sub/export.json is missing"
+    (entry / ".entry.json").write_text("{not json")
+    assert cache.verify("export", key).startswith("its list of files cannot be read")
+    cache.discard("export", key)
+    assert not cache.has("export", key) and list(entry.parent.iterdir()) == []
+
+
+def test_atomic_writes_follow_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        with Cache(tmp_path).writing("score", "cd" * 32) as folder:
+            (folder / "report.json").write_text("{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    assert Cache(tmp_path).entry("score", "cd" * 32).stat().st_mode & 0o777 == 0o750

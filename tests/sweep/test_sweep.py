@@ -186,3 +186,62 @@ def test_sweep_fail_on_gate_judges_every_cell(pruned_sweep: tuple[Path, Path], c
     assert len(reports) == 2 and junit.read_text().count("<testcase") == checks
     lenient = runner.invoke(app, [*args, "--max-rb", "100", "--no-use-ci-bound"])
     assert lenient.exit_code == 0, lenient.output
+
+
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    else:  # flip bytes in the middle: same size, different content
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 16]) + data[middle + 16 :])
+
+
+def test_damaged_cache_entries_are_found_discarded_and_computed_again(
+    pruned_sweep: tuple[Path, Path], cache: Path, tmp_path: Path
+) -> None:
+    """One file of one entry of every stage is truncated or has bytes flipped; the next sweep notices each one,
+    computes it again, and ends with the results of the clean run (latency is measured, so it may differ)."""
+    matrix, clean = pruned_sweep
+    plan = build_plan(prepare_context(load_matrix(matrix), cache), Cache(cache))
+    pruned_chain = plan.cells[1].chain  # features, train, prune, export, infer, score
+    damaged = {}
+    for i, key in enumerate(pruned_chain):
+        stage = plan.tasks[key].stage
+        entry = Cache(cache).entry(stage, key)
+        files = [p for p in entry.rglob("*") if p.is_file() and p.name != ".entry.json"]
+        target = max(files, key=lambda p: p.stat().st_size)
+        _damage(target, "truncate" if i % 2 else "flip")
+        damaged[stage] = target.name
+    assert set(damaged) == {"features", "train", "prune", "export", "infer", "score"}
+    result = runner.invoke(app, ["sweep", "-m", str(matrix), "--out", str(tmp_path / "again"), "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert sorted(line.split()[0] for line in summary["cache"]["discarded"]) == sorted(damaged)
+    assert all(summary["cache"]["misses"][stage] >= 1 for stage in damaged)
+    assert all(f"cache entry {stage}" in result.stderr for stage in damaged)
+    for key in pruned_chain:  # whole again
+        assert Cache(cache).verify(plan.tasks[key].stage, key) is None
+    timing = ["latency_ms"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(clean / "results.csv").drop(columns=timing),
+        pd.read_csv(tmp_path / "again" / "results.csv").drop(columns=timing),
+    )
+
+
+def test_cells_hold_copies_and_sweep_outputs_follow_the_umask(pruned_sweep: tuple[Path, Path], cache: Path) -> None:
+    """Editing a cell's model must not touch the cache entry it came from; outputs are readable by others
+    under the usual umask (022), as audit's are."""
+    matrix, out = pruned_sweep
+    plan = build_plan(prepare_context(load_matrix(matrix), cache), Cache(cache))
+    cell = out / "cells" / load_matrix(matrix).cells[0].id
+    source = Cache(cache).entry("export", plan.cells[0].export) / "model.tflite"
+    assert (cell / "model.tflite").stat().st_ino != source.stat().st_ino
+    before = source.read_bytes()
+    with (cell / "model.tflite").open("r+b") as handle:
+        handle.write(b"edited by a user")
+    assert source.read_bytes() == before
+    (cell / "model.tflite").write_bytes(before)
+    for path in (out / "results.csv", out / "summary.json", out / "sweep.json", cell / "report.json"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~0o022, path
+    assert source.parent.stat().st_mode & 0o777 == 0o777 & ~0o022

@@ -34,7 +34,7 @@ def join_groups(
 ) -> tuple[pd.DataFrame, list[str]]:
     """``frame`` with the CSV's group columns added, and their names. ``speaker_key`` allows keying by speaker."""
     if not csv_path.is_file():
-        raise DataError(f"groups CSV not found: {csv_path}")
+        raise DataError(f"groups CSV not found: {csv_path}; check the path")
     table = read_rows(csv_path, problems)
     if table is None:
         raise DataError(f"{csv_path}: not a usable groups CSV ({problems[-1].reason})")

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ondevice_audit.data.corpora.files import check_decoders
-from ondevice_audit.data.interface import DataError
+from ondevice_audit.data.interface import DataError, leaves_folder
 from ondevice_audit.errors import UsageError
 from ondevice_audit.progress import NullProgress, Progress
 
@@ -128,10 +128,10 @@ class CorpusAdapter(ABC):
         unknown = [f"--{name.replace('_', '-')}" for name in options if f"--{name.replace('_', '-')}" not in accepted]
         if unknown:
             takes = f"its options: {', '.join(accepted)}" if accepted else "it takes no options"
-            raise UsageError(f"{self.name} does not take {', '.join(unknown)} ({takes})")
+            raise UsageError(f"{self.name} does not take {', '.join(unknown)} ({takes}); remove it")
         root = Path(root)
         if not root.exists():
-            raise DataError(f"{root}: not found")
+            raise DataError(f"{root}: not found; check the path")
         progress = progress or NullProgress()
         return _finish(self._read(root, progress, **options), self.modality, progress)
 
@@ -188,21 +188,29 @@ def _finish(result: ImportResult, modality: Literal["audio", "image"], progress:
         problems.append(Problem(DUPLICATE_PATH, "path listed again; the first row is kept", origin or None, path))
     frame = frame[~duplicated]
 
-    exists = np.zeros(len(frame), dtype=bool)
+    exists, outside = np.zeros(len(frame), dtype=bool), np.zeros(len(frame), dtype=bool)
+    real_root = os.path.realpath(result.root)
     with progress.task("Checking files", total=len(frame)) as advance:
         for i, path in enumerate(frame["path"]):
-            exists[i] = os.path.isfile(os.path.join(result.root, path))
+            full = os.path.join(result.root, path)
+            outside[i] = leaves_folder(real_root, full)
+            exists[i] = not outside[i] and os.path.isfile(full)
             if i % 1000 == 999:
                 advance(1000)
         advance(len(frame) % 1000)
-    for path, origin in frame.loc[~exists, ["path", WHERE]].itertuples(index=False):
+    for path, origin in frame.loc[outside, ["path", WHERE]].itertuples(index=False):
+        reason = "a symlink (or inside one) that leads out of the corpus folder; skipped"
+        problems.append(Problem(MALFORMED_ROW, reason, origin or None, path))
+    for path, origin in frame.loc[~exists & ~outside, ["path", WHERE]].itertuples(index=False):
         problems.append(Problem(MISSING_FILE, "file not found; skipped", origin or None, path))
     frame = frame[exists]
 
     if frame.empty:
         counts = ", ".join(f"{n} {kind}" for kind, n in Counter(p.kind for p in problems).most_common())
         first = f"; first: {describe_problem(problems[0])}" if problems else ""
-        raise DataError(f"{result.root}: nothing usable to import ({counts or 'no files found'}){first}")
+        raise DataError(
+            f"{result.root}: nothing usable to import ({counts or 'no files found'}){first}; check ROOT and the paths in it"
+        )
     if modality == "audio":
         check_decoders({posixpath.splitext(p)[1].lower() for p in frame["path"]})
     ordered = [c for c in RESERVED_COLUMNS if c in frame.columns]

@@ -40,7 +40,7 @@ class ManifestAdapter(CorpusAdapter):
     def read(self, root: Path, *, progress: Progress | None = None, **options: object) -> ImportResult:
         """As ``CorpusAdapter.read``; image manifests are recognised by their files' suffixes."""
         if not Path(root).is_file():
-            raise UsageError(f"{root} is not a file; the manifest format reads a CSV")
+            raise UsageError(f"{root} is not a file; the manifest format reads a CSV: give its path")
         result = super().read(root, progress=progress, **options)
         suffixes = result.frame["path"].str.rsplit(".", n=1).str[-1].str.casefold()
         if suffixes.map(lambda s: f".{s}" in IMAGE_SUFFIXES).mean() > 0.5:
@@ -52,7 +52,9 @@ class ManifestAdapter(CorpusAdapter):
         with progress.task(f"Reading {root.name}", total=None):
             frame = read_rows(root, problems, required=("path", "label"))
         if frame is None:
-            raise DataError(f"{root}: not a usable manifest ({problems[-1].reason})")
+            raise DataError(
+                f"{root}: not a usable manifest ({problems[-1].reason}); a manifest needs path and label columns"
+            )
         empty = frame["label"].str.strip().eq("")
         for origin in frame.loc[empty, WHERE]:
             problems.append(Problem(MALFORMED_ROW, "empty label; skipped", origin))

@@ -127,7 +127,7 @@ def _tables(root: Path, splits_file: Path | None) -> list[tuple[Path, str | None
     """(table, split) pairs: split None when the table has a SET column."""
     if splits_file is not None:
         if not splits_file.is_file():
-            raise UsageError(f"--splits-file {splits_file}: not found")
+            raise UsageError(f"--splits-file {splits_file}: not found; check the path")
         stem = splits_file.stem.casefold()
         return [(splits_file, next((s for s in SPLITS if stem == s or stem.endswith(f"_{s}")), None))]
     if not root.is_dir():

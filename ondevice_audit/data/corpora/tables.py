@@ -1,35 +1,29 @@
-"""A forgiving reader for the CSV/TSV/TXT files corpora ship: bad lines become problems, not exceptions.
+"""The forgiving side of the one table reader (``data/tables.py``) for the files corpora ship: bad lines become
+problems, not exceptions.
 
-``pandas.read_csv`` stops at the first undecodable byte or ragged row, and one bad line in a million-row
-Common Voice TSV should cost that line, not the import. Lines are decoded one by one (UTF-8, a BOM allowed),
-split one by one, and every line that cannot be used is reported with its line number. A quoted field
-spanning lines is not supported (no corpus here has one); such a row is reported as malformed.
+``read_table`` stops at the first bad line, as an audit must; one bad line in a million-row Common Voice TSV
+should cost that line, not the import. ``read_rows`` reads the same records (quoted fields may span lines) and
+reports every line that cannot be used, with its number. ``read_lines`` reads plain lists (one name a line).
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from ondevice_audit.data.corpora.interface import MALFORMED_ROW, NON_UTF8, UNUSABLE_TABLE, WHERE, Problem
-from ondevice_audit.data.interface import DataError
+from ondevice_audit.data.tables import NON_UTF8 as NON_UTF8_KIND
+from ondevice_audit.data.tables import file_bytes, read_records
 
 __all__ = ["read_lines", "read_rows"]
 
 
 def read_lines(path: Path, problems: list[Problem], label: str) -> list[tuple[int, str]]:
     """(line number, text) of every non-blank, UTF-8 line; the others are reported under ``label``."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
     lines = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    for number, raw in enumerate(file_bytes(path).split(b"\n"), start=1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue
@@ -50,20 +44,24 @@ def read_rows(
     sentences contain bare quotes).
     """
     label = label or path.name
-    lines = read_lines(path, problems, label)
-    if not lines:
+
+    def report(kind: str, line: int, reason: str) -> None:
+        problems.append(Problem(NON_UTF8 if kind == NON_UTF8_KIND else MALFORMED_ROW, reason, f"{label} line {line}"))
+
+    records = read_records(path, report, sep=sep, quoting=sep != "\t")
+    first = next(records, None)
+    if first is None:
         problems.append(Problem(UNUSABLE_TABLE, "the file has no readable lines", label))
         return None
-    header_line, header_text = lines[0]
-    header = [name.strip() for name in _split(header_text, sep)]
+    header_line, cells = first
+    header = [name.strip() for name in cells]
     missing = [c for c in required if c not in header]
     if missing:
         reason = f"missing column(s) {', '.join(missing)} (line {header_line} has: {', '.join(header)}); table skipped"
         problems.append(Problem(UNUSABLE_TABLE, reason, label))
         return None
     rows, where = [], []
-    for number, text in lines[1:]:
-        cells = _split(text, sep)
+    for number, cells in records:
         if len(cells) != len(header):
             reason = f"{len(cells)} fields where the header has {len(header)}; skipped"
             problems.append(Problem(MALFORMED_ROW, reason, f"{label} line {number}"))
@@ -74,12 +72,3 @@ def read_rows(
     frame = frame.loc[:, ~frame.columns.duplicated()]
     frame[WHERE] = where
     return frame
-
-
-def _split(text: str, sep: str) -> list[str]:
-    if sep == "\t" or '"' not in text:
-        return text.split(sep)
-    try:
-        return next(csv.reader([text], delimiter=sep, strict=True))
-    except (csv.Error, StopIteration):
-        return [text]  # an unbalanced quote: counted as malformed by the field count

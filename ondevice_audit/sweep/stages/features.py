@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ondevice_audit.frontend.interface import InputFacts
 from ondevice_audit.registry import distribution_versions
 from ondevice_audit.sweep.stages.base import StageSettings, TaskContext, read_json, write_json
 
@@ -67,16 +68,26 @@ class FeatureSettings(StageSettings):
         frontend = build_sweep_frontend(self.frontend)
         if self.shard is not None:
             frame = task.sweep.frames[self.shard.split].iloc[self.shard.start : self.shard.stop]
-            x, rows, failures = _split_features(frame, frontend)
+            x, rows, failures, facts = _split_features(frame, frontend)
             np.savez(entry / "features.npz", x=x, rows=rows)
-            write_json(entry / "features.json", {"shard": self.shard.__dict__, "failures": failures})
+            write_json(entry / "features.json", {"shard": self.shard.__dict__, "failures": failures,
+                                                 "inputs": facts.to_dict()})  # fmt: skip
             return
-        arrays, failures = _join(task, frontend)
+        arrays, failures, inputs = _join(task, frontend)
         np.savez(entry / "features.npz", **arrays)
-        write_json(entry / "features.json", {"frontend": self.frontend, "failures": failures})
+        notes = {split: self._input_notes(facts) for split, facts in inputs.items()}
+        write_json(entry / "features.json", {"frontend": self.frontend, "failures": failures, "inputs": notes})
+
+    def _input_notes(self, facts: InputFacts) -> dict[str, Any]:
+        """A split's counts of clips cut, padded, resampled or mixed down, and the warnings they call for."""
+        kind = self.frontend.get("kind")
+        if kind not in ("mfcc", "logmel", "raw"):  # images and plug-ins: nothing counted
+            return {"counts": None, "warnings": []}
+        warnings = facts.warnings(self.frontend["clip_seconds"], self.frontend["sample_rate"])
+        return {"counts": facts.to_dict(), "warnings": warnings}
 
 
-def _join(task: TaskContext, frontend: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _join(task: TaskContext, frontend: Any) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, InputFacts]]:
     """Every split's arrays: joined from its shards (the task's deps, in plan order) or computed here."""
     shards: dict[str, list[Path]] = {}
     for key in task.deps:
@@ -84,6 +95,7 @@ def _join(task: TaskContext, frontend: Any) -> tuple[dict[str, np.ndarray], dict
         shards.setdefault(read_json(folder / "features.json")["shard"]["split"], []).append(folder)
     arrays: dict[str, np.ndarray] = {}
     failures: dict[str, str] = {}
+    inputs = {split: InputFacts() for split in SPLITS}
     for split in SPLITS:
         frame = task.sweep.frames[split]
         if split in shards:
@@ -91,22 +103,25 @@ def _join(task: TaskContext, frontend: Any) -> tuple[dict[str, np.ndarray], dict
             for folder in shards[split]:
                 with np.load(folder / "features.npz") as stored:
                     parts.append((stored["x"], stored["rows"]))
-                failures.update(read_json(folder / "features.json")["failures"])
+                stored_json = read_json(folder / "features.json")
+                failures.update(stored_json["failures"])
+                inputs[split].merge(InputFacts.from_dict(stored_json["inputs"]))
             x, rows = np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
         elif frame.empty:
             x, rows = np.zeros((0, *arrays["train_x"].shape[1:]), np.float32), np.zeros(0, np.int64)  # train never is
         else:
-            x, rows, found = _split_features(frame, frontend)
+            x, rows, found, inputs[split] = _split_features(frame, frontend)
             failures.update(found)
         arrays[f"{split}_x"], arrays[f"{split}_rows"] = x, rows
-    return arrays, failures
+    return arrays, failures, inputs
 
 
-def _split_features(frame: pd.DataFrame, frontend: Any) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-    """Model inputs, manifest row positions and failures (by manifest path) of ``frame``'s clips (not empty)."""
+def _split_features(frame: pd.DataFrame, frontend: Any) -> tuple[np.ndarray, np.ndarray, dict[str, str], InputFacts]:
+    """Model inputs, manifest row positions, failures (by manifest path) and what the front-end changed to fit, of
+    ``frame``'s clips (not empty)."""
     from ondevice_audit.frontend.features import compute_features
 
     features = compute_features(frame, frontend)
     relative = dict(zip(frame["file"], frame["path"], strict=True))
     failures = {relative[file]: reason for file, reason in features.failures.items()}
-    return features.inputs, features.frame.index.to_numpy(np.int64), failures
+    return features.inputs, features.frame.index.to_numpy(np.int64), failures, features.facts

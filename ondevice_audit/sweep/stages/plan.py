@@ -74,6 +74,7 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
     """Read the manifest, hash the data and split it by speaker (the same split for every cell)."""
     from ondevice_audit.data import read_manifest
     from ondevice_audit.data.split import split_by_speaker
+    from ondevice_audit.scoring import check_label_spellings
 
     data = matrix.data
     dataset = read_manifest(data.manifest, list(data.groups))
@@ -85,7 +86,11 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
         train = imbalance(train, *parse_imbalance(data.train_imbalance), seed=data.split_seed)
     if test.empty:
         raise UsageError(f"{data.manifest}: the test split is empty; raise the test share of data.split")
-    classes = _outputs(matrix, tuple(sorted(set(frame["label"]))))
+    labels = tuple(sorted(set(frame["label"])))
+    known = (*(matrix.model.labels if matrix.model is not None else ()),
+             *((data.positive_label,) if data.task == "detect" else ()))  # fmt: skip
+    check_label_spellings({*labels, *known}, f"{data.manifest}" + (" and the model's label names" if known else ""))
+    classes = _outputs(matrix, labels)
     files = [
         [relative, sha256_of(Path(full)) if Path(full).is_file() else "missing"]
         for relative, full in zip(frame["path"], frame["file"], strict=True)

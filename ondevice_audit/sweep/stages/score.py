@@ -55,6 +55,7 @@ class ScoreSettings(StageSettings):
         scored, outputs, failures = self._outputs(task, scoring)
         frame = scoring.frame(scored, outputs, options)
         facts = inferred["facts"]
+        seen = read_json(task.entry("features", self.features) / "features.json")["inputs"]["test"]
         report = build_report(
             command="sweep",
             frame=frame,
@@ -63,9 +64,8 @@ class ScoreSettings(StageSettings):
                 {"role": "manifest", "path": str(data.manifest), "sha256": task.sweep.manifest_sha256},
             ],
             settings={**options.settings(), **scoring.settings(), "runtime": facts["runtime"], "split": "test"},
-            samples={"total": len(task.sweep.frames["test"]), "scored": len(scored), "failed": len(failures),
-                     "failures": failures},  # fmt: skip
-            warnings=_warnings(frame, exported, len(failures)),
+            samples=self._samples(task, scored, failures, seen["counts"]),
+            warnings=seen["warnings"] + _warnings(frame, exported, len(failures)),
             model={
                 **facts,
                 "labels": list(task.sweep.classes),
@@ -86,7 +86,18 @@ class ScoreSettings(StageSettings):
         write_json(entry / "report.json", report)
         write_json(entry / "measurements.json", _measurements(frame, data.bias_attribute, exported, inferred, failures))
 
-    def _outputs(self, task: TaskContext, scoring: ClassifierTask | DetectorTask) -> tuple[Any, Any, list[dict[str, str]]]:
+    @staticmethod
+    def _samples(
+        task: TaskContext, scored: Any, failures: list[dict[str, str]], seen: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The report's ``samples``: test clips scored and failed, and what the front-end changed to fit them."""
+        total = len(task.sweep.frames["test"])
+        samples = {"total": total, "scored": len(scored), "failed": len(failures), "failures": failures}
+        return samples if seen is None else {**samples, "inputs": seen}
+
+    def _outputs(
+        self, task: TaskContext, scoring: ClassifierTask | DetectorTask
+    ) -> tuple[Any, Any, list[dict[str, str]]]:
         """The test rows that were scored with their outputs (class or probability), and every row that was
         not, with why."""
         scores = np.load(task.entry("infer", self.infer) / "scores.npy")
@@ -149,8 +160,10 @@ def _measurements(
     }
     for attribute in frame.attributes:
         if attribute.name == bias_attribute:
-            ci = attribute.rb.ci or (None, None)
+            ci, mean_ci, gap_ci = (x or (None, None) for x in (attribute.rb.ci, attribute.rb.mean_ci, attribute.gap.ci))
             row.update(rb=attribute.rb.value, rb_ci_low=ci[0], rb_ci_high=ci[1], rb_p_value=attribute.rb.p_value,
+                       rb_mean=attribute.rb.mean, rb_mean_ci_low=mean_ci[0], rb_mean_ci_high=mean_ci[1],
+                       group_gap=attribute.gap.value, group_gap_ci_low=gap_ci[0], group_gap_ci_high=gap_ci[1],
                        worst_group=attribute.worst_group)  # fmt: skip
     row.update({f"rb.{attribute.name}": attribute.rb.value for attribute in frame.attributes})
     row.update(
