@@ -233,3 +233,15 @@ def test_no_negatives_refuses_at_far(detectors, tone_dataset, tmp_path) -> None:
     result = runner.invoke(app, ["audit", str(detectors["tflite"]), "--data", str(positives), "-g", "gender",
                                  "--at-far", "0.1"])  # fmt: skip
     assert result.exit_code == 2 and "no negative clip" in result.stderr
+
+
+def test_the_gate_caps_a_detectors_error_rate_per_group(detectors, tone_dataset, tmp_path) -> None:
+    report = _audit(detectors["onnx"], tone_dataset, "--metric", "frr", "--threshold", "0.5")
+    worst = max(g["metrics"]["frr"] for g in report["attributes"][0]["groups"] if g["in_rb"])
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    for limit, code in ((worst + 1e-9, 0), (worst - 1e-9, 1)):
+        result = runner.invoke(app, ["gate", str(path), "--max-group-metric", repr(limit), "--no-use-ci-bound"])
+        assert result.exit_code == code, result.output
+    refused = runner.invoke(app, ["gate", str(path), "--min-metric", "0.5"])
+    assert refused.exit_code == 2 and "max_metric" in refused.output

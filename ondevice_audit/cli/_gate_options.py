@@ -45,6 +45,8 @@ __all__ = [
     "MaxRb",
     "MarkdownAlias",
     "MaxRbIncrease",
+    "MaxGroupMetric",
+    "MaxMetric",
     "MinGroupMetric",
     "MinMetric",
     "RequireMcuFit",
@@ -77,6 +79,18 @@ MaxGroupGap = Annotated[
 MinMetric = Annotated[
     float | None,
     typer.Option("--min-metric", rich_help_panel=_GATE, help="Fail when the overall metric is below this."),
+]
+MaxMetric = Annotated[
+    float | None,
+    typer.Option(
+        "--max-metric", rich_help_panel=_GATE, help="Fail when the overall error rate (frr, far, fa_per_hour) is above this."
+    ),
+]
+MaxGroupMetric = Annotated[
+    float | None,
+    typer.Option(
+        "--max-group-metric", rich_help_panel=_GATE, help="Fail when any group in RB has an error rate above this."
+    ),
 ]
 MinGroupMetric = Annotated[
     float | None,
@@ -149,6 +163,8 @@ class GateFlags:
     max_group_gap: float | None = None
     min_metric: float | None = None
     min_group_metric: float | None = None
+    max_metric: float | None = None
+    max_group_metric: float | None = None
     baseline: Path | None = None
     max_rb_increase: float | None = None
     max_metric_drop: float | None = None
@@ -164,6 +180,8 @@ class GateFlags:
             max_group_gap=self.max_group_gap,
             min_metric=self.min_metric,
             min_group_metric=self.min_group_metric,
+            max_metric=self.max_metric,
+            max_group_metric=self.max_group_metric,
             max_rb_increase=self.max_rb_increase,
             max_metric_drop=self.max_metric_drop,
             baseline=self.baseline,
@@ -186,6 +204,8 @@ GATE_OPTIONS = OptionGroup(
         OptionSpec("max_group_gap", MaxGroupGap, None),
         OptionSpec("min_metric", MinMetric, None),
         OptionSpec("min_group_metric", MinGroupMetric, None),
+        OptionSpec("max_metric", MaxMetric, None),
+        OptionSpec("max_group_metric", MaxGroupMetric, None),
         OptionSpec("baseline", Baseline, None),
         OptionSpec("max_rb_increase", MaxRbIncrease, None),
         OptionSpec("max_metric_drop", MaxMetricDrop, None),

@@ -13,8 +13,9 @@ import typer
 import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import options_from
-from ondevice_audit.cli._progress import RichProgress, stderr
+from ondevice_audit.cli._progress import Quiet, RichProgress, stderr
 from ondevice_audit.explain.render import ExplainFormat, render
+from ondevice_audit.outputs import check_output, write_text
 from ondevice_audit.scoring import ScoreOptions
 
 _EXPLAIN = "Explanation"
@@ -73,6 +74,7 @@ def explain(
     output: opt.Output = None,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
     score_options: ScoreOptions = opt.SCORING,
+    quiet: Quiet = False,
 ) -> None:
     """Explain why VARIANT serves a group worse than BASE: per layer and group, the layer's quantization (or
     pruning) error, ranked by how much more it hurts the worse-off group, with speaker-bootstrap intervals.
@@ -82,21 +84,22 @@ def explain(
     bootstrap, and recommend the smallest whose RB is within the base's interval, with its size and latency.
     The candidates and explain.json are written to --out.
     """
-    from ondevice_audit.audit import ModelOptions
+    from ondevice_audit.model_io import ModelOptions
     from ondevice_audit.explain.job import ExplainOptions, explain_variant
 
     options = dataclasses.replace(score_options, split_file=split_file, split=split if split_file else None)
     model_options = ModelOptions(frontend=frontend_choice.spec(), frontend_plugin=frontend, labels_file=labels,
                                  trust_model=trust_model, batch_size=batch_size)  # fmt: skip
     folder = out or Path(f"explain-{variant.resolve().name.replace('.', '-')}")
+    inputs = {"variant": variant, "base": base, "manifest": data, "split file": split_file, "labels file": labels}
+    check_output(output, "--report-file", inputs, {"--report-file": output, "explain.json": folder / "explain.json"})
     settings = ExplainOptions(folder, top_layers, calibration_data, calibration_samples, calibration_seed,
                               latency_samples)  # fmt: skip
     document = explain_variant(variant, base, data, options, settings, model_options, RichProgress())
-    (folder / "explain.json").write_text(json.dumps(document, indent=2) + "\n")
+    write_text(folder / "explain.json", json.dumps(document, indent=2) + "\n")
     text = render(document, fmt, color=output is None and sys.stdout.isatty())
     if output is None:
         sys.stdout.write(text)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        write_text(output, text)
     stderr.print(f"Candidates and explain.json in {folder}", highlight=False)

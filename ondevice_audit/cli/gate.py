@@ -43,6 +43,8 @@ def gate(
     max_group_gap: go.MaxGroupGap = None,
     min_metric: go.MinMetric = None,
     min_group_metric: go.MinGroupMetric = None,
+    max_metric: go.MaxMetric = None,
+    max_group_metric: go.MaxGroupMetric = None,
     baseline: go.Baseline = None,
     max_rb_increase: go.MaxRbIncrease = None,
     max_metric_drop: go.MaxMetricDrop = None,
@@ -66,7 +68,8 @@ def gate(
     """
     flags = go.GateFlags(
         fail_on_gate=True, config=config or config_alias, max_rb=max_rb, max_group_gap=max_group_gap,
-        min_metric=min_metric, min_group_metric=min_group_metric, baseline=baseline, max_rb_increase=max_rb_increase,
+        min_metric=min_metric, min_group_metric=min_group_metric, max_metric=max_metric,
+        max_group_metric=max_group_metric, baseline=baseline, max_rb_increase=max_rb_increase,
         max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound, require_mcu_fit=require_mcu_fit, junit=junit,
         markdown=markdown or markdown_alias,
     )  # fmt: skip

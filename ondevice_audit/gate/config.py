@@ -42,6 +42,7 @@ KEYS = (
     "max_rb",
     "max_group_gap",
     "min_metric",
+    "max_metric",
     "baseline",
     "max_rb_increase",
     "max_metric_drop",
@@ -79,6 +80,9 @@ class GateSettings:
     max_group_gap: float | None = None
     min_metric: float | None = None
     min_group_metric: float | None = None
+    max_metric: float | None = None
+    """An error rate's ceiling over all clips (frr, far, fa_per_hour); ``max_group_metric`` for every group."""
+    max_group_metric: float | None = None
     max_rb_increase: float | None = None
     max_metric_drop: float | None = None
     baseline: Path | None = None
@@ -98,6 +102,8 @@ class GateSettings:
             (RuleKind.MAX_GROUP_GAP, self.max_group_gap),
             (RuleKind.MIN_METRIC, self.min_metric),
             (RuleKind.MIN_GROUP_METRIC, self.min_group_metric),
+            (RuleKind.MAX_METRIC, self.max_metric),
+            (RuleKind.MAX_GROUP_METRIC, self.max_group_metric),
             (RuleKind.MAX_RB_INCREASE, self.max_rb_increase),
             (RuleKind.MAX_METRIC_DROP, self.max_metric_drop),
         ):
@@ -148,20 +154,15 @@ def read_config_file(path: Path) -> GateSettings:
 def parse_table(table: Mapping[str, Any], source: str, base: Path) -> GateSettings:
     """Settings from one TOML table; ``source`` names it in errors, ``base`` anchors a relative baseline."""
     _reject_unknown(table, KEYS, source)
-    min_metric, min_group_metric = None, None
-    if "min_metric" in table:
-        value = table["min_metric"]
-        if isinstance(value, Mapping):
-            _reject_unknown(value, _MIN_METRIC_KEYS, f"{source} min_metric")
-            min_metric = _optional_number(value, "overall", source)
-            min_group_metric = _optional_number(value, "group", source)
-        else:
-            min_metric = _number(value, "min_metric", source)
+    min_metric, min_group_metric = _metric_limits(table, "min_metric", source)
+    max_metric, max_group_metric = _metric_limits(table, "max_metric", source)
     return GateSettings(
         max_rb=_max_rb(table["max_rb"], source) if "max_rb" in table else None,
         max_group_gap=_optional_number(table, "max_group_gap", source),
         min_metric=min_metric,
         min_group_metric=min_group_metric,
+        max_metric=max_metric,
+        max_group_metric=max_group_metric,
         max_rb_increase=_optional_number(table, "max_rb_increase", source),
         max_metric_drop=_optional_number(table, "max_metric_drop", source),
         baseline=_baseline(table["baseline"], source, base) if "baseline" in table else None,
@@ -170,6 +171,17 @@ def parse_table(table: Mapping[str, Any], source: str, base: Path) -> GateSettin
         if "require_mcu_fit" in table
         else None,
     )
+
+
+def _metric_limits(table: Mapping[str, Any], key: str, source: str) -> tuple[float | None, float | None]:
+    """``key = X`` (all clips) or ``key = {overall = X, group = Y}``."""
+    if key not in table:
+        return None, None
+    value = table[key]
+    if isinstance(value, Mapping):
+        _reject_unknown(value, _MIN_METRIC_KEYS, f"{source} {key}")
+        return _optional_number(value, "overall", source), _optional_number(value, "group", source)
+    return _number(value, key, source), None
 
 
 def parse_max_rb(values: Sequence[str]) -> dict[str | None, float]:

@@ -20,6 +20,8 @@ class RuleKind(StrEnum):
     MAX_GROUP_GAP = "max_group_gap"
     MIN_METRIC = "min_metric"
     MIN_GROUP_METRIC = "min_group_metric"
+    MAX_METRIC = "max_metric"
+    MAX_GROUP_METRIC = "max_group_metric"
     MAX_RB_INCREASE = "max_rb_increase"
     MAX_METRIC_DROP = "max_metric_drop"
     REQUIRE_MCU_FIT = "require_mcu_fit"
@@ -27,7 +29,12 @@ class RuleKind(StrEnum):
     @property
     def per_attribute(self) -> bool:
         """Attribute rules give one outcome per attribute; the others judge the report once."""
-        return self not in (RuleKind.MIN_METRIC, RuleKind.MAX_METRIC_DROP, RuleKind.REQUIRE_MCU_FIT)
+        return self not in (RuleKind.MIN_METRIC, RuleKind.MAX_METRIC, RuleKind.MAX_METRIC_DROP, RuleKind.REQUIRE_MCU_FIT)
+
+    @property
+    def at_least(self) -> bool:
+        """The value must reach the limit (a floor); every other rule's value must stay at or below it."""
+        return self in (RuleKind.MIN_METRIC, RuleKind.MIN_GROUP_METRIC, RuleKind.REQUIRE_MCU_FIT)
 
     @property
     def needs_baseline(self) -> bool:

@@ -57,8 +57,12 @@ NO_MCU_SECTION = (
     "the report has no MCU budget: audit a .tflite model with --board or --mcu-ram/--mcu-flash (needs the mcu extra)"
 )
 LOWER_IS_BETTER = (
-    "{rule} needs a higher-is-better metric; {metric} is an error rate: gate it with max_group_gap, max_rb "
-    "or max_metric_drop"
+    "{rule} needs a higher-is-better metric; {metric} is an error rate: gate it with max_metric/max_group_metric "
+    "(--max-metric, --max-group-metric), max_group_gap, max_rb or max_metric_drop"
+)
+HIGHER_IS_BETTER = (
+    "{rule} is a ceiling for an error rate; {metric} is higher-is-better: gate it with min_metric/min_group_metric "
+    "(--min-metric, --min-group-metric)"
 )
 
 
@@ -129,6 +133,8 @@ def _check(reports: Mapping[str, dict[str, Any]], rules: Sequence[Rule], baselin
             metric = report["metric"]
             if rule.kind in (RuleKind.MIN_METRIC, RuleKind.MIN_GROUP_METRIC) and not metric["higher_is_better"]:
                 raise UsageError(LOWER_IS_BETTER.format(rule=rule.kind.value, metric=metric["name"]))
+            if rule.kind in (RuleKind.MAX_METRIC, RuleKind.MAX_GROUP_METRIC) and metric["higher_is_better"]:
+                raise UsageError(HIGHER_IS_BETTER.format(rule=rule.kind.value, metric=metric["name"]))
             if rule.kind.needs_baseline and baseline is not None:
                 _check_baseline(rule, variant, report, baseline, rules)
 
@@ -169,9 +175,9 @@ def _judge(
             value, reason, bound = _rb(rule, report, attribute)
         case RuleKind.MAX_GROUP_GAP:
             value, reason, bound = _group_gap(report, attribute)
-        case RuleKind.MIN_METRIC:
+        case RuleKind.MIN_METRIC | RuleKind.MAX_METRIC:
             value, reason, bound = _overall_metric(rule, report)
-        case RuleKind.MIN_GROUP_METRIC:
+        case RuleKind.MIN_GROUP_METRIC | RuleKind.MAX_GROUP_METRIC:
             value, reason, bound = _worst_group_metric(rule, report, attribute)
         case RuleKind.MAX_RB_INCREASE:
             value, reason, bound = _rb_increase(attribute, baseline)
@@ -181,7 +187,7 @@ def _judge(
             value, reason, bound = _mcu_fit(report)
         case _:
             assert_never(rule.kind)
-    at_most = rule.kind not in (RuleKind.MIN_METRIC, RuleKind.MIN_GROUP_METRIC, RuleKind.REQUIRE_MCU_FIT)
+    at_most = not rule.kind.at_least
     passed = value is not None and (value <= rule.limit if at_most else value >= rule.limit)
     if value is not None and rule.kind is not RuleKind.REQUIRE_MCU_FIT:
         op = ("≤" if passed else ">") if at_most else ("≥" if passed else "<")
@@ -235,6 +241,7 @@ def _group_gap(report: dict[str, Any], attribute: dict[str, Any] | None) -> _Jud
 
 
 def _overall_metric(rule: Rule, report: dict[str, Any]) -> _Judged:
+    """The metric over all clips, or the interval's pessimistic end: lower for a floor, upper for a ceiling."""
     metric = report["metric"]["name"]
     overall = report["overall"]
     value = overall["metrics"].get(metric)
@@ -242,10 +249,11 @@ def _overall_metric(rule: Rule, report: dict[str, Any]) -> _Judged:
         if value is None:
             return None, METRIC_UNDEFINED.format(metric=metric, where="all clips"), Bound.POINT
         return value, f"{metric} {_fmt(value)}", Bound.POINT
+    end, bound, word = (0, Bound.CI_LOWER, "lower") if rule.kind.at_least else (1, Bound.CI_UPPER, "upper")
     if overall["ci"] is None:
-        return None, NO_INTERVAL.format(what=f"overall {metric}"), Bound.CI_LOWER
-    low = overall["ci"][0]
-    return low, f"{metric} {_fmt(value)}, {_confidence(report)} lower bound {_fmt(low)}", Bound.CI_LOWER
+        return None, NO_INTERVAL.format(what=f"overall {metric}"), bound
+    edge = overall["ci"][end]
+    return edge, f"{metric} {_fmt(value)}, {_confidence(report)} {word} bound {_fmt(edge)}", bound
 
 
 def _worst_group_metric(rule: Rule, report: dict[str, Any], attribute: dict[str, Any] | None) -> _Judged:
@@ -254,13 +262,16 @@ def _worst_group_metric(rule: Rule, report: dict[str, Any], attribute: dict[str,
     groups = _in_rb(attribute)
     if not groups:
         return None, NO_GROUPS_IN_RB, Bound.POINT
-    lower = uses_ci_bound(rule, [g["n"] for g in groups])
-    bound = Bound.CI_LOWER if lower else Bound.POINT
+    interval = uses_ci_bound(rule, [g["n"] for g in groups])
+    floor = rule.kind.at_least  # worst is the lowest group for a floor, the highest for an error-rate ceiling
+    end, word = (0, "lower") if floor else (1, "upper")
+    bound = (Bound.CI_LOWER if floor else Bound.CI_UPPER) if interval else Bound.POINT
     undefined = [g["name"] for g in groups if g["metrics"].get(metric) is None]
     if undefined:
         return None, METRIC_UNDEFINED.format(metric=metric, where="group(s) " + ", ".join(undefined)), bound
-    if not lower:
-        worst = min(groups, key=lambda g: g["metrics"][metric])
+    pick = min if floor else max
+    if not interval:
+        worst = pick(groups, key=lambda g: g["metrics"][metric])
         return (
             worst["metrics"][metric],
             f"worst group {worst['name']}: {metric} {_fmt(worst['metrics'][metric])}",
@@ -269,9 +280,10 @@ def _worst_group_metric(rule: Rule, report: dict[str, Any], attribute: dict[str,
     missing = [g["name"] for g in groups if g["ci"] is None]
     if missing:
         return None, NO_INTERVAL.format(what=f"{metric} of group(s) " + ", ".join(missing)), bound
-    worst = min(groups, key=lambda g: g["ci"][0])
-    text = f"worst group {worst['name']}: {metric} {_fmt(worst['metrics'][metric])}, {_confidence(report)} lower bound {_fmt(worst['ci'][0])}"
-    return worst["ci"][0], text, bound
+    worst = pick(groups, key=lambda g: g["ci"][end])
+    text = (f"worst group {worst['name']}: {metric} {_fmt(worst['metrics'][metric])}, {_confidence(report)} "
+            f"{word} bound {_fmt(worst['ci'][end])}")  # fmt: skip
+    return worst["ci"][end], text, bound
 
 
 def _rb_increase(attribute: dict[str, Any] | None, baseline: dict[str, Any] | None) -> _Judged:

@@ -209,6 +209,35 @@ def test_min_metric_on_an_error_rate_is_a_usage_error() -> None:
     assert str(error.value) == gate_rules.LOWER_IS_BETTER.format(rule="min_metric", metric="frr")
 
 
+def test_max_metric_caps_an_error_rate_at_the_point_or_the_upper_bound() -> None:
+    document = report(two_groups("gender"), overall=0.08, overall_ci=(0.05, 0.12), metric="frr",
+                      higher_is_better=False)  # fmt: skip
+    assert judge(document, Rule(RuleKind.MAX_METRIC, None, 0.1, False)) == [
+        (RuleKind.MAX_METRIC, None, 0.08, True, Bound.POINT)
+    ]
+    assert judge(document, Rule(RuleKind.MAX_METRIC, None, 0.1, True)) == [
+        (RuleKind.MAX_METRIC, None, 0.12, False, Bound.CI_UPPER)
+    ]
+
+
+def test_max_group_metric_judges_the_highest_error_rate_in_rb() -> None:
+    groups = [group("a", 0.05, ci=(0.02, 0.09)), group("b", 0.15, ci=(0.1, 0.22)), group("tiny", 0.9, 5, in_rb=False)]
+    document = report(attribute("gender", groups), metric="far", higher_is_better=False)
+    assert judge(document, Rule(RuleKind.MAX_GROUP_METRIC, None, 0.2, False)) == [
+        (RuleKind.MAX_GROUP_METRIC, "gender", 0.15, True, Bound.POINT)
+    ]
+    [outcome] = evaluate({"run": document}, [Rule(RuleKind.MAX_GROUP_METRIC, None, 0.2, True)]).outcomes
+    assert (outcome.value, outcome.passed, outcome.bound) == (0.22, False, Bound.CI_UPPER)
+    assert outcome.reason == "worst group b: far 0.15, 95% upper bound 0.22 > 0.2"
+
+
+def test_max_metric_on_a_higher_is_better_metric_is_a_usage_error() -> None:
+    document = report(two_groups("gender"))
+    with pytest.raises(UsageError) as error:
+        evaluate({"run": document}, [Rule(RuleKind.MAX_GROUP_METRIC, None, 0.5)])
+    assert str(error.value) == gate_rules.HIGHER_IS_BETTER.format(rule="max_group_metric", metric="accuracy")
+
+
 def test_unknown_attribute_is_a_usage_error() -> None:
     document = report(two_groups("gender"))
     with pytest.raises(UsageError) as error:
