@@ -84,8 +84,8 @@ def explain(
     bootstrap, and recommend the smallest whose RB is within the base's interval, with its size and latency.
     The candidates and explain.json are written to --out.
     """
-    from ondevice_audit.model_io import ModelOptions
     from ondevice_audit.explain.job import ExplainOptions, explain_variant
+    from ondevice_audit.model_io import ModelOptions
 
     options = dataclasses.replace(score_options, split_file=split_file, split=split if split_file else None)
     model_options = ModelOptions(frontend=frontend_choice.spec(), frontend_plugin=frontend, labels_file=labels,
