@@ -22,7 +22,7 @@ from ondevice_audit._files import model_format, size_of
 from ondevice_audit.data import DataError, LabelledFiles, read_manifest, read_predictions, select_split
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
-from ondevice_audit.frontend import CHUNK_FILES, Frontend, FrontendSpec, build_frontend
+from ondevice_audit.frontend import CHUNK_FILES, AudioFrontendSpec, Frontend, FrontendSpec, build_frontend
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.metrics.disparity import DisparityFrame
 from ondevice_audit.progress import NullProgress, Progress
@@ -76,6 +76,9 @@ class TargetOptions:
     """Samples per batch sent to a target: the unit of retry and resume."""
     retries: int = 3
     backoff_seconds: float = 1.0
+    frontend_on_target: bool = False
+    """Targets running the device runner compute the features themselves from the audio sent over; the report
+    compares them with the host's (``targets/comparison.py``: ``frontend_parity``)."""
 
 
 @dataclass(frozen=True)
@@ -237,12 +240,18 @@ def audit_model(
         _check_reference(target_options.reference, labels, frontend)
     runs = _plan(model_path, model_options, target_options)
     files = [Path(p) for p in dataset.frame["file"]]
+    on_target = _frontend_on_target(frontend) if target_options.frontend_on_target else None
     outcome = execute_runs(
         runs,
-        _chunks(files, frontend, target_options.batch_files),
+        _chunks(files, frontend, target_options.batch_files, on_target),
         len(files),
-        settings=RunSettings(model_options.batch_size, target_options.work_dir, target_options.retries,
-                             target_options.backoff_seconds),  # fmt: skip
+        settings=RunSettings(
+            model_options.batch_size,
+            target_options.work_dir,
+            target_options.retries,
+            target_options.backoff_seconds,
+            frontend_on_target=None if on_target is None else dataclasses.asdict(on_target),
+        ),  # fmt: skip
         check_model=lambda model: _check_io(model.input_shape[1:], model.output_shape, frontend, labels),
         progress=progress,
         description=f"Auditing {model_path.name}" + (f" on {len(runs)} runs" if len(runs) > 1 else ""),
@@ -274,14 +283,33 @@ def _plan(model_path: Path, model_options: ModelOptions, target_options: TargetO
     return plan_runs(model_path, targets, runtimes, target_options.reference)
 
 
-def _chunks(files: Sequence[Path], frontend: Frontend, size: int) -> Iterator[Chunk]:
-    """The files through the front-end, ``size`` at a time: a chunk is the unit of memory, retry and resume."""
+def _frontend_on_target(frontend: Frontend) -> AudioFrontendSpec:
+    """The front-end a device can compute from audio: the model's own audio features, not a plug-in or raw audio."""
+    spec = getattr(frontend, "spec", None)
+    if not isinstance(spec, AudioFrontendSpec) or spec.kind == "raw":
+        raise UsageError(f"--frontend-on-target computes audio features on the device; this model's inputs are "
+                         f"{frontend.description or 'made by a plug-in'}")  # fmt: skip
+    return spec
+
+
+def _chunks(
+    files: Sequence[Path], frontend: Frontend, size: int, audio: AudioFrontendSpec | None = None
+) -> Iterator[Chunk]:
+    """The files through the front-end, ``size`` at a time: a chunk is the unit of memory, retry and resume.
+    With ``audio`` each chunk also carries the decoded waveforms of its clips, for a device to compute the
+    features from (decoded a second time: once for the host's features, once to send)."""
+    from ondevice_audit.frontend.audio import decode_clip
+
     for start in range(0, len(files), size):
         chunk = files[start : start + size]
         batch = frontend.transform(chunk)
         positions = start + np.flatnonzero(batch.ok)
         failures = {start + i: reason for i, reason in batch.failures.items()}
-        yield Chunk(positions, batch.inputs, len(chunk), failures)
+        waves = None
+        if audio is not None:
+            decoded = [decode_clip(chunk[i], audio) for i in np.flatnonzero(batch.ok)]
+            waves = np.stack(decoded) if decoded else np.zeros((0, audio.n_samples), np.float32)
+        yield Chunk(positions, batch.inputs, len(chunk), failures, waves)
 
 
 def _decode(scores: np.ndarray, names: np.ndarray) -> np.ndarray:
@@ -361,8 +389,10 @@ def _audit_report(
             "total": len(table),
             "scored": int(scored_mask.sum()),
             "failed": len(failures),
-            "failures": [{"path": str(table["path"].iloc[i]), "reason": failures[i]}
-                         for i in sorted(failures)[:_MAX_LISTED_FAILURES]],  # fmt: skip
+            "failures": [
+                {"path": str(table["path"].iloc[i]), "reason": failures[i]}
+                for i in sorted(failures)[:_MAX_LISTED_FAILURES]
+            ],  # fmt: skip
         },
         warnings=warnings,
         model=model,
@@ -370,5 +400,26 @@ def _audit_report(
     if disparity is not None:
         from ondevice_audit.targets.comparison import comparison_section
 
-        report["comparison"] = comparison_section(runs, outcome.records, disparity)
+        on_target = _frontend_sections(audited, scored_mask, options)
+        report["comparison"] = comparison_section(runs, outcome.records, disparity, on_target)
     return report
+
+
+def _frontend_sections(
+    audited: _Audited, scored_mask: np.ndarray, options: ScoreOptions
+) -> list[dict[str, Any] | None]:
+    """Per run whose target computed the features: its front-end against the host's (``frontend_parity``)."""
+    from ondevice_audit.targets.comparison import frontend_parity
+
+    names = np.asarray(audited.labels, dtype=object)
+    groups = audited.dataset.frame.loc[scored_mask, list(options.groups)]
+    sections: list[dict[str, Any] | None] = []
+    for scores, record in zip(audited.outcome.scores, audited.outcome.records, strict=True):
+        on_target = record.frontend
+        if on_target is None:
+            sections.append(None)
+            continue
+        section = frontend_parity(on_target, _decode(scores, names), _decode(on_target.host_scores, names), groups,
+                                  scored_mask)  # fmt: skip
+        sections.append({"features": audited.frontend.description, **section})
+    return sections

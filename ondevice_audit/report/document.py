@@ -22,7 +22,7 @@ from ondevice_audit.metrics import METRICS, GroupMetricFrame
 
 __all__ = ["SCHEMA_VERSION", "build_report", "load_report", "schema", "to_json", "validate"]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 _SUPPORTED_MAJOR = "1"
 
 

@@ -136,7 +136,8 @@ def _device_python(root: Path, packages: tuple[str, ...]) -> Path:
                              check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     (Path(purelib) / "device-shim.pth").write_text(f"{shim}\n")
     probe = "import importlib.util as u; print(u.find_spec('tensorflow'), u.find_spec('ondevice_audit'))"
-    found = subprocess.run([python, "-c", probe], check=True, capture_output=True, text=True, cwd=root).stdout
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as over ssh: a checkout on PYTHONPATH stays here
+    found = subprocess.run([python, "-c", probe], check=True, capture_output=True, text=True, cwd=root, env=clean).stdout
     assert found.split() == ["None", "None"], "the device Python must not see TensorFlow or ondevice_audit"
     return python
 
