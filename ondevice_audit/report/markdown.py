@@ -7,8 +7,10 @@ from typing import Any
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
 from ondevice_audit.report.table import (
+    RUN_COLUMNS,
     comparison_cells,
     comparison_header,
+    frontend_sentences,
     rb_difference_sentence,
     rb_sentence,
     run_summary,
@@ -89,11 +91,12 @@ def _comparison(report: dict[str, Any]) -> list[str]:
         "from #1; forgotten: clips #1 gets right and the run gets wrong.",
         "",
     ]
-    header = ["#", "run", "runtime", "device", "median ms", "p90 ms", "peak MiB", "batches"]
-    lines += [_row(header), "|" + "---|" * len(header)]
+    lines += [_row(list(RUN_COLUMNS)), "|" + "---|" * len(RUN_COLUMNS)]
     for i, run in enumerate(comparison["runs"]):
         lines.append(_row([str(i + 1), escape_markdown(run["label"]), *(escape_markdown(c) for c in run_summary(run))]))
     lines.append("")
+    sentences = frontend_sentences(comparison)
+    lines += [f"- {escape_markdown(sentence)}" for sentence in sentences] + ([""] if sentences else [])
     header = ["group", "n", *comparison_header(report)]
     for attribute in comparison["attributes"]:
         lines += [f"### {escape_markdown(attribute['name'])} across runs", ""]

@@ -77,8 +77,8 @@ def frontend_parity(
     return {
         "settings": record.settings,
         **_parity(diff, flipped),
-        "features_ms": latency_summary(record.feature_latency),
-        "end_to_end_ms": latency_summary(record.end_to_end),
+        "features_ms": latency_summary(record.feature_latency, record.stored_feature_latency),
+        "end_to_end_ms": latency_summary(record.end_to_end, record.stored_end_to_end),
         "attributes": attributes,
     }
 

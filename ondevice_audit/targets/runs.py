@@ -80,6 +80,9 @@ class FrontendRecord:
     """Seconds per sample of the target's front-end, for the samples this run measured."""
     end_to_end: np.ndarray
     """Seconds per sample of features plus inference, for the same samples."""
+    stored_feature_latency: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    stored_end_to_end: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """The same two for batches read back from the store (measured by an earlier run)."""
 
 
 @dataclass
@@ -239,9 +242,12 @@ class _Running:
             record.host_scores = np.full((self.rows, result.host_scores.shape[1]), np.nan, dtype=np.float32)
         record.host_scores[positions] = result.host_scores
         record.feature_diff[positions] = result.feature_diff
-        if not self.executor.last_stored:
-            record.feature_latency = np.concatenate([record.feature_latency, result.feature_latency[finite]])
-            end_to_end = result.feature_latency[finite] + result.latency[finite]
+        features, end_to_end = result.feature_latency[finite], result.feature_latency[finite] + result.latency[finite]
+        if self.executor.last_stored:
+            record.stored_feature_latency = np.concatenate([record.stored_feature_latency, features])
+            record.stored_end_to_end = np.concatenate([record.stored_end_to_end, end_to_end])
+        else:
+            record.feature_latency = np.concatenate([record.feature_latency, features])
             record.end_to_end = np.concatenate([record.end_to_end, end_to_end])
 
     def record(self) -> RunRecord:

@@ -176,7 +176,8 @@ def test_the_runners_filterbank_and_window_are_librosas(settings):
 
 def test_features_on_the_device_equal_the_hosts(kws, models, device_python, device_folder):
     """Audio in, MFCCs computed by the runner in the device's Python (numpy only), the model run on them and on the
-    host's features: on the same numpy the two feature sets, and so the scores, are identical."""
+    host's features: on the same numpy the two feature sets differ at most in float32 rounding (BLAS may sum a
+    batch of another size in another order), and the decisions not at all."""
     import dataclasses
 
     from ondevice_audit.frontend import build_frontend
@@ -193,9 +194,10 @@ def test_features_on_the_device_equal_the_hosts(kws, models, device_python, devi
     reply, outputs = channel.exchange(header, {"audio": audio, "inputs": host})
     channel.close()
     assert "error" not in reply, reply
-    np.testing.assert_array_equal(outputs["feature_diff"], np.zeros(9))
-    np.testing.assert_array_equal(outputs["scores"], outputs["host_scores"])
-    np.testing.assert_array_equal(outputs["scores"], load_runtime(models.onnx).run_all(host, 4).scores)
+    assert outputs["feature_diff"].shape == (9,) and outputs["feature_diff"].max() < 1e-4
+    np.testing.assert_allclose(outputs["scores"], outputs["host_scores"], rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(outputs["host_scores"], load_runtime(models.onnx).run_all(host, 4).scores)
+    assert (outputs["scores"].argmax(1) == outputs["host_scores"].argmax(1)).all()
     assert (outputs["feature_latency"] > 0).all() and outputs["latency"].shape == (9,)
 
 
