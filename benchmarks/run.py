@@ -21,6 +21,12 @@
 - sweep-profile (only with --only sweep-profile): where a cold sweep's time goes. The demo matrix's tasks run one
   by one in this process under cProfile (seconds per stage; the top functions per stage go to --work), next to
   what each spawned worker pays before its first task (importing the tool and TensorFlow).
+- ssh (benchmarks/device.py): `audit` of the bundled model over the whole bundled corpus (batch 32) on an ssh://
+  target (the tests' own sshd on 127.0.0.1 and a device Python without TensorFlow), one persistent runner against the
+  previous per-batch scheme (?runner=per-batch), alternated, best of each. Target >= 2.5x.
+- corpus (benchmarks/corpus.py, only with --only corpus): ~100 000 one-second clips assembled from the bundled ones
+  (gain, shift, noise variants; ~3.2 GB under --work), `audit` and `train` (ds-cnn, 3 epochs) on it and on its first
+  10 000, in fresh processes: peak RSS and wall time. Target: audit peak RSS 100k / 10k <= 1.2.
 - mitigation (only with --only mitigation): synth-kws with the female training speakers thinned to a 20 %
   share, one small model per mitigation (none, balanced, reweight, reweight-heldout); prints RB(gender) per
   mitigation with its CI and the paired change against none. A measurement, not a target: no verdict.
@@ -463,7 +469,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["score", "inference", "frontend", "startup", "memory", "sweep", "ray", "sweep-profile", "mitigation"],
+        choices=[
+            "score",
+            "inference",
+            "frontend",
+            "startup",
+            "memory",
+            "sweep",
+            "ray",
+            "sweep-profile",
+            "mitigation",
+            "ssh",
+            "corpus",
+        ],
         action="append",
     )
     parser.add_argument(
@@ -474,7 +492,7 @@ def main() -> None:
     )
     parser.add_argument("--cprofile", action="store_true", help="sweep-profile: also cProfile every stage.")
     args = parser.parse_args()
-    chosen = args.only or ["score", "inference", "frontend", "startup", "memory", "sweep", "ray"]
+    chosen = args.only or ["score", "inference", "frontend", "startup", "memory", "sweep", "ray", "ssh"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
     rows = []
@@ -498,6 +516,14 @@ def main() -> None:
         rows += bench_sweep_profile(args.work, args.cprofile)
     if "mitigation" in chosen:
         rows += bench_mitigation()
+    if "ssh" in chosen:
+        from device import bench_ssh
+
+        rows += bench_ssh(args.work)
+    if "corpus" in chosen:
+        from corpus import bench_corpus
+
+        rows += bench_corpus(args.work)
     print()
     print(f"{'benchmark':62} {'value':>8}  verdict")
     for name, value, verdict in rows:

@@ -73,6 +73,14 @@ def train(
             help="Thin one group's training speakers, e.g. gender=female:0.2 (seeded).", rich_help_panel=_TRAINING
         ),
     ] = None,
+    feature_memory: Annotated[
+        str,
+        typer.Option(
+            help="Training features larger than this are written to disk and read a batch at a time "
+            "(e.g. 512MiB, 8GiB).",
+            rich_help_panel=_TRAINING,
+        ),
+    ] = "4GiB",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
 ) -> None:
@@ -81,6 +89,7 @@ def train(
     The manifest is split by speaker (held-out speakers in [bold]split.csv[/bold], split "test"), so the
     model can be audited on people it never heard.
     """
+    from ondevice_audit.targets.mcu import parse_size
     from ondevice_audit.train import train_on_manifest
 
     spec = frontend_choice.spec(opt.FrontendKind.mfcc)
@@ -88,7 +97,8 @@ def train(
         raise UsageError(f"train takes --features {' or '.join(_TRAINABLE)}; image models are trained by sweep")
     options = TrainOptions(recipe=recipe, frontend=spec, epochs=epochs, batch_size=batch_size,
                            learning_rate=learning_rate, seed=seed, group=group, split=_fractions(split),
-                           mitigation=mitigation, train_imbalance=train_imbalance)  # fmt: skip
+                           mitigation=mitigation, train_imbalance=train_imbalance,
+                           feature_memory=parse_size(feature_memory))  # fmt: skip
     progress = RichProgress(quiet=quiet)
     outcome = train_on_manifest(data, out, options, progress)
     for note in outcome.notes:
