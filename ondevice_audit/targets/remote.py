@@ -82,7 +82,8 @@ def facts_from_reply(label: str, reply: dict[str, Any]) -> TargetFacts:
 
 
 class RemoteTarget(Target):
-    """The runner protocol on top of five transport operations each target implements."""
+    """The runner protocol on top of the transport operations each target implements (a folder, copies both
+    ways, a command, a process with pipes, a file check, removal)."""
 
     resumable = True
     computes_features = True
