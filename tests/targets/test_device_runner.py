@@ -236,3 +236,51 @@ def test_a_front_end_the_device_lacks_is_one_error(device_python, device_folder,
     reply, _ = channel.exchange({"command": "run", "batch_size": 2, "frontend": {"kind": "image"}}, {"audio": audio})
     assert reply["kind"] == "frontend" and "not 'image'" in reply["error"]
     channel.close()
+
+
+def _mean_model(path: Path, frames: int, channels: int) -> None:
+    """An ONNX model whose one score is the mean of its ``(frames, channels, 1)`` input: any features will do."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["input"], ["score"], axes=[1, 2, 3], keepdims=1)],
+        "mean",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", frames, channels, 1])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["n", 1, 1, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pymicro_features") is None, reason="pymicro-features is not installed")
+def test_the_micro_front_end_on_the_device_is_the_packages(micro_python, device_folder):
+    """A device that has pymicro-features computes the TFLite Micro front-end itself: its features equal the
+    package's, fed the same 16-bit audio 10 ms at a time here (an independent loop)."""
+    from pymicro_features import MicroFrontend
+
+    from ondevice_audit.targets.channel import RunnerChannel
+
+    rng = np.random.default_rng(0)
+    audio = (0.2 * rng.standard_normal((3, 16000))).astype(np.float32)
+    expected = []
+    for clip in audio:
+        frontend, frames = MicroFrontend(), []
+        pcm = np.clip(np.round(clip.astype(np.float64) * 32768), -32768, 32767).astype("<i2")
+        for start in range(0, 16000, 160):
+            output = frontend.process_samples(pcm[start : start + 160].tobytes())
+            if output.features:
+                frames.append(output.features)
+        expected.append(frames)
+    host = np.asarray(expected, dtype=np.float32)[..., None]
+    _mean_model(device_folder / "model.onnx", host.shape[1], host.shape[2])
+    channel = RunnerChannel(_serve(micro_python, device_folder, device_folder / "model.onnx"))
+    channel.hello()
+    header = {"command": "run", "batch_size": 2, "frontend": {"kind": "micro", "sample_rate": 16000}}
+    reply, outputs = channel.exchange(header, {"audio": audio, "inputs": host})
+    channel.close()
+    assert "error" not in reply, reply
+    assert host.shape == (3, 98, 40, 1)
+    np.testing.assert_array_equal(outputs["feature_diff"], np.zeros(3))
+    np.testing.assert_allclose(outputs["scores"][:, 0], host.mean(axis=(1, 2, 3)), rtol=1e-5)
