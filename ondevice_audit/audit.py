@@ -382,7 +382,7 @@ def _audit_report(
         settings={
             **options.settings(),
             "runtime": record.model.runtime,
-            "targets": list(dict.fromkeys(run.target.label for run in runs[main:])),
+            "targets": list(dict.fromkeys(run.target.spelled() for run in runs[main:])),
             "reference": None if reference is None else str(reference.model_path),
             "batch_size": model_options.batch_size,
         },

@@ -284,3 +284,10 @@ def test_the_micro_front_end_on_the_device_is_the_packages(micro_python, device_
     assert host.shape == (3, 98, 40, 1)
     np.testing.assert_array_equal(outputs["feature_diff"], np.zeros(3))
     np.testing.assert_allclose(outputs["scores"][:, 0], host.mean(axis=(1, 2, 3)), rtol=1e-5)
+
+
+def test_the_runner_is_python_3_7_syntax():
+    """Boards run old Pythons (Raspberry Pi OS Buster, JetPack 4: 3.7): no newer syntax in the one file sent."""
+    import ast
+
+    ast.parse(Path(device_runner.__file__).read_text(), feature_version=(3, 7))

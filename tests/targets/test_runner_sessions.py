@@ -89,6 +89,7 @@ def test_two_ssh_targets_that_differ_only_in_their_python(
     validate(report)
     labels = [run["label"] for run in report["comparison"]["runs"]]
     assert labels == [f"{server.url()}?python={device_python}", f"{server.url()}?python={litert_only_python}"]
+    assert report["settings"]["targets"] == labels
     assert all(group["runs"][1]["flips"] == 0 for group in report["comparison"]["attributes"][0]["groups"])
     with pytest.raises(UsageError, match="asked for twice"):
         audit_model(models.int8, kws.manifest, OPTIONS, MODEL_OPTIONS,
