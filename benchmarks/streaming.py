@@ -52,15 +52,23 @@ def clip_corpus(folder: Path, n: int, labels: list[str], clips_per_speaker: int 
     return manifest
 
 
-def measured_audit(model: Path, manifest: Path, report: Path, *options: str) -> dict:
-    """``audit MODEL --data MANIFEST -g gender`` in a fresh process: its exit code, ``peak_kib``, ``tensorflow``
-    (imported or not), ``scored`` (clips in the report) and ``seconds``."""
-    command = [sys.executable, "-c", _MEASURED_CLI, "audit", str(model), "--data", str(manifest), "-g", "gender",
-               "--format", "json", "-o", str(report), *options]  # fmt: skip
+def measured_command(*args: str, timeout: float = 7200) -> dict:
+    """``ondevice-audit ARGS`` in a fresh process: its exit ``code``, ``peak_kib`` (VmHWM), ``tensorflow``
+    (imported or not) and ``seconds``; a failure raises with the end of its stderr."""
+    command = [sys.executable, "-c", _MEASURED_CLI, *args]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"audit of {manifest.name} failed: {done.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(args[:2])} failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    scored = json.loads(report.read_text())["samples"]["scored"]
-    return {**result, "scored": scored, "seconds": time.perf_counter() - started}
+    if result["code"] not in (0, None):
+        raise RuntimeError(f"{' '.join(args[:2])} exited {result['code']}: {done.stderr[-2000:]}")
+    return {**result, "seconds": time.perf_counter() - started}
+
+
+def measured_audit(model: Path, manifest: Path, report: Path, *options: str) -> dict:
+    """``audit MODEL --data MANIFEST -g gender`` in a fresh process: ``measured_command``'s figures and ``scored``
+    (clips in the report)."""
+    result = measured_command("audit", str(model), "--data", str(manifest), "-g", "gender", "--format", "json",
+                              "-o", str(report), *options)  # fmt: skip
+    return {**result, "scored": json.loads(report.read_text())["samples"]["scored"]}

@@ -11,10 +11,10 @@ more than one run the report adds their comparison.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from ondevice_audit.targets.interface import Target
 from ondevice_audit.targets.mcu import MCUBudget
 from ondevice_audit.targets.runs import Chunk, Run, RunSettings, RunsOutcome, execute_runs, plan_runs
 from ondevice_audit.tasks import ClassifierTask, DetectorTask
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DetectorOptions",
@@ -84,6 +87,9 @@ class TargetOptions:
     """Samples per batch sent to a target: the unit of retry and resume."""
     retries: int = 3
     backoff_seconds: float = 1.0
+    frontend_on_target: bool = False
+    """Targets running the device runner compute the features themselves from the audio sent over; the report
+    compares them with the host's (``targets/comparison.py``: ``frontend_parity``)."""
 
 
 def mcu_section(model_path: Path, budget: MCUBudget | None, warnings: list[str]) -> dict[str, Any] | None:
@@ -219,7 +225,8 @@ def audit_model(
         _check_reference(target_options.reference, model)
     runs = _plan(model_path, model_options, target_options)
     facts = InputFacts()
-    outcome = _run(runs, dataset, model, model_options, target_options, progress, facts)
+    on_target = _frontend_on_target(model.frontend) if target_options.frontend_on_target else None
+    outcome = _run(runs, dataset, model, model_options, target_options, progress, facts, on_target)
     main = 1 if target_options.reference is not None else 0
     outputs = [model.task.outputs(scores) for scores in outcome.scores]
     scored, scored_mask = scored_rows(dataset.frame, outcome.failures)
@@ -240,19 +247,23 @@ def _run(
     target_options: TargetOptions,
     progress: Progress,
     facts: InputFacts,
+    on_target: AudioFrontendSpec | MicroFrontendSpec | None,
 ) -> RunsOutcome:
-    """Every run over the dataset's files; what the front-end changed to make them fit goes into ``facts``."""
-    files = [Path(p) for p in dataset.frame["file"]]
+    """Every run over the dataset's files; what the front-end changed to make them fit goes into ``facts``;
+    ``on_target``: the features devices compute themselves from the clips' audio."""
+    files = dataset.frame["file"]
 
     def check(loaded: LoadedModel) -> None:
         check_inputs(loaded.input_shape[1:], model.frontend)
         model.task.check_output(loaded)
 
     settings = RunSettings(model_options.batch_size, target_options.work_dir, target_options.retries,
-                           target_options.backoff_seconds, runtime_options=model.runtime_options)  # fmt: skip
+                           target_options.backoff_seconds, runtime_options=model.runtime_options,
+                           frontend_on_target=None if on_target is None else dataclasses.asdict(on_target))  # fmt: skip
     described = f"Auditing {runs[-1].model_path.name}" + (f" on {len(runs)} runs" if len(runs) > 1 else "")
-    return execute_runs(runs, _chunks(files, model.frontend, target_options.batch_files, facts), len(files),
-                        settings=settings, check_model=check, progress=progress, description=described)  # fmt: skip
+    chunks = _chunks(files, model.frontend, target_options.batch_files, facts, on_target)
+    return execute_runs(runs, chunks, len(files), settings=settings, check_model=check, progress=progress,
+                        description=described)  # fmt: skip
 
 
 def _plan(model_path: Path, model_options: ModelOptions, target_options: TargetOptions) -> list[Run]:
@@ -269,16 +280,38 @@ def _plan(model_path: Path, model_options: ModelOptions, target_options: TargetO
     return plan_runs(model_path, targets, runtimes, target_options.reference)
 
 
-def _chunks(files: Sequence[Path], frontend: Frontend, size: int, facts: InputFacts) -> Iterator[Chunk]:
+def _frontend_on_target(frontend: Frontend) -> AudioFrontendSpec | MicroFrontendSpec:
+    """The front-end a device can compute from audio: the model's own audio features, not a plug-in or raw audio."""
+    spec = getattr(frontend, "spec", None)
+    if isinstance(spec, MicroFrontendSpec) or (isinstance(spec, AudioFrontendSpec) and spec.kind != "raw"):
+        return spec
+    raise UsageError(f"--frontend-on-target computes audio features on the device; this model's inputs are "
+                     f"{frontend.description or 'made by a plug-in'}")  # fmt: skip
+
+
+def _chunks(
+    files: pd.Series,
+    frontend: Frontend,
+    size: int,
+    facts: InputFacts,
+    audio: AudioFrontendSpec | MicroFrontendSpec | None = None,
+) -> Iterator[Chunk]:
     """The files through the front-end, ``size`` at a time: a chunk is the unit of memory, retry and resume.
-    What the front-end changed to make them fit is added to ``facts``."""
+    What the front-end changed to make them fit is added to ``facts``. With ``audio`` each chunk also carries
+    the decoded waveforms of its clips, for a device to compute the features from (decoded a second time: once
+    for the host's features, once to send)."""
+    from ondevice_audit.frontend.audio import decode_clip
     for start in range(0, len(files), size):
-        chunk = files[start : start + size]
+        chunk = [Path(file) for file in files.iloc[start : start + size]]  # per chunk: 100 000 Paths take 40 MB
         batch = frontend.transform(chunk)
         facts.merge(batch.facts)
         positions = start + np.flatnonzero(batch.ok)
         failures = {start + i: reason for i, reason in batch.failures.items()}
-        yield Chunk(positions, batch.inputs, len(chunk), failures)
+        waves = None
+        if audio is not None:
+            decoded = [decode_clip(chunk[i], audio) for i in np.flatnonzero(batch.ok)]
+            waves = np.stack(decoded) if decoded else np.zeros((0, audio.n_samples), np.float32)
+        yield Chunk(positions, batch.inputs, len(chunk), failures, waves)
 
 
 @dataclass(frozen=True)
@@ -351,7 +384,7 @@ def _audit_report(
         settings={
             **options.settings(),
             "runtime": record.model.runtime,
-            "targets": list(dict.fromkeys(run.target.label for run in runs[main:])),
+            "targets": list(dict.fromkeys(run.target.spelled() for run in runs[main:])),
             "reference": None if reference is None else str(reference.model_path),
             "batch_size": model_options.batch_size,
             **audited.model.task.settings(),
@@ -374,5 +407,38 @@ def _audit_report(
     if disparity is not None:
         from ondevice_audit.targets.comparison import comparison_section
 
-        report["comparison"] = comparison_section(runs, outcome.records, disparity)
+        on_target = _frontend_sections(audited, scored_mask, options)
+        report["comparison"] = comparison_section(runs, outcome.records, disparity, on_target)
     return report
+
+
+def _frontend_sections(
+    audited: _Audited, scored_mask: np.ndarray, options: ScoreOptions
+) -> list[dict[str, Any] | None]:
+    """Per run whose target computed the features: its front-end against the host's (``frontend_parity``)."""
+    from ondevice_audit.targets.comparison import frontend_parity
+
+    table = audited.dataset.frame
+    groups = table.loc[scored_mask, list(options.groups)]
+    sections: list[dict[str, Any] | None] = []
+    for scores, record in zip(audited.outcome.scores, audited.outcome.records, strict=True):
+        on_target = record.frontend
+        if on_target is None:
+            sections.append(None)
+            continue
+        device, host = (_decisions(audited.model.task, table, scored_mask, run)
+                        for run in (scores, on_target.host_scores))  # fmt: skip
+        section = frontend_parity(on_target, device, host, groups, scored_mask)
+        sections.append({"features": audited.model.frontend.description, **section})
+    return sections
+
+
+def _decisions(
+    task: ClassifierTask | DetectorTask, table: pd.DataFrame, scored_mask: np.ndarray, scores: np.ndarray
+) -> np.ndarray:
+    """What a run decided for every row ("" where not scored): the class, or a detector's accept at its threshold."""
+    options = task.resolve(ScoreOptions(metric=None))
+    decided = task.decided(table.loc[scored_mask], [task.outputs(scores)[scored_mask]], options)
+    out = np.full(len(table), "", dtype=object)
+    out[scored_mask] = decided.runs[0]
+    return out

@@ -9,11 +9,17 @@ went to which split, so the model can be audited on speakers it never heard) and
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from ondevice_audit.data.manifest import read_manifest
+from ondevice_audit.data.split import check_fractions
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, MicroFrontendSpec
 from ondevice_audit.frontend.interface import InputFacts
@@ -54,6 +60,8 @@ class TrainOptions:
     mitigation: str = "none"
     train_imbalance: str | None = None
     """``gender=female:0.2``: thin that group's training speakers (seeded)."""
+    feature_memory: int = 4 * 2**30
+    """Training features larger than this (bytes) are written to disk and streamed a batch at a time."""
 
 
 @dataclass
@@ -68,26 +76,55 @@ class TrainOutcome:
 def train_on_manifest(
     manifest: Path, out: Path, options: TrainOptions, progress: Progress | None = None
 ) -> TrainOutcome:
-    """Split ``manifest`` by speaker, train ``options.recipe`` and write the model folder ``out``."""
+    """Split ``manifest`` by speaker, train ``options.recipe`` and write the model folder ``out``. Features over
+    ``options.feature_memory`` go to a temporary folder in ``out`` (removed afterwards) and are streamed."""
+    started = time.perf_counter()
+    progress = progress or NullProgress()
+    get_recipe(options.recipe)  # an unknown recipe is refused before any feature is computed
+    if (options.mitigation != "none" or options.train_imbalance) and not options.group:
+        raise UsageError("--mitigation and --train-imbalance act on a group column: pass --group")
+    _check_task(options)
+    check_fractions(options.split)
+    rows = len(read_manifest(manifest).frame)  # a missing or malformed manifest is refused before --out is made
+    out.mkdir(parents=True, exist_ok=True)
+    feature_dir = _feature_dir(rows, out, options)
+    try:
+        return _train(manifest, out, options, progress, feature_dir, started)
+    finally:
+        if feature_dir is not None:
+            shutil.rmtree(feature_dir, ignore_errors=True)
+
+
+def _feature_dir(rows: int, out: Path, options: TrainOptions) -> Path | None:
+    """A temporary folder for the features when the manifest's would take more than ``options.feature_memory``
+    (every row counted, the test split too: an upper bound); None when they are held in memory."""
+    if rows * int(np.prod(options.frontend.input_shape)) * 4 <= options.feature_memory:
+        return None
+    return Path(tempfile.mkdtemp(prefix=".features-", dir=out))
+
+
+def _train(
+    manifest: Path, out: Path, options: TrainOptions, progress: Progress, feature_dir: Path | None, started: float
+) -> TrainOutcome:
     from ondevice_audit.export.metadata import ModelMetadata
     from ondevice_audit.export.variants import export_variants, save_keras
     from ondevice_audit.model.train import prepare_splits, train_model
     from ondevice_audit.optimize.quantize import QuantApproach
 
-    started = time.perf_counter()
-    progress = progress or NullProgress()
     recipe = get_recipe(options.recipe)
-    if (options.mitigation != "none" or options.train_imbalance) and not options.group:
-        raise UsageError("--mitigation and --train-imbalance act on a group column: pass --group")
-    _check_task(options)
     splits = prepare_splits(manifest, options.frontend, fractions=options.split, seed=options.seed,
-                            group=options.group, progress=progress, train_imbalance=options.train_imbalance)  # fmt: skip
+                            group=options.group, progress=progress, train_imbalance=options.train_imbalance,
+                            feature_dir=feature_dir)  # fmt: skip
     outputs, y_train, y_val = _targets(splits, options)
     seen = InputFacts()
     for features in (splits.train, splits.val):
         if features is not None:
             seen.merge(features.facts)
     notes = seen.warnings(options.frontend.clip_seconds, options.frontend.sample_rate)
+    if feature_dir is not None:
+        notes.append(
+            f"the features exceed {options.feature_memory / 2**30:g} GiB: streamed from disk a batch at a time"
+        )
     if splits.failures:
         notes.append(f"{len(splits.failures)} files could not be read and were left out (see train_summary.json)")
     group = options.group
@@ -101,12 +138,12 @@ def train_on_manifest(
     notes += [f"{recipe.name} adjusted to the input: {note}" for note in history["adjustments"]]
     extra = _facts(recipe.name, options, history)
     metadata = ModelMetadata(labels=outputs, frontend=options.frontend, extra={**extra, "quantization": "f32"})
-    out.mkdir(parents=True, exist_ok=True)
     save_keras(model, out / "model.keras", metadata)
     results = export_variants(model, ("tflite", "onnx"), [QuantApproach.F32], out, metadata, splits.train.inputs,
                               seed=options.seed, progress=progress)  # fmt: skip
     _write_split(out / "split.csv", splits.frames)
     summary = _summary(splits, history, extra, results, options, time.perf_counter() - started)
+    summary["features_streamed_from_disk"] = feature_dir is not None
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return TrainOutcome(summary, results, notes)
 
@@ -148,8 +185,12 @@ def _facts(recipe: str, options: TrainOptions, history: dict[str, Any]) -> dict[
         "features": options.frontend.kind,
         "requested_sparsity": 0.0,
         "achieved_sparsity": 0.0,
-        "training": {"epochs": options.epochs, "batch_size": options.batch_size,
-                     "learning_rate": options.learning_rate, "seed": options.seed},  # fmt: skip
+        "training": {
+            "epochs": options.epochs,
+            "batch_size": options.batch_size,
+            "learning_rate": options.learning_rate,
+            "seed": options.seed,
+        },  # fmt: skip
         "mitigation": history["mitigation"],
         "train_imbalance": options.train_imbalance,
     }
@@ -180,8 +221,11 @@ def _summary(
     return {
         **extra,
         "labels": splits.classes,
-        "split": {"fractions": options.split, "group": options.group,
-                  **{k: described(v) for k, v in splits.frames.items()}},  # fmt: skip
+        "split": {
+            "fractions": options.split,
+            "group": options.group,
+            **{k: described(v) for k, v in splits.frames.items()},
+        },  # fmt: skip
         "final": {key: values[-1] for key, values in curves.items()},
         "history": curves,
         "failed_files": splits.failures,

@@ -51,11 +51,13 @@ def _target_options(
     work_dir: Path | None,
     target_batch: int,
     retries: int,
+    frontend_on_target: bool,
 ) -> TargetOptions:
     from ondevice_audit.audit import TargetOptions
 
     return TargetOptions(targets=tuple(target or ("local",)), reference=reference, ssh_options=tuple(ssh_option or ()),
-                         work_dir=work_dir, batch_files=target_batch, retries=retries)  # fmt: skip
+                         work_dir=work_dir, batch_files=target_batch, retries=retries,
+                         frontend_on_target=frontend_on_target)  # fmt: skip
 
 
 def _targets(help: str, **extra: Any) -> Any:
@@ -76,9 +78,13 @@ TARGET_OPTIONS = OptionGroup(
             "Samples per batch sent to a target: the unit of retry and resume.", min=1)], CHUNK_FILES),
         OptionSpec("retries", Annotated[int, _targets(
             "Retries of a batch after a dropped connection (with backoff).", min=0)], 3),
+        OptionSpec("frontend_on_target", Annotated[bool, _targets(
+            "Send the audio and have the device compute the features itself (MFCC/log-mel with numpy, the micro "
+            "front-end with pymicro-features); the report compares them with the host's per group and adds "
+            "end-to-end latency.")], False),
     ],
     _target_options,
-)
+)  # fmt: skip
 """Where ``audit`` runs the model, and against what, as one ``TargetOptions``."""
 
 targets_app = typer.Typer(help="Where models run: check a target before auditing on it.", no_args_is_help=True)

@@ -93,6 +93,14 @@ def train(
             rich_help_panel=opt.DETECTOR_PANEL,
         ),
     ] = None,
+    feature_memory: Annotated[
+        str,
+        typer.Option(
+            help="Training features larger than this are written to disk and read a batch at a time "
+            "(e.g. 512MiB, 8GiB).",
+            rich_help_panel=_TRAINING,
+        ),
+    ] = "4GiB",
     quiet: Quiet = False,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
 ) -> None:
@@ -102,6 +110,7 @@ def train(
     model can be audited on people it never heard.
     """
     require_extra("train", "ondevice-audit train")
+    from ondevice_audit.targets.mcu import parse_size
     from ondevice_audit.train import WRITES, train_on_manifest
 
     check_output_folder(out, "--out", {"manifest": data}, WRITES)
@@ -111,7 +120,7 @@ def train(
     options = TrainOptions(recipe=recipe, frontend=spec, epochs=epochs, batch_size=batch_size,
                            learning_rate=learning_rate, seed=seed, group=group, split=_fractions(split),
                            mitigation=mitigation, train_imbalance=train_imbalance, task=task,
-                           positive_label=positive_label)  # fmt: skip
+                           positive_label=positive_label, feature_memory=parse_size(feature_memory))  # fmt: skip
     progress = RichProgress(quiet=quiet)
     outcome = train_on_manifest(data, out, options, progress)
     for note in outcome.notes:

@@ -9,7 +9,17 @@ import pandas as pd
 
 from ondevice_audit.errors import UsageError
 
-__all__ = ["split_by_speaker"]
+__all__ = ["check_fractions", "split_by_speaker"]
+
+
+def check_fractions(fractions: tuple[float, ...]) -> None:
+    """Three shares (train, validation, test) a split can be made of: checked before any work is done."""
+    if len(fractions) != 3 or not all(math.isfinite(f) and f >= 0 for f in fractions) or not math.isclose(
+        sum(fractions), 1.0, abs_tol=1e-6
+    ):
+        raise UsageError(f"split fractions {fractions} must be three non-negative numbers summing to 1")
+    if fractions[0] == 0:
+        raise UsageError("the training split cannot be empty (first fraction is 0)")
 
 
 def split_by_speaker(
@@ -27,10 +37,7 @@ def split_by_speaker(
     most of their files carry), so every group is represented in every split. Without a speaker column
     each file is its own speaker.
     """
-    if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
-        raise UsageError(f"split fractions {fractions} must be three non-negative numbers summing to 1")
-    if fractions[0] == 0:
-        raise UsageError("the training split cannot be empty (first fraction is 0)")
+    check_fractions(fractions)
     if group is not None and group not in manifest.columns:
         raise UsageError(f"unknown group column {group!r}; columns: {', '.join(map(str, manifest.columns))}")
     rows = pd.Series([f"#row{i}" for i in range(len(manifest))], index=manifest.index)

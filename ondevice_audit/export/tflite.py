@@ -1,4 +1,13 @@
-"""TFLite export with ``tf.lite.TFLiteConverter``; the file runs on LiteRT (``ai_edge_litert``)."""
+"""TFLite export with ``tf.lite.TFLiteConverter``; the file runs on LiteRT (``ai_edge_litert``).
+
+The converter is given the model's inference function (``training=False``, batch axis left free) frozen in
+memory, not the Keras model: ``from_keras_model`` first writes the model out as a SavedModel, reads it back and
+traces it again, which took 4-6 s of every 5-7 s conversion of the bundled DS-CNN; the in-memory graph converts in
+0.3-0.7 s. The files compute the same scores (equal on random inputs for f32, f16, dynamic and int8, the int8
+scales and zero points included); their bytes differ in tensor names (``serving_default_input:0`` becomes the
+function's argument) and by a few dozen bytes of size. A model whose inference function cannot be traced that
+way (several inputs) is converted from the Keras model as before.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +23,25 @@ from ondevice_audit._quiet import quiet_native
 from ondevice_audit.export.interface import Exporter, ExportError, ExportSpec
 from ondevice_audit.optimize.quantize import QuantApproach
 
-__all__ = ["TFLiteExporter"]
+__all__ = ["CONVERSION", "TFLiteExporter"]
+
+CONVERSION = "frozen-inference-function"
+"""How Keras models become flatbuffers (see the module docstring): part of the sweep's export cache key."""
+
+
+def tflite_converter(tf: Any, keras_model: Any) -> Any:
+    """A converter on ``keras_model``'s inference function, frozen in memory (no SavedModel on disk)."""
+    inputs = getattr(keras_model, "inputs", None) or []
+    if len(inputs) != 1:
+        return tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    spec = tf.TensorSpec([None, *inputs[0].shape[1:]], inputs[0].dtype)
+    try:
+        function = tf.function(lambda batch: keras_model(batch, training=False)).get_concrete_function(spec)
+    except (TypeError, ValueError):  # a call that cannot be traced on a free batch axis: the converter's own way
+        return tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], keras_model)
+    converter.experimental_lower_to_saved_model = False
+    return converter
 
 
 class TFLiteExporter(Exporter):
@@ -29,7 +56,7 @@ class TFLiteExporter(Exporter):
 
     def _convert(self, keras_model: Any, spec: ExportSpec, out_path: Path, calibration: np.ndarray | None) -> list[str]:
         tf = _tensorflow.tensorflow()
-        converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+        converter = tflite_converter(tf, keras_model)
         approach = spec.approach
         if approach is not QuantApproach.F32:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]

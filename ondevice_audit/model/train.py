@@ -47,6 +47,7 @@ __all__ = [
     "train_model",
 ]
 
+
 def seed_everything(seed: int) -> None:
     """Python, NumPy and TF seeds plus deterministic TF kernels (slower, but reruns give equal weights)."""
     _tensorflow.keras().utils.set_random_seed(seed)
@@ -115,7 +116,9 @@ def train_model(
     seed_everything(seed)
     axis = recipe.normalization_axis() % np.ndim(x_train)
     other_axes = tuple(a for a in range(np.ndim(x_train)) if a != axis)
-    stats = (np.mean(x_train, axis=other_axes), np.var(x_train, axis=other_axes) + 1e-6)
+    mean, var = _moments(x_train, axis) if isinstance(x_train, np.memmap) else (
+        np.mean(x_train, axis=other_axes), np.var(x_train, axis=other_axes))  # fmt: skip
+    stats = (mean, var + 1e-6)
     built = recipe.build_recorded(x_train.shape[1:], n_classes, normalization=stats)
     model = built.model
     compile_for_training(model, learning_rate)
@@ -134,6 +137,19 @@ def train_model(
     return model, history
 
 
+def _moments(x: np.ndarray, axis: int, rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance over every axis but ``axis`` (not the sample axis) of an array on disk, ``rows`` samples
+    at a time in float64: ``np.var`` would hold a copy of the whole array."""
+    count, total, squares = 0, np.zeros(x.shape[axis]), np.zeros(x.shape[axis])
+    for start in range(0, len(x), rows):
+        chunk = np.moveaxis(np.asarray(x[start : start + rows], np.float64), axis, -1).reshape(-1, x.shape[axis])
+        count += len(chunk)
+        total += chunk.sum(axis=0)
+        squares += np.square(chunk).sum(axis=0)
+    mean = total / count
+    return mean.astype(np.float32), (squares / count - np.square(mean)).astype(np.float32)
+
+
 def fit_with_mitigation(
     model: Any,
     x_train: np.ndarray,
@@ -149,13 +165,28 @@ def fit_with_mitigation(
     callbacks: list[Any],
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """``model.fit`` under a mitigation (base training and pruning fine-tunes alike); returns curves and the
-    weights used."""
-    x = np.asarray(x_train, np.float32)
+    weights used. Inputs on disk (a ``np.memmap``, from ``compute_features(out=...)``) are read a batch at a time
+    (``streamed_batches``) instead of being copied into memory whole."""
+    streamed = isinstance(x_train, np.memmap)
+    x = x_train if streamed else np.asarray(x_train, np.float32)
     y = np.asarray(y_train, np.int64)
     check_mitigation(mitigation)
     if mitigation != "none" and (train_groups is None or len(train_groups) != len(x)):
         raise UsageError(f"mitigation {mitigation} needs the group of every training clip")
+    held_out = validation
+    if streamed and validation is not None:
+        validation = streamed_batches(
+            validation[0], np.asarray(validation[1], np.int64), batch_size, seed, shuffle=False
+        )
     common: dict[str, Any] = {"validation_data": validation, "verbose": 0, "callbacks": callbacks}
+
+    def fit(weights: np.ndarray | None, first: int, last: int) -> Any:
+        if streamed:
+            batches = streamed_batches(x, y, batch_size, (seed, first), weights=weights)
+            return model.fit(batches, initial_epoch=first, epochs=last, **common)
+        return model.fit(x, y, sample_weight=weights, initial_epoch=first, epochs=last, batch_size=batch_size,
+                         shuffle=True, **common)  # fmt: skip
+
     if mitigation == "balanced":
         steps = math.ceil(len(x) / batch_size)
         batches = balanced_batches(np.asarray(train_groups), batch_size, steps * epochs, seed)
@@ -164,24 +195,58 @@ def fit_with_mitigation(
     if mitigation == "reweight":
         groups = np.asarray(train_groups, dtype=str)
         weights = group_weights(groups)
-        fitted = model.fit(x, y, sample_weight=weights, epochs=epochs, batch_size=batch_size, shuffle=True, **common)
         by_group = {g: float(weights[groups == g][0]) for g in sorted(set(groups))}
-        return fitted.history, {"sample_weight_by_group": by_group}
+        return fit(weights, 0, epochs).history, {"sample_weight_by_group": by_group}
     if mitigation == "reweight-heldout":
-        if validation is None or val_groups is None:
+        if held_out is None or val_groups is None:
             raise UsageError("reweight-heldout needs a validation split with group values")
         reweighting = HeldoutReweighting(np.asarray(train_groups), np.asarray(val_groups))
         curves: dict[str, list[float]] = {}
         for epoch in range(epochs):
-            fitted = model.fit(x, y, sample_weight=reweighting.sample_weights(), initial_epoch=epoch,
-                               epochs=epoch + 1, batch_size=batch_size, shuffle=True, **common)  # fmt: skip
-            for key, values in fitted.history.items():
+            for key, values in fit(reweighting.sample_weights(), epoch, epoch + 1).history.items():
                 curves.setdefault(key, []).extend(values)
-            probabilities = np.asarray(model.predict(validation[0], verbose=0), np.float64)
-            chosen = _probability_of_truth(probabilities, validation[1])
+            probabilities = np.asarray(
+                model.predict(validation[0] if not streamed else validation, verbose=0), np.float64
+            )
+            chosen = _probability_of_truth(probabilities, held_out[1])
             reweighting.update(-np.log(np.clip(chosen, 1e-7, 1.0)))
         return curves, {"group_weight_history": reweighting.history}
-    return model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, **common).history, {}
+    return fit(None, 0, epochs).history, {}
+
+
+def streamed_batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    seed: int | tuple[int, ...],
+    *,
+    weights: np.ndarray | None = None,
+    shuffle: bool = True,
+) -> Any:
+    """Batches of ``x`` (an array on disk) as a Keras ``Sequence``: ``model.fit`` copies a numpy array into one
+    tensor, which for features larger than memory cannot be done. The order is shuffled each epoch with its own
+    seeded generator (not Keras's), and the rows of a batch are read in file order."""
+    keras = _tensorflow.keras()
+
+    class Batches(keras.utils.Sequence):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x)) if shuffle else np.arange(len(x))
+
+        def __len__(self) -> int:
+            return math.ceil(len(x) / batch_size)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+            rows = np.sort(self.order[index * batch_size : (index + 1) * batch_size])
+            batch = (np.asarray(x[rows], np.float32), y[rows])
+            return batch if weights is None else (*batch, weights[rows])
+
+        def on_epoch_end(self) -> None:
+            if shuffle:
+                self.order = self.rng.permutation(len(x))
+
+    return Batches()
 
 
 def _probability_of_truth(probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -244,11 +309,14 @@ def prepare_splits(
     group: str | None = None,
     progress: Progress | None = None,
     train_imbalance: str | None = None,
+    feature_dir: Path | None = None,
 ) -> LabelledSplits:
     """Read ``manifest``, split it by speaker and compute train/val features; test stays files only.
 
     Classes come from the whole manifest so a label seen only in the test split still has an output.
     ``train_imbalance`` (``gender=female:0.2``) then thins that group's training speakers to the share given.
+    With ``feature_dir`` the features go to ``.npy`` files there, read back as memory maps (see
+    ``compute_features``), for corpora whose features do not fit in memory.
     """
     frame = read_manifest(manifest, [group] if group else None).frame
     train, val, test = split_by_speaker(frame, fractions, seed, group=group)
@@ -256,11 +324,12 @@ def prepare_splits(
         column, value, share = parse_imbalance(train_imbalance)
         train = imbalance(train, column, value, share, seed)
     classes = sorted(set(frame["label"]))
-    train_features = compute_features(train, spec, progress)
+    on_disk = {name: None if feature_dir is None else feature_dir / f"{name}.npy" for name in ("train", "val")}
+    train_features = compute_features(train, spec, progress, out=on_disk["train"])
     y_train, _ = encode_labels(list(train_features.frame["label"]), classes)
     val_features, y_val = None, None
     if len(val):
-        val_features = compute_features(val, spec, progress)
+        val_features = compute_features(val, spec, progress, out=on_disk["val"])
         y_val, _ = encode_labels(list(val_features.frame["label"]), classes)
     return LabelledSplits(
         classes, {"train": train, "val": val, "test": test}, train_features, y_train, val_features, y_val

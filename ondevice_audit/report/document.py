@@ -29,7 +29,8 @@ __all__ = ["SCHEMA_VERSION", "build_report", "load_report", "schema", "to_json",
 SCHEMA_VERSION = "1.1"
 """1.1 added the optional ``detection`` section (``--task detect``); per attribute, RB's mean over groups
 (``rb.mean``, ``rb.mean_ci``, ``rb.groups``), its permutation mean and the largest gap between groups (``gap``); per
-group ``support`` and ``left_out``; ``samples.inputs``. Every 1.0 document is a valid 1.1 one."""
+group ``support`` and ``left_out``; ``samples.inputs``; per comparison run latency p99 and ``frontend_on_target``.
+Every 1.0 document is a valid 1.1 one."""
 _SUPPORTED_MAJOR = "1"
 
 

@@ -7,10 +7,12 @@ from typing import Any
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
 from ondevice_audit.report.sentences import (
+    RUN_COLUMNS,
     attributes_sentence,
     comparison_cells,
     comparison_header,
     detection_sentence,
+    frontend_sentences,
     rb_difference_sentence,
     rb_sentence,
     run_summary,
@@ -110,11 +112,12 @@ def _comparison(report: dict[str, Any]) -> list[str]:
         "from #1; forgotten: clips #1 gets right and the run gets wrong.",
         "",
     ]
-    header = ["#", "run", "runtime", "device", "median ms", "p90 ms", "peak MiB", "batches"]
-    lines += [_row(header), "|" + "---|" * len(header)]
+    lines += [_row(list(RUN_COLUMNS)), "|" + "---|" * len(RUN_COLUMNS)]
     for i, run in enumerate(comparison["runs"]):
         lines.append(_row([str(i + 1), escape_markdown(run["label"]), *(escape_markdown(c) for c in run_summary(run))]))
     lines.append("")
+    sentences = frontend_sentences(comparison)
+    lines += [f"- {escape_markdown(sentence)}" for sentence in sentences] + ([""] if sentences else [])
     header = ["group", "n", *comparison_header(report)]
     for attribute in comparison["attributes"]:
         lines += [f"### {escape_markdown(attribute['name'])} across runs", ""]

@@ -12,6 +12,9 @@ from typing import Any
 from ondevice_audit.report.interface import fmt_interval, fmt_number
 
 __all__ = [
+    "RUN_COLUMNS",
+    "fmt_rate",
+    "frontend_sentences",
     "attributes_sentence",
     "comparison_cells",
     "comparison_header",
@@ -83,18 +86,59 @@ def rb_difference_sentence(
 
 
 def run_summary(run: dict[str, Any]) -> list[str]:
-    """Runtime, device, latency, memory and batches of one comparison run, as plain cells."""
+    """Runtime, device, latency (p50, p90, p99), memory and batches of one comparison run, as plain cells."""
     latency = run["latency_ms"]
     device = run["device"]
     batches = run["batches"]
+    stored = " (stored)" if latency and latency.get("stored") else ""
     return [
         f"{run['runtime']} {run['runtime_version']}",
         f"{device.get('machine', '?')}, Python {device.get('python', '?')}",
-        "—" if latency is None else f"{latency['median']:.3g}",
-        "—" if latency is None else f"{latency['p90']:.3g}",
+        *("—" if latency is None or key not in latency else f"{latency[key]:.3g}{stored}" for key in _PERCENTILES),
         "—" if run["peak_memory_bytes"] is None else f"{run['peak_memory_bytes'] / 2**20:.0f}",
         f"{batches['batches']} ({batches['from_cache']} stored, {batches['retries']} retried)",
     ]
+
+
+_PERCENTILES = ("median", "p90", "p99")
+RUN_COLUMNS = ("#", "run", "runtime", "device", "median ms", "p90 ms", "p99 ms", "peak MiB", "batches")
+"""The columns of the runs table: ``#``, the label, then ``run_summary``'s cells."""
+
+
+def frontend_sentences(comparison: dict[str, Any]) -> list[str]:
+    """Per run whose target computed the features: how they compare with the host's, and what they cost."""
+    sentences = []
+    for i, run in enumerate(comparison["runs"]):
+        parity = run.get("frontend_on_target")
+        if not parity:
+            continue
+        groups = "; ".join(
+            f"{group['name']} {_difference(group['max_abs_diff'])}, {fmt_rate(group['flip_rate'])}"
+            for attribute in parity["attributes"]
+            for group in attribute["groups"]
+        )
+        text = (
+            f"#{i + 1} front-end on the target ({parity['features']}): largest feature difference from the host's "
+            f"{_difference(parity['max_abs_diff'])}, decisions flipped against the host's features "
+            f"{fmt_rate(parity['flip_rate'])} ({parity['flips']} of {parity['n']}); per group (difference, "
+            f"flipped): {groups}"
+        )
+        for name, key in (("features", "features_ms"), ("end to end", "end_to_end_ms")):
+            latency = parity[key]
+            if latency:
+                stored = " (stored)" if latency.get("stored") else ""
+                text += f"; {name} {latency['median']:.3g} ms/sample median, p99 {latency['p99']:.3g}{stored}"
+        sentences.append(text)
+    return sentences
+
+
+def fmt_rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _difference(value: float | None) -> str:
+    """Feature differences run from float32 rounding (1e-6) to whole dB: two significant digits at any scale."""
+    return "—" if value is None else f"{value:.2g}"
 
 
 def comparison_cells(group: dict[str, Any]) -> list[str]:

@@ -19,10 +19,12 @@ from rich.text import Text
 
 from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
 from ondevice_audit.report.sentences import (
+    RUN_COLUMNS,
     attributes_sentence,
     comparison_cells,
     comparison_header,
     detection_sentence,
+    frontend_sentences,
     rb_difference_sentence,
     rb_sentence,
     run_summary,
@@ -171,11 +173,11 @@ class TableFormat(ReportFormat):
         if not comparison:
             return []
         runs = Table(title=f"Runs — #1 is the reference: {escape(comparison['reference'])}", title_justify="left")
-        for column in ("#", "run", "runtime", "device", "median ms", "p90 ms", "peak MiB", "batches"):
+        for column in RUN_COLUMNS:
             runs.add_column(column, justify="left" if column in ("run", "runtime", "device", "batches") else "right")
         for i, run in enumerate(comparison["runs"]):
             runs.add_row(str(i + 1), escape(run["label"]), *(escape(cell) for cell in run_summary(run)))
-        parts: list[Any] = [runs]
+        parts: list[Any] = [runs, *(Text(sentence) for sentence in frontend_sentences(comparison))]
         header = ["group", "n", *comparison_header(report)]
         for attribute in comparison["attributes"]:
             table = Table(title=f"{escape(attribute['name'])} — runs compared per group (flips and forgotten vs #1)",

@@ -2,6 +2,13 @@
 
 The first run is the reference that flips, forgotten clips and RB differences are measured against (see
 ``metrics/disparity.py``); the runs themselves are planned and executed by ``targets/runs.py``.
+
+Latency is per sample (each call's time over its samples) as median, p90, p99 and mean of the batches this run
+measured; batches read back from the work folder (an interrupted audit resumed) are counted as ``stored_samples``
+and left out, unless nothing was measured, when the figures are the stored ones and say so (``stored``). A run
+whose target computed the features itself (``--frontend-on-target``) adds ``frontend_on_target``: per group the
+largest feature difference from the host's front-end and the flip rate of the model's decisions between the two
+feature sets (same model, same target), and the front-end's and the end-to-end latency per sample.
 """
 
 from __future__ import annotations
@@ -11,22 +18,68 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ondevice_audit._files import model_format
+from ondevice_audit.metrics._groups import group_attributes
 from ondevice_audit.metrics.disparity import DisparityFrame, GroupDisparity
-from ondevice_audit.targets.runs import Run, RunRecord
+from ondevice_audit.targets.runs import FrontendRecord, Run, RunRecord
 
-__all__ = ["comparison_section"]
+__all__ = ["comparison_section", "frontend_parity", "latency_summary"]
 
 
-def _latency(seconds: np.ndarray) -> dict[str, float] | None:
-    if not len(seconds):
+def latency_summary(seconds: np.ndarray, stored: np.ndarray | None = None) -> dict[str, Any] | None:
+    """Per-sample milliseconds: median (p50), p90, p99, mean over the measured ``seconds``; ``stored`` seconds
+    (batches read back from the store) are only counted, or used, and marked, when nothing was measured."""
+    stored = np.zeros(0) if stored is None else stored
+    from_store = not len(seconds) and bool(len(stored))
+    chosen = stored if from_store else seconds
+    if not len(chosen):
         return None
-    milliseconds = seconds * 1000
+    milliseconds = chosen * 1000
     return {
         "median": float(np.median(milliseconds)),
         "p90": float(np.quantile(milliseconds, 0.9)),
+        "p99": float(np.quantile(milliseconds, 0.99)),
         "mean": float(milliseconds.mean()),
+        "samples": int(len(chosen)),
+        "stored": from_store,
+        "stored_samples": int(len(stored)),
+    }
+
+
+def _parity(diff: np.ndarray, flipped: np.ndarray) -> dict[str, Any]:
+    n = int(len(diff))
+    return {
+        "n": n,
+        "max_abs_diff": float(diff.max()) if n else None,
+        "mean_abs_diff": float(diff.mean()) if n else None,
+        "flips": int(flipped.sum()),
+        "flip_rate": float(flipped.mean()) if n else None,
+    }
+
+
+def frontend_parity(
+    record: FrontendRecord, device: np.ndarray, host: np.ndarray, groups: pd.DataFrame, scored: np.ndarray
+) -> dict[str, Any]:
+    """How the target's front-end compares with the host's, overall and per group (the groups and their
+    intersections, as the comparison names them): ``device``/``host`` are the decisions on the target's and on
+    the host's features of every row; ``scored`` selects the rows every run scored, ``groups`` holds theirs."""
+    diff = record.feature_diff[scored]
+    flipped = np.asarray(device[scored] != host[scored])
+    attributes = []
+    for attribute in group_attributes(groups.reset_index(drop=True), True):
+        entries = [
+            {"name": name, **_parity(diff[attribute.codes == i], flipped[attribute.codes == i])}
+            for i, name in enumerate(attribute.names)
+        ]
+        attributes.append({"name": attribute.name, "columns": attribute.columns, "groups": entries})
+    return {
+        "settings": record.settings,
+        **_parity(diff, flipped),
+        "features_ms": latency_summary(record.feature_latency, record.stored_feature_latency),
+        "end_to_end_ms": latency_summary(record.end_to_end, record.stored_end_to_end),
+        "attributes": attributes,
     }
 
 
@@ -45,7 +98,7 @@ def _run_entry(index: int, run: Run, record: RunRecord) -> dict[str, Any]:
             "cpu_count": device.cpu_count,
             "memory_total_bytes": device.memory_total_bytes,
         },
-        "latency_ms": _latency(record.latency),
+        "latency_ms": latency_summary(record.latency, record.stored_latency),
         "peak_memory_bytes": record.peak_memory_bytes,
         "batches": dataclasses.asdict(record.batches),
     }
@@ -72,12 +125,21 @@ def _group_entry(group: GroupDisparity, runs: Sequence[Run]) -> dict[str, Any]:
     }
 
 
-def comparison_section(runs: Sequence[Run], records: Sequence[RunRecord], disparity: DisparityFrame) -> dict[str, Any]:
-    """The report's ``comparison``: runs with latency and memory, then per attribute the per-group agreement."""
+def comparison_section(
+    runs: Sequence[Run],
+    records: Sequence[RunRecord],
+    disparity: DisparityFrame,
+    frontend: Sequence[dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """The report's ``comparison``: runs with latency and memory (and ``frontend`` parity, per run, from
+    ``frontend_parity``), then per attribute the per-group agreement."""
+    entries = [_run_entry(i, run, record) for i, (run, record) in enumerate(zip(runs, records, strict=True))]
+    for entry, parity in zip(entries, frontend or [None] * len(entries), strict=True):
+        entry["frontend_on_target"] = parity
     return {
         "reference": runs[0].label,
         "metric": disparity.metric,
-        "runs": [_run_entry(i, run, record) for i, (run, record) in enumerate(zip(runs, records, strict=True))],
+        "runs": entries,
         "overall": _group_entry(disparity.overall, runs),
         "attributes": [
             {

@@ -1,18 +1,33 @@
 #!/usr/bin/env python3
-"""ondevice-audit device runner: run one model over a batch of inputs, on the device, with nothing else installed.
+"""ondevice-audit device runner: run one model over batches of inputs, on the device, with nothing else installed.
 
-The host copies this single file, the model and an ``.npz`` of float32 inputs into a temporary folder on the device
-and runs it with the device's own Python. It needs numpy and whichever interpreter the device has:
-``ai_edge_litert``, ``tflite_runtime`` or ``tensorflow.lite`` for TFLite models, ``onnxruntime`` for ONNX. It never
-imports ondevice_audit (a board gets no install beyond its runtime) and runs on Python 3.7+ (older Raspberry Pi
-OS and JetPack images), so it avoids newer syntax.
+The host copies this single file and the model into a temporary folder on the device and runs it with the
+device's own Python. It needs numpy and whichever interpreter the device has: ``ai_edge_litert``,
+``tflite_runtime`` or ``tensorflow.lite`` for TFLite models, ``onnxruntime`` for ONNX. It never imports
+ondevice_audit (a board gets no install beyond its runtime) and runs on Python 3.7+ (older Raspberry Pi OS and
+JetPack images), so it avoids newer syntax.
 
-Commands (one JSON object is written to stdout; exit status 0, or 3 with ``{"error": ...}``):
+Commands:
 
 - ``facts [--model M] [--runtime R]``: Python, CPU architecture, runtimes and versions, free disk, memory; with a
-  model, which runtime loads it (or why none can).
-- ``run --model M --inputs IN.npz --outputs OUT.npz [--runtime R] [--batch-size N]``: class scores and
-  per-sample latency to ``OUT.npz``; the JSON carries the runtime and the process's peak resident memory.
+  model, which runtime loads it (or why none can). One JSON object on stdout.
+- ``serve --model M [--runtime R]``: load the model once, then answer batches over stdin/stdout until stdin
+  closes: one process (and one SSH channel) for a whole audit, so a batch costs its transfer and its inference.
+  Every message is a frame: a JSON header line whose ``size`` says how many bytes of ``.npz`` payload follow.
+  The first frame out is the ``facts`` reply (with the model); each ``{"command": "run", "batch_size": N}`` frame
+  in gets a frame with the outputs back (an ``{"error": ...}`` header for a batch the model cannot run).
+- ``run --model M --inputs IN.npz --outputs OUT.npz [--runtime R] [--batch-size N]``: one batch from and to
+  files, in a process of its own (the per-batch scheme, kept for comparison: ``ssh://host?runner=per-batch``).
+
+A batch is ``inputs`` (float32 model inputs) and, for ``--frontend-on-target``, ``audio`` (float32 waveforms at
+the front-end's sample rate) with the front-end's settings in the header: the runner then computes the features
+itself (MFCC and log-mel with numpy alone, as the host's front-end does; the TFLite Micro front-end with
+``pymicro_features`` where that is installed), runs the model on them, runs it on the host's ``inputs`` too, and
+returns how far its features are from the host's. Outputs are ``scores`` and per-sample ``latency``; with audio
+also ``host_scores``, ``feature_diff`` (each sample's largest absolute difference) and ``feature_latency``.
+
+Latency is measured on warmed-up calls only: a chunk of a size the model did not run last is run once untimed
+first (tensor allocation, delegate set-up and weight packing happen on such a call, not in deployment).
 
 Like the host's runtimes, the runner hides quantisation: float32 inputs are quantised with the input tensor's
 scale and zero point, and int8 outputs are dequantised before they are written.
@@ -21,6 +36,7 @@ scale and zero point, and int8 outputs are dequantised before they are written.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -28,9 +44,14 @@ import shutil
 import sys
 import time
 
-import numpy as np
+# BLAS on one thread, as the host's front-end runs it: the sums' order, and so the last bits of the features,
+# must not depend on how many cores the device has. The models' own runtimes keep their threads.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-PROTOCOL = 1
+import numpy as np  # noqa: E402
+
+PROTOCOL = 2
 RUNTIMES = {"litert": "tflite", "tflite_runtime": "tflite", "tf_lite": "tflite", "onnxruntime": "onnx"}
 """Runtime name -> the model format it runs; for a format, earlier names are preferred."""
 _MODULES = {"litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime", "tf_lite": "tensorflow",
@@ -213,6 +234,8 @@ class TFLiteModel:
         signature = self._input.get("shape_signature", self._input["shape"])
         self._dynamic = int(signature[0]) == -1
         self._batch: int | None = None
+        self.warm_size: int | None = None
+        """The chunk size of the last call: a call of another size is run once untimed first."""
 
     @property
     def max_batch(self) -> int | None:
@@ -270,6 +293,7 @@ class OnnxModel:
         self._names = [o.name for o in self._session.get_outputs()]
         self._output = self._session.get_outputs()[_output_index(self._names, output)]
         self._dtype = _ONNX_TYPES.get(self._input.type, np.float32)
+        self.warm_size: int | None = None
 
     @property
     def max_batch(self) -> int | None:
@@ -329,6 +353,236 @@ def load_model(
     raise RunnerError(f"no runtime here can run this {fmt} model ({'; '.join(reasons)})", "runtime")
 
 
+def timed_run(model: TFLiteModel | OnnxModel, chunk: np.ndarray) -> tuple[np.ndarray, float]:
+    """Scores of ``chunk`` and the seconds of one warmed-up call: a size the model did not run last is run once
+    untimed first, since resizing allocates tensors and the first invoke packs weights (XNNPACK)."""
+    if model.warm_size != len(chunk):
+        model.run(chunk)
+        model.warm_size = len(chunk)
+    began = time.perf_counter()
+    scores = np.asarray(model.run(chunk), dtype=np.float32)
+    return scores.reshape(len(chunk), -1), time.perf_counter() - began
+
+
+def run_chunks(model: TFLiteModel | OnnxModel, inputs: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and per-sample latency (each call's seconds over its samples) of ``inputs``, ``step`` at a time."""
+    latency = np.zeros(len(inputs), dtype=np.float64)
+    outputs = []
+    try:
+        for start in range(0, len(inputs), step):
+            chunk = inputs[start : start + step]
+            scores, seconds = timed_run(model, chunk)
+            latency[start : start + len(chunk)] = seconds / len(chunk)
+            outputs.append(scores)
+    except Exception as exc:  # e.g. inputs of another shape; ONNX Runtime raises types of its own, not ValueError
+        raise RunnerError(f"the model failed on inputs of shape {list(inputs.shape)}: {exc}", "inputs") from None
+    scores = np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
+    return scores, latency
+
+
+# -- front-ends on the device (--frontend-on-target) -----------------------------------------------------------
+
+
+def periodic_window(name: str, length: int) -> np.ndarray:
+    """scipy's ``get_window(name, length, fftbins=True)`` (librosa's framing window), term for term."""
+    coefficients = {"hann": (0.5, 0.5), "hamming": (0.54, 0.46)}.get(name)
+    if coefficients is None:
+        raise RunnerError(f"unknown window {name!r}", "frontend")
+    angle = np.linspace(-np.pi, np.pi, length + 1)
+    window = np.zeros(length + 1)
+    for k, coefficient in enumerate(coefficients):
+        window += coefficient * np.cos(k * angle)
+    return window[:-1]
+
+
+_MEL_LINEAR = 200.0 / 3  # Hz per mel below 1 kHz
+_MEL_LOG_START = 1000.0 / _MEL_LINEAR  # written as librosa computes it: 15 and a few ulps
+_MEL_LOG_STEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / _MEL_LINEAR
+    log = hz >= 1000.0
+    mel[log] = _MEL_LOG_START + np.log(hz[log] / 1000.0) / _MEL_LOG_STEP
+    return mel
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    hz = _MEL_LINEAR * mel
+    log = mel >= _MEL_LOG_START
+    hz[log] = 1000.0 * np.exp(_MEL_LOG_STEP * (mel[log] - _MEL_LOG_START))
+    return hz
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    """librosa's ``filters.mel`` (Slaney scale, Slaney area normalisation, float32), ``(n_mels, 1 + n_fft // 2)``."""
+    fmax = float(sample_rate) / 2 if fmax is None else fmax
+    fft_hz = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array([fmin]))[0], _hz_to_mel(np.array([fmax]))[0], n_mels + 2))
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, fft_hz)
+    weights = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
+    for i in range(n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, np.newaxis]
+    return weights
+
+
+def dct_basis(n_mfcc: int, n_mels: int) -> np.ndarray:
+    """The orthonormal DCT-II (scipy's ``dct(norm="ortho")``, librosa's ``mfcc``) as an ``(n_mfcc, n_mels)`` matrix."""
+    k = np.arange(n_mfcc)[:, np.newaxis]
+    n = np.arange(n_mels)[np.newaxis, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2.0 * n_mels)) * np.sqrt(2.0 / n_mels)
+    basis[0] /= np.sqrt(2.0)
+    return basis.astype(np.float32)
+
+
+class SpectralFeatures:
+    """MFCC or log-mel of waveforms, computed as the host's front-end (``frontend/audio.py``) computes them: frames
+    every hop, the periodic window, a float64 real FFT cast to complex64, power, the mel filterbank, dB without a
+    top_db clip, and for MFCC the DCT. Only the formulas are shared: this file imports nothing of the host's."""
+
+    def __init__(self, settings: dict) -> None:
+        self.kind = settings["kind"]
+        rate = int(settings["sample_rate"])
+        self.win = int(round(float(settings["frame_length_ms"]) * rate / 1000))
+        self.hop = max(1, int(round(self.win * float(settings["frame_step"]))))
+        self.n_mels = int(settings["n_mels"])
+        self.window = periodic_window(settings["window"], self.win)
+        fmax = settings.get("fmax")
+        basis = mel_filterbank(
+            rate, self.win, self.n_mels, float(settings["fmin"]), None if fmax is None else float(fmax)
+        )
+        self.mel = np.ascontiguousarray(basis.T)
+        self.dct = dct_basis(int(settings["n_mfcc"]), self.n_mels).T.copy() if self.kind == "mfcc" else None
+
+    def __call__(self, clips: np.ndarray) -> np.ndarray:
+        clips = np.ascontiguousarray(clips, dtype=np.float32)
+        count = 1 + (clips.shape[1] - self.win) // self.hop
+        if count < 1:
+            raise RunnerError(f"clips of {clips.shape[1]} samples are shorter than one frame", "frontend")
+        row, step = clips.strides
+        frames = np.lib.stride_tricks.as_strided(clips, (len(clips), count, self.win), (row, step * self.hop, step))
+        spectrum = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64)
+        power = np.square(spectrum.real) + np.square(spectrum.imag)
+        mel = (power.reshape(-1, power.shape[-1]) @ self.mel).reshape(len(clips), count, self.n_mels)
+        features = 10.0 * np.log10(np.maximum(mel, np.float32(1e-10)))
+        if self.dct is not None:
+            features = (features.reshape(-1, self.n_mels) @ self.dct).reshape(len(clips), count, -1)
+        return np.ascontiguousarray(features[..., np.newaxis], dtype=np.float32)
+
+
+class MicroFeatures:
+    """The TensorFlow Lite Micro audio front-end (30 ms windows every 10 ms, 40 channels, noise reduction, PCAN
+    gain control, log scale) from ``pymicro_features``, fed 16-bit audio 10 ms at a time and reset per clip."""
+
+    def __init__(self, settings: dict) -> None:
+        try:
+            from pymicro_features import MicroFrontend
+        except ImportError:
+            raise RunnerError("the micro front-end needs pymicro-features on the device (pip install "
+                              "pymicro-features)", "frontend") from None  # fmt: skip
+        package = {"sample_rate": 16000, "window_ms": 30.0, "step_ms": 10.0, "channels": 40,
+                   "upper_band_limit": 7500.0, "lower_band_limit": 125.0, "enable_pcan": True}  # fmt: skip
+        other = sorted(key for key, value in package.items() if key in settings and settings[key] != value)
+        if other:
+            raise RunnerError(f"the micro front-end on a device computes microWakeWord's settings (pymicro-features); "
+                              f"these differ: {', '.join(other)}", "frontend")  # fmt: skip
+        self._frontend = MicroFrontend()
+
+    def __call__(self, clips: np.ndarray) -> np.ndarray:
+        rows = []
+        for clip in clips:
+            pcm = np.clip(np.round(np.asarray(clip, np.float64) * 32768), -32768, 32767).astype("<i2")
+            self._frontend.reset()
+            frames = []
+            for start in range(0, len(pcm) - 159, 160):
+                output = self._frontend.process_samples(pcm[start : start + 160].tobytes())
+                if output.features:
+                    frames.append(output.features)
+            rows.append(np.asarray(frames, dtype=np.float32))
+        return np.stack(rows)[..., np.newaxis]
+
+
+_FRONTENDS: dict[str, SpectralFeatures | MicroFeatures] = {}
+
+
+def build_frontend(settings: dict) -> SpectralFeatures | MicroFeatures:
+    """The front-end ``settings`` (the host's ``AudioFrontendSpec`` as a dict) describe, built once and warmed up
+    (the FFT plans its first transform of a size)."""
+    key = json.dumps(settings, sort_keys=True)
+    if key not in _FRONTENDS:
+        kind = settings.get("kind")
+        if kind in ("mfcc", "logmel"):
+            frontend: SpectralFeatures | MicroFeatures = SpectralFeatures(settings)
+        elif kind == "micro":
+            frontend = MicroFeatures(settings)
+        else:
+            raise RunnerError(f"the device runner computes mfcc, logmel and micro features, not {kind!r}", "frontend")
+        samples = int(round(float(settings.get("clip_seconds", 1.0)) * int(settings.get("sample_rate", 16000))))
+        frontend(np.zeros((1, samples), dtype=np.float32))
+        _FRONTENDS[key] = frontend
+    return _FRONTENDS[key]
+
+
+def run_audio(model: TFLiteModel | OnnxModel, arrays: dict, step: int, settings: dict | None) -> dict[str, np.ndarray]:
+    """Features from ``audio`` on this device, the model on them and on the host's ``inputs`` (when sent), how far
+    the two feature sets are apart, and the features' own per-sample seconds."""
+    if not isinstance(settings, dict):
+        raise RunnerError("audio came without front-end settings", "usage")
+    frontend = build_frontend(settings)
+    audio, host = arrays["audio"], arrays.get("inputs")
+    feature_latency = np.zeros(len(audio), dtype=np.float64)
+    parts = []
+    for start in range(0, len(audio), step):
+        began = time.perf_counter()
+        parts.append(frontend(audio[start : start + step]))
+        feature_latency[start : start + len(parts[-1])] = (time.perf_counter() - began) / len(parts[-1])
+    features = np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+    if host is not None:
+        if features.size != host.size:
+            raise RunnerError(f"the device front-end makes features of shape {list(features.shape[1:])} but the "
+                              f"host's are {list(host.shape[1:])}", "frontend")  # fmt: skip
+        features = features.reshape(host.shape)
+    scores, latency = run_chunks(model, features, step)
+    outputs = {"scores": scores, "latency": latency, "feature_latency": feature_latency}
+    if host is not None:
+        outputs["host_scores"] = run_chunks(model, host, step)[0]
+        outputs["feature_diff"] = np.abs(features - host).reshape(len(host), -1).max(axis=1, initial=0.0)
+    return outputs
+
+
+def run_batch(model: TFLiteModel | OnnxModel, arrays: dict, batch_size: int, frontend: dict | None) -> dict:
+    """One batch's outputs: ``scores`` and ``latency``, plus the front-end's outputs when ``audio`` was sent."""
+    if batch_size < 1:
+        raise RunnerError("the batch size must be at least 1", "usage")
+    step = min(batch_size, model.max_batch or batch_size)
+    if "audio" in arrays:
+        return run_audio(model, arrays, step, frontend)
+    if "inputs" not in arrays:
+        raise RunnerError("a batch holds inputs or audio", "inputs")
+    scores, latency = run_chunks(model, arrays["inputs"], step)
+    return {"scores": scores, "latency": latency}
+
+
+def read_arrays(source: object) -> dict[str, np.ndarray]:
+    """The float32 arrays of an ``.npz`` (a path, or a file object over bytes received)."""
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            return {name: np.asarray(archive[name], dtype=np.float32) for name in archive.files}
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunnerError(f"cannot read the batch: {exc}", "inputs") from None
+
+
+# -- commands ------------------------------------------------------------------------------------------------
+
+
+def model_facts(model: TFLiteModel | OnnxModel, status: dict[str, object]) -> dict[str, object]:
+    return dict(model.facts(), runtime=status["name"], runtime_version=status["version"] or "unknown")
+
+
 def command_facts(args: argparse.Namespace) -> dict[str, object]:
     folder = args.workdir or os.path.dirname(os.path.abspath(__file__))
     facts = system_facts(folder)
@@ -339,7 +593,7 @@ def command_facts(args: argparse.Namespace) -> dict[str, object]:
         except RunnerError as exc:
             facts["model_error"] = str(exc)
         else:
-            facts["model"] = dict(model.facts(), runtime=status["name"], runtime_version=status["version"] or "unknown")
+            facts["model"] = model_facts(model, status)
     return facts
 
 
@@ -348,38 +602,73 @@ def command_run(args: argparse.Namespace) -> dict[str, object]:
     for stale in args.discard:  # outputs of the previous batch, already fetched; only ever files in our folder
         if os.path.dirname(os.path.abspath(stale)) == here and os.path.isfile(stale):
             os.remove(stale)
-    try:
-        with np.load(args.inputs, allow_pickle=False) as archive:
-            inputs = np.asarray(archive["inputs"], dtype=np.float32)
-    except (OSError, KeyError, ValueError) as exc:
-        raise RunnerError(f"cannot read the inputs {args.inputs}: {exc}", "inputs") from None
+    arrays = read_arrays(args.inputs)
     os.remove(args.inputs)
     model, status = load_model(args.model, args.runtime, args.output)
-    step = min(args.batch_size, model.max_batch or args.batch_size)
-    latency = np.zeros(len(inputs), dtype=np.float64)
-    outputs = []
-    try:
-        if len(inputs):
-            model.run(inputs[:1])  # warm-up: allocation and delegate set-up are not latency
-        for start in range(0, len(inputs), step):
-            chunk = inputs[start : start + step]
-            began = time.perf_counter()
-            scores = np.asarray(model.run(chunk), dtype=np.float32)
-            latency[start : start + len(chunk)] = (time.perf_counter() - began) / len(chunk)
-            outputs.append(scores.reshape(len(chunk), -1))
-    except (ValueError, RuntimeError) as exc:  # e.g. inputs of another shape than the model takes
-        raise RunnerError(f"{status['name']} failed on inputs of shape {list(inputs.shape)}: {exc}", "inputs") from None
-    scores = np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
+    frontend = json.loads(args.frontend) if args.frontend else None
+    outputs = run_batch(model, arrays, args.batch_size, frontend)
     partial = args.outputs + ".part"
     with open(partial, "wb") as handle:
-        np.savez(handle, scores=scores, latency=latency)
+        np.savez(handle, **outputs)
     os.replace(partial, args.outputs)
     return {
         "runtime": status["name"],
         "runtime_version": status["version"] or "unknown",
-        "samples": int(len(inputs)),
+        "samples": int(len(outputs["scores"])),
         "peak_memory_bytes": peak_memory_bytes(),
     }
+
+
+def read_frame(stream: io.BufferedIOBase) -> tuple[dict, bytes] | None:
+    """The next frame: its JSON header and ``size`` bytes of payload; None when the other side closed."""
+    line = stream.readline()
+    if not line:
+        return None
+    try:
+        header = json.loads(line.decode())
+        size = int(header.get("size", 0))
+    except (ValueError, AttributeError):
+        raise RunnerError("a frame header is not a JSON object with a size", "protocol") from None
+    payload = stream.read(size) if size else b""
+    return None if len(payload) < size else (header, payload)
+
+
+def write_frame(stream: io.BufferedIOBase, header: dict, arrays: dict | None = None) -> None:
+    payload = b""
+    if arrays is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        payload = buffer.getvalue()
+    stream.write((json.dumps(dict(header, protocol=PROTOCOL, size=len(payload))) + "\n").encode())
+    stream.write(payload)
+    stream.flush()
+
+
+def command_serve(args: argparse.Namespace, out: io.BufferedIOBase) -> int:
+    """Facts with the model first, then one reply per batch until the host closes stdin (or says close)."""
+    facts = command_facts(argparse.Namespace(workdir=args.workdir, model=None, runtime=None, output=None))
+    try:
+        model, status = load_model(args.model, args.runtime, args.output)
+    except RunnerError as exc:
+        write_frame(out, dict(facts, model_error=str(exc)))
+        return 0
+    write_frame(out, dict(facts, model=model_facts(model, status)))
+    stdin = sys.stdin.buffer
+    while True:
+        frame = read_frame(stdin)
+        if frame is None or frame[0].get("command") == "close":
+            return 0
+        header, payload = frame
+        try:
+            if header.get("command") != "run":
+                raise RunnerError(f"unknown command {header.get('command')!r}", "protocol")
+            outputs = run_batch(model, read_arrays(io.BytesIO(payload)), int(header.get("batch_size", 64)),
+                                header.get("frontend"))  # fmt: skip
+        except RunnerError as exc:
+            write_frame(out, {"error": str(exc), "kind": exc.kind})
+            continue
+        write_frame(out, {"runtime": status["name"], "samples": int(len(outputs["scores"])),
+                          "peak_memory_bytes": peak_memory_bytes()}, outputs)  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -390,6 +679,11 @@ def _parser() -> argparse.ArgumentParser:
     facts.add_argument("--runtime")
     facts.add_argument("--workdir", help="where free disk space is measured (default: this file's folder)")
     facts.add_argument("--output", help="the output to score, by name or index, when the model has several")
+    serve = commands.add_parser("serve", help="load --model once, then run the batches framed on stdin")
+    serve.add_argument("--model", required=True)
+    serve.add_argument("--runtime")
+    serve.add_argument("--workdir", help="where free disk space is measured (default: this file's folder)")
+    serve.add_argument("--output", help="the output to score, by name or index, when the model has several")
     run = commands.add_parser("run", help="run --model over --inputs, write --outputs")
     run.add_argument("--model", required=True)
     run.add_argument("--inputs", required=True)
@@ -397,30 +691,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runtime")
     run.add_argument("--batch-size", type=int, default=64)
     run.add_argument("--output", help="the output to score, by name or index, when the model has several")
+    run.add_argument("--frontend", help="front-end settings (JSON) for a batch of audio")
     run.add_argument("--discard", action="append", default=[], help="a finished output file to delete first")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Native libraries may print to file descriptor 1; keep it for our one JSON line and send theirs to stderr.
-    reply = os.fdopen(os.dup(1), "w")
+    # Native libraries may print to file descriptor 1; keep it for our replies and send theirs to stderr.
+    out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     args = _parser().parse_args(argv)
     try:
         if args.command == "facts":
             result = command_facts(args)
+        elif args.command == "serve":
+            return command_serve(args, out)
         elif args.command == "run":
-            if args.batch_size < 1:
-                raise RunnerError("--batch-size must be at least 1", "usage")
             result = command_run(args)
         else:
-            raise RunnerError("name a command: facts or run", "usage")
+            raise RunnerError("name a command: facts, serve or run", "usage")
     except RunnerError as exc:
-        reply.write(json.dumps({"protocol": PROTOCOL, "error": str(exc), "kind": exc.kind}) + "\n")
-        reply.flush()
+        write_frame(out, {"error": str(exc), "kind": exc.kind})
         return _EXIT_ERROR
-    reply.write(json.dumps(dict(result, protocol=PROTOCOL)) + "\n")
-    reply.flush()
+    write_frame(out, result)
     return 0
 
 

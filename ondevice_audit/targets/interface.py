@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ondevice_audit.runtimes import RuntimeOptions
 
 __all__ = [
+    "FrontendResult",
     "InferenceResult",
     "LoadedModel",
     "RuntimeStatus",
@@ -96,6 +97,19 @@ class TargetFacts:
     """With ``check(model_path)``: why nothing here runs the model."""
 
 
+@dataclass(kw_only=True)
+class FrontendResult(InferenceResult):
+    """A batch whose features the target computed itself from the audio (``--frontend-on-target``): ``scores`` and
+    ``latency`` are the model's on those features."""
+
+    host_scores: np.ndarray
+    """The same model on the same target, on the host's features of the same clips."""
+    feature_diff: np.ndarray
+    """``(n,)`` each sample's largest absolute difference between the target's features and the host's."""
+    feature_latency: np.ndarray
+    """``(n,)`` seconds per sample the target's front-end took (each call's time over its samples)."""
+
+
 class TargetSession(ABC):
     """One model prepared on one target. Use as a context manager: leaving it removes what was put there."""
 
@@ -107,6 +121,13 @@ class TargetSession(ABC):
     @abstractmethod
     def run(self, inputs: np.ndarray, batch_size: int) -> InferenceResult:
         """``(n, *input_shape)`` float32 inputs to scores, ``batch_size`` samples per inference call."""
+
+    def run_frontend(
+        self, audio: np.ndarray, inputs: np.ndarray, batch_size: int, frontend: dict[str, Any]
+    ) -> FrontendResult:
+        """Compute ``frontend``'s features (an ``AudioFrontendSpec`` as a dict) from ``(n, samples)`` float32 waveforms
+        on the target, run the model on them and on ``inputs`` (the host's features of the same clips)."""
+        raise TargetError("this target cannot compute features itself: --frontend-on-target needs the device runner")
 
     def recover(self) -> None:
         """Make the session usable again after a dropped connection (re-copy what the device lost)."""
@@ -142,6 +163,8 @@ class Target(ABC):
     """How the user named the target, normalised (``local``, ``subprocess``, ``ssh://user@host:port``)."""
     resumable: ClassVar[bool] = False
     """Whether finished batches are worth keeping on disk: True for targets outside this process."""
+    computes_features: ClassVar[bool] = False
+    """Whether its sessions can compute the features themselves (``run_frontend``): targets running the runner."""
 
     @classmethod
     @abstractmethod
@@ -158,6 +181,11 @@ class Target(ABC):
     def open(self, model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> TargetSession:
         """Prepare ``model_path`` on ``runtime`` (default: the first that loads it), opened as ``options`` say
         (which output, streaming); a ``TargetCannotRun`` if nothing there runs it."""
+
+    def spelled(self) -> str:
+        """The target as the user would spell it again, settings included: it tells apart two targets whose
+        ``label`` is the same (one board through two Pythons)."""
+        return self.label
 
     def cache_identity(self) -> str:
         """What makes this target's outputs differ from another's, for the key of stored batches."""

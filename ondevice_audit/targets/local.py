@@ -41,7 +41,8 @@ class LocalSession(TargetSession):
 
     def run(self, inputs: np.ndarray, batch_size: int) -> InferenceResult:
         if not self._warm and len(inputs):  # as the device runner does: set-up is not latency
-            self._runtime.run_batch(inputs[:1])
+            # a whole first chunk: resizing to the batch allocates tensors, which must not land in a timed call
+            self._runtime.run_batch(inputs[: min(batch_size, self._runtime.max_batch or batch_size)])
             self._warm = True
         return self._runtime.run_all(inputs, batch_size)
 

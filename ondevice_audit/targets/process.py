@@ -1,7 +1,7 @@
 """The ``subprocess`` target: the device runner in a separate Python process on this machine.
 
-It runs the model exactly the way a board does (copied into a fresh folder, loaded by the standalone runner,
-inputs and outputs as ``.npz`` files) without a board, so runtime-induced differences between in-process and
+It runs the model exactly the way a board does (copied into a fresh folder, loaded once by the standalone
+runner, batches framed as ``.npz`` over its stdin and stdout) without a board, so runtime-induced differences between in-process and
 device-style inference, or between two runtimes of one Python, can be measured anywhere.
 """
 
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ondevice_audit.targets.interface import TargetError, TargetSettings
-from ondevice_audit.targets.remote import RemoteTarget
+from ondevice_audit.targets.remote import RemoteTarget, RunnerMode
 
 __all__ = ["SubprocessTarget"]
 
@@ -22,8 +22,8 @@ __all__ = ["SubprocessTarget"]
 class SubprocessTarget(RemoteTarget):
     label = "subprocess"
 
-    def __init__(self, python: str = sys.executable, state_dir: Path | None = None):
-        super().__init__(python, state_dir)
+    def __init__(self, python: str = sys.executable, state_dir: Path | None = None, runner: RunnerMode = "persistent"):
+        super().__init__(python, state_dir, runner)
 
     @classmethod
     def from_spec(cls, spec: str, settings: TargetSettings) -> SubprocessTarget:
@@ -41,6 +41,12 @@ class SubprocessTarget(RemoteTarget):
     def _exec(self, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
         try:
             return subprocess.run(argv, capture_output=True, check=False)
+        except OSError as exc:
+            raise TargetError(f"{self.label}: cannot start {argv[0]} ({exc.strerror})") from None
+
+    def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise TargetError(f"{self.label}: cannot start {argv[0]} ({exc.strerror})") from None
 

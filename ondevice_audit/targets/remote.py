@@ -1,10 +1,13 @@
 """Targets that run ``device_runner.py`` in a Python of their own: a subprocess here, or a board over SSH.
 
 A session makes a fresh folder on the target, copies the runner and the model into it (the model always as
-``model.tflite`` / ``model.onnx``: no name the user chose ever reaches the target), and asks the runner which
-runtime loads the model. Each batch is an ``.npz`` of inputs copied there, one runner call, and the outputs
-``.npz`` copied back. Closing the session removes the folder; a folder that cannot be removed (the target went
-away) is remembered in the work folder and removed the next time the target is used.
+``model.tflite`` / ``model.onnx``: no name the user chose ever reaches the target), and starts one runner
+(``serve``) that loads the model once and answers every batch of the run over its stdin and stdout (one SSH
+session): a batch costs its transfer and its inference, not a connection, a fresh Python and a model load.
+The previous scheme, kept for comparison (``ssh://host?runner=per-batch``), copies each batch there as an
+``.npz``, starts the runner for it and copies the outputs back. Closing the session stops the runner and
+removes the folder; a folder that cannot be removed (the target went away) is remembered in the work folder and
+removed the next time the target is used.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import subprocess
 import tempfile
 from abc import abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ondevice_audit._files import model_format
 from ondevice_audit.targets import device_runner
+from ondevice_audit.targets.channel import ChannelClosed, RunnerChannel
 from ondevice_audit.targets.interface import (
+    FrontendResult,
     InferenceResult,
     LoadedModel,
     RuntimeStatus,
@@ -40,7 +45,7 @@ from ondevice_audit.targets.interface import (
 if TYPE_CHECKING:
     from ondevice_audit.runtimes import RuntimeOptions
 
-__all__ = ["RUNNER_PATH", "RUNNER_SHA256", "RemoteSession", "RemoteTarget", "facts_from_reply"]
+__all__ = ["RUNNER_MODES", "RUNNER_PATH", "RUNNER_SHA256", "RemoteSession", "RemoteTarget", "facts_from_reply"]
 
 RUNNER_PATH = Path(device_runner.__file__)
 RUNNER_SHA256 = hashlib.sha256(RUNNER_PATH.read_bytes()).hexdigest()
@@ -49,6 +54,9 @@ _EXIT_ERROR = 3
 _EXIT_NOT_FOUND = 127
 _EXIT_KILLED = 128 + signal.SIGKILL
 """What a shell reports for a program the kernel killed (the out-of-memory killer's signal)."""
+RunnerMode = Literal["persistent", "per-batch"]
+RUNNER_MODES: tuple[RunnerMode, ...] = ("persistent", "per-batch")
+"""``persistent``: one runner for the whole run (the default); ``per-batch``: a runner started for every batch."""
 
 
 def facts_from_reply(label: str, reply: dict[str, Any]) -> TargetFacts:
@@ -77,13 +85,18 @@ def facts_from_reply(label: str, reply: dict[str, Any]) -> TargetFacts:
 
 
 class RemoteTarget(Target):
-    """The runner protocol on top of five transport operations each target implements."""
+    """The runner protocol on top of the transport operations each target implements (a folder, copies both
+    ways, a command, a process with pipes, a file check, removal)."""
 
     resumable = True
+    computes_features = True
 
-    def __init__(self, python: str, state_dir: Path | None = None):
+    def __init__(self, python: str, state_dir: Path | None = None, runner: RunnerMode = "persistent"):
+        if runner not in RUNNER_MODES:
+            raise TargetError(f"unknown runner scheme {runner!r}; choose {' or '.join(RUNNER_MODES)}")
         self.python = python
         self.state_dir = state_dir
+        self.runner = runner
 
     # -- transport --------------------------------------------------------------------------------------
 
@@ -102,6 +115,10 @@ class RemoteTarget(Target):
         """Run ``argv`` on the target; a ``TargetUnreachable`` when the transport, not the program, failed."""
 
     @abstractmethod
+    def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` on the target with its stdin, stdout and stderr piped to this process."""
+
+    @abstractmethod
     def _files_exist(self, paths: list[str]) -> bool: ...
 
     @abstractmethod
@@ -110,11 +127,13 @@ class RemoteTarget(Target):
 
     # -- the runner protocol ------------------------------------------------------------------------------
 
+    def runner_argv(self, folder: str, args: list[str]) -> list[str]:
+        return [self.python, posixpath.join(folder, _RUNNER_NAME), *args]
+
     def call_runner(self, folder: str, args: list[str]) -> dict[str, Any]:
         """One runner command; its JSON reply, or the error it reported as a ``TargetError``."""
-        done = self._exec([self.python, posixpath.join(folder, _RUNNER_NAME), *args])
+        done = self._exec(self.runner_argv(folder, args))
         stdout = done.stdout.decode(errors="replace").strip().splitlines()
-        stderr = done.stderr.decode(errors="replace").strip()
         reply: dict[str, Any] | None = None
         if stdout:
             try:
@@ -124,17 +143,36 @@ class RemoteTarget(Target):
         if done.returncode == 0 and isinstance(reply, dict):
             return reply
         if isinstance(reply, dict) and "error" in reply:
-            error = TargetCannotRun if reply.get("kind") in ("runtime", "model") else TargetError
-            raise error(f"{self.label}: {reply['error']}")
-        if done.returncode == _EXIT_NOT_FOUND:
-            raise TargetError(
+            raise self.runner_error(reply)
+        raise self.runner_stopped(done.returncode, done.stderr.decode(errors="replace"))
+
+    def runner_error(self, reply: dict[str, Any]) -> TargetError:
+        """The error a runner reported in its reply."""
+        error = TargetCannotRun if reply.get("kind") in ("runtime", "model") else TargetError
+        return error(f"{self.label}: {reply['error']}")
+
+    def _connection_lost(self, returncode: int | None, stderr: str) -> TargetUnreachable | None:
+        """The transport's own failure, when that is why a runner process ended (ssh's exit status 255)."""
+        return None
+
+    def runner_stopped(self, returncode: int | None, stderr: str) -> TargetError:
+        """Why a runner ended without a reply, from its exit status and the end of its stderr."""
+        lost = self._connection_lost(returncode, stderr)
+        if lost is not None:
+            return lost
+        if returncode == _EXIT_NOT_FOUND:
+            return TargetError(
                 f"{self.label}: {self.python} not found on the target; install Python 3.7+ with numpy "
                 "(and a runtime), or name the interpreter (ssh://host?python=/path/to/python)"
             )
-        if done.returncode in (_EXIT_KILLED, -signal.SIGKILL):
-            raise TargetError(f"{self.label}: the device runner was killed (out of memory? try a smaller --batch-size)")
-        last = stderr.splitlines()[-1] if stderr else "no output"
-        raise TargetError(f"{self.label}: the device runner failed (exit status {done.returncode}): {last}")
+        if returncode in (_EXIT_KILLED, -signal.SIGKILL):
+            return TargetError(
+                f"{self.label}: the device runner was killed (out of memory? try a smaller --batch-size)"
+            )
+        lines = stderr.strip().splitlines()
+        return TargetError(
+            f"{self.label}: the device runner failed (exit status {returncode}): {lines[-1] if lines else 'no output'}"
+        )
 
     def _prepare(self, model_path: Path | None) -> tuple[str, str | None]:
         """A fresh folder holding the runner (and the model); returns the folder and the model's path there."""
@@ -172,7 +210,8 @@ class RemoteTarget(Target):
 
     def open(self, model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> TargetSession:
         _check_model(model_path, runtime, options)
-        return RemoteSession(self, model_path, runtime, None if options is None else options.output)
+        session = PersistentSession if self.runner == "persistent" else PerBatchSession
+        return session(self, model_path, runtime, None if options is None else options.output)
 
     def cache_identity(self) -> str:
         return f"{self.label} python={self.python} runner={RUNNER_SHA256}"
@@ -245,15 +284,15 @@ def _check_model(model_path: Path, runtime: str | None, options: RuntimeOptions 
 
 
 class RemoteSession(TargetSession):
+    """The runner and the model in a fresh folder on the target; subclasses say how batches reach the runner."""
+
     def __init__(self, target: RemoteTarget, model_path: Path, runtime: str | None, output: str | None = None):
         self._target = target
         self._output = output
         self._model_path = model_path
         self._runtime = runtime
-        self._scratch = Path(tempfile.mkdtemp(prefix="ondevice-audit-batches-"))
         self._folder: str | None = None
         self._remote_model = ""
-        self._previous_output: str | None = None
         self.notes: list[str] = []
         try:
             self._setup()
@@ -264,60 +303,174 @@ class RemoteSession(TargetSession):
     def _setup(self) -> None:
         folder, remote_model = self._target._prepare(self._model_path)
         self._folder, self._remote_model = folder, str(remote_model)
-        self._previous_output = None
-        args = ["facts", "--workdir", folder, "--model", self._remote_model, *self._output_args()]
-        reply = self._target.call_runner(folder, args + (["--runtime", self._runtime] if self._runtime else []))
-        facts = facts_from_reply(self._target.label, reply)
+        facts = facts_from_reply(self._target.label, self._start())
         if facts.model is None:
             raise TargetCannotRun(f"{self._target.label}: {facts.model_error}")
         self.model, self.device = facts.model, facts
         self._runtime = facts.model.runtime  # every batch on the runtime that loaded it first
 
     def _output_args(self) -> list[str]:
+        """``--output`` for the runner: the model output to score, when the model has several."""
         return [] if self._output is None else ["--output", self._output]
 
+    @abstractmethod
+    def _start(self) -> dict[str, Any]:
+        """Get the runner ready for batches in ``self._folder``; its facts reply, with the model's."""
+
+    @abstractmethod
+    def _stop(self) -> None:
+        """Stop what ``_start`` started; never raises."""
+
+    @abstractmethod
+    def _batch(
+        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """One batch through the runner: its reply and its output arrays."""
+
     def recover(self) -> None:
+        """After a dropped connection: restart the runner, on the same folder if the target kept it."""
+        self._stop()
         folder = self._folder
         if folder and self._target._files_exist([posixpath.join(folder, _RUNNER_NAME), self._remote_model]):
+            self._start()
             return
         self._folder = None
         if folder:
             self._target.discard_folder(folder)
         self._setup()
 
-    def run(self, inputs: np.ndarray, batch_size: int) -> InferenceResult:
+    def _outputs(
+        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], int | None]:
         if self._folder is None:  # a recover() that failed half-way left no folder
             self._setup()
-        folder = str(self._folder)
-        token = secrets.token_hex(8)
+        reply, outputs = self._batch(arrays, batch_size, frontend)
+        n = len(next(iter(arrays.values())))
+        scores, latency = outputs.get("scores"), outputs.get("latency")
+        if scores is None or latency is None or len(scores) != n or latency.shape != (n,):
+            rows = "no" if scores is None else len(scores)
+            raise TargetError(f"{self._target.label}: the runner returned {rows} rows for {n} inputs")
+        peak = reply.get("peak_memory_bytes")
+        return outputs, None if peak is None else int(peak)
+
+    def run(self, inputs: np.ndarray, batch_size: int) -> InferenceResult:
+        outputs, peak = self._outputs({"inputs": np.ascontiguousarray(inputs, dtype=np.float32)}, batch_size)
+        scores = np.asarray(outputs["scores"], dtype=np.float32).reshape(len(inputs), -1)
+        return InferenceResult(scores, np.asarray(outputs["latency"], dtype=np.float64), peak)
+
+    def run_frontend(
+        self, audio: np.ndarray, inputs: np.ndarray, batch_size: int, frontend: dict[str, Any]
+    ) -> FrontendResult:
+        arrays = {"audio": np.ascontiguousarray(audio, dtype=np.float32),
+                  "inputs": np.ascontiguousarray(inputs, dtype=np.float32)}  # fmt: skip
+        outputs, peak = self._outputs(arrays, batch_size, frontend)
+        n = len(inputs)
+        return FrontendResult(
+            np.asarray(outputs["scores"], dtype=np.float32).reshape(n, -1),
+            np.asarray(outputs["latency"], dtype=np.float64),
+            peak,
+            host_scores=np.asarray(outputs["host_scores"], dtype=np.float32).reshape(n, -1),
+            feature_diff=np.asarray(outputs["feature_diff"], dtype=np.float64),
+            feature_latency=np.asarray(outputs["feature_latency"], dtype=np.float64),
+        )
+
+    def close(self) -> None:
+        self._stop()
+        if self._folder is not None:
+            note = self._target.discard_folder(self._folder)
+            if note:
+                self.notes.append(note)
+            self._folder = None
+
+
+class PersistentSession(RemoteSession):
+    """One ``serve`` runner for the whole run: the model loaded once, batches framed over one channel."""
+
+    _channel: RunnerChannel | None = None
+
+    def _start(self) -> dict[str, Any]:
+        args = ["serve", "--workdir", str(self._folder), "--model", self._remote_model, *self._output_args()]
+        argv = self._target.runner_argv(
+            str(self._folder), args + (["--runtime", self._runtime] if self._runtime else [])
+        )
+        self._channel = RunnerChannel(self._target._spawn(argv))
+        try:
+            reply = self._channel.hello()
+        except ChannelClosed as closed:
+            self._stop()
+            raise self._target.runner_stopped(closed.returncode, closed.stderr) from None
+        if "error" in reply:
+            self._stop()
+            raise self._target.runner_error(reply)
+        return reply
+
+    def _stop(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def _batch(
+        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        if self._channel is None:  # a runner a failed recover() did not restart
+            self._start()
+        assert self._channel is not None
+        header: dict[str, Any] = {"command": "run", "batch_size": batch_size}
+        if frontend is not None:
+            header["frontend"] = frontend
+        try:
+            reply, outputs = self._channel.exchange(header, arrays)
+        except ChannelClosed as closed:
+            self._stop()
+            raise self._target.runner_stopped(closed.returncode, closed.stderr) from None
+        if "error" in reply:
+            raise self._target.runner_error(reply)
+        return reply, outputs
+
+
+class PerBatchSession(RemoteSession):
+    """The previous scheme: per batch, the inputs copied there as ``.npz``, one runner process (a fresh Python
+    and model load), the outputs copied back; over SSH three connections a batch."""
+
+    _scratch: Path | None = None
+    _previous_output: str | None = None
+
+    def _start(self) -> dict[str, Any]:
+        self._previous_output = None
+        args = ["facts", "--workdir", str(self._folder), "--model", self._remote_model, *self._output_args()]
+        return self._target.call_runner(
+            str(self._folder), args + (["--runtime", self._runtime] if self._runtime else [])
+        )
+
+    def _stop(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def _batch(
+        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="ondevice-audit-batches-"))
+        folder, token = str(self._folder), secrets.token_hex(8)
         local_in, local_out = self._scratch / f"in-{token}.npz", self._scratch / f"out-{token}.npz"
         remote_in, remote_out = posixpath.join(folder, f"in-{token}.npz"), posixpath.join(folder, f"out-{token}.npz")
         try:
-            np.savez(local_in, inputs=np.ascontiguousarray(inputs, dtype=np.float32))
+            np.savez(local_in, **arrays)
             self._target._put(local_in, remote_in)
             args = ["run", "--model", self._remote_model, "--runtime", str(self._runtime), "--inputs", remote_in,
                     "--outputs", remote_out, "--batch-size", str(batch_size)]  # fmt: skip
             args += self._output_args()
+            if frontend is not None:
+                args += ["--frontend", json.dumps(frontend, sort_keys=True)]
             if self._previous_output:
                 args += ["--discard", self._previous_output]
             reply = self._target.call_runner(folder, args)
             self._target._get(remote_out, local_out)
             self._previous_output = remote_out
             with np.load(local_out, allow_pickle=False) as archive:
-                scores = np.asarray(archive["scores"], dtype=np.float32)
-                latency = np.asarray(archive["latency"], dtype=np.float64)
+                outputs = {name: archive[name] for name in archive.files}
         finally:
             local_in.unlink(missing_ok=True)
             local_out.unlink(missing_ok=True)
-        if len(scores) != len(inputs) or latency.shape != (len(inputs),):
-            raise TargetError(f"{self._target.label}: the runner returned {len(scores)} rows for {len(inputs)} inputs")
-        peak = reply.get("peak_memory_bytes")
-        return InferenceResult(scores.reshape(len(inputs), -1), latency, None if peak is None else int(peak))
-
-    def close(self) -> None:
-        if self._folder is not None:
-            note = self._target.discard_folder(self._folder)
-            if note:
-                self.notes.append(note)
-            self._folder = None
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        return reply, outputs

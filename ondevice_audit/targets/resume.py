@@ -1,9 +1,11 @@
 """Batches that survive dropped connections: bounded retries with backoff, and finished outputs kept on disk.
 
 Each batch's outputs are stored under the work folder, keyed by the model's sha256, what makes the target's
-outputs its own (target, interpreter, runner version, runtime and its version, batch size) and the sha256 of
-the batch's inputs. An audit that stopped (retries exhausted, Ctrl-C) and is run again reads the batches it
-finished instead of running them again; an edited dataset or model simply misses the store.
+outputs its own (target, interpreter, runner version, runtime and its version, batch size, the front-end it
+computed) and the sha256 of the batch's inputs (and audio). An audit that stopped (retries exhausted, Ctrl-C)
+and is run again reads the batches it finished instead of running them again; an edited dataset or model simply
+misses the store. A batch read back keeps the latency measured when it ran: ``ResumableRun.last_stored`` says
+so, and reports mark such latency as stored, not measured.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ondevice_audit.progress import Progress
-from ondevice_audit.targets.interface import InferenceResult, TargetSession, TargetUnreachable
+from ondevice_audit.targets.interface import FrontendResult, InferenceResult, TargetSession, TargetUnreachable
 
 __all__ = ["BatchStats", "BatchStore", "ResumableRun", "RetryPolicy", "batch_digest", "default_work_dir"]
 
@@ -30,10 +33,18 @@ def default_work_dir() -> Path:
     return Path(cache) / "ondevice-audit" / "targets"
 
 
-def batch_digest(inputs: np.ndarray) -> str:
+def batch_digest(inputs: np.ndarray, *more: np.ndarray) -> str:
+    """sha256 of the arrays' types, shapes and bytes (the inputs alone give the key they always had)."""
     digest = hashlib.sha256(f"{inputs.dtype.str}{inputs.shape}".encode())
     digest.update(np.ascontiguousarray(inputs).tobytes())
+    for array in more:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
+
+
+_FRONTEND_ARRAYS = ("host_scores", "feature_diff", "feature_latency")
+"""What a ``FrontendResult`` holds beyond an ``InferenceResult``."""
 
 
 @dataclass(frozen=True)
@@ -70,11 +81,14 @@ class BatchStore:
         try:
             with np.load(path, allow_pickle=False) as archive:
                 peak = int(archive["peak_memory_bytes"])
-                return InferenceResult(
+                stored = (
                     np.asarray(archive["scores"], dtype=np.float32),
                     np.asarray(archive["latency"], dtype=np.float64),
                     None if peak < 0 else peak,
                 )
+                if not set(_FRONTEND_ARRAYS) <= set(archive.files):
+                    return InferenceResult(*stored)
+                return FrontendResult(*stored, **{name: archive[name] for name in _FRONTEND_ARRAYS})
         except (OSError, KeyError, ValueError):  # a truncated or foreign file: run the batch again
             return None
 
@@ -85,8 +99,11 @@ class BatchStore:
             identity.write_text(json.dumps(self._identity, indent=2, sort_keys=True))
         partial = self.folder / f"{digest}.npz.part"
         peak = -1 if result.peak_memory_bytes is None else result.peak_memory_bytes
+        arrays = {"scores": result.scores, "latency": result.latency, "peak_memory_bytes": np.int64(peak)}
+        if isinstance(result, FrontendResult):
+            arrays.update({name: getattr(result, name) for name in _FRONTEND_ARRAYS})
         with partial.open("wb") as handle:
-            np.savez(handle, scores=result.scores, latency=result.latency, peak_memory_bytes=np.int64(peak))
+            np.savez(handle, **arrays)
         os.replace(partial, self.folder / f"{digest}.npz")
 
 
@@ -108,28 +125,48 @@ class ResumableRun:
         self.policy = policy
         self.progress = progress
         self.stats = BatchStats()
+        self.last_stored = False
+        """Whether the last batch was read from the store (its latency was measured by an earlier run)."""
         self._sleep = sleep
 
-    def run(self, inputs: np.ndarray, batch_size: int) -> InferenceResult:
+    def run(
+        self,
+        inputs: np.ndarray,
+        batch_size: int,
+        audio: np.ndarray | None = None,
+        frontend: dict[str, Any] | None = None,
+    ) -> InferenceResult:
+        """``inputs`` through the session; with ``audio`` and ``frontend``, features computed on the target
+        (``TargetSession.run_frontend``, a ``FrontendResult``)."""
         self.stats.batches += 1
-        digest = batch_digest(inputs) if self.store else ""
+        self.last_stored = False
+        on_target = audio is not None and frontend is not None
+        digest = (batch_digest(inputs, audio) if on_target else batch_digest(inputs)) if self.store else ""
         if self.store:
             stored = self.store.load(digest)
-            if stored is not None and len(stored.scores) == len(inputs):
+            if (
+                stored is not None
+                and len(stored.scores) == len(inputs)
+                and on_target == isinstance(stored, FrontendResult)
+            ):
                 self.stats.from_cache += 1
+                self.last_stored = True
                 return stored
-        result = self._attempt(inputs, batch_size)
+        if on_target:
+            result = self._attempt(lambda: self.session.run_frontend(audio, inputs, batch_size, frontend))
+        else:
+            result = self._attempt(lambda: self.session.run(inputs, batch_size))
         if self.store:
             self.store.save(digest, result)
         return result
 
-    def _attempt(self, inputs: np.ndarray, batch_size: int) -> InferenceResult:
+    def _attempt(self, batch: Callable[[], InferenceResult]) -> InferenceResult:
         attempt = 0
         while True:
             try:
                 if attempt:
                     self.session.recover()
-                return self.session.run(inputs, batch_size)
+                return batch()
             except TargetUnreachable as exc:
                 if not exc.transient or attempt >= self.policy.retries:
                     if exc.transient and self.store:

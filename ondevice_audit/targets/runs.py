@@ -8,15 +8,22 @@ run on its ``target`` factor: so a new runtime, target or way of feeding a model
 ``execute_runs`` opens a session per run (copying and loading the model once), feeds every chunk of inputs to
 every session (a batch that fails on a dropped connection is retried, and batches of targets outside this
 process are kept on disk to resume), and returns per run a ``(rows, outputs)`` score array with NaN in the rows
-that could not be scored, the reason for each such row, and what each run cost (latency, peak memory).
+that could not be scored, the reason for each such row, and what each run cost (latency, peak memory). Latency
+is what this run measured: batches read back from the store keep theirs apart (``RunRecord.stored_latency``).
+
+With ``RunSettings.frontend_on_target`` every target that runs the device runner computes the features itself
+from the chunk's audio (``--frontend-on-target``); its run's scores are the model's on those features, and its
+``RunRecord.frontend`` holds the model's scores on the host's features and how far the two feature sets are apart.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +33,12 @@ from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.runtimes import RUNTIMES, RuntimeOptions, runtime_format
 from ondevice_audit.runtimes.interface import LoadedModel
 from ondevice_audit.targets import device_runner
-from ondevice_audit.targets.interface import Target, TargetFacts, TargetSession
+from ondevice_audit.targets.interface import FrontendResult, Target, TargetFacts, TargetSession
 from ondevice_audit.targets.resume import BatchStats, BatchStore, ResumableRun, RetryPolicy, default_work_dir
 
 __all__ = [
     "Chunk",
+    "FrontendRecord",
     "Run",
     "RunRecord",
     "RunSettings",
@@ -59,6 +67,25 @@ class Run:
 
 
 @dataclass
+class FrontendRecord:
+    """What a run whose target computed the features from the audio adds (``--frontend-on-target``)."""
+
+    settings: dict[str, Any]
+    """The front-end the target ran (an ``AudioFrontendSpec`` as a dict)."""
+    host_scores: np.ndarray
+    """``(rows, outputs)``: the model on the same target, on the host's features; NaN in rows not run."""
+    feature_diff: np.ndarray
+    """``(rows,)``: each clip's largest absolute difference between the target's features and the host's."""
+    feature_latency: np.ndarray
+    """Seconds per sample of the target's front-end, for the samples this run measured."""
+    end_to_end: np.ndarray
+    """Seconds per sample of features plus inference, for the same samples."""
+    stored_feature_latency: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    stored_end_to_end: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """The same two for batches read back from the store (measured by an earlier run)."""
+
+
+@dataclass
 class RunRecord:
     """What a run produced besides its scores."""
 
@@ -66,11 +93,15 @@ class RunRecord:
     device: TargetFacts
     model_sha256: str
     latency: np.ndarray
-    """Seconds per sample, for every sample the run scored."""
+    """Seconds per sample, for every sample of the batches this run measured (finite scores)."""
     peak_memory_bytes: int | None
     batches: BatchStats
     probe: np.ndarray | None = None
     """With ``RunSettings.latency_probe``: seconds of each single-sample call, warm-up calls first."""
+    stored_latency: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Seconds per sample of the batches read back from the store: measured by an earlier run, not this one."""
+    frontend: FrontendRecord | None = None
+    """With ``RunSettings.frontend_on_target`` on a target that computes features."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +115,8 @@ class Chunk:
     """Rows the chunk covers, those that failed included (for progress)."""
     failures: dict[int, str] = field(default_factory=dict)
     """Row -> why no input could be made of it (a missing or corrupt file)."""
+    audio: np.ndarray | None = None
+    """With ``RunSettings.frontend_on_target``: ``(n, samples)`` float32 waveforms the inputs were made of."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +132,8 @@ class RunSettings:
     latency_probe: int = 0
     """Time this many single-sample calls per run (after ``PROBE_WARMUP`` untimed ones) on the first chunk's
     inputs: latency as a deployed device sees it, one sample per call."""
+    frontend_on_target: dict[str, Any] | None = None
+    """An ``AudioFrontendSpec`` as a dict: targets that can compute it do, from each chunk's ``audio``."""
 
 
 PROBE_WARMUP = 3
@@ -129,8 +164,12 @@ def plan_runs(
         same = reference.name == model_path.name
         names = {reference: f"reference {reference.name}" if same else reference.name, model_path: model_path.name}
 
+    labels = [target.label for target in targets]
+
     def label(path: Path, target: Target, runtime: str | None) -> str:
-        text = target.label + (f" ({runtime})" if len(runtimes) > 1 and runtime else "")
+        # two targets named alike (one board through two Pythons) are told apart by their settings
+        shown = target.label if labels.count(target.label) == 1 else target.spelled()
+        text = shown + (f" ({runtime})" if len(runtimes) > 1 and runtime else "")
         return f"{names[path]} @ {text}" if reference is not None else text
 
     runs = []
@@ -179,29 +218,60 @@ class _Running:
         self.rows = rows
         self.scores: np.ndarray | None = None
         self.latency: list[np.ndarray] = []
+        self.stored_latency: list[np.ndarray] = []
         self.peak: int | None = None
         self.probe_inputs: np.ndarray | None = None
         self.probe: np.ndarray | None = None
+        self.frontend: FrontendRecord | None = None
+
+    def compute_features(self, settings: dict[str, Any]) -> None:
+        """Have the target compute ``settings``' features from each chunk's audio."""
+        self.frontend = FrontendRecord(settings, np.zeros((self.rows, 0), np.float32), np.full(self.rows, np.nan),
+                                       np.zeros(0), np.zeros(0))  # fmt: skip
 
     def feed(self, chunk: Chunk, batch_size: int, probe: int) -> np.ndarray:
         """Run ``chunk``; returns which of its inputs gave finite scores."""
         inputs = fit_to_shape(chunk.inputs, self.session.model.input_shape[1:])
-        result = self.executor.run(inputs, batch_size)
+        if self.frontend is not None:
+            if chunk.audio is None:
+                raise UsageError("the features are computed on the target, but the chunk came without its audio")
+            result = self.executor.run(inputs, batch_size, chunk.audio, self.frontend.settings)
+        else:
+            result = self.executor.run(inputs, batch_size)
         if self.scores is None:
             self.scores = np.full((self.rows, result.scores.shape[1]), np.nan, dtype=np.float32)
         self.scores[chunk.positions] = result.scores
         finite = np.isfinite(result.scores).all(axis=1)
-        self.latency.append(result.latency[finite])
+        (self.stored_latency if self.executor.last_stored else self.latency).append(result.latency[finite])
+        if isinstance(result, FrontendResult):
+            self._feed_frontend(chunk.positions, result, finite)
         if result.peak_memory_bytes is not None:
             self.peak = max(self.peak or 0, result.peak_memory_bytes)
         if probe and self.probe_inputs is None:
             self.probe_inputs = inputs[: PROBE_WARMUP + probe]
         return finite
 
+    def _feed_frontend(self, positions: np.ndarray, result: FrontendResult, finite: np.ndarray) -> None:
+        record = self.frontend
+        assert record is not None
+        if record.host_scores.shape[1] != result.host_scores.shape[1]:
+            record.host_scores = np.full((self.rows, result.host_scores.shape[1]), np.nan, dtype=np.float32)
+        record.host_scores[positions] = result.host_scores
+        record.feature_diff[positions] = result.feature_diff
+        features, end_to_end = result.feature_latency[finite], result.feature_latency[finite] + result.latency[finite]
+        if self.executor.last_stored:
+            record.stored_feature_latency = np.concatenate([record.stored_feature_latency, features])
+            record.stored_end_to_end = np.concatenate([record.stored_end_to_end, end_to_end])
+        else:
+            record.feature_latency = np.concatenate([record.feature_latency, features])
+            record.end_to_end = np.concatenate([record.end_to_end, end_to_end])
+
     def record(self) -> RunRecord:
-        latency = np.concatenate(self.latency) if self.latency else np.zeros(0)
-        return RunRecord(self.session.model, self.session.device, self.sha256, latency, self.peak,
-                         self.executor.stats, self.probe)  # fmt: skip
+        def joined(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0)
+
+        return RunRecord(self.session.model, self.session.device, self.sha256, joined(self.latency), self.peak,
+                         self.executor.stats, self.probe, joined(self.stored_latency), self.frontend)  # fmt: skip
 
 
 def execute_runs(
@@ -252,6 +322,8 @@ def _open(
 ) -> list[_Running]:
     """A session per run, each closed by ``stack`` (its cleanup notes shown after it closed)."""
     work_dir = settings.work_dir or default_work_dir()
+    if settings.frontend_on_target is not None and not any(run.target.computes_features for run in runs):
+        raise UsageError("--frontend-on-target needs a target that runs the device runner (subprocess or ssh://)")
     policy = RetryPolicy(settings.retries, settings.backoff_seconds)
     digests = {path: sha256_of(path) for path in {run.model_path for run in runs}}
     running = []
@@ -262,14 +334,19 @@ def _open(
             stack.enter_context(session)
             if check_model is not None:
                 check_model(session.model)
+            on_target = settings.frontend_on_target if run.target.computes_features else None
             store = None
             if run.target.resumable:
                 identity = {"target": run.target.cache_identity(), "runtime": session.model.runtime,
                             "runtime_version": session.model.runtime_version,
                             "batch_size": str(settings.batch_size)}  # fmt: skip
+                if on_target is not None:
+                    identity["frontend_on_target"] = json.dumps(on_target, sort_keys=True)
                 store = BatchStore(work_dir / "batches", digests[run.model_path], identity)
             executor = ResumableRun(session, run.label, store, policy, progress)
             running.append(_Running(run, session, executor, digests[run.model_path], rows))
+            if on_target is not None:
+                running[-1].compute_features(on_target)
             step(1)
     return running
 

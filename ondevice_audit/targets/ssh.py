@@ -1,5 +1,10 @@
 """``ssh://user@host[:port]``: a Raspberry Pi, a Jetson, any Linux board with Python and a runtime.
 
+Settings follow the address as a query: ``?python=/path/to/python3`` names the device's interpreter (default
+``python3`` on its PATH), ``?runner=per-batch`` starts a runner for every batch instead of one per run (the
+previous scheme, slower: kept to measure the difference). Two targets that differ only in a setting are two
+targets (``ssh://pi?python=/usr/bin/python3`` and ``ssh://pi?python=/opt/venv/bin/python``).
+
 Why the system ``ssh``/``scp`` and not a Python SSH library: the user's OpenSSH already knows how to reach the
 board (``~/.ssh/config`` aliases, ProxyJump, agent and hardware keys, ``known_hosts``), its host-key policy is the
 one the user chose and audited, and the tool gains no network dependency to keep patched.
@@ -30,7 +35,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from ondevice_audit.targets.interface import TargetError, TargetSettings, TargetUnreachable
-from ondevice_audit.targets.remote import RemoteTarget
+from ondevice_audit.targets.remote import RUNNER_MODES, RemoteTarget, RunnerMode
 
 __all__ = ["HOST_KEYS_UNCHECKED", "SshTarget", "check_host_keys", "parse_ssh_options"]
 
@@ -124,12 +129,13 @@ class SshTarget(RemoteTarget):
         python: str = "python3",
         options: Sequence[str] = (),
         state_dir: Path | None = None,
+        runner: RunnerMode = "persistent",
     ):
         if not _HOST.match(host):
             raise TargetError(f"ssh target: {host!r} is not a host name or address")
         if user is not None and not _USER.match(user):
             raise TargetError(f"ssh target: {user!r} is not a user name")
-        super().__init__(python, state_dir)
+        super().__init__(python, state_dir, runner)
         self.host, self.user, self.port = host, user, port
         self._options = [*parse_ssh_options(options), *(a for o in _DEFAULT_OPTIONS for a in ("-o", o))]
         shown = f"[{host}]" if ":" in host else host
@@ -142,7 +148,7 @@ class SshTarget(RemoteTarget):
 
     @classmethod
     def from_url(cls, url: str, options: Sequence[str] = (), state_dir: Path | None = None) -> SshTarget:
-        """``ssh://[user@]host[:port][?python=/path/to/python3]``."""
+        """``ssh://[user@]host[:port][?python=/path/to/python3][&runner=per-batch]``."""
         parts = urlsplit(url)
         try:
             port = parts.port
@@ -156,14 +162,24 @@ class SshTarget(RemoteTarget):
             )
         if parts.path not in ("", "/") or parts.fragment:
             raise TargetError(f"{url}: a target is ssh://user@host[:port]; nothing may follow the port")
-        query = parse_qs(parts.query, strict_parsing=False)
-        unknown = sorted(set(query) - {"python"})
+        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+        unknown = sorted(set(query) - {"python", "runner"})
         if unknown:
-            raise TargetError(f"{url}: unknown setting(s) {', '.join(unknown)}; the only one is ?python=PATH")
+            raise TargetError(f"{url}: unknown setting(s) {', '.join(unknown)}; the settings are ?python=PATH "
+                              f"and ?runner={'|'.join(RUNNER_MODES)}")  # fmt: skip
         python = query.get("python", ["python3"])[-1]
         if not python.strip():
             raise TargetError(f"{url}: ?python= needs the path of a Python interpreter on the device")
-        return cls(parts.hostname, parts.username, port, python, options, state_dir)
+        runner = query.get("runner", ["persistent"])[-1]
+        if runner not in RUNNER_MODES:
+            raise TargetError(f"{url}: ?runner= is {' or '.join(RUNNER_MODES)}, not {runner!r}")
+        return cls(parts.hostname, parts.username, port, python, options, state_dir, runner)  # type: ignore[arg-type]
+
+    def spelled(self) -> str:
+        """The label with the settings that differ from the defaults (``?python=...&runner=...``)."""
+        settings = [f"python={self.python}"] if self.python != "python3" else []
+        settings += [f"runner={self.runner}"] if self.runner != "persistent" else []
+        return self.label + ("?" + "&".join(settings) if settings else "")
 
     # -- transport --------------------------------------------------------------------------------------
 
@@ -223,6 +239,21 @@ class SshTarget(RemoteTarget):
 
     def _exec(self, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
         return self._ssh(" ".join(shlex.quote(a) for a in argv), "running the device runner")
+
+    def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        """The runner through one ssh session whose stdin and stdout carry the batches."""
+        port = ["-p", str(self.port)] if self.port else []
+        command = " ".join(shlex.quote(a) for a in argv)
+        ssh = ["ssh", *self._options, *port, "--", self._destination(), command]
+        try:
+            return subprocess.Popen(ssh, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            raise TargetError("ssh not found: install the OpenSSH client to use ssh:// targets") from None
+        except OSError as exc:
+            raise TargetError(f"{self.label}: cannot start ssh for the device runner ({exc.strerror})") from None
+
+    def _connection_lost(self, returncode: int | None, stderr: str) -> TargetUnreachable | None:
+        return self._unreachable(stderr.encode(), "running the device runner") if returncode == _EXIT_SSH else None
 
     def _files_exist(self, paths: list[str]) -> bool:
         done = self._ssh(" && ".join(f"test -f {shlex.quote(p)}" for p in paths), "checking the device's folder")

@@ -136,7 +136,10 @@ def _device_python(root: Path, packages: tuple[str, ...]) -> Path:
                              check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     (Path(purelib) / "device-shim.pth").write_text(f"{shim}\n")
     probe = "import importlib.util as u; print(u.find_spec('tensorflow'), u.find_spec('ondevice_audit'))"
-    found = subprocess.run([python, "-c", probe], check=True, capture_output=True, text=True, cwd=root).stdout
+    # as over ssh, a checkout on PYTHONPATH stays on this side
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", probe], check=True, capture_output=True, text=True, cwd=root, env=clean)
+    found = done.stdout
     assert found.split() == ["None", "None"], "the device Python must not see TensorFlow or ondevice_audit"
     return python
 
@@ -145,6 +148,13 @@ def _device_python(root: Path, packages: tuple[str, ...]) -> Path:
 def device_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Python with numpy, ai_edge_litert and onnxruntime only."""
     return _device_python(tmp_path_factory.mktemp("device"), ("numpy", "ai_edge_litert", "onnxruntime"))
+
+
+@pytest.fixture(scope="session")
+def micro_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Python with numpy, onnxruntime and pymicro-features (the TFLite Micro audio front-end) only."""
+    packages = ("numpy", "onnxruntime", "pymicro_features", "micro_features_cpp")
+    return _device_python(tmp_path_factory.mktemp("micro-device"), packages)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,43 +65,30 @@ def test_audit_through_ssh_equals_local(kws, models, server, device_python, loca
     assert rb["difference"] == 0 and rb["ci"] == [0, 0]
 
 
-def _runner_is_running(remote_tmp: Path) -> bool:
-    """A device runner `run` process in the server's temporary folder."""
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"run" in argv and any(
-            a.startswith(str(remote_tmp).encode()) and a.endswith(b"device_runner.py") for a in argv
-        ):
-            return True
-    return False
+class _CutAfterFirstBatch(NullProgress):
+    """Kills every open SSH connection (the runner's session with it) once the first batch is in: the next batch
+    goes out on a channel the server dropped."""
+
+    def __init__(self, server):
+        self.server = server
+        self.cuts: list[int] = []
+
+    @contextmanager
+    def task(self, description: str, total: int | None = None) -> Iterator[Advance]:
+        def advance(n: int = 1) -> None:
+            if description.startswith("Auditing") and not self.cuts:
+                self.cuts.append(self.server.cut_connections())
+
+        yield advance
 
 
 def test_a_connection_cut_mid_run_is_retried_with_the_same_numbers(
     kws, models, server, device_python, local_reports, tmp_path
 ):
-    cuts: list[int] = []
-    done = threading.Event()
-
-    def cut_while_the_runner_runs() -> None:
-        while not done.is_set() and not cuts:
-            if _runner_is_running(server.remote_tmp):
-                killed = server.cut_connections()
-                if killed:
-                    cuts.append(killed)
-            time.sleep(0.002)
-
-    watcher = threading.Thread(target=cut_while_the_runner_runs, daemon=True)
-    watcher.start()
-    try:
-        report = audit_model(models.int8, kws.manifest, OPTIONS, MODEL_OPTIONS,
-                                  _targets(server, device_python, tmp_path, "ssh", backoff_seconds=0.2))  # fmt: skip
-    finally:
-        done.set()
-        watcher.join()
-    assert cuts, "the connection was never cut"
+    progress = _CutAfterFirstBatch(server)
+    report = audit_model(models.int8, kws.manifest, OPTIONS, MODEL_OPTIONS,
+                         _targets(server, device_python, tmp_path, "ssh", backoff_seconds=0.2), progress)  # fmt: skip
+    assert progress.cuts and progress.cuts[0] >= 1, "the runner's connection was never cut"
     batches = report["comparison"]["runs"][0]["batches"]
     assert batches["retries"] >= 1 and batches["batches"] == 3
     assert report["attributes"] == local_reports["int8"]["attributes"]

@@ -50,6 +50,8 @@ class StageSettings(ABC):
     stage: ClassVar[str]
     distributions: ClassVar[tuple[str, ...]] = ()
     """Distributions whose version changes this stage's output (beyond the ones of the stages it reads)."""
+    uses_tensorflow: ClassVar[bool] = False
+    """Whether ``run`` needs TensorFlow: the worker then imports it first, timed apart from the task."""
 
     def payload(self) -> dict[str, Any]:
         """What the cache key is made of; the stage, the settings type and the toolchain are added to it."""

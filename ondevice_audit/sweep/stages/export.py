@@ -27,6 +27,7 @@ _CONVERTERS = ("tf2onnx", "onnx", "ai-edge-litert", "onnxruntime")
 class ExportSettings(StageSettings):
     stage = "export"
     distributions = (*TRAINING_DISTRIBUTIONS, *_CONVERTERS)
+    uses_tensorflow = True
 
     features: str
     base: str
@@ -38,6 +39,13 @@ class ExportSettings(StageSettings):
     quantization: str
     calibration_samples: int
     seed: int
+
+    def toolchain(self) -> dict[str, str]:
+        """How Keras models are converted, too: a file converted another way has other bytes."""
+        from ondevice_audit.export.tflite import CONVERSION
+
+        extra = {"tflite-conversion": CONVERSION} if self.format == "tflite" else {}
+        return {**super().toolchain(), **extra}
 
     def run(self, task: TaskContext, entry: Path) -> None:
         from ondevice_audit.export import get_exporter

@@ -27,6 +27,7 @@ __all__ = ["PruneSettings"]
 class PruneSettings(StageSettings):
     stage = "prune"
     distributions = (*TRAINING_DISTRIBUTIONS, "tensorflow-model-optimization")
+    uses_tensorflow = True
 
     features: str
     model: str

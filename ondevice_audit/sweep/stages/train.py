@@ -43,6 +43,7 @@ class MitigationSettings:
 class TrainSettings(StageSettings):
     stage = "train"
     distributions = TRAINING_DISTRIBUTIONS
+    uses_tensorflow = True
 
     features: str
     classes: tuple[str, ...]
@@ -88,6 +89,7 @@ class UserTrainSettings(StageSettings):
 
     stage = "train"
     distributions = TRAINING_DISTRIBUTIONS
+    uses_tensorflow = True
 
     features: str
     classes: tuple[str, ...]
@@ -157,7 +159,9 @@ def labels_of(task: TaskContext, split: str, rows: np.ndarray) -> np.ndarray:
     return encode_labels(labels, task.sweep.classes)[0]
 
 
-def _groups(task: TaskContext, split: str, rows: np.ndarray, mitigation: MitigationSettings | None) -> np.ndarray | None:
+def _groups(
+    task: TaskContext, split: str, rows: np.ndarray, mitigation: MitigationSettings | None
+) -> np.ndarray | None:
     """The mitigation group of each clip (None without a mitigation): what balancing and weights are over."""
     if mitigation is None:
         return None
