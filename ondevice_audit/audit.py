@@ -33,6 +33,7 @@ from ondevice_audit.report.document import build_report
 from ondevice_audit.runtimes import LoadedModel
 from ondevice_audit.runtimes.streaming import DetectorOutput
 from ondevice_audit.scoring import ScoreOptions, frame_warnings, metric_frame, scored_rows
+from ondevice_audit.targets.comparison import against_tflm, comparison_section, tflm_pairs, tflm_warning
 from ondevice_audit.targets.interface import Target
 from ondevice_audit.targets.mcu import MCUBudget
 from ondevice_audit.targets.runs import Chunk, Run, RunSettings, RunsOutcome, execute_runs, plan_runs
@@ -216,6 +217,9 @@ def audit_model(
     if target_options.reference is not None:
         _check_reference(target_options.reference, model)
     runs = _plan(model_path, model_options, target_options)
+    if model_options.graph_optimization and not any(model_format(run.model_path) == "onnx" for run in runs):
+        raise UsageError("--graph-optimization sets ONNX Runtime's graph optimization level; no run here is an ONNX "
+                         "model on ONNX Runtime")  # fmt: skip
     outcome = _run(runs, dataset, model, model_options, target_options, progress)
     main = 1 if target_options.reference is not None else 0
     outputs = [model.task.outputs(scores) for scores in outcome.scores]
@@ -225,8 +229,13 @@ def audit_model(
         disparity = None
         if len(runs) > 1 or runs[0].target.label != "local":  # a plain local audit has nothing to compare
             disparity = model.task.disparity(scored, [run[scored_mask] for run in outputs], options)
+        tflm = _against_tflm(runs, outcome, model, scored, [run[scored_mask] for run in outputs], options)
     audited = _Audited(model_path, manifest_path, dataset, metadata, model, runs, outcome, main)
-    return _audit_report(audited, options, model_options, frame, scored_mask, disparity)
+    report = _audit_report(audited, options, model_options, frame, scored_mask, disparity)
+    if tflm:
+        report["comparison"]["against_tflm"] = tflm
+        report["warnings"] += [text for text in map(tflm_warning, tflm) if text]
+    return report
 
 
 def _run(
@@ -262,6 +271,17 @@ def _plan(model_path: Path, model_options: ModelOptions, target_options: TargetO
     ]
     runtimes = target_options.runtimes or (model_options.runtime,)
     return plan_runs(model_path, targets, runtimes, target_options.reference)
+
+
+def _against_tflm(
+    runs: list[Run], outcome: RunsOutcome, model: ReadModel, scored: Any, outputs: list[np.ndarray],
+    options: ScoreOptions,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Every other run of a file audited on TFLM, compared with TFLM per group (flips only: no resampling)."""
+    quick = dataclasses.replace(options, bootstrap=0, permutations=0)
+    compared = [(t, other, model.task.disparity(scored, [outputs[t], outputs[other]], quick))
+                for t, other in tflm_pairs(runs, outcome.records)]  # fmt: skip
+    return against_tflm(runs, outcome.records, compared)
 
 
 def _chunks(files: Sequence[Path], frontend: Frontend, size: int) -> Iterator[Chunk]:
@@ -337,6 +357,8 @@ def _audit_report(
             "targets": list(dict.fromkeys(run.target.label for run in runs[main:])),
             "reference": None if reference is None else str(reference.model_path),
             "batch_size": model_options.batch_size,
+            "threads": model_options.threads,
+            "graph_optimization": model_options.graph_optimization,
             **audited.model.task.settings(),
             "output": model_options.output,
         },
@@ -354,7 +376,5 @@ def _audit_report(
     if section is not None:
         report["detection"] = {**section, "stream": audited.model.stream}
     if disparity is not None:
-        from ondevice_audit.targets.comparison import comparison_section
-
         report["comparison"] = comparison_section(runs, outcome.records, disparity)
     return report

@@ -80,6 +80,15 @@ class ModelOptions:
     output: str | None = None
     """The output to score, by name or index, for a model with several."""
     detector: DetectorOptions = field(default_factory=DetectorOptions)
+    threads: int | None = None
+    """Threads every runtime computes with (``--threads``); None: each runtime's default."""
+    graph_optimization: str | None = None
+    """ONNX Runtime's graph optimization level (``--graph-optimization``); None: ``all``."""
+
+    def runtime_options(self, stream: StreamSettings | None = None) -> RuntimeOptions:
+        """How every run opens the model: which output, threads, graph optimization, streaming."""
+        return RuntimeOptions(output=self.output, stream=stream, threads=self.threads,
+                              graph_optimization=self.graph_optimization)  # fmt: skip
 
 
 def resolve_frontend(metadata: ModelMetadata | None, options: ModelOptions) -> Frontend:
@@ -138,7 +147,7 @@ def read_model(path: Path, metadata: ModelMetadata | None, options: ModelOptions
             raise UsageError("the model carries no label names: pass --labels FILE (one class name per line, "
                              "in output order)")  # fmt: skip
         frontend = resolve_frontend(metadata, options)
-        return ReadModel(ClassifierTask(tuple(labels)), frontend, RuntimeOptions(output=options.output))
+        return ReadModel(ClassifierTask(tuple(labels)), frontend, options.runtime_options())
     return _read_detector(path, options, labels, resolve_frontend(metadata, options), metadata)
 
 
@@ -176,7 +185,7 @@ def _read_detector(
     clip = getattr(getattr(frontend, "spec", None), "clip_seconds", None)
     seconds = None if clip is None else clip + 2 * detector.pad_ms / 1000
     task = DetectorTask(positive, detector.point(), output, seconds)  # type: ignore[arg-type]
-    return ReadModel(task, frontend, RuntimeOptions(output=options.output, stream=stream), notes, described)
+    return ReadModel(task, frontend, options.runtime_options(stream), notes, described)
 
 
 def _probe(path: Path, options: ModelOptions) -> LoadedModel:

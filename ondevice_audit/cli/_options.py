@@ -20,6 +20,7 @@ from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec, MicroF
 from ondevice_audit.metrics.definitions import DETECTION_METRICS, METRICS
 from ondevice_audit.model_io import DetectorOptions
 from ondevice_audit.report import ReportFormatChoice
+from ondevice_audit.runtimes import GRAPH_OPTIMIZATIONS
 from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.targets.mcu import DeploymentSettings
 
@@ -255,6 +256,17 @@ Labels = Annotated[
     Path | None, typer.Option(help="Class names, one per line in output order (models without metadata).")
 ]
 TrustModel = Annotated[bool, typer.Option(help="Allow Keras models that run stored Python code (Lambda layers).")]
+GraphOptimization = StrEnum("GraphOptimization", {level: level for level in GRAPH_OPTIMIZATIONS})  # type: ignore[misc]
+Threads = Annotated[
+    int | None,
+    typer.Option(min=1, help="Threads the runtime computes with (default: LiteRT 1, ONNX Runtime one per usable CPU, "
+                 "TensorFlow its own; TFLM is single-threaded). Every report states the count that ran."),
+]  # fmt: skip
+GraphOptimizationLevel = Annotated[
+    GraphOptimization | None,
+    typer.Option("--graph-optimization", help="ONNX Runtime's graph optimization level, recorded in the report "
+                 "(default: all, ONNX Runtime's own).", case_sensitive=False, show_default=False),
+]  # fmt: skip
 
 
 # The front-end: `audit` and `sweep --model` (a model without metadata), `train` (what the model will hear).

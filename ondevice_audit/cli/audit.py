@@ -17,7 +17,7 @@ from ondevice_audit.cli.targets import TARGET_OPTIONS
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import RUNTIMES
 from ondevice_audit.scoring import ScoreOptions
-from ondevice_audit.targets import device_runner
+from ondevice_audit.targets.runner_names import runner_runtimes
 
 if TYPE_CHECKING:
     from ondevice_audit.audit import TargetOptions
@@ -43,10 +43,14 @@ def audit(
     runtime: Annotated[
         list[str] | None,
         typer.Option(
-            help=f"Override the runtime: {', '.join(RUNTIMES)} (default: by model format); repeat to compare "
-            f"runtimes. Through the device runner: {', '.join(r for r in device_runner.RUNTIMES if r not in RUNTIMES)} too."
+            help=f"Override the runtime: {', '.join(RUNTIMES)} (default: by model format; litert is LiteRT's "
+            "optimized kernels with XNNPACK, litert-builtin the same kernels without a delegate, litert-ref the "
+            "reference kernels TFLM's share); repeat to compare runtimes. Through the device runner: "
+            f"{', '.join(r for r in runner_runtimes() if r not in RUNTIMES)} too."
         ),
     ] = None,
+    threads: opt.Threads = None,
+    graph_optimization: opt.GraphOptimizationLevel = None,
     labels: opt.Labels = None,
     model_output: Annotated[
         str | None,
@@ -100,6 +104,8 @@ def audit(
         task=task_choice.task,
         output=model_output,
         detector=task_choice.detector,  # a model's metadata may say it is a detector: model_io checks the rest
+        threads=threads,
+        graph_optimization=None if graph_optimization is None else str(graph_optimization.value),
     )
     assert target_options is not None  # TARGET_OPTIONS always passes one
     target_options = dataclasses.replace(target_options, runtimes=runtimes if len(runtimes) > 1 else ())

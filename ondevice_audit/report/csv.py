@@ -1,4 +1,6 @@
-"""One row per overall / group / RB entry, for spreadsheets and pandas.
+"""One row per overall / group / RB entry, for spreadsheets and pandas; then the runtime that ran the model
+(``runtime``, and with several runs one ``run`` row each) and the report's warnings (``warning``), each in the
+``note`` column.
 
 Names are written through the csv module (quotes, commas, newlines) and cells that a spreadsheet would run
 as a formula (leading ``=``, ``+``, ``-``, ``@``) get a leading apostrophe.
@@ -11,6 +13,7 @@ import io
 from typing import Any
 
 from ondevice_audit.report.interface import ReportFormat
+from ondevice_audit.report.sentences import runtime_text
 
 __all__ = ["CsvFormat"]
 
@@ -64,7 +67,19 @@ class CsvFormat(ReportFormat):
                 + [None, None, None, None, rb["value"], *rb_ci, rb["p_value"], rb["undefined_reason"]]
             )
         _detection_rows(writer, report, len(metric_names))
+        _note_rows(writer, report, len(metric_names))
         return out.getvalue()
+
+
+def _note_rows(writer: Any, report: dict[str, Any], n_metrics: int) -> None:
+    """The runtime (kernels, delegate, threads) of the model and of every compared run, then each warning."""
+    notes: list[tuple[str, str | None, str]] = []
+    if report.get("model"):
+        notes.append(("runtime", report["model"]["runtime"], runtime_text(report["model"])))
+    notes += [("run", run["label"], runtime_text(run)) for run in (report.get("comparison") or {}).get("runs", [])]
+    notes += [("warning", None, warning) for warning in report["warnings"]]
+    for kind, group, note in notes:
+        writer.writerow([kind, "", _safe(group), *[None] * (n_metrics + 10), _safe(note)])
 
 
 def _detection_rows(writer: Any, report: dict[str, Any], n_metrics: int) -> None:

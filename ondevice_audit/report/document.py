@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "build_report", "load_report", "schema", "to_json", "validate"]
 
-SCHEMA_VERSION = "1.1"
-"""1.1 adds the optional ``detection`` section (``--task detect``); every 1.0 document is a valid 1.1 one."""
+SCHEMA_VERSION = "1.2"
+"""1.1 adds the optional ``detection`` section (``--task detect``); 1.2 the kernels, delegate, threads and graph
+optimization of the model and of every compared run, ``comparison.against_tflm`` and the ``label_map``
+setting. Every 1.x document is a valid 1.2 one."""
 _SUPPORTED_MAJOR = "1"
 
 

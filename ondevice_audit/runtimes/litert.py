@@ -1,9 +1,19 @@
-"""TFLite models on LiteRT (``ai_edge_litert``), the interpreter that replaced tflite-runtime."""
+"""TFLite models on LiteRT (``ai_edge_litert``), the interpreter that replaced tflite-runtime.
+
+One file gives different int8 numbers on different kernels, so which kernels run is a choice the report
+records, made by the runtime's name:
+
+- ``litert``: LiteRT's optimized builtin kernels with the XNNPACK delegate it applies by default, as an app on
+  a phone or a Raspberry Pi runs the file.
+- ``litert-builtin``: the optimized builtin kernels without any delegate (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``).
+- ``litert-ref``: the reference kernels (``BUILTIN_REF``), whose integer arithmetic TensorFlow Lite Micro's
+  kernels port: the closest a desktop gets to a microcontroller's numbers without TFLM itself.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -12,7 +22,7 @@ from ondevice_audit.runtimes.interface import ModelLoadError, Runtime, select_ou
 if TYPE_CHECKING:
     from ondevice_audit.runtimes import RuntimeOptions
 
-__all__ = ["LiteRTRuntime", "dequantize", "quantize"]
+__all__ = ["LiteRTBuiltinRuntime", "LiteRTReferenceRuntime", "LiteRTRuntime", "dequantize", "quantize"]
 
 
 def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
@@ -35,17 +45,22 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
 class LiteRTRuntime(Runtime):
     name = "litert"
     model_format = "tflite"
+    resolver: ClassVar[str] = "AUTO"
+    """The ``OpResolverType`` member: which kernels, and whether the default delegate (XNNPACK) is applied."""
+    kernels: ClassVar[str] = "optimized"
 
     @classmethod
     def open(cls, model_path: Path, options: RuntimeOptions) -> LiteRTRuntime:
-        return cls(model_path, output=options.output)
+        return cls(model_path, num_threads=options.threads, output=options.output)
 
     def __init__(self, model_path: Path, num_threads: int | None = None, output: str | None = None):
         super().__init__(model_path)
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        self.threads = num_threads or 1  # what the interpreter does with None: ``int(num_threads or 1)``
         try:
-            self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+            self._interpreter = Interpreter(model_path=str(model_path), num_threads=self.threads,
+                                            experimental_op_resolver_type=OpResolverType[self.resolver])  # fmt: skip
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]
@@ -104,10 +119,24 @@ class LiteRTRuntime(Runtime):
             it.allocate_tensors()
             self._batch = int(self._input["shape"][0])
 
+    def _delegate(self) -> str | None:
+        """The delegate LiteRT applied, with the partitions of the graph it took; None when it took none.
+
+        LiteRT applies its default delegate when tensors are first allocated and adds one ``DELEGATE`` node per
+        partition it took over, so this allocates first."""
+        self._allocate(self.max_batch or 1)
+        partitions = sum(op["op_name"] == "DELEGATE" for op in self._interpreter._get_ops_details())
+        if not partitions:
+            return None
+        return f"XNNPACK ({partitions} partition{'s' if partitions > 1 else ''})"
+
     def _facts(self) -> dict[str, object]:
         import ai_edge_litert
 
         return {
+            "kernels": self.kernels,
+            "delegate": self._delegate(),
+            "threads": self.threads,
             "runtime_version": getattr(ai_edge_litert, "__version__", "unknown"),
             "input_shape": [None if self._dynamic_batch else int(self._input["shape"][0]), *self.input_shape],
             "input_dtype": np.dtype(self._input["dtype"]).name,
@@ -116,3 +145,18 @@ class LiteRTRuntime(Runtime):
             "outputs": self._output_names,
             "output": self._output["name"] if len(self._output_names) > 1 else None,
         }
+
+
+class LiteRTBuiltinRuntime(LiteRTRuntime):
+    """The optimized builtin kernels alone: an app that turns the default delegate off runs these."""
+
+    name = "litert-builtin"
+    resolver = "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
+
+
+class LiteRTReferenceRuntime(LiteRTRuntime):
+    """The reference kernels: plain integer arithmetic that TFLite Micro's kernels share (see ``README``)."""
+
+    name = "litert-ref"
+    resolver = "BUILTIN_REF"
+    kernels = "reference"

@@ -2,6 +2,10 @@
 
 The first run is the reference that flips, forgotten clips and RB differences are measured against (see
 ``metrics/disparity.py``); the runs themselves are planned and executed by ``targets/runs.py``.
+
+When TFLite Micro is one of the runs, every other run of the same file is also measured against it
+(``against_tflm``): a microcontroller computes what TFLM computes, so a desktop runtime whose decisions differ
+from TFLM's gives per-group numbers no board reproduces, and the report warns with the per-group flip rates.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from ondevice_audit._files import model_format
 from ondevice_audit.metrics.disparity import DisparityFrame, GroupDisparity
 from ondevice_audit.targets.runs import Run, RunRecord
 
-__all__ = ["comparison_section"]
+__all__ = ["against_tflm", "comparison_section", "tflm_pairs", "tflm_warning"]
 
 
 def _latency(seconds: np.ndarray) -> dict[str, float] | None:
@@ -99,3 +103,59 @@ def comparison_section(runs: Sequence[Run], records: Sequence[RunRecord], dispar
             for attribute in disparity.attributes
         ],
     }
+
+
+def tflm_pairs(runs: Sequence[Run], records: Sequence[RunRecord]) -> list[tuple[int, int]]:
+    """(TFLM run, other run) index pairs: every run of a file on another runtime, against that file on TFLM."""
+    on_tflm = [i for i, record in enumerate(records) if record.model.runtime == "tflm"]
+    return [
+        (t, other)
+        for t in on_tflm
+        for other, record in enumerate(records)
+        if record.model.runtime != "tflm" and runs[other].model_path == runs[t].model_path
+    ]
+
+
+def against_tflm(
+    runs: Sequence[Run], records: Sequence[RunRecord], compared: Sequence[tuple[int, int, DisparityFrame]]
+) -> list[dict[str, Any]]:
+    """Per (TFLM run, other run, their disparity with TFLM first): the clips and, per group, the share of clips
+    whose decision differs from TFLM's."""
+
+    def flips(group: GroupDisparity) -> dict[str, Any]:
+        return {"name": group.name, "n": group.n, "flips": group.flips[1], "flip_rate": group.flip_rate(1)}
+
+    return [
+        {
+            "run": runs[other].label,
+            "tflm_run": runs[t].label,
+            "runtime": records[other].model.runtime,
+            "kernels": records[other].model.kernels,
+            "delegate": records[other].model.delegate,
+            **{key: value for key, value in flips(disparity.overall).items() if key != "name"},
+            "attributes": [
+                {"name": attribute.name, "groups": [flips(group) for group in attribute.groups]}
+                for attribute in disparity.attributes
+            ],
+        }
+        for t, other, disparity in compared
+    ]
+
+
+def tflm_warning(entry: dict[str, Any]) -> str | None:
+    """The report's warning when a run decides differently from TFLM on some clips; None when it never does."""
+    if not entry["flips"]:
+        return None
+    how = " with ".join(part for part in (entry["kernels"] and f"{entry['kernels']} kernels",
+                                          entry["delegate"] and f"delegate {entry['delegate']}") if part)  # fmt: skip
+    groups = "; ".join(
+        f"{attribute['name']}: "
+        + ", ".join(f"{group['name']} {group['flip_rate']:.1%} ({group['flips']} of {group['n']})"
+                    for group in attribute["groups"])  # fmt: skip
+        for attribute in entry["attributes"]
+    )
+    return (
+        f"{entry['run']}, on {how or entry['runtime']}, decides differently from TFLite Micro ({entry['tflm_run']}) on "
+        f"{entry['flips']} of {entry['n']} clips ({entry['flip_rate']:.1%}); per group: {groups}. A microcontroller "
+        "computes what TFLM computes: do not ship on this run's per-group numbers (audit on tflm, or litert-ref)"
+    )

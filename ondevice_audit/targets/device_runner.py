@@ -9,10 +9,15 @@ OS and JetPack images), so it avoids newer syntax.
 
 Commands (one JSON object is written to stdout; exit status 0, or 3 with ``{"error": ...}``):
 
-- ``facts [--model M] [--runtime R]``: Python, CPU architecture, runtimes and versions, free disk, memory; with a
-  model, which runtime loads it (or why none can).
+- ``facts [--model M] [--runtime R]``: Python, CPU architecture, runtimes and versions (and the ``--kernels`` each
+  TFLite one offers), free disk, memory; with a model, which runtime loads it (or why none can).
 - ``run --model M --inputs IN.npz --outputs OUT.npz [--runtime R] [--batch-size N]``: class scores and
   per-sample latency to ``OUT.npz``; the JSON carries the runtime and the process's peak resident memory.
+
+Both take ``--kernels default|builtin|ref`` (a TFLite interpreter's op resolver: optimized kernels with the
+default XNNPACK delegate, without it, or the reference kernels), ``--threads N`` and, for ONNX Runtime,
+``--graph-optimization disabled|basic|extended|all``; the model's facts say which kernels, delegate and
+threads ran it.
 
 Like the host's runtimes, the runner hides quantisation: float32 inputs are quantised with the input tensor's
 scale and zero point, and int8 outputs are dequantised before they are written.
@@ -35,6 +40,12 @@ RUNTIMES = {"litert": "tflite", "tflite_runtime": "tflite", "tf_lite": "tflite",
 """Runtime name -> the model format it runs; for a format, earlier names are preferred."""
 _MODULES = {"litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime", "tf_lite": "tensorflow",
             "onnxruntime": "onnxruntime"}  # fmt: skip
+KERNELS = ("default", "builtin", "ref")
+"""A TFLite interpreter's kernel choices (``--kernels``), as op resolvers; names the host puts after a runtime
+(``litert-ref``)."""
+_RESOLVERS = {"default": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "ref": "BUILTIN_REF"}
+_ORT_LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+               "all": "ORT_ENABLE_ALL"}  # fmt: skip
 _ONNX_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 _EXIT_ERROR = 3
 
@@ -83,6 +94,7 @@ def runtime_status(name: str) -> dict[str, object]:
         found = importlib.util.find_spec(module) is not None
         version = _distribution_version(module) if found else None
         status.update(usable=found, version=version, note=None if found else "not installed")
+        status["kernels"] = _kernel_choices(name, version) if found else []
         return status
     try:
         imported = __import__(module)
@@ -92,7 +104,17 @@ def runtime_status(name: str) -> dict[str, object]:
         return status
     version = getattr(imported, "__version__", None) or _distribution_version(module)
     status.update(usable=True, version=None if version is None else str(version), note=None)
+    status["kernels"] = _kernel_choices(name, status["version"])
     return status
+
+
+def _kernel_choices(name: str, version: object) -> list[str]:
+    """The ``--kernels`` a runtime offers: TFLite interpreters choose their op resolver since TensorFlow 2.5."""
+    if RUNTIMES[name] != "tflite":
+        return []
+    numbers = str(version or "0").split(".")[:2]
+    recent = name == "litert" or tuple(int(n) if n.isdigit() else 0 for n in numbers) >= (2, 5)
+    return list(KERNELS) if recent else ["default"]
 
 
 def _memory_total() -> int | None:
@@ -166,20 +188,21 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return (values.astype(np.float32) - zero_point) * scale
 
 
-def _interpreter_class(name: str) -> type:
+def _interpreter_class(name: str) -> tuple[type, object]:
+    """The interpreter class of ``name`` and its ``OpResolverType`` enum (None where it has none)."""
     if name == "litert":
         from ai_edge_litert import interpreter
 
-        return interpreter.Interpreter
+        return interpreter.Interpreter, interpreter.OpResolverType
     if name == "tflite_runtime":
         from tflite_runtime import interpreter
 
-        return interpreter.Interpreter
+        return interpreter.Interpreter, getattr(interpreter, "OpResolverType", None)
     # A device has no ondevice_audit (so no ondevice_audit._tensorflow): TensorFlow is imported directly.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    return tf.lite.Interpreter
+    return tf.lite.Interpreter, getattr(tf.lite.experimental, "OpResolverType", None)
 
 
 def _output_index(names: list[str], wanted: str | None) -> int:
@@ -198,10 +221,17 @@ def _output_index(names: list[str], wanted: str | None) -> int:
 class TFLiteModel:
     """A TFLite model on one interpreter, batched as the host's LiteRT runtime batches it."""
 
-    def __init__(self, path: str, runtime: str, output: str | None = None):
-        interpreter = _interpreter_class(runtime)
+    def __init__(self, path: str, runtime: str, output: str | None = None, kernels: str = "default",
+                 threads: int | None = None):  # fmt: skip
+        interpreter, resolvers = _interpreter_class(runtime)
+        self._kernels, self._threads = kernels, threads or 1  # explicit: old interpreters' default is not 1
+        options = {"num_threads": self._threads}
+        if kernels != "default":
+            if resolvers is None:
+                raise RunnerError(f"{runtime} here cannot choose its kernels (that needs TensorFlow Lite 2.5+)", "runtime")
+            options["experimental_op_resolver_type"] = getattr(resolvers, _RESOLVERS[kernels])
         try:
-            self._it = interpreter(model_path=path)
+            self._it = interpreter(model_path=path, **options)
         except (ValueError, RuntimeError) as exc:
             raise RunnerError(f"{runtime} cannot load the model: {exc}", "model") from None
         if len(self._it.get_input_details()) != 1:
@@ -218,8 +248,20 @@ class TFLiteModel:
     def max_batch(self) -> int | None:
         return None if self._dynamic else int(self._input["shape"][0])
 
+    def _delegate(self) -> str | None:
+        """As the host's LiteRT runtime says it: the partitions the default delegate took at allocation."""
+        self._allocate(self.max_batch or 1)
+        details = getattr(self._it, "_get_ops_details", None)
+        if details is None:
+            return None if self._kernels != "default" else "default delegate (not reported by this interpreter)"
+        partitions = sum(op["op_name"] == "DELEGATE" for op in details())
+        return "XNNPACK ({} partition{})".format(partitions, "s" if partitions > 1 else "") if partitions else None
+
     def facts(self) -> dict[str, object]:
         return {
+            "kernels": "reference" if self._kernels == "ref" else "optimized",
+            "delegate": self._delegate(),
+            "threads": self._threads,
             "input_shape": [None if self._dynamic else int(self._input["shape"][0])]
             + [int(d) for d in self._input["shape"][1:]],
             "input_dtype": np.dtype(self._input["dtype"]).name,
@@ -229,9 +271,8 @@ class TFLiteModel:
             "output": self._names[self._index] if len(self._names) > 1 else None,
         }
 
-    def run(self, inputs: np.ndarray) -> np.ndarray:
+    def _allocate(self, n: int) -> None:
         it = self._it
-        n = len(inputs)
         if self._dynamic and self._batch != n:
             it.resize_tensor_input(self._input["index"], [n] + [int(d) for d in self._input["shape"][1:]])
             it.allocate_tensors()
@@ -241,6 +282,11 @@ class TFLiteModel:
         elif self._batch is None:
             it.allocate_tensors()
             self._batch = int(self._input["shape"][0])
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        it = self._it
+        n = len(inputs)
+        self._allocate(n)
         if not self._dynamic and n < self._batch:  # fixed-batch model: pad the last chunk
             inputs = np.concatenate([inputs, np.repeat(inputs[-1:], self._batch - n, axis=0)])
         it.set_tensor(self._input["index"], quantize(inputs, self._input))
@@ -255,11 +301,15 @@ def _dim(value: object) -> int | None:
 class OnnxModel:
     """An ONNX model on ONNX Runtime's CPU execution provider."""
 
-    def __init__(self, path: str, output: str | None = None):
+    def __init__(self, path: str, output: str | None = None, threads: int | None = None, optimization: str = "all"):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self._threads, self._optimization = threads or cpus, optimization
+        options.intra_op_num_threads = self._threads
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[optimization])
         try:
             self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types, not a common base
@@ -277,6 +327,9 @@ class OnnxModel:
 
     def facts(self) -> dict[str, object]:
         return {
+            "kernels": "CPU execution provider",
+            "threads": self._threads,
+            "graph_optimization": self._optimization,
             "input_shape": [_dim(d) for d in self._input.shape],
             "input_dtype": self._input.type,
             "output_shape": [_dim(d) for d in self._output.shape],
@@ -295,13 +348,17 @@ class OnnxModel:
 
 
 def load_model(
-    path: str, runtime: str | None, output: str | None = None
+    path: str, runtime: str | None, output: str | None = None, args: argparse.Namespace | None = None
 ) -> tuple[TFLiteModel | OnnxModel, dict[str, object]]:
-    """The model on ``runtime`` (default: the first usable runtime for its format) and that runtime's status.
+    """The model on ``runtime`` (default: the first usable runtime for its format) and that runtime's status,
+    opened with ``args``' ``--kernels``, ``--threads`` and ``--graph-optimization``.
 
     Every runtime tried and why it failed goes into the error, so the host can say why nothing runs the model.
     """
     fmt = model_format(path)
+    kernels, threads = getattr(args, "kernels", "default"), getattr(args, "threads", None)
+    if kernels != "default" and fmt != "tflite":
+        raise RunnerError(f"--kernels {kernels} chooses a TFLite interpreter's kernels, not ONNX Runtime's", "usage")
     if runtime is not None and runtime not in RUNTIMES:
         raise RunnerError(f"unknown runtime {runtime!r}; the runner knows {', '.join(RUNTIMES)}", "usage")
     if runtime is not None and RUNTIMES[runtime] != fmt:
@@ -314,7 +371,10 @@ def load_model(
             reasons.append(f"{name}: {status['note']}")
             continue
         try:
-            model = TFLiteModel(path, name, output) if fmt == "tflite" else OnnxModel(path, output)
+            if fmt == "tflite":
+                model = TFLiteModel(path, name, output, kernels, threads)  # type: TFLiteModel | OnnxModel
+            else:
+                model = OnnxModel(path, output, threads, getattr(args, "graph_optimization", "all"))
         except RunnerError as exc:
             reasons.append(str(exc))
             continue
@@ -335,7 +395,7 @@ def command_facts(args: argparse.Namespace) -> dict[str, object]:
     facts["runtimes"] = [runtime_status(name) for name in RUNTIMES]
     if args.model:
         try:
-            model, status = load_model(args.model, args.runtime, args.output)
+            model, status = load_model(args.model, args.runtime, args.output, args)
         except RunnerError as exc:
             facts["model_error"] = str(exc)
         else:
@@ -354,7 +414,7 @@ def command_run(args: argparse.Namespace) -> dict[str, object]:
     except (OSError, KeyError, ValueError) as exc:
         raise RunnerError(f"cannot read the inputs {args.inputs}: {exc}", "inputs") from None
     os.remove(args.inputs)
-    model, status = load_model(args.model, args.runtime, args.output)
+    model, status = load_model(args.model, args.runtime, args.output, args)
     step = min(args.batch_size, model.max_batch or args.batch_size)
     latency = np.zeros(len(inputs), dtype=np.float64)
     outputs = []
@@ -382,6 +442,14 @@ def command_run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def _model_settings(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--kernels", choices=KERNELS, default="default", help="a TFLite interpreter's kernels")
+    command.add_argument("--threads", type=int, help="threads the runtime computes with (default: 1 for TFLite, "
+                         "one per usable CPU for ONNX Runtime)")  # fmt: skip
+    command.add_argument("--graph-optimization", choices=sorted(_ORT_LEVELS), default="all",
+                         help="ONNX Runtime's graph optimization level")  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="device_runner.py", description="ondevice-audit device runner")
     commands = parser.add_subparsers(dest="command")
@@ -390,6 +458,7 @@ def _parser() -> argparse.ArgumentParser:
     facts.add_argument("--runtime")
     facts.add_argument("--workdir", help="where free disk space is measured (default: this file's folder)")
     facts.add_argument("--output", help="the output to score, by name or index, when the model has several")
+    _model_settings(facts)
     run = commands.add_parser("run", help="run --model over --inputs, write --outputs")
     run.add_argument("--model", required=True)
     run.add_argument("--inputs", required=True)
@@ -398,6 +467,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=64)
     run.add_argument("--output", help="the output to score, by name or index, when the model has several")
     run.add_argument("--discard", action="append", default=[], help="a finished output file to delete first")
+    _model_settings(run)
     return parser
 
 
@@ -407,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("facts", "run") and args.threads is not None and args.threads < 1:
+            raise RunnerError("--threads must be at least 1", "usage")
         if args.command == "facts":
             result = command_facts(args)
         elif args.command == "run":
