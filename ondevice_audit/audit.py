@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ondevice_audit._files import model_format, size_of
+from ondevice_audit._files import model_format, sha256_of, size_of
 from ondevice_audit.data import LabelledFiles, read_manifest, read_predictions, select_split
 from ondevice_audit.data.predictions import Predictions, read_detector_scores
 from ondevice_audit.errors import UsageError
@@ -212,6 +212,7 @@ def audit_model(
     model = read_model(model_path, metadata, model_options)
     options = model.task.resolve(options)
     model.task.check_data(list(dataset.frame["label"]))
+    notes = model.task.data_warnings(list(dataset.frame["label"]))
     for note in model.notes:
         progress.note(note)
     if target_options.reference is not None:
@@ -232,6 +233,7 @@ def audit_model(
         tflm = _against_tflm(runs, outcome, model, scored, [run[scored_mask] for run in outputs], options)
     audited = _Audited(model_path, manifest_path, dataset, metadata, model, runs, outcome, main)
     report = _audit_report(audited, options, model_options, frame, scored_mask, disparity)
+    report["warnings"] += notes
     if tflm:
         report["comparison"]["against_tflm"] = tflm
         report["warnings"] += [text for text in map(tflm_warning, tflm) if text]
@@ -343,6 +345,8 @@ def _audit_report(
         {"role": "model", "path": str(audited.model_path), "sha256": record.model_sha256},
         {"role": "manifest", "path": str(audited.manifest_path), "sha256": audited.dataset.sha256},
     ]
+    inputs += [{"role": "front-end plug-in", "path": str(path), "sha256": sha256_of(path)}
+               for path in audited.model.frontend.files()]  # fmt: skip
     reference = runs[0] if main else None
     if reference is not None:
         inputs.append({"role": "reference model", "path": str(reference.model_path),

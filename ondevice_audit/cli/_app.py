@@ -6,6 +6,7 @@ Errors the tool raises on purpose become one line on stderr and their exit code 
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +15,7 @@ from typer.core import TyperGroup
 
 from ondevice_audit import __version__
 from ondevice_audit.cli._progress import stderr
-from ondevice_audit.errors import OndeviceAuditError
+from ondevice_audit.errors import DEBUG_ENV, OndeviceAuditError
 
 __all__ = ["app"]
 
@@ -58,3 +59,7 @@ def _root(
     ] = False,
 ) -> None:
     ctx.meta["debug"] = debug
+    if debug:  # for code run on the user's behalf, in this process and its workers; unset when the command ends
+        previous = os.environ.get(DEBUG_ENV)
+        os.environ[DEBUG_ENV] = "1"
+        ctx.call_on_close(lambda: os.environ.pop(DEBUG_ENV) if previous is None else None)

@@ -17,6 +17,7 @@ from ondevice_audit.cli._params import OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import stderr
 from ondevice_audit.errors import ExitCode, UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec, MicroFrontendSpec
+from ondevice_audit.label_map import LabelMap
 from ondevice_audit.metrics.definitions import DETECTION_METRICS, METRICS
 from ondevice_audit.model_io import DetectorOptions
 from ondevice_audit.report import ReportFormatChoice
@@ -256,6 +257,18 @@ Labels = Annotated[
     Path | None, typer.Option(help="Class names, one per line in output order (models without metadata).")
 ]
 TrustModel = Annotated[bool, typer.Option(help="Allow Keras models that run stored Python code (Lambda layers).")]
+LabelMapOption = Annotated[
+    str | None,
+    typer.Option("--label-map", metavar="MODEL=DATA[,...]|FILE",
+                 help="Count the model's classes as the data's labels: MODEL=DATA pairs (several classes may map onto "
+                 "one label, e.g. left=_unknown_,right=_unknown_), or a CSV file with the header model_class,data_label. "
+                 "Unnamed classes keep their names; recorded in the report."),
+]  # fmt: skip
+
+
+def label_map(value: str | None) -> LabelMap | None:
+    """``--label-map`` parsed (a one-line error for a malformed one)."""
+    return None if value is None else LabelMap.parse(value)
 GraphOptimization = StrEnum("GraphOptimization", {level: level for level in GRAPH_OPTIMIZATIONS})  # type: ignore[misc]
 Threads = Annotated[
     int | None,
@@ -273,7 +286,9 @@ GraphOptimizationLevel = Annotated[
 FRONTEND_PANEL = "Front-end"
 FrontendPlugin = Annotated[
     str | None,
-    typer.Option(help="Your own front-end: package.module:callable mapping a file path to the model input.",
+    typer.Option(help="Your own front-end, a callable mapping a file path to the model input: path/to/file.py:callable "
+                 "(loaded from that file; no PYTHONPATH needed) or package.module:callable (found on PYTHONPATH). Its "
+                 "import output is hidden unless --debug; its file's sha256 is recorded in the report.",
                  rich_help_panel=FRONTEND_PANEL),
 ]  # fmt: skip
 

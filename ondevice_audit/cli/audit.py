@@ -52,6 +52,7 @@ def audit(
     threads: opt.Threads = None,
     graph_optimization: opt.GraphOptimizationLevel = None,
     labels: opt.Labels = None,
+    label_map: opt.LabelMapOption = None,
     model_output: Annotated[
         str | None,
         typer.Option("--output", help="The model output to score, by name or index, when it has several (the "
@@ -98,6 +99,7 @@ def audit(
         frontend=spec,
         frontend_plugin=frontend,
         labels_file=labels,
+        label_map=opt.label_map(label_map),
         trust_model=trust_model,
         batch_size=batch_size,
         mcu_budget=mcu_budget.budget() if mcu_budget else None,

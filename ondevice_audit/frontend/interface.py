@@ -246,6 +246,11 @@ class Frontend(ABC):
     def load_one(self, path: Path) -> np.ndarray:
         """One file to one input array; raise ``SampleError`` for a bad file."""
 
+    def files(self) -> list[Path]:
+        """Files whose content defines the front-end beyond its settings (a plug-in's module): reports hash them
+        as inputs."""
+        return []
+
     def transform(self, paths: Sequence[Path]) -> FrontendBatch:
         rows: list[np.ndarray] = []
         ok = np.zeros(len(paths), dtype=bool)

@@ -97,15 +97,17 @@ def run_sweep(
     started = time.perf_counter()
     cache = Cache(cache_dir or default_cache_dir())
     folder = SweepFolder(out)
-    _prepare_out(folder, matrix, resume, cache.root)
+    _check_out(folder, matrix, resume)
     cache.remove_stale()
-    context = prepare_context(matrix, cache.root)
+    context = prepare_context(matrix, cache.root)  # refuses data the matrix cannot sweep: before --out is made
+    folder.path.mkdir(parents=True, exist_ok=True)
+    _write_state(folder, matrix, cache.root, "running")
     plan = build_plan(context, cache)
     budget = matrix.deployment.budget()
     run = _Run(matrix, plan, cache, folder, progress or NullProgress(), on_status, budget=budget)
     run.execute(jobs, context, executor, address)
     results = _results_frame(matrix, run.rows)
-    scoring = matrix.data.scoring_task(context.classes)
+    scoring = matrix.scoring_task(context.classes)
     if matrix.model is not None:  # every cell against the user's model as given
         from ondevice_audit.sweep.baseline import compare_with_baseline
 
@@ -151,7 +153,7 @@ def run_sweep(
     return SweepResult(out, results, analysis, stats, seconds, parquet)
 
 
-def _prepare_out(folder: SweepFolder, matrix: Matrix, resume: bool, cache_root: Path) -> None:
+def _check_out(folder: SweepFolder, matrix: Matrix, resume: bool) -> None:
     """Refuse to mix sweeps in one folder: a second run needs --resume and the same matrix."""
     out = folder.path
     if folder.is_sweep():
@@ -164,8 +166,6 @@ def _prepare_out(folder: SweepFolder, matrix: Matrix, resume: bool, cache_root: 
             )
     elif out.is_dir() and any(out.iterdir()):
         raise UsageError(f"{out} exists and is not a sweep folder (no {folder.state.name}); choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    _write_state(folder, matrix, cache_root, "running")
 
 
 def _write_state(folder: SweepFolder, matrix: Matrix, cache_root: Path, status: str) -> None:
