@@ -7,10 +7,6 @@ own ``interface.py`` so callers can catch a stage's errors without knowing its i
 
 from enum import IntEnum
 
-DEBUG_ENV = "ONDEVICE_AUDIT_DEBUG"
-"""Set to 1 by ``--debug``: what runs on the user's behalf (a front-end plug-in) shows its output, and its errors
-their traceback. An environment variable, so the sweep's worker processes see it too."""
-
 
 class ExitCode(IntEnum):
     OK = 0

@@ -3,10 +3,15 @@
 The model is trained for a few epochs on MFCCs of generated tones (one frequency per label, the 'female'
 speakers noisier), so per-group accuracies differ, and exported with TensorFlow's own converters. Building it
 takes ~15 s once per test session.
+
+Core tests: a test is marked ``core`` (``pytest -m core``) when it runs on the core install alone, i.e. it is
+not slow, its module is not in ``NEEDS_EXTRAS`` and it uses none of ``EXTRA_FIXTURES``. In a core-only
+environment a test module whose import needs an extra is skipped rather than reported as a collection error.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +19,65 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from ondevice_audit._extras import EXTRAS
 from ondevice_audit.frontend import AudioFrontendSpec
+
+NEEDS_EXTRAS = {
+    "cli/test_quiet_libraries.py",
+    "cli/test_train_export.py",
+    "data/test_synth_shapes.py",
+    "export/test_exporters.py",
+    "model/test_mitigation.py",
+    "model/test_recipes.py",
+    "model/test_split.py",
+    "optimize/test_onnx_quantize.py",
+    "optimize/test_prune.py",
+    "report/test_every_section.py",
+    "runtimes/test_tflm.py",
+    "sweep/test_mcu_sweep.py",
+    "sweep/test_mitigation_sweep.py",
+    "sweep/test_ray_executor.py",
+    "sweep/test_sweep.py",
+    "sweep/test_user_model.py",
+    "sweep/test_vision_sweep.py",
+    "targets/test_comparison.py",
+    "targets/test_device_runner.py",
+    "targets/test_mcu.py",
+    "targets/test_ssh.py",
+    "targets/test_ssh_sweep.py",
+    "targets/test_targets_cli.py",
+    "test_audit.py",
+    "test_bundled_model.py",
+    "test_metadata.py",
+}
+"""Test modules (relative to tests/) that train, export, sweep or need TFLM, Ray or Kokoro throughout."""
+EXTRA_FIXTURES = {"tiny_models", "models", "kws"}
+"""Fixtures that build models with TensorFlow."""
+_EXTRA_MODULES = {module for _, modules in EXTRAS.values() for module in modules} | {
+    "librosa"
+}  # librosa: a dev reference
+_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.relative_to(_TESTS).as_posix() if item.path.is_relative_to(_TESTS) else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module not in NEEDS_EXTRAS and not fixtures & EXTRA_FIXTURES and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.core)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A test module that cannot be imported for want of an extra's module is skipped, with the reason."""
+    report = yield
+    if report.failed and isinstance(collector, pytest.Module):
+        missing = re.search(r"No module named '([\w.]+)'", str(report.longrepr))
+        if missing and missing.group(1).split(".")[0] in _EXTRA_MODULES:
+            report.outcome = "skipped"
+            report.longrepr = (str(collector.path), 0, f"Skipped: needs {missing.group(1)} (an extra)")
+    return report
+
 
 LABELS = ["_unknown_", "no", "yes"]
 SPEC = AudioFrontendSpec(kind="mfcc", sample_rate=16000, clip_seconds=0.5, n_mels=20, n_mfcc=10)

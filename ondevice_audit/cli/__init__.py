@@ -7,7 +7,7 @@ happens in the library. Options shared by several commands are declared once (``
 
 from __future__ import annotations
 
-from ondevice_audit.cli import audit, datasets, demo, export, gate, report, score, sweep, targets, train  # noqa: F401
+from ondevice_audit.cli import audit, datasets, demo, explain, export, gate, report, score, sweep, targets, train  # noqa: F401
 from ondevice_audit.cli._app import app
 
 __all__ = ["app", "main"]

@@ -6,7 +6,6 @@ Errors the tool raises on purpose become one line on stderr and their exit code 
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import typer
@@ -14,22 +13,31 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ondevice_audit import __version__
-from ondevice_audit.cli._progress import stderr
-from ondevice_audit.errors import DEBUG_ENV, OndeviceAuditError
+from ondevice_audit._extras import missing_extra
+from ondevice_audit._quiet import enable_debug, quiet_environment
+from ondevice_audit.cli._progress import errors, set_quiet
+from ondevice_audit.errors import OndeviceAuditError
 
 __all__ = ["app"]
 
 
 class _Group(TyperGroup):
-    """Maps ``OndeviceAuditError`` to a one-line message and its exit code, for every subcommand."""
+    """Maps ``OndeviceAuditError`` to a one-line message and its exit code, for every subcommand; a missing
+    optional module becomes the extra to install."""
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except ModuleNotFoundError as exc:
+                missing = missing_extra(exc, f"ondevice-audit {ctx.invoked_subcommand or ''}".strip())
+                if missing is None:
+                    raise
+                raise missing from exc
         except OndeviceAuditError as exc:
             if ctx.meta.get("debug"):
                 raise
-            stderr.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            errors.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(int(exc.exit_code)) from None
 
 
@@ -53,13 +61,15 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors, and the libraries' own logs.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     ctx.meta["debug"] = debug
-    if debug:  # for code run on the user's behalf, in this process and its workers; unset when the command ends
-        previous = os.environ.get(DEBUG_ENV)
-        os.environ[DEBUG_ENV] = "1"
-        ctx.call_on_close(lambda: os.environ.pop(DEBUG_ENV) if previous is None else None)
+    set_quiet(False)  # until the command's --quiet says otherwise (in-process runs reuse the consoles)
+    if debug:
+        enable_debug()
+    quiet_environment()

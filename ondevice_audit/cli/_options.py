@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import typing
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ondevice_audit.cli._params import OptionGroup, OptionSpec
-from ondevice_audit.cli._progress import stderr
+from ondevice_audit.cli._progress import errors, is_quiet, stderr
 from ondevice_audit.errors import ExitCode, UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec, MicroFrontendSpec
 from ondevice_audit.label_map import LabelMap
@@ -232,9 +233,15 @@ MCU_OPTIONS = OptionGroup(
 
 
 def emit_report(report: dict[str, Any], fmt: ReportFormatChoice, output: Path | None) -> None:
-    """The report to ``output`` or stdout (colour only on a terminal)."""
-    color = output is None and sys.stdout.isatty()
-    text = fmt.to_format(color=color).format(report)
+    """The report to ``output`` or stdout (colour only on a terminal without ``NO_COLOR``); under ``--quiet`` a
+    table on stdout is cut to its verdict lines."""
+    color = output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    if output is None and fmt is ReportFormatChoice.table and is_quiet():
+        from ondevice_audit.report.table import verdict_lines
+
+        text = "".join(line + "\n" for line in verdict_lines(report))
+    else:
+        text = fmt.to_format(color=color).format(report)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -248,7 +255,7 @@ def finish(report: dict[str, Any], strict: bool) -> None:
     if failed:
         stderr.print(f"[yellow]{failed} of {report['samples']['total']} samples could not be scored[/yellow]")
         if strict:
-            stderr.print("[bold red]error:[/bold red] failed samples with --strict")
+            errors.print("[bold red]error:[/bold red] failed samples with --strict")
             raise typer.Exit(int(ExitCode.GATE_FAILED))
 
 

@@ -1,11 +1,19 @@
-"""rich progress bars on stderr; on a non-terminal, one line per finished stage instead."""
+"""The consoles every command prints through, ``--quiet``, and progress.
+
+Progress: rich bars on stderr; on a non-terminal (a CI log), one line per finished stage instead. Tables print
+through ``ReadableConsole``, so in an 80-column log or a narrow terminal a wide table becomes one record per row
+rather than cut numbers and group names. ``--quiet`` (on every command) silences progress and notes on
+``stderr``; ``errors`` always prints, and the report and gate print only their verdict.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,16 +25,52 @@ from rich.progress import (
 )
 
 from ondevice_audit.progress import Advance
+from ondevice_audit.report.table import ReadableConsole
 
-__all__ = ["RichProgress", "stderr"]
+__all__ = ["Quiet", "RichProgress", "errors", "is_quiet", "set_quiet", "stderr", "stdout"]
 
-stderr = Console(stderr=True)
+stderr = ReadableConsole(stderr=True)
+"""Progress, notes and side tables: silent under ``--quiet``."""
+errors = ReadableConsole(stderr=True)
+"""Errors and verdicts: always shown."""
+
+
+def stdout(**kwargs: Any) -> Console:
+    """A console on standard output for a command's result (made per call: ``COLUMNS`` is read when it is)."""
+    return ReadableConsole(**kwargs)
+
+
+def set_quiet(value: bool) -> None:
+    stderr.quiet = value
+
+
+def is_quiet() -> bool:
+    return stderr.quiet
+
+
+def _quiet_callback(value: bool) -> bool:
+    if value:
+        set_quiet(True)
+    return value
+
+
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        callback=_quiet_callback,
+        help="Print only errors and the final verdict: no progress, notes or full tables.",
+    ),
+]
+"""Every command takes it; its callback quiets ``stderr`` before the command runs."""
 
 
 class RichProgress:
-    def __init__(self, console: Console = stderr, quiet: bool = False):
+    def __init__(self, console: Console = stderr, quiet: bool | None = None):
+        """``quiet`` None: as ``--quiet`` says."""
         self.console = console
-        self.quiet = quiet
+        self.quiet = is_quiet() if quiet is None else quiet
 
     @contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Advance]:

@@ -12,7 +12,7 @@ import ondevice_audit.cli._gate_options as go
 import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import options_from
-from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.cli._progress import Quiet, RichProgress
 from ondevice_audit.cli.targets import TARGET_OPTIONS
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import RUNTIMES
@@ -74,6 +74,7 @@ def audit(
     target_options: TargetOptions | None = None,
     mcu_budget: DeploymentSettings | None = None,
     task_choice: opt.TaskChoice = opt.NO_TASK,
+    quiet: Quiet = False,
 ) -> None:
     """Audit a model on a labelled dataset: per-group metrics, reliability bias, model facts.
 

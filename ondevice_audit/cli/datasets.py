@@ -14,7 +14,7 @@ from typer.core import TyperCommand
 
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import OptionGroup, OptionSpec, options_from
-from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.cli._progress import Quiet, RichProgress, stdout
 from ondevice_audit.metrics import defaults
 
 if TYPE_CHECKING:  # the dataset modules load pandas, soundfile and PIL: imported when a command runs
@@ -41,7 +41,7 @@ def synth_kws(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing manifest.csv and clips/.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Synthesize a keyword-spotting dataset with espeak-ng (synthetic voices, not real speakers)."""
     from ondevice_audit.data.synth_kws import ACCENTS, generate_synth_kws
@@ -57,7 +57,7 @@ def synth_kws(
         progress=RichProgress(quiet=quiet),
     )
     if not quiet:
-        _summary(Console(), manifest, out)
+        _summary(stdout(), manifest, out)
 
 
 def _summary(console: Console, manifest: pd.DataFrame, out: Path) -> None:
@@ -143,7 +143,7 @@ def import_corpus(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing manifest.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    quiet: Quiet = False,
     corpus_options: dict[str, Any] | None = None,
 ) -> None:
     """Read a corpus as it ships into a manifest; bad rows and files are reported, not fatal.
@@ -158,7 +158,7 @@ def import_corpus(
     manifest = out or default_out(root)
     problems_file = write_manifest(result, manifest, overwrite=overwrite)
     if not quiet:
-        _import_summary(Console(), result, manifest, problems_file)
+        _import_summary(stdout(), result, manifest, problems_file)
 
 
 def _import_summary(console: Console, result: ImportResult, manifest: Path, problems_file: Path | None) -> None:
@@ -217,7 +217,7 @@ def inspect_dataset(
     output_format: Annotated[
         InspectFormat, typer.Option("--format", "-f", help="table for people, json for machines.")
     ] = InspectFormat.table,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Clips, speakers, duration, labels and sample rates per group, with what would mislead an audit."""
     from ondevice_audit.data.inspect import inspect_manifest
@@ -226,7 +226,7 @@ def inspect_dataset(
     if output_format is InspectFormat.json:
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
-    _inspect_tables(Console(), summary)
+    _inspect_tables(stdout(), summary)
 
 
 def _inspect_tables(console: Console, summary: dict[str, Any]) -> None:
@@ -287,7 +287,7 @@ def synth_shapes(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing manifest.csv and images/.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Draw a shape-classification image set whose groups differ in lighting and background (synthetic)."""
     import pandas as pd
@@ -308,5 +308,5 @@ def synth_shapes(
         table = Table("label", *(f"{a} {b}" for a, b in counts.columns), title=f"{len(manifest)} images in {out}")
         for label, row in counts.iterrows():
             table.add_row(str(label), *(str(n) for n in row))
-        Console().print(table)
-        Console().print(f"sessions (speaker column): {manifest['speaker'].nunique()}")
+        stdout().print(table)
+        stdout().print(f"sessions (speaker column): {manifest['speaker'].nunique()}")

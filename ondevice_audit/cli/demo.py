@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from ondevice_audit._extras import require_extra
 from ondevice_audit.cli._app import app
-from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.cli._progress import Quiet, RichProgress, stdout
 from ondevice_audit.cli.report import write_sweep_reports
 from ondevice_audit.cli.sweep import SweepDisplay, print_summary
 
@@ -19,9 +19,10 @@ from ondevice_audit.cli.sweep import SweepDisplay, print_summary
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the reports and the sweep go.")] = Path("runs/demo"),
-    root: Annotated[Path, typer.Option(help="The ondevice-audit checkout holding datasets/, models/, examples/.")] = Path(
-        "."
-    ),
+    root: Annotated[
+        Path, typer.Option(help="The ondevice-audit checkout holding datasets/, models/, examples/.")
+    ] = Path("."),
+    quiet: Quiet = False,
 ) -> None:
     """Audit the bundled keyword spotter on held-out speakers, then sweep sample rate x features x pruning x
     quantization on the bundled data and say which choice drives reliability bias.
@@ -29,13 +30,14 @@ def demo(
     Everything runs offline on the bundled espeak-ng dataset (synthetic voices, not people). A rerun reuses
     the sweep's cache.
     """
+    require_extra("train", "ondevice-audit demo")
     from ondevice_audit.demo import find_demo_paths, run_demo_audit
     from ondevice_audit.report.table import TableFormat
     from ondevice_audit.sweep import load_matrix, run_sweep
     from ondevice_audit.sweep.folder import SweepFolder
 
     started = time.perf_counter()
-    console = Console()
+    console = stdout()
     paths = find_demo_paths(root)
     console.rule("1. Audit of the bundled model on 38 held-out speakers")
     report = run_demo_audit(paths, out, progress=RichProgress())

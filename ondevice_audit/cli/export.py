@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from ondevice_audit import _tensorflow
+from ondevice_audit._extras import require_extra
 from ondevice_audit._files import model_format
 from ondevice_audit.cli._app import app
-from ondevice_audit.cli._progress import RichProgress, stderr
+from ondevice_audit.cli._progress import Quiet, RichProgress, stderr, stdout
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export import EXPORT_FORMATS
 from ondevice_audit.export.interface import ExportResult
@@ -90,13 +91,14 @@ def export(
         int, typer.Option(min=1, help="Inputs used to calibrate int8.")
     ] = _DEFAULTS.calibration_samples,
     seed: Annotated[int, typer.Option(help="Seed for pruning fine-tune and calibration sampling.")] = _DEFAULTS.seed,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Export MODEL to each format x quantization, optionally pruned first; check each file's parity.
 
     Parity is the largest score difference to the Keras model on the same inputs (from --data when given);
     quantized files drift by design, so drift is a warning, with the top-1 agreement next to it.
     """
+    require_extra("train", "ondevice-audit export")
     from ondevice_audit.export.variants import export_model
     from ondevice_audit.model.train import load_labelled_features
 
@@ -127,7 +129,7 @@ def export(
     summary = {"source_model": str(model), **outcome.extra, "exports": [r.to_dict() for r in outcome.results]}
     (out / "export_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if not quiet:
-        _print(Console(), outcome.results, outcome.extra.get("achieved_sparsity"), out)
+        _print(stdout(), outcome.results, outcome.extra.get("achieved_sparsity"), out)
     for result in outcome.results:
         for warning in result.warnings:
             stderr.print(f"[yellow]{result.path.name}: {warning}[/yellow]", highlight=False)

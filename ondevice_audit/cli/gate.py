@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 import ondevice_audit.cli._gate_options as go
 import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
+from ondevice_audit.cli._progress import Quiet, stdout
 from ondevice_audit.gate import NoReport
 
 if TYPE_CHECKING:
@@ -37,9 +37,7 @@ EMPTY_ERROR = "(error.txt is empty)"
 @app.command()
 def gate(
     report: opt.ReportOrSweep,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML file with the gate settings (instead of pyproject.toml).")
-    ] = None,
+    config: go.GateConfig = None,
     max_rb: go.MaxRb = None,
     max_group_gap: go.MaxGroupGap = None,
     min_metric: go.MinMetric = None,
@@ -48,22 +46,30 @@ def gate(
     max_rb_increase: go.MaxRbIncrease = None,
     max_metric_drop: go.MaxMetricDrop = None,
     use_ci_bound: go.UseCiBound = None,
+    require_mcu_fit: go.RequireMcuFit = None,
     junit: go.Junit = None,
-    markdown: Annotated[Path | None, typer.Option("--markdown", help="Write the gate result as Markdown.")] = None,
+    markdown: go.GateMarkdown = None,
+    config_alias: go.ConfigAlias = None,
+    markdown_alias: go.MarkdownAlias = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="With a sweep folder, print every check, not only the failing ones.")
     ] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Judge a report against limits; exit 0 when every rule passes, 1 when one fails, 2 on bad input.
 
     Limits come from the [bold]\\[tool.ondevice-audit.gate][/bold] table in the nearest pyproject.toml (or --config);
     flags replace the file's value for their key. With $GITHUB_STEP_SUMMARY set, the result is appended to it.
     A sweep folder gates every cell (a failed cell fails every rule) and prints only the failing checks unless
-    --all; --junit and --markdown always hold every check.
+    --all; --junit and --gate-markdown always hold every check.
     """
-    flags = go.GateFlags(True, config, max_rb, max_group_gap, min_metric, min_group_metric, baseline,
-                         max_rb_increase, max_metric_drop, use_ci_bound, junit, markdown)  # fmt: skip
-    code = go.run_gate(load_reports(report), flags, console=Console(), only_failures=report.is_dir() and not show_all)
+    flags = go.GateFlags(
+        fail_on_gate=True, config=config or config_alias, max_rb=max_rb, max_group_gap=max_group_gap,
+        min_metric=min_metric, min_group_metric=min_group_metric, baseline=baseline, max_rb_increase=max_rb_increase,
+        max_metric_drop=max_metric_drop, use_ci_bound=use_ci_bound, require_mcu_fit=require_mcu_fit, junit=junit,
+        markdown=markdown or markdown_alias,
+    )  # fmt: skip
+    code = go.run_gate(load_reports(report), flags, console=stdout(), only_failures=report.is_dir() and not show_all)
     raise typer.Exit(code)
 
 

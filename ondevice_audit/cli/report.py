@@ -18,6 +18,7 @@ import typer
 
 import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
+from ondevice_audit.cli._progress import Quiet
 from ondevice_audit.errors import UsageError
 
 __all__ = ["report"]
@@ -34,6 +35,7 @@ def report(
         Path | None, typer.Option("--html", help="Write a self-contained HTML page (charts inline, no external links).")
     ] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write GitHub-flavoured Markdown.")] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Render a saved report for people: an HTML page with a chart per attribute, or Markdown.
 

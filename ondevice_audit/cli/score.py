@@ -11,7 +11,7 @@ import ondevice_audit.cli._gate_options as go
 import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import options_from
-from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.cli._progress import Quiet, RichProgress
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.scoring import ScoreOptions
 
@@ -28,6 +28,7 @@ def score(
     score_options: ScoreOptions = opt.SCORING,
     gate_flags: go.GateFlags = go.NO_GATE,
     task_choice: opt.TaskChoice = opt.NO_TASK,
+    quiet: Quiet = False,
 ) -> None:
     """Score predictions made anywhere (a device farm, another tool): per-group metrics and reliability bias.
 

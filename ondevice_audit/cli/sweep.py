@@ -18,9 +18,10 @@ from rich.table import Table
 
 import ondevice_audit.cli._gate_options as go
 import ondevice_audit.cli._options as opt
+from ondevice_audit._extras import require_extra
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import OptionGroup, OptionSpec, options_from
-from ondevice_audit.cli._progress import RichProgress, stderr
+from ondevice_audit.cli._progress import Quiet, RichProgress, stderr, stdout
 from ondevice_audit.cli.targets import SshOption
 from ondevice_audit.errors import PipelineError
 from ondevice_audit.targets.mcu import DeploymentSettings
@@ -116,7 +117,7 @@ def sweep(
     within: Annotated[
         float, typer.Option(min=0.0, help="Pick the least biased cell within this % of the best metric.")
     ] = 1.0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    quiet: Quiet = False,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
     gate_flags: go.GateFlags = go.NO_GATE,
     mcu_budget: DeploymentSettings | None = None,
@@ -135,6 +136,7 @@ def sweep(
     baseline cell (the model as given) every other cell is compared with. Its front-end and labels come from its
     metadata, or [bold]--features[/bold] (and its settings) and [bold]--labels[/bold], or [bold]--frontend[/bold].
     """
+    require_extra("train", "ondevice-audit sweep")
     from ondevice_audit.sweep import load_matrix, run_sweep
 
     started = time.perf_counter()
@@ -149,7 +151,7 @@ def sweep(
         parsed, out, resume=resume, within=within, progress=display, on_status=display.status, **(execution or {})
     )
     if not quiet:
-        print_summary(Console(), result, time.perf_counter() - started)
+        print_summary(stdout(), result, time.perf_counter() - started)
     if not result.parquet:
         display.note("results.parquet not written: it needs pyarrow (pip install pyarrow)")
     failed = int((result.results["status"] == "failed").sum())
@@ -248,6 +250,7 @@ def compare(
     a: Annotated[Path, typer.Argument(help="A sweep folder or a report JSON (the baseline).")],
     b: Annotated[Path, typer.Argument(help="Another sweep folder, or another report JSON.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the pairs as CSV.")] = None,
+    quiet: Quiet = False,
 ) -> None:
     """What changed from A to B, B minus A: two sweeps cell by cell (matched on the factor levels they share),
     or two reports per group (metric, RB, size, latency)."""
@@ -257,7 +260,7 @@ def compare(
     from ondevice_audit.sweep import compare_sweeps
 
     comparison = compare_sweeps(a, b)
-    console = Console()
+    console = stdout()
     table = Table(title=f"{b} minus {a}: {comparison.metric} and RB over {comparison.bias_attribute}")
     columns = [str(column) for column in comparison.table.columns]
     for column in columns:
@@ -291,7 +294,7 @@ def _compare_reports(a: Path, b: Path, output: Path | None) -> None:
     from ondevice_audit.report.document import load_report
 
     comparison = compare_reports(load_report(a), load_report(b))
-    console = Console()
+    console = stdout()
     for title, frame in (
         (f"{comparison.metric} per group, {b.name} minus {a.name}", comparison.groups),
         ("reliability bias", comparison.bias),
@@ -306,4 +309,3 @@ def _compare_reports(a: Path, b: Path, output: Path | None) -> None:
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         comparison.groups.to_csv(output, index=False)
-

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import OptionGroup, OptionSpec
-from ondevice_audit.cli._progress import RichProgress
+from ondevice_audit.cli._progress import Quiet, RichProgress, stdout
 from ondevice_audit.frontend import CHUNK_FILES
 from ondevice_audit.report.sentences import runtime_text
 from ondevice_audit.targets import TARGET_HELP, TargetCannotRun, TargetFacts, parse_target
@@ -126,6 +125,7 @@ def check(
     ssh_option: SshOption = None,
     work_dir: WorkDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Report a target's Python, CPU architecture, runtimes and versions, memory and free disk.
 
@@ -137,6 +137,6 @@ def check(
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(facts), indent=2))
     else:
-        Console(highlight=False).print(_table(facts, model))
+        stdout(highlight=False).print(_table(facts, model))
     if model is not None and facts.model is None:
         raise TargetCannotRun(f"{facts.target} cannot run {model.name}: {facts.model_error}")

@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.table import Column, Table
 
 import ondevice_audit.cli._options as opt
+from ondevice_audit._extras import require_extra
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._params import options_from
-from ondevice_audit.cli._progress import RichProgress, stderr
+from ondevice_audit.cli._progress import Quiet, RichProgress, stderr, stdout
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, MicroFrontendSpec
 from ondevice_audit.model.recipes import RECIPES
@@ -88,7 +89,7 @@ def train(
             rich_help_panel=opt.DETECTOR_PANEL,
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+    quiet: Quiet = False,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
 ) -> None:
     """Train a recipe on a manifest and write model.keras, model.tflite and model.onnx with metadata.
@@ -96,6 +97,7 @@ def train(
     The manifest is split by speaker (held-out speakers in [bold]split.csv[/bold], split "test"), so the
     model can be audited on people it never heard.
     """
+    require_extra("train", "ondevice-audit train")
     from ondevice_audit.train import train_on_manifest
 
     spec = frontend_choice.spec(opt.FrontendKind.mfcc)
@@ -110,7 +112,7 @@ def train(
     for note in outcome.notes:
         progress.note(note)
     if not quiet:
-        _print(Console(), outcome.summary, out)
+        _print(stdout(), outcome.summary, out)
     for result in outcome.exports:
         for warning in result.warnings:
             stderr.print(f"[yellow]{result.path.name}: {warning}[/yellow]", highlight=False)

@@ -1,6 +1,6 @@
 """Front-end settings and label names stored inside the model file, so `audit` needs no flags.
 
-Where it lives, per format (read without TensorFlow):
+Where it lives, per format (read without TensorFlow; TFLite and ONNX with the core install alone):
 
 - TFLite: a ``Model.metadata`` entry named ``ondevice_audit`` pointing at a buffer holding JSON.
 - ONNX: ``metadata_props`` key ``ondevice_audit``.
@@ -103,16 +103,16 @@ def _write_tflite(path: Path, text: str) -> None:
 
 
 def _read_onnx(path: Path) -> str | None:
-    import onnx
+    """Through ONNX Runtime, which the core install has (the ``onnx`` package comes with the train extra)."""
+    import onnxruntime as ort
 
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends on bytes that are not a model
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # InvalidProtobuf, Fail, NotImplemented... on bytes that are not a model it can run
         raise UsageError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from None
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return prop.value
-    return None
+    return session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
 
 
 def _write_onnx(path: Path, text: str) -> None:

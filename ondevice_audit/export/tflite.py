@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ondevice_audit import _tensorflow
+from ondevice_audit._quiet import quiet_native
 from ondevice_audit.export.interface import Exporter, ExportError, ExportSpec
 from ondevice_audit.optimize.quantize import QuantApproach
 
@@ -46,7 +47,7 @@ class TFLiteExporter(Exporter):
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), quiet_native():  # the quantizer prints "fully_quantize: ..." on fd 2
                 # Emitted for every int8 model with int8 I/O; the runtime reads the scale from the file.
                 warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
                 flatbuffer = converter.convert()

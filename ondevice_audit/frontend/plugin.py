@@ -7,8 +7,9 @@ This is how a third-party model with its own feature pipeline is audited. ``--fr
 - ``package.module:features``: a module the Python path finds (``PYTHONPATH``, an installed package).
 
 The callable gets a ``pathlib.Path`` and returns an array; any exception it raises counts that file as failed.
-Loading is quiet: what the plug-in's imports print (TensorFlow's start-up logs, warnings) is held back unless
-``--debug``, but an import that fails is a one-line error naming the exception, never a silent skip. The file
+Loading is quiet: the known log lines of the libraries it imports (TensorFlow's start-up logs) are dropped unless
+``--debug`` (``_quiet.quiet_native``), what it prints itself goes to stderr, never into a report on stdout, and an
+import that fails is a one-line error naming the exception, never a silent skip. The file
 that defines the callable is hashed into the report's inputs, as the model is. Every process that computes
 features (the sweep's spawned workers too) loads the plug-in from the same reference, so a reference in the path
 form is made absolute.
@@ -20,18 +21,15 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
-import io
 import os
 import sys
-import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
-from ondevice_audit.errors import DEBUG_ENV
+from ondevice_audit._quiet import debug_enabled, quiet_native
 from ondevice_audit.frontend.interface import Frontend, FrontendError, SampleError
 
 __all__ = ["PluginFrontend", "normalized_reference", "plugin_file", "plugin_sha256"]
@@ -77,28 +75,20 @@ def plugin_sha256(reference: str) -> str:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Hold back what runs inside prints (Python and native code alike: file descriptors 1 and 2), unless
-    ``--debug``. Only output is held back: exceptions pass through."""
-    if os.environ.get(DEBUG_ENV):
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
+    """A plug-in being imported: its libraries' known log lines dropped unless ``--debug``, the rest of what it
+    writes sent to stderr (file descriptor 1 and ``sys.stdout`` alike), so a report on stdout stays clean.
+    Exceptions pass through."""
+    with quiet_native():
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
         try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with contextlib.redirect_stdout(sys.stderr):
                 yield
         finally:
             sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _load_file(path: Path) -> ModuleType:
@@ -132,7 +122,7 @@ def _load(reference: str) -> Callable[[Path], np.ndarray]:
         hint = "" if is_file else "; name it by its file (path/to/file.py:callable) or put its folder on PYTHONPATH"
         error = FrontendError(f"--frontend {reference}: loading {source} failed: {type(exc).__name__}: "
                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}{hint}")  # fmt: skip
-        if os.environ.get(DEBUG_ENV):
+        if debug_enabled():
             raise error from exc
         raise error from None
     function = getattr(module, attribute, None)

@@ -14,6 +14,7 @@ Keys (also the top level of a ``--config`` file without a ``[tool]`` table)::
     max_rb_increase = 0.05
     max_metric_drop = 0.02
     use_ci_bound = "auto"                 # true, false or "auto"
+    require_mcu_fit = true                # the report's MCU budget (audit --board) must fit
 """
 
 from __future__ import annotations
@@ -37,7 +38,16 @@ __all__ = [
     "read_config_file",
 ]
 
-KEYS = ("max_rb", "max_group_gap", "min_metric", "baseline", "max_rb_increase", "max_metric_drop", "use_ci_bound")
+KEYS = (
+    "max_rb",
+    "max_group_gap",
+    "min_metric",
+    "baseline",
+    "max_rb_increase",
+    "max_metric_drop",
+    "use_ci_bound",
+    "require_mcu_fit",
+)
 _MIN_METRIC_KEYS = ("overall", "group")
 SECTION = "[tool.ondevice-audit.gate]"
 
@@ -46,14 +56,15 @@ BAD_NUMBER = "{source}: {key} must be a number, got {value!r}"
 BAD_TABLE = "{source}: {key} must be a number or a table, got {value!r}"
 BAD_BASELINE = "{source}: baseline must be a path string, got {value!r}"
 BAD_CI_BOUND = '{source}: use_ci_bound must be true, false or "auto", got {value!r}'
+BAD_BOOL = "{source}: {key} must be true or false, got {value!r}"
 BAD_TOML = "{path}: not valid TOML ({error})"
 UNREADABLE = "{path}: cannot read ({error})"
 CONFIG_NOT_FOUND = "gate config not found: {path}"
 NO_GATE_TABLE = "{path} has a [tool] table but no " + SECTION + " table"
 BAD_MAX_RB_FLAG = "--max-rb takes X or ATTRIBUTE=X with X a number, got {value!r}"
 NO_RULES = (
-    "no gate rules: give --max-rb, --max-group-gap, --min-metric, --min-group-metric, --max-rb-increase or "
-    "--max-metric-drop, or set them under " + SECTION + " in pyproject.toml"
+    "no gate rules: give --max-rb, --max-group-gap, --min-metric, --min-group-metric, --max-rb-increase, "
+    "--max-metric-drop or --require-mcu-fit, or set them under " + SECTION + " in pyproject.toml"
 )
 
 CiBound = bool | Literal["auto"]
@@ -72,6 +83,7 @@ class GateSettings:
     max_metric_drop: float | None = None
     baseline: Path | None = None
     use_ci_bound: CiBound | None = None
+    require_mcu_fit: bool | None = None
 
     def overridden_by(self, other: GateSettings) -> GateSettings:
         return replace(
@@ -91,6 +103,8 @@ class GateSettings:
         ):
             if limit is not None:
                 rules.append(Rule(kind, None, limit, ci))
+        if self.require_mcu_fit:
+            rules.append(Rule(RuleKind.REQUIRE_MCU_FIT, None, 1.0))
         if not rules:
             raise GateConfigError(NO_RULES)
         return tuple(rules)
@@ -152,6 +166,9 @@ def parse_table(table: Mapping[str, Any], source: str, base: Path) -> GateSettin
         max_metric_drop=_optional_number(table, "max_metric_drop", source),
         baseline=_baseline(table["baseline"], source, base) if "baseline" in table else None,
         use_ci_bound=_ci_bound(table["use_ci_bound"], source) if "use_ci_bound" in table else None,
+        require_mcu_fit=_bool(table["require_mcu_fit"], "require_mcu_fit", source)
+        if "require_mcu_fit" in table
+        else None,
     )
 
 
@@ -226,3 +243,9 @@ def _ci_bound(value: Any, source: str) -> CiBound:
     if isinstance(value, bool) or value == "auto":
         return value
     raise GateConfigError(BAD_CI_BOUND.format(source=source, value=value))
+
+
+def _bool(value: Any, key: str, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise GateConfigError(BAD_BOOL.format(source=source, key=key, value=value))
+    return value

@@ -22,11 +22,12 @@ class RuleKind(StrEnum):
     MIN_GROUP_METRIC = "min_group_metric"
     MAX_RB_INCREASE = "max_rb_increase"
     MAX_METRIC_DROP = "max_metric_drop"
+    REQUIRE_MCU_FIT = "require_mcu_fit"
 
     @property
     def per_attribute(self) -> bool:
-        """Attribute rules give one outcome per attribute; the others judge the overall metric once."""
-        return self not in (RuleKind.MIN_METRIC, RuleKind.MAX_METRIC_DROP)
+        """Attribute rules give one outcome per attribute; the others judge the report once."""
+        return self not in (RuleKind.MIN_METRIC, RuleKind.MAX_METRIC_DROP, RuleKind.REQUIRE_MCU_FIT)
 
     @property
     def needs_baseline(self) -> bool:

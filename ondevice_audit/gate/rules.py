@@ -50,6 +50,9 @@ UNKNOWN_ATTRIBUTE = (
 NOT_IN_BASELINE = "attribute {attribute!r} of {variant} is not in the baseline report (it has: {known})"
 METRIC_MISMATCH = "the baseline is scored on {baseline}, {variant} on {metric}: compare reports on the same metric"
 NEEDS_BASELINE = '{rule} needs a baseline report: --baseline OTHER.json or baseline = "OTHER.json"'
+NO_MCU_SECTION = (
+    "the report has no MCU budget: audit a .tflite model with --board or --mcu-ram/--mcu-flash (needs the mcu extra)"
+)
 LOWER_IS_BETTER = (
     "{rule} needs a higher-is-better metric; {metric} is an error rate: gate it with max_group_gap, max_rb "
     "or max_metric_drop"
@@ -147,11 +150,13 @@ def _judge(
             value, reason, bound = _rb_increase(attribute, baseline)
         case RuleKind.MAX_METRIC_DROP:
             value, reason, bound = _metric_drop(report, baseline)
+        case RuleKind.REQUIRE_MCU_FIT:
+            value, reason, bound = _mcu_fit(report)
         case _:
             assert_never(rule.kind)
-    at_most = rule.kind not in (RuleKind.MIN_METRIC, RuleKind.MIN_GROUP_METRIC)
+    at_most = rule.kind not in (RuleKind.MIN_METRIC, RuleKind.MIN_GROUP_METRIC, RuleKind.REQUIRE_MCU_FIT)
     passed = value is not None and (value <= rule.limit if at_most else value >= rule.limit)
-    if value is not None:
+    if value is not None and rule.kind is not RuleKind.REQUIRE_MCU_FIT:
         op = ("≤" if passed else ">") if at_most else ("≥" if passed else "<")
         reason = f"{reason} {op} {_fmt(rule.limit)}"
     name = None if attribute is None else attribute["name"]
@@ -266,6 +271,15 @@ def _metric_drop(report: dict[str, Any], baseline: dict[str, Any] | None) -> _Ju
         return None, METRIC_UNDEFINED.format(metric=metric, where="all clips of the baseline"), Bound.POINT
     drop = before - now if report["metric"]["higher_is_better"] else now - before
     return drop, f"{metric} {_fmt(now)} vs baseline {_fmt(before)}: drop {_fmt(drop)}", Bound.POINT
+
+
+def _mcu_fit(report: dict[str, Any]) -> _Judged:
+    """1 when the model fits the report's MCU budget, 0 when not (the reason says which memory and by how much);
+    a report without a budget fails: a fit that was never measured must not pass."""
+    mcu = (report.get("model") or {}).get("mcu")
+    if not mcu:
+        return None, NO_MCU_SECTION, Bound.POINT
+    return (1.0 if mcu["ok"] else 0.0), mcu["reason"], Bound.POINT
 
 
 def _confidence(report: dict[str, Any]) -> str:

@@ -1,6 +1,8 @@
-"""One row per overall / group / RB entry, for spreadsheets and pandas; then the runtime that ran the model
-(``runtime``, and with several runs one ``run`` row each) and the report's warnings (``warning``), each in the
-``note`` column.
+"""One row per overall / group / RB entry, for spreadsheets and pandas; then a detector's threshold and per-group EER
+(``threshold`` and ``eer`` rows), the MCU budget (``mcu`` rows: item in
+``attribute``, value in ``note``), the runtime comparison (``run``, ``comparison`` and ``comparison_rb`` rows,
+the run's number in ``run``), the runtime that ran the model (``runtime``: its name in ``group``, its version,
+kernels, delegate and threads in ``note``) and the report's warnings (``warning`` rows, the text in ``note``).
 
 Names are written through the csv module (quotes, commas, newlines) and cells that a spreadsheet would run
 as a formula (leading ``=``, ``+``, ``-``, ``@``) get a leading apostrophe.
@@ -12,8 +14,8 @@ import csv
 import io
 from typing import Any
 
-from ondevice_audit.report.interface import ReportFormat
-from ondevice_audit.report.sentences import runtime_text
+from ondevice_audit.report.interface import ReportFormat, mcu_of
+from ondevice_audit.report.sentences import run_summary, runtime_text
 
 __all__ = ["CsvFormat"]
 
@@ -28,7 +30,7 @@ class CsvFormat(ReportFormat):
     def format(self, report: dict[str, Any]) -> str:
         metric_names = list(report["overall"]["metrics"])
         header = ["row", "attribute", "group", "n", "speakers", *metric_names, "ci_low", "ci_high", "log_ratio",
-                  "in_rb", "rb", "rb_ci_low", "rb_ci_high", "rb_p_value", "note"]  # fmt: skip
+                  "in_rb", "rb", "rb_ci_low", "rb_ci_high", "rb_p_value", "note", *_COMPARISON_COLUMNS]  # fmt: skip
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(header)
@@ -66,35 +68,80 @@ class CsvFormat(ReportFormat):
                 ["rb", name, _safe(attribute["worst_group"]), None, None, *[None] * len(metric_names)]
                 + [None, None, None, None, rb["value"], *rb_ci, rb["p_value"], rb["undefined_reason"]]
             )
-        _detection_rows(writer, report, len(metric_names))
-        _note_rows(writer, report, len(metric_names))
+        blank = dict.fromkeys(header)
+        for row in [*_detection_rows(report), *_mcu_rows(report), *_comparison_rows(report), *_note_rows(report)]:
+            writer.writerow({**blank, **{key: value for key, value in row.items() if key in blank}}.values())
         return out.getvalue()
 
 
-def _note_rows(writer: Any, report: dict[str, Any], n_metrics: int) -> None:
-    """The runtime (kernels, delegate, threads) of the model and of every compared run, then each warning."""
-    notes: list[tuple[str, str | None, str]] = []
-    if report.get("model"):
-        notes.append(("runtime", report["model"]["runtime"], runtime_text(report["model"])))
-    notes += [("run", run["label"], runtime_text(run)) for run in (report.get("comparison") or {}).get("runs", [])]
-    notes += [("warning", None, warning) for warning in report["warnings"]]
-    for kind, group, note in notes:
-        writer.writerow([kind, "", _safe(group), *[None] * (n_metrics + 10), _safe(note)])
+def _note_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runtime that ran the model (kernels, delegate, threads), then each warning."""
+    model = report.get("model")
+    rows = [{"row": "runtime", "group": _safe(model["runtime"]), "note": _safe(runtime_text(model))}] if model else []
+    return rows + [{"row": "warning", "note": _safe(warning)} for warning in report["warnings"]]
 
 
-def _detection_rows(writer: Any, report: dict[str, Any], n_metrics: int) -> None:
+def _detection_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """A detector's threshold (value in ``rb``, how it was set in ``note``), and each group's EER with its
-    interval (in ``ci_low``/``ci_high``)."""
+    interval (in ``rb`` and ``ci_low``/``ci_high``)."""
     detection = report.get("detection")
     if not detection:
-        return
+        return []
     threshold = detection["threshold"]
     low, high = threshold.get("ci") or [None, None]
-    writer.writerow(["threshold", "", _safe(detection["positive_label"]), None, None, *[None] * n_metrics, None, None,
-                     None, None, threshold["value"], low, high, None, _safe(threshold["chosen_by"])])  # fmt: skip
+    rows = [{"row": "threshold", "group": _safe(detection["positive_label"]), "rb": threshold["value"],
+             "rb_ci_low": low, "rb_ci_high": high, "note": _safe(threshold["chosen_by"])}]  # fmt: skip
     for attribute in detection["attributes"]:
         for group in attribute["groups"]:
             low, high = group.get("eer_ci") or [None, None]
-            writer.writerow(["eer", _safe(attribute["name"]), _safe(group["name"]), group.get("positives"),
-                             None, *[None] * n_metrics, low, high, None, None, group["eer"], None, None, None,
-                             "equal error rate (in rb), its interval (ci_low, ci_high)"])  # fmt: skip
+            rows.append({"row": "eer", "attribute": _safe(attribute["name"]), "group": _safe(group["name"]),
+                         "n": group.get("positives"), "ci_low": low, "ci_high": high, "rb": group["eer"],
+                         "note": "equal error rate (in rb), its interval (ci_low, ci_high)"})  # fmt: skip
+    return rows
+
+
+_COMPARISON_COLUMNS = ["run", "flip_rate", "flips", "forgotten", "forgotten_share", "reference_correct",
+                       "rb_difference", "rb_difference_ci_low", "rb_difference_ci_high"]  # fmt: skip
+
+
+def _mcu_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    mcu = mcu_of(report)
+    if not mcu:
+        return []
+    items = {"board": mcu["budget"]["label"], "fits": mcu["ok"], "arena_bytes": mcu["arena_bytes"],
+             "ram_limit_bytes": mcu["ram_limit_bytes"], "ram_bytes": mcu["budget"]["ram_bytes"],
+             "flash_bytes": mcu["flash_bytes"], "flash_limit_bytes": mcu["flash_limit_bytes"],
+             "flash_budget_bytes": mcu["budget"]["flash_bytes"], "reason": mcu["reason"]}  # fmt: skip
+    return [{"row": "mcu", "attribute": item, "note": _safe(str(value))} for item, value in items.items()]
+
+
+def _comparison_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per run its runtime and device; per group and run the metric, flips and forgotten clips; per attribute
+    and run the change in RB against run #1."""
+    comparison = report.get("comparison")
+    if not comparison:
+        return []
+    metric = comparison["metric"]
+    rows = [
+        {"row": "run", "run": i + 1, "group": _safe(run["label"]), "note": _safe("; ".join(run_summary(run)))}
+        for i, run in enumerate(comparison["runs"])
+    ]
+    scopes = [("", comparison["overall"])] + [
+        (attribute["name"], group) for attribute in comparison["attributes"] for group in attribute["groups"]
+    ]
+    for attribute, group in scopes:
+        for i, run in enumerate(group["runs"]):
+            rows.append({
+                "row": "comparison", "attribute": _safe(attribute), "group": _safe(group.get("name", "")),
+                "n": group["n"], metric: run["metric"], "run": i + 1, "flip_rate": run.get("flip_rate"),
+                "flips": run.get("flips"), "forgotten": run.get("forgotten"),
+                "forgotten_share": run.get("forgotten_share"), "reference_correct": group["reference_correct"],
+            })  # fmt: skip
+    for attribute in comparison["attributes"]:
+        for i, entry in enumerate(attribute["rb"]):
+            ci = entry.get("ci") or [None, None]
+            rows.append({
+                "row": "comparison_rb", "attribute": _safe(attribute["name"]), "run": i + 1, "rb": entry["value"],
+                "rb_difference": entry.get("difference"), "rb_difference_ci_low": ci[0], "rb_difference_ci_high": ci[1],
+            })  # fmt: skip
+    return rows

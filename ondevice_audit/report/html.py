@@ -25,10 +25,16 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ondevice_audit.report.det import det_chart_png
-from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
-from ondevice_audit.report.sentences import detection_sentence
+from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
+from ondevice_audit.report.sentences import (
+    comparison_cells,
+    comparison_header,
+    detection_sentence,
+    rb_difference_sentence,
+    run_summary,
+)
 
-__all__ = ["HtmlFormat", "bar_chart_png", "sweep_html", "sweep_scatter_png"]
+__all__ = ["HtmlFormat", "bar_chart_png", "page", "sweep_html", "sweep_scatter_png"]
 
 _MAX_FAILURES_SHOWN = 20
 _IN_RB, _NOT_IN_RB, _OVERALL = "#3d6fa5", "#b9c6d3", "#c0392b"
@@ -48,6 +54,16 @@ img{max-width:100%;height:auto;display:block;margin:.6rem 0}ul.warnings li{color
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
+
+
+def page(title: str, parts: list[str]) -> str:
+    """A self-contained page in this module's style around ``parts`` (already escaped HTML), for other documents
+    (``explain``); ``title`` is escaped here."""
+    head = '<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+    return "\n".join(
+        ["<!DOCTYPE html>", head, f"<title>ondevice-audit {_e(title)}</title>", f"<style>{_CSS}</style></head><body>",
+         f"<h1>{_e(title)}</h1>", *parts, "</body></html>"]
+    ) + "\n"  # fmt: skip
 
 
 class HtmlFormat(ReportFormat):
@@ -71,6 +87,7 @@ class HtmlFormat(ReportFormat):
         if report.get("detection"):
             parts.append(f'<p class="rb">{_e(detection_sentence(report))}</p>')
         parts += [_attribute(report, attribute) for attribute in report["attributes"]]
+        parts += [_mcu(report), _comparison(report)]
         parts.append(_warnings(report["warnings"]))
         parts.append("</body></html>")
         return "\n".join(parts) + "\n"
@@ -278,6 +295,47 @@ def _attribute(report: dict[str, Any], attribute: dict[str, Any]) -> str:
         f"<th>ln(P_g/P_all)</th><th>in RB</th></tr>{''.join(rows)}</table>"
     )
     return "\n".join(parts)
+
+
+def _mcu(report: dict[str, Any]) -> str:
+    rows = mcu_rows(report)
+    if not rows:
+        return ""
+    verdict = "fits" if mcu_of(report)["ok"] else "does NOT fit"
+    return f"<h2>MCU budget: {verdict}</h2>" + _rows([(item, _e(value)) for item, value in rows])
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _comparison(report: dict[str, Any]) -> str:
+    """The runs, then per attribute the metric on every run, flips and forgotten clips against run #1."""
+    comparison = report.get("comparison")
+    if not comparison:
+        return ""
+    parts = [
+        "<h2>Comparison of runs</h2>",
+        f"<p>Run #1 is the reference: {_e(comparison['reference'])}. Flips: clips predicted differently from #1; "
+        "forgotten: clips #1 gets right and the run gets wrong.</p>",
+        _html_table(
+            ["#", "run", "runtime", "device", "median ms", "p90 ms", "peak MiB", "batches"],
+            [[str(i + 1), run["label"], *run_summary(run)] for i, run in enumerate(comparison["runs"])],
+        ),
+    ]
+    header = ["group", "n", *comparison_header(report)]
+    for attribute in comparison["attributes"]:
+        overall = comparison["overall"]
+        rows = [["all", str(overall["n"]), *comparison_cells(overall)]]
+        rows += [[group["name"], str(group["n"]), *comparison_cells(group)] for group in attribute["groups"]]
+        sentences = "".join(
+            f"<li>{_e(rb_difference_sentence(report, attribute, run))}</li>"
+            for run in range(1, len(comparison["runs"]))
+        )
+        parts += [f"<h3>{_e(attribute['name'])} across runs</h3><ul>{sentences}</ul>", _html_table(header, rows)]
+    return "".join(parts)
 
 
 def _warnings(warnings: list[str]) -> str:

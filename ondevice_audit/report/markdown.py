@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number
+from ondevice_audit.report.interface import ReportFormat, fmt_interval, fmt_number, mcu_of, mcu_rows
 from ondevice_audit.report.sentences import (
     comparison_cells,
     comparison_header,
@@ -69,12 +69,22 @@ class MarkdownFormat(ReportFormat):
                 ]
                 lines.append("| " + " | ".join(cells) + " |")
             lines += ["", f"Resampling: {escape_markdown(attribute['resampling'])}.", ""]
+        lines += _mcu(report)
         lines += _comparison(report)
         if report["samples"]["failed"]:
             lines += [f"{report['samples']['failed']} of {report['samples']['total']} samples failed.", ""]
         if report["warnings"]:
             lines += ["**Warnings**", ""] + [f"- {escape_markdown(w)}" for w in report["warnings"]] + [""]
         return "\n".join(lines)
+
+
+def _mcu(report: dict[str, Any]) -> list[str]:
+    rows = mcu_rows(report)
+    if not rows:
+        return []
+    verdict = "fits" if mcu_of(report)["ok"] else "**does NOT fit**"
+    lines = [f"## MCU budget: {verdict}", "", _row(["item", "value"]), "|---|---|"]
+    return lines + [_row([item, escape_markdown(value)]) for item, value in rows] + [""]
 
 
 def _row(cells: list[str]) -> str:

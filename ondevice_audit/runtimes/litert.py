@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from ondevice_audit._quiet import quiet_native
 from ondevice_audit.runtimes.interface import ModelLoadError, Runtime, select_output
 
 if TYPE_CHECKING:
@@ -59,8 +60,10 @@ class LiteRTRuntime(Runtime):
 
         self.threads = num_threads or 1  # what the interpreter does with None: ``int(num_threads or 1)``
         try:
-            self._interpreter = Interpreter(model_path=str(model_path), num_threads=self.threads,
-                                            experimental_op_resolver_type=OpResolverType[self.resolver])  # fmt: skip
+            with quiet_native():  # XNNPACK announces itself on fd 2 when the interpreter is built
+                self._interpreter = Interpreter(model_path=str(model_path), num_threads=self.threads,
+                                                experimental_op_resolver_type=OpResolverType[self.resolver])  # fmt: skip
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]
@@ -69,7 +72,8 @@ class LiteRTRuntime(Runtime):
         self._output = self._interpreter.get_output_details()[self._output_index]
         signature = self._input.get("shape_signature", self._input["shape"])
         self._dynamic_batch = int(signature[0]) == -1
-        self._batch = None
+        self._batch = int(self._input["shape"][0])
+        """The batch the tensors are allocated for."""
         if len(self._interpreter.get_input_details()) != 1:
             raise ModelLoadError(f"{model_path}: models with several inputs are not supported")
 
@@ -115,16 +119,12 @@ class LiteRTRuntime(Runtime):
             self._input = it.get_input_details()[0]
             self._output = it.get_output_details()[self._output_index]
             self._batch = n
-        elif self._batch is None:
-            it.allocate_tensors()
-            self._batch = int(self._input["shape"][0])
 
     def _delegate(self) -> str | None:
         """The delegate LiteRT applied, with the partitions of the graph it took; None when it took none.
 
-        LiteRT applies its default delegate when tensors are first allocated and adds one ``DELEGATE`` node per
-        partition it took over, so this allocates first."""
-        self._allocate(self.max_batch or 1)
+        LiteRT applies its default delegate when tensors are first allocated (at load, here) and adds one
+        ``DELEGATE`` node per partition it took over."""
         partitions = sum(op["op_name"] == "DELEGATE" for op in self._interpreter._get_ops_details())
         if not partitions:
             return None

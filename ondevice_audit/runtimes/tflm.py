@@ -12,22 +12,19 @@ its own interpreter; scores come back in input order and do not depend on the nu
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
-import sys
-import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ondevice_audit._quiet import captured_stderr
 from ondevice_audit.errors import PipelineError, UsageError
 from ondevice_audit.runtimes.interface import InferenceResult, ModelLoadError, Runtime, select_output, usable_cpus
 from ondevice_audit.runtimes.tflite_graph import TFLiteGraph, read_graph
@@ -115,23 +112,6 @@ def model_ops(model_path: Path) -> list[str]:
     return list(read_graph(model_path).ops)
 
 
-@contextmanager
-def _captured_stderr() -> Iterator[list[str]]:
-    """TFLM reports errors and its allocation record through C ``stderr``: capture file descriptor 2."""
-    lines: list[str] = []
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(line.strip() for line in sink.read().decode(errors="replace").splitlines() if line.strip())
-
-
 def _refusal(model_path: Path, graph: TFLiteGraph, log: list[str]) -> str:
     """One line saying why TFLM cannot run the model: missing ops by name, else TFLM's own last words."""
     named = [name for line in log for name in _MISSING_OP.findall(line)]
@@ -169,7 +149,7 @@ class _Session:
         from tflite_micro import runtime
 
         data = model_path.read_bytes()
-        with _captured_stderr() as log:
+        with captured_stderr() as log:
             try:
                 self.interpreter = runtime.Interpreter.from_bytes(data, arena_size=ARENA_LIMIT_BYTES)
                 loaded = True
@@ -197,7 +177,7 @@ class _Session:
         return scores, seconds
 
     def allocations(self) -> dict[str, int]:
-        with _captured_stderr() as log:
+        with captured_stderr() as log:
             self.interpreter.print_allocations()
         found = {kind: int(size) for line in log for kind, size in _ALLOCATION.findall(line)}
         if set(found) != {"total", "head", "tail"}:

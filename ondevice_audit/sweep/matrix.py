@@ -62,14 +62,17 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "FACTORS",
     "IMAGE_FACTORS",
+    "KEEP_FLOAT",
     "MODALITIES",
     "Cell",
     "DataSettings",
     "DeploymentSettings",
+    "ExplainSettings",
     "Factor",
     "Matrix",
     "TrainingSettings",
     "factors_of",
+    "kept_layers",
     "load_matrix",
     "parse_matrix",
 ]
@@ -122,6 +125,23 @@ _RUNTIMES_BY_FORMAT = "; ".join(
 )
 """``litert, litert-builtin, litert-ref, tflm run tflite; onnxruntime run onnx``: for the error naming an idle runtime."""
 _QUANTIZATIONS = tuple(a.value for a in QuantApproach)
+KEEP_FLOAT = "int8-keep"
+"""``[explain] top_layers = N`` adds the quantization levels ``int8-keep1`` ... ``int8-keepN`` (TFLite only): int8
+with the 1..N layers that hurt the worse-off group most kept in float (``sweep/stages/keep_float.py``)."""
+
+
+def kept_layers(quantization: str) -> int | None:
+    """N of an ``int8-keepN`` level; None for any other level."""
+    count = quantization[len(KEEP_FLOAT) :]
+    return int(count) if quantization.startswith(KEEP_FLOAT) and count.isdigit() else None
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """``[explain]``: selective-quantization cells, chosen as ``ondevice-audit explain`` chooses its candidates."""
+
+    top_layers: int = 0
+
 
 def _spec_factors() -> list[Factor]:
     """The ``AudioFrontendSpec`` fields that declare themselves factors (their metadata), in field order."""
@@ -352,6 +372,7 @@ class Matrix:
     ssh_options: tuple[str, ...] = ()
     """``Key=Value`` OpenSSH options for ``ssh://`` targets: how to connect, not what is swept (not in the
     digest)."""
+    explain: ExplainSettings = ExplainSettings()
 
     def scoring_task(self, classes: tuple[str, ...]) -> ClassifierTask | DetectorTask:
         """How every cell's outputs are read: the data's task, counted in the data's labels through the user
@@ -384,6 +405,7 @@ class Matrix:
             "factors": {name: list(values) for name, values in self.levels},
             "deployment": dataclasses.asdict(self.deployment),
             **({"model": self.model.described()} if self.model is not None else {}),
+            **({"explain": dataclasses.asdict(self.explain)} if self.explain.top_layers else {}),
         }
 
     def digest(self) -> str:
@@ -448,6 +470,7 @@ def parse_matrix(
     user = None
     if model is not None:
         user = load_user_model(model, labels, trust_model, frontend_plugin, frontend_spec, label_map)
+    explain = _explain_settings(document.pop("explain", {}), source)
     pruning, data, training, deployment = _tables(document, source)
     written = {
         **{k: v for k, v in document.items() if k in _BY_NAME},
@@ -467,6 +490,7 @@ def parse_matrix(
         for factor in factors
         if factor.name != "target" or "target" in written
     )
+    levels = _with_kept_layers(levels, explain.top_layers, source)
     if user is not None:
         _refuse_for_model(written, dict(levels), user, source)
         _refuse_training_without_targets(dict(levels), user, source)
@@ -487,6 +511,37 @@ def parse_matrix(
         skipped,
         _deployment_settings(deployment, source),
         user,
+        explain=explain,
+    )
+
+
+def _explain_settings(table: Any, source: Path) -> ExplainSettings:
+    if not isinstance(table, Mapping):
+        raise UsageError(f"{source}: explain must be a table ([explain])")
+    unknown = [f"explain.{key}" for key in table if key != "top_layers"]
+    if unknown:
+        raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: explain.top_layers")
+    top = _setting(table, "top_layers", int, 0, source, "explain")
+    if top < 0:
+        raise UsageError(f"{source}: explain.top_layers must be 0 (off) or more, got {top}")
+    return ExplainSettings(top)
+
+
+def _with_kept_layers(
+    levels: tuple[tuple[str, tuple[Scalar, ...]], ...], top: int, source: Path
+) -> tuple[tuple[str, tuple[Scalar, ...]], ...]:
+    """``int8-keep1`` ... ``int8-keepN`` after ``int8`` in the quantization levels, for ``[explain] top_layers``."""
+    if not top:
+        return levels
+    named = dict(levels)
+    if "int8" not in named["quantization"] or "tflite" not in named["export"]:
+        raise UsageError(f"{source}: explain.top_layers keeps layers of int8 TFLite cells in float: quantization must "
+                         "include int8 and export tflite")  # fmt: skip
+    added = tuple(f"{KEEP_FLOAT}{n}" for n in range(1, top + 1))
+    quantization = named["quantization"]
+    at = quantization.index("int8") + 1
+    return tuple(
+        (name, (*values[:at], *added, *values[at:]) if name == "quantization" else values) for name, values in levels
     )
 
 
@@ -711,6 +766,9 @@ def _cells(
         chosen: dict[str, Any] = {**other_frontend, "modality": modality}
         chosen.update({_BY_NAME[name].attribute: value for (name, _), value in zip(levels, values, strict=True)})
         runtime = chosen["runtime"]
+        if kept_layers(str(chosen["quantization"])) is not None and chosen["export"] != "tflite":
+            skipped += 1  # int8-keepN keeps layers of a TFLite model in float
+            continue
         if runtime == "auto":
             chosen["runtime"] = DEFAULT_RUNTIME[chosen["export"]]
         elif runtime_format(runtime) != chosen["export"]:

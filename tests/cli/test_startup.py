@@ -40,6 +40,7 @@ def _run(*args: str) -> tuple[int, set[str], str]:
         ["compare"],
         ["train"],
         ["export"],
+        ["explain"],
         ["report"],
         ["gate"],
         ["demo"],

@@ -101,7 +101,7 @@ def test_unknown_keys_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         load_settings()
     assert str(error.value) == (
         f"{path} [tool.ondevice-audit.gate]: unknown gate setting(s) max_bias, min_mcc; known: max_rb, "
-        "max_group_gap, min_metric, baseline, max_rb_increase, max_metric_drop, use_ci_bound"
+        "max_group_gap, min_metric, baseline, max_rb_increase, max_metric_drop, use_ci_bound, require_mcu_fit"
     )
 
 

@@ -100,6 +100,25 @@ def test_a_second_run_is_served_from_the_cache(pruned_sweep: tuple[Path, Path], 
     pd.testing.assert_frame_equal(pd.read_csv(first / "results.csv"), pd.read_csv(tmp_path / "again" / "results.csv"))
 
 
+@pytest.mark.parametrize("columns", [80, 50])
+def test_the_summary_in_a_narrow_log_keeps_every_cell_and_number(
+    pruned_sweep: tuple[Path, Path], cache: Path, tmp_path: Path, columns: int
+) -> None:
+    """A CI log: not a terminal, 80 columns or fewer. A table that does not fit becomes records; nothing is cut."""
+    matrix, first = pruned_sweep
+    result = runner.invoke(
+        app, ["sweep", "-m", str(matrix), "--out", str(tmp_path / "again"), "--cache", str(cache)],
+        env={"COLUMNS": str(columns)},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    for row in pd.read_csv(first / "results.csv").to_dict("records"):
+        line = next(line for line in result.stdout.splitlines() if row["cell"] in line)
+        assert f"{row['pruning.final_sparsity']:.3g}" in line and f"{row['accuracy']:.3g}" in result.stdout
+        assert f"{row['rb']:.3g} [" in result.stdout
+    assert ("cell: " in result.stdout) is (columns == 50)
+
+
 def test_a_sweep_folder_is_only_continued_with_resume_and_the_same_matrix(
     pruned_sweep: tuple[Path, Path], cache: Path
 ) -> None:

@@ -43,7 +43,6 @@ class ExportSettings(StageSettings):
         from ondevice_audit.export import get_exporter
         from ondevice_audit.export.interface import ExportSpec
         from ondevice_audit.export.metadata import ModelMetadata
-        from ondevice_audit.export.variants import variant_path
         from ondevice_audit.frontend import spec_from_dict
         from ondevice_audit.optimize.quantize import QuantApproach, QuantizationConfig
         from ondevice_audit.sweep.weights import measure_sparsity
@@ -57,7 +56,7 @@ class ExportSettings(StageSettings):
         frontend = read_json(task.entry("features", self.features) / "features.json")["frontend"]
         embedded = None if frontend.get("kind") == "plugin" else spec_from_dict(frontend)  # a plug-in is not embeddable
         metadata = ModelMetadata(labels=list(task.sweep.classes), frontend=embedded, extra=facts)
-        path = variant_path(entry, "model", self.format, approach)
+        path = self._path(entry, approach)
         if self.format == "onnx":
             import tf2onnx.convert  # all of tf2onnx: one of its modules takes a name from the counter on import
             import tf2onnx.utils
@@ -65,7 +64,7 @@ class ExportSettings(StageSettings):
             # tf2onnx numbers the nodes it creates from a process-wide counter; reset it, so the file's bytes
             # (and size) do not depend on how many models this process converted before.
             tf2onnx.utils.INTERNAL_NAME = 1
-        result = exporter.export(load_model(task, self.model_stage, self.model), spec, path, metadata, inputs)
+        result = self._export(task, load_model(task, self.model_stage, self.model), spec, path, metadata)
         write_json(
             entry / "export.json",
             {
@@ -76,6 +75,18 @@ class ExportSettings(StageSettings):
                 "frontend_description": frontend_description(frontend),
             },
         )
+
+    def _path(self, entry: Path, approach: Any) -> Path:
+        from ondevice_audit.export.variants import variant_path
+
+        return variant_path(entry, "model", self.format, approach)
+
+    def _export(self, task: TaskContext, keras_model: Any, spec: Any, path: Path, metadata: Any) -> Any:
+        """The exporter's conversion and parity check (``keep_float.py`` replaces it, adding to ``metadata.extra``)."""
+        from ondevice_audit.export import get_exporter
+
+        inputs = feature_arrays(task.cache, self.features)["train_x"]
+        return get_exporter(self.format).export(keras_model, spec, path, metadata, inputs)
 
     def _facts(self, task: TaskContext) -> dict[str, Any]:
         """The metadata embedded in the file: what was trained on what, and how it was pruned."""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ondevice_audit.registry import distribution_versions
 from ondevice_audit.sweep.stages.base import StageSettings, TaskContext, read_json, write_json
 
 __all__ = ["SHARD_CLIPS", "SPLITS", "FeatureSettings", "Shard", "SplitSettings"]
@@ -46,7 +47,7 @@ class Shard:
 @dataclass(frozen=True)
 class FeatureSettings(StageSettings):
     stage = "features"
-    distributions = ("numpy", "scipy", "librosa", "soxr", "soundfile", "pillow")
+    distributions = ("numpy", "scipy", "soxr", "soundfile", "pillow")
 
     data: str
     """The data hash: manifest plus every file's content."""
@@ -54,6 +55,11 @@ class FeatureSettings(StageSettings):
     frontend: dict[str, Any]
     """The front-end's settings (``FrontendSpec`` fields, or a plug-in reference)."""
     shard: Shard | None = None
+
+    def toolchain(self) -> dict[str, str]:
+        """The micro front-end's numbers come from pymicro-features, or TensorFlow's op for other settings."""
+        micro = ("pymicro-features", "tensorflow") if self.frontend.get("kind") == "micro" else ()
+        return {**super().toolchain(), **distribution_versions(micro)}
 
     def run(self, task: TaskContext, entry: Path) -> None:
         from ondevice_audit.sweep.user_model import build_sweep_frontend

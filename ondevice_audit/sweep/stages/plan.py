@@ -21,11 +21,12 @@ import ondevice_audit.sweep.stages.features as features_stage
 from ondevice_audit._files import sha256_of
 from ondevice_audit.errors import UsageError
 from ondevice_audit.sweep.cache import Cache, digest
-from ondevice_audit.sweep.matrix import Cell, Matrix
+from ondevice_audit.sweep.matrix import Cell, Matrix, kept_layers
 from ondevice_audit.sweep.stages.base import StageSettings, SweepContext
 from ondevice_audit.sweep.stages.export import ExportSettings, UserExportSettings
 from ondevice_audit.sweep.stages.features import SPLITS, FeatureSettings, Shard, SplitSettings
 from ondevice_audit.sweep.stages.infer import InferSettings
+from ondevice_audit.sweep.stages.keep_float import KeepFloatSettings
 from ondevice_audit.sweep.stages.prune import PruneSettings
 from ondevice_audit.sweep.stages.score import SCORING_FIELDS, ScoreSettings
 from ondevice_audit.sweep.stages.train import MitigationSettings, TrainSettings, UserTrainSettings
@@ -175,12 +176,21 @@ class _Planner:
             )  # fmt: skip
             chain.append(model)
             model_stage = "prune"
-        export = self.add(
-            ExportSettings(features, base, model, model_stage, cell.export, cell.quantization,
-                           training.calibration_samples, cell.seed),
-            (features, base, model) if model != base else (features, base),
-        )  # fmt: skip
+        settings = ExportSettings(features, base, model, model_stage, cell.export, cell.quantization,
+                                  training.calibration_samples, cell.seed)  # fmt: skip
+        keep = kept_layers(cell.quantization)
+        if keep is not None:  # int8 with the layers that hurt the worse-off group most kept in float
+            settings = KeepFloatSettings(**{**asdict(settings), "quantization": "int8"}, keep=keep,
+                                         scoring=self._ranking())  # fmt: skip
+        export = self.add(settings, (features, base, model) if model != base else (features, base))
         return self._score_chain(cell, chain, features, export)
+
+    def _ranking(self) -> dict[str, object]:
+        """How ``int8-keepN`` cells rank layers: over the bias attribute, with the sweep's metric and bootstrap."""
+        data = self.matrix.data
+        return {"groups": [data.bias_attribute], "metric": data.metric, "negative_labels": list(data.negative_labels),
+                "min_group_size": data.min_group_size, "bootstrap": max(data.bootstrap, 100), "permutations": 0,
+                "seed": data.resampling_seed, "confidence": data.confidence}  # fmt: skip
 
     def _mitigation(self, cell: Cell) -> MitigationSettings | None:
         if cell.mitigation == "none":

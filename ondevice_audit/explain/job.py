@@ -1,0 +1,238 @@
+"""The explain job: why a compressed variant serves one group worse, and the smallest change that fixes it.
+
+1. Base and variant (and the variant as rebuilt here) run over the audited clips; the variant's RB is compared
+   with the base's bootstrap interval, and the *worse-off group* is the one whose metric the variant lowers
+   most beyond the overall fall.
+2. Per layer and group, the layer's error (``Explainer.layer_errors``: TF Lite's quantization debugger, or the
+   pruned layer's output change), speaker by speaker; layers ranked by how much more they hurt the worse-off
+   group, with a speaker-bootstrap interval (``ranking.py``). Layers within the noise are not ranked.
+3. If the variant's RB is outside the base's interval and some layer is beyond the noise, the top-ranked
+   layers are undone one, two, three at a time (kept in float, restored dense); every candidate is audited on
+   the same clips with the paired speaker bootstrap, and the smallest whose RB is within the base's interval is
+   recommended, with what it costs in bytes and milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ondevice_audit.errors import UsageError
+from ondevice_audit.explain.comparison import Comparison, Runs, compare
+from ondevice_audit.explain.data import (
+    ExplainData,
+    SweepCell,
+    calibration_inputs,
+    read_rows,
+    resolve_model,
+    sweep_calibration,
+    sweep_cell,
+    units_of,
+)
+from ondevice_audit.explain.document import explain_document
+from ondevice_audit.explain.interface import Explainer, Layer
+from ondevice_audit.explain.ranking import LayerEffect, UnitTable, rank_layers
+from ondevice_audit.export.metadata import ModelMetadata, read_metadata
+from ondevice_audit.frontend import Frontend
+from ondevice_audit.model_io import ModelOptions, resolve_frontend, resolve_labels
+from ondevice_audit.progress import NullProgress, Progress
+from ondevice_audit.scoring import ScoreOptions
+
+__all__ = ["ExplainOptions", "explain_variant"]
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    out: Path
+    """Folder for the candidate files (and the rebuilt variant)."""
+    top_layers: int = 3
+    """Candidates undo the top 1, 2, ... ``top_layers`` ranked layers."""
+    calibration_data: Path | None = None
+    """Manifest whose inputs calibrate int8 (as ``export --data`` does); None: the audited manifest, every row."""
+    calibration_samples: int = 200
+    calibration_seed: int = 0
+    latency_samples: int = 20
+    """Single-sample calls timed per model (after a warm-up)."""
+
+
+@dataclass(frozen=True)
+class _Models:
+    variant: Path
+    base: Path
+    cell: Path | None
+    """The sweep cell folder the variant came from, if it did."""
+    labels: list[str]
+    frontend: Frontend
+    metadata: ModelMetadata
+    """What the candidates carry: the variant's labels, front-end and facts."""
+
+
+def explain_variant(
+    variant: Path,
+    base: Path,
+    manifest: Path,
+    options: ScoreOptions,
+    explain: ExplainOptions,
+    model_options: ModelOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Explain ``variant`` (a file or sweep cell) against ``base`` on ``manifest``; see the module docstring."""
+    from ondevice_audit.tasks import ClassifierTask
+
+    progress = progress or NullProgress()
+    model_options = model_options or ModelOptions()
+    _check_options(options, explain)
+    models = _models(variant, base, model_options)
+    options = ClassifierTask(tuple(models.labels)).resolve(options)
+    out = _output_folder(explain.out, [models.variant, models.base, manifest])
+    cell = None if models.cell is None else sweep_cell(models.cell)
+    explainer = _explainer(models, cell, manifest, explain, model_options.trust_model, progress)
+    held_out = None if cell is None else cell.frames["test"]
+    data = read_rows(manifest, options, models.labels, models.frontend, progress, held_out)
+    runs = Runs(models.labels, model_options.batch_size, explain.latency_samples, model_options.trust_model)
+    rebuilt = [("rebuilt", name, path) for name, path in explainer.reference_runs(out)]
+    runs.add([("base", base.name, models.base), ("variant", variant.name, models.variant), *rebuilt], data, progress)
+    first = compare(runs, data, options)
+    worse = first.worse_off()
+    layers, effects = _rank(explainer, data, first, worse, options, progress)
+    chosen = _to_undo(first, layers, effects, explain.top_layers)
+    for k in range(1, len(chosen) + 1):
+        undone = chosen[:k]
+        path = explainer.candidate(undone, out, f"{explainer.kind}-fix-{k}")
+        runs.add([("candidate", f"{', '.join(layer.name for layer in undone)} {explainer.undo}", path)], data,
+                 progress)  # fmt: skip
+    final = compare(runs, data, options) if chosen else first
+    return explain_document(
+        explainer=explainer,
+        inputs={"variant": models.variant, "base": models.base, "manifest": manifest},
+        rows="the sweep's test split" if held_out is not None and options.split_file is None else None,
+        data=data,
+        options=options,
+        comparison=final,
+        worse=worse,
+        layers=layers,
+        effects=effects,
+        undone=[[layer.name for layer in chosen[:k]] for k in range(1, len(chosen) + 1)],
+    )
+
+
+def _check_options(options: ScoreOptions, explain: ExplainOptions) -> None:
+    if not options.groups:
+        raise UsageError("name the group column to explain with --group")
+    if options.bootstrap < 100:
+        raise UsageError(
+            "explain tells a layer's effect from noise with the speaker bootstrap: --bootstrap 100 or more"
+        )
+    if explain.top_layers < 1:
+        raise UsageError("--top-layers must be at least 1")
+    if explain.latency_samples < 1:
+        raise UsageError("--latency-samples must be at least 1")
+
+
+def _models(variant: Path, base: Path, model_options: ModelOptions) -> _Models:
+    """Both models found, and made for the same inputs and classes."""
+    variant_path, base_path = resolve_model(variant, "variant"), resolve_model(base, "base")
+    if variant_path.resolve() == base_path.resolve():
+        raise UsageError(f"the variant and the base are the same file: {variant_path}")
+    metadata = read_metadata(variant_path)
+    if metadata is not None and metadata.extra.get("task") == "detect":
+        raise UsageError("explain ranks a classifier's layers by group; this model is a detector, which it does "
+                         "not explain yet: compare its variants with audit --reference")  # fmt: skip
+    labels = resolve_labels(metadata, model_options)
+    if labels is None:
+        raise UsageError("the model carries no label names: pass --labels FILE (one class name per line)")
+    frontend = resolve_frontend(metadata, model_options)
+    base_metadata = read_metadata(base_path)
+    if base_metadata is not None and base_metadata.labels and list(base_metadata.labels) != labels:
+        raise UsageError(f"the base's labels ({', '.join(base_metadata.labels)}) differ from the variant's")
+    spec = getattr(frontend, "spec", None)
+    if base_metadata is not None and base_metadata.frontend and spec is not None and base_metadata.frontend != spec:
+        raise UsageError("the base was made for other inputs than the variant (their front-end settings differ)")
+    own = metadata or ModelMetadata(labels=labels, frontend=spec)
+    cell = variant if variant_path != variant else None
+    return _Models(variant_path, base_path, cell, labels, frontend, dataclasses.replace(own, labels=labels))
+
+
+def _output_folder(out: Path, inputs: list[Path]) -> Path:
+    """``out``, created; refused when it holds an input, since candidate files are written into it."""
+    for path in inputs:
+        if path.resolve().parent == out.resolve() or out.resolve() in path.resolve().parents:
+            raise UsageError(f"--out {out} holds an input ({path}); write the candidates to another folder")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _explainer(
+    models: _Models,
+    cell: SweepCell | None,
+    manifest: Path,
+    explain: ExplainOptions,
+    trust_model: bool,
+    progress: Progress,
+) -> Explainer:
+    """Quantization for a full-integer variant, pruning for a float one; anything else is refused."""
+    from ondevice_audit._files import model_format
+    from ondevice_audit.explain.quantization import QuantizationExplainer, float_flatbuffer, integer_activations
+
+    if model_format(models.variant) == "tflite":
+        full_integer, integer_io = integer_activations(models.variant)
+        if full_integer:
+            base_model = float_flatbuffer(models.base, trust_model)
+            inputs, facts = _calibration(models, cell, manifest, explain, progress)
+            with progress.task("Calibrating the base with TF Lite's calibrator", total=None):
+                return QuantizationExplainer(base_model, inputs, integer_io, models.metadata, facts)
+    from ondevice_audit.explain.pruning import PruningExplainer
+
+    return PruningExplainer.open(models.base, models.variant, models.metadata, trust_model)
+
+
+def _calibration(
+    models: _Models, cell: SweepCell | None, manifest: Path, explain: ExplainOptions, progress: Progress
+) -> tuple[np.ndarray, dict[str, object]]:
+    """What int8 is rebuilt with: ``--calibration-data``; else a sweep cell's own training split; else ``--data``."""
+    if explain.calibration_data is None and cell is not None:
+        return sweep_calibration(cell, models.frontend, progress)
+    calibration = explain.calibration_data or manifest
+    inputs, drawn_from = calibration_inputs(
+        calibration, models.frontend, explain.calibration_samples, explain.calibration_seed, progress
+    )
+    return inputs, {"manifest": str(calibration), "rows": drawn_from, "samples": len(inputs),
+                    "seed": explain.calibration_seed}  # fmt: skip
+
+
+def _rank(
+    explainer: Explainer,
+    data: ExplainData,
+    first: Comparison,
+    worse: str | None,
+    options: ScoreOptions,
+    progress: Progress,
+) -> tuple[list[Layer], list[LayerEffect] | None]:
+    """Every layer's per-group error on the scored clips, ranked against ``worse`` (None: no group to rank for)."""
+    frame = data.frame.loc[first.scored_mask].reset_index(drop=True)
+    units, unit_group, names = units_of(frame, options.groups[0])
+    errors = explainer.layer_errors(data.inputs[first.scored_mask], units, progress)
+    if worse is None:
+        return errors.layers, None
+    included = np.array([first.included[first.groups.index(name)] for name in names])
+    table = UnitTable(errors.squared_error, errors.power, np.bincount(units), unit_group, names,
+                      [layer.scale for layer in errors.layers])  # fmt: skip
+    effects = rank_layers(table, names.index(worse), included, options.bootstrap, options.seed, options.confidence)
+    if not first.variant_changed():  # no change to explain: a ranking against the group that lost most would be noise
+        effects = [dataclasses.replace(effect, rank=None) for effect in effects]
+    return errors.layers, effects
+
+
+def _to_undo(first: Comparison, layers: list[Layer], effects: list[LayerEffect] | None, top: int) -> list[Layer]:
+    """The top-ranked layers to undo, best first; none when the variant is not measurably more biased than the base
+    (nothing to fix), when RB is undefined, or when no layer is beyond the noise."""
+    if effects is None or not first.variant_changed():
+        return []
+    ranked = sorted((e for e in effects if e.rank is not None), key=lambda e: e.rank or 0)
+    return [layers[e.index] for e in ranked[:top]]
