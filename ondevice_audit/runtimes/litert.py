@@ -65,7 +65,8 @@ class LiteRTRuntime(Runtime):
                                                 experimental_op_resolver_type=OpResolverType[self.resolver])  # fmt: skip
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load ({exc})") from None
+            kernels = "" if self.resolver == "AUTO" else f" with its {self.kernels} kernels ({self.name})"
+            raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load{kernels} ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]
         self._output_names = [detail["name"] for detail in self._interpreter.get_output_details()]
         self._output_index = select_output(self._output_names, output, model_path)

@@ -219,3 +219,16 @@ def test_graph_optimization_without_an_onnx_run_is_refused(ds_cnn_without_fc, to
     with pytest.raises(UsageError, match="no run here is an ONNX model"):
         audit_model(ds_cnn_without_fc, tone_dataset, OPTIONS, ModelOptions(graph_optimization="basic"))
 
+
+
+def test_tensorflow_threads_are_refused_once_tensorflow_runs(tiny_models) -> None:
+    """TensorFlow's thread count is fixed once it has run an op (``tiny_models`` trained a model here): a report
+    never states a count TensorFlow did not use."""
+    from ondevice_audit import _tensorflow
+    from ondevice_audit.errors import UsageError
+
+    current = _tensorflow.tensorflow().config.threading.get_intra_op_parallelism_threads()
+    assert load_runtime(tiny_models["keras"], None, RuntimeOptions(threads=current or None)).describe().threads == (
+        current or None)  # fmt: skip
+    with pytest.raises(UsageError, match="its thread count cannot change once it has started"):
+        load_runtime(tiny_models["keras"], None, RuntimeOptions(threads=(current or 1) + 7))
