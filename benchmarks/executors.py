@@ -1,6 +1,7 @@
 """The sweep's executors on one machine: the same matrix on the local process pool and on a local Ray instance.
 
-Half the demo matrix (16 kHz only: MFCC/log-mel x pruning 0/50 % x f32/int8 = 8 cells on synth-kws), each
+Half the demo matrix (16 kHz only: MFCC/log-mel x pruning 0/50 % x f32/int8 x 2 seeds = 16 cells on
+synth-kws-neural), each
 executor from an empty cache with ``jobs`` workers, each run starting its own workers (and Ray its own
 instance), as the CLI does; ``repeats`` rounds in alternating order, best of each, so neither side gets the
 quieter moments of a shared machine. Ray's start-up (``ray.init`` of a local instance plus the first task's round trip)
@@ -19,9 +20,9 @@ _ROOT = Path(__file__).parents[1]
 
 def _matrix(folder: Path) -> Path:
     text = (_ROOT / "examples" / "matrix-demo.toml").read_text()
-    manifest = _ROOT / "datasets" / "synth-kws" / "manifest.csv"
+    manifest = _ROOT / "datasets" / "synth-kws-neural" / "manifest.csv"
     text = text.replace("sample_rate = [8000, 16000]", "sample_rate = 16000")
-    text = text.replace('manifest = "../datasets/synth-kws/manifest.csv"', f'manifest = "{manifest}"')
+    text = text.replace('manifest = "../datasets/synth-kws-neural/manifest.csv"', f'manifest = "{manifest}"')
     path = folder / "matrix.toml"
     path.write_text(text)
     return path

@@ -7,7 +7,7 @@
   interpreter / session loop over the same inputs and batch size. Target: <= 1.25x.
 - frontend: MFCC and log-mel of 2000 one-second clips, the batched front-end vs a per-clip librosa loop (target
   >= 3x, values within 1e-4), and vs loading the same features from the sweep's feature cache.
-- sweep: the demo matrix (examples/matrix-demo.toml, 16 cells): a warm-cache rerun as a share of the cold
+- sweep: the demo matrix (examples/matrix-demo.toml, 32 cells): a warm-cache rerun as a share of the cold
   sweep (target <= 5 %), and the cold sweep against running every cell alone from an empty cache (target
   >= 3x faster). Takes several minutes.
 - startup: `ondevice-audit --help` wall time (median of 5 fresh processes; target < 1 s) against `python -c pass`,
@@ -158,12 +158,14 @@ def bench_inference(n: int = 4000, batch: int = 64) -> list[tuple[str, float, st
         ours_s = _best_of(ours(path), 3)
         ratio = ours_s / raw_s
         print(f"inference {label}: raw loop {raw_s:.3f} s, audit runtime {ours_s:.3f} s over {n} inputs")
-        rows.append((f"audit inference / raw {label} loop (x, target <= 1.25)", ratio, "PASS" if ratio <= 1.25 else "MISS"))
+        rows.append(
+            (f"audit inference / raw {label} loop (x, target <= 1.25)", ratio, "PASS" if ratio <= 1.25 else "MISS")
+        )
     return rows
 
 
 def bench_sweep() -> list[tuple[str, float, str]]:
-    """The demo matrix (16 cells on synth-kws): a cold sweep, a warm rerun on its cache, and every cell run on
+    """The demo matrix (32 cells on synth-kws-neural): a cold sweep, a warm rerun on its cache, and every cell run on
     its own from an empty cache (as one sweep per cell: features, training, pruning, export, audit each time)."""
     import dataclasses
     import shutil
@@ -241,8 +243,10 @@ def bench_sweep_profile(work: Path) -> list[tuple[str, float, str]]:
             out.write(f"\n===== {stage}: {counts[stage]} task(s), {seconds[stage]:.1f} s\n")
             pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(25)
     total = sum(seconds.values())
-    print(f"sweep profile, demo matrix cold in one process: {total:.1f} s; a spawned worker's start-up "
-          f"(imports + TensorFlow) {start_s:.1f} s; top functions per stage in {work / 'sweep-profile.txt'}")
+    print(
+        f"sweep profile, demo matrix cold in one process: {total:.1f} s; a spawned worker's start-up "
+        f"(imports + TensorFlow) {start_s:.1f} s; top functions per stage in {work / 'sweep-profile.txt'}"
+    )
     for stage, value in seconds.items():
         print(f"  {stage:40} {value:6.1f} s {100 * value / total:5.1f} %  ({counts.get(stage, 1)} task(s))")
     return [(f"sweep profile: {stage} (% of {total:.0f} s)", 100 * value / total, "INFO")

@@ -2,8 +2,9 @@
 
 1. audit the bundled keyword spotter (``models/kws-ds-cnn``) on the speakers it never heard;
 2. run the demo design matrix (``examples/matrix-demo.toml``: sample rate x features x pruning sparsity x
-   quantization) on the bundled synth-kws data;
-3. write the audit as JSON, Markdown and HTML, and the sweep's summary, next to each other in ``out``.
+   quantization x two seeds) on the bundled synth-kws-neural data (Kokoro voices in noisy rooms);
+3. write the audit as JSON, Markdown and HTML, and the sweep's summary, next to each other in ``out``;
+4. say in plain words which design choices moved RB beyond seed-to-seed noise (``sweep/finding.py``).
 
 A rerun reuses the sweep's cache, so it takes seconds.
 """
@@ -22,8 +23,13 @@ from ondevice_audit.report.document import to_json
 from ondevice_audit.report.html import HtmlFormat
 from ondevice_audit.report.markdown import MarkdownFormat
 
-__all__ = ["DemoPaths", "find_demo_paths", "run_demo_audit"]
+__all__ = ["SYNTHETIC_DATA", "DemoPaths", "find_demo_paths", "run_demo_audit"]
 
+SYNTHETIC_DATA = (
+    "The speakers are synthetic: Kokoro text-to-speech voices (a model trained on recordings of real people), "
+    "mixed into new voices and placed in simulated rooms. Their gender and accent are voice labels, not people: "
+    "these numbers show what the tool measures, not how the model would treat real speakers."
+)
 _MISSING = "cannot find the bundled {what} at {path}; run the demo from a checkout of ondevice-audit (or pass --root)"
 
 
@@ -38,7 +44,7 @@ class DemoPaths:
 def find_demo_paths(root: Path) -> DemoPaths:
     """The bundled dataset, model, its split and the demo matrix under ``root`` (a checkout)."""
     paths = DemoPaths(
-        manifest=root / "datasets" / "synth-kws" / "manifest.csv",
+        manifest=root / "datasets" / "synth-kws-neural" / "manifest.csv",
         model=root / "models" / "kws-ds-cnn" / "model.tflite",
         split=root / "models" / "kws-ds-cnn" / "split.csv",
         matrix=root / "examples" / "matrix-demo.toml",

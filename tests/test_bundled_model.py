@@ -17,7 +17,7 @@ def test_bundled_audit_reproduces_the_model_card(tmp_path):
     assert report["overall"] == card["overall"]
     assert report["attributes"] == card["attributes"]
     assert report["model"]["sha256"] == card["model"]["sha256"]
-    assert report["overall"]["n"] == 456 and report["overall"]["n_speakers"] == 38
+    assert report["overall"]["n"] == 672 and report["overall"]["n_speakers"] == 48
     for name in ("audit.json", "audit.md", "audit.html"):
         assert (tmp_path / name).stat().st_size > 0
 

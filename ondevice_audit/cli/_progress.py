@@ -1,9 +1,10 @@
 """The consoles every command prints through, ``--quiet``, and progress.
 
-Progress: rich bars on stderr; on a non-terminal (a CI log), one line per finished stage instead. Tables print
-through ``ReadableConsole``, so in an 80-column log or a narrow terminal a wide table becomes one record per row
-rather than cut numbers and group names. ``--quiet`` (on every command) silences progress and notes on
-``stderr``; ``errors`` always prints, and the report and gate print only their verdict.
+Progress: rich bars on stderr; on a non-terminal (a CI log), one line per finished stage instead, and for a long
+stage a line every ``LOG_EVERY_S`` seconds with how far it is and the time left (CI logs show it is alive).
+Tables print through ``ReadableConsole``, so in an 80-column log or a narrow terminal a wide table becomes one
+record per row rather than cut numbers and group names. ``--quiet`` (on every command) silences progress and
+notes on ``stderr``; ``errors`` always prints, and the report and gate print only their verdict.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ Quiet = Annotated[
     ),
 ]
 """Every command takes it; its callback quiets ``stderr`` before the command runs."""
+LOG_EVERY_S = 30.0
 
 
 class RichProgress:
@@ -78,11 +80,10 @@ class RichProgress:
             yield lambda n=1: None
             return
         if not self.console.is_terminal:
-            started = time.perf_counter()
-            done = [0]
-            yield lambda n=1: done.__setitem__(0, done[0] + n)
-            count = f" ({done[0]}/{total})" if total else ""
-            self.console.print(f"[dim]✓ {description}{count} in {time.perf_counter() - started:.1f} s[/dim]")
+            log = _LogLines(self.console, description, total)
+            yield log.advance
+            count = f" ({log.done}/{total})" if total else ""
+            self.console.print(f"[dim]✓ {description}{count} in {time.perf_counter() - log.started:.1f} s[/dim]")
             return
         columns = [
             TextColumn("{task.description}"),
@@ -98,3 +99,30 @@ class RichProgress:
     def note(self, message: str) -> None:
         if not self.quiet:
             self.console.print(f"[yellow]{message}[/yellow]", highlight=False)
+
+
+class _LogLines:
+    """Counts a stage's progress; every ``LOG_EVERY_S`` seconds prints how far it is and, with a total, the time left."""
+
+    def __init__(self, console: Console, description: str, total: int | None):
+        self.console, self.description, self.total = console, description, total
+        self.started = self.last = time.perf_counter()
+        self.done = 0
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last < LOG_EVERY_S:
+            return
+        self.last = now
+        elapsed = now - self.started
+        line = f"… {self.description}: {self.done}" + (f"/{self.total}" if self.total else "")
+        line += f" after {_duration(elapsed)}"
+        if self.total and 0 < self.done < self.total:
+            line += f", about {_duration(elapsed * (self.total - self.done) / self.done)} left"
+        self.console.print(f"[dim]{line}[/dim]", highlight=False)
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"

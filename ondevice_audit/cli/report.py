@@ -23,7 +23,7 @@ from ondevice_audit.errors import UsageError
 
 __all__ = ["report"]
 
-NO_OUTPUT = "nothing to write: give --html FILE and/or --markdown FILE"
+NO_OUTPUT = "nothing to write: give --html FILE, --markdown FILE and/or --charts FOLDER"
 CANNOT_WRITE = "cannot write {path}: {error}"
 UNREADABLE = "{path}: cannot read it ({error})"
 
@@ -35,19 +35,29 @@ def report(
         Path | None, typer.Option("--html", help="Write a self-contained HTML page (charts inline, no external links).")
     ] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write GitHub-flavoured Markdown.")] = None,
+    charts: Annotated[
+        Path | None,
+        typer.Option(
+            "--charts",
+            help="Write the report's charts as PNG files into this folder (ATTRIBUTE.png; a detector's "
+            "ATTRIBUTE-det.png).",
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Render a saved report for people: an HTML page with a chart per attribute, or Markdown.
 
     A sweep folder: cells by RB, metric vs RB with the Pareto front, what drives bias, the recommended cell.
     """
-    if html is None and markdown is None:
+    if html is None and markdown is None and charts is None:
         raise UsageError(NO_OUTPUT)
     from ondevice_audit.report.document import load_report
     from ondevice_audit.report.html import HtmlFormat
     from ondevice_audit.report.markdown import MarkdownFormat
 
     if source.is_dir():
+        if charts is not None:
+            raise UsageError("--charts writes a report's charts; a sweep's chart is its folder's plot")
         write_sweep_reports(source, html, markdown)
         return
     document = load_report(source)
@@ -55,6 +65,11 @@ def report(
         _write(html, HtmlFormat().format(document))
     if markdown is not None:
         _write(markdown, MarkdownFormat().format(document))
+    if charts is not None:
+        from ondevice_audit.report.html import report_charts
+
+        for name, png in report_charts(document).items():
+            _write_bytes(charts / name, png)
 
 
 def write_sweep_reports(folder: Path, html: Path | None, markdown: Path | None) -> None:
@@ -101,9 +116,13 @@ def _csv(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _write(path: Path, text: str) -> None:
+def _write_bytes(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(data)
     except OSError as exc:
         raise UsageError(CANNOT_WRITE.format(path=path, error=exc.strerror or exc)) from None
+
+
+def _write(path: Path, text: str) -> None:
+    _write_bytes(path, text.encode("utf-8"))

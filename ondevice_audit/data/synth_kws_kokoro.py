@@ -5,22 +5,27 @@ gender and accent (in a seeded order), then *pseudo-speakers*: a mix ``w * a + (
 vectors of two voices of the **same** gender and accent, ``w`` in [0.3, 0.7] (a mix is a new, stable voice).
 Every speaker has a fixed speaking rate (0.85-1.15 x), pitch (-2 to +2 semitones) and *room*: a
 reverberation time, a direct-to-reverberant ratio, a microphone gain and a background noise (white, pink,
-brown, mains hum or four-talker babble) at a signal-to-noise ratio around which each clip varies.
+brown, mains hum or four-talker babble) at a signal-to-noise ratio around which each clip varies. The noise
+kinds are dealt out evenly within each gender x accent cell, so the kind of room is not confounded with the
+group; everything else is drawn independently per speaker.
 
 A clip is one word: Kokoro speaks it (rate jittered by +-5 % per clip), the pitch shift is made by
 resampling (synthesize slower, play faster: no phase-vocoder artefacts), the silence is cut at -40 dB of the
 peak, the word is reverberated, centred in exactly 1.0 s at 16 kHz and the noise is added. Clips are Ogg/Opus
-(a tenth of the size of FLAC once noise is in), 16 kHz mono.
+(a tenth of the size of FLAC once noise is in), 16 kHz mono, each stream's serial number derived from its path
+(``data/opus.py``: libsndfile would draw it at random).
 
 The output is a function of the arguments and the pinned model: every random choice comes from numpy
 generators seeded with ``seed`` and a speaker's or clip's own name (so a speaker is the same whichever others
-are generated), and Kokoro runs on one thread per process. Speech is cached in the Kokoro cache, so an
-interrupted run resumes in seconds.
+are generated), and Kokoro runs on one thread per process. Speech is cached in the Kokoro cache: an
+interrupted run, started again with the same arguments, skips every word already spoken (``out_dir`` holds
+the settings of the run under way in ``.synth-kws.json``; it is removed once ``manifest.csv`` is written).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -30,14 +35,16 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 import soxr
 
+from ondevice_audit.data.opus import encode_opus
 from ondevice_audit.data.synth_kws import KEYWORDS, SAMPLE_RATE, UNKNOWN_LABEL, UNKNOWN_WORDS
 from ondevice_audit.data.voices.kokoro import (
+    INSTALL_HINT,
     KOKORO_RATE,
     MODEL_SHA256,
     KokoroAssets,
@@ -48,10 +55,21 @@ from ondevice_audit.data.voices.kokoro import (
 from ondevice_audit.errors import PipelineError, UsageError
 from ondevice_audit.progress import NullProgress, Progress
 
-__all__ = ["MANIFEST_COLUMNS", "NOISES", "generate_kokoro_kws", "plan_speakers"]
+__all__ = [
+    "DEFAULT_NOISE",
+    "MANIFEST_COLUMNS",
+    "NOISES",
+    "SNR_DB",
+    "NoiseSettings",
+    "generate_kokoro_kws",
+    "plan_speakers",
+]
 
 MANIFEST_COLUMNS = ("path", "label", "gender", "accent", "voice", "speaker", "engine", "noise", "snr_db")
 NOISES = ("white", "pink", "brown", "hum", "babble")
+# The room noise a speaker's clips are heard in: 5 dB is a loud kitchen or a TV next to the device, 30 dB a quiet
+# room. (0-20 dB, tried first, left a DS-CNN at 72 % validation accuracy: harsher than where people say commands.)
+SNR_DB = (5.0, 30.0)
 GENDERS = ("female", "male")
 ACCENTS = ("us", "gb")
 SPEED = (0.85, 1.15)
@@ -61,6 +79,7 @@ DRR_DB = (3.0, 15.0)
 LEVEL_DBFS = (-32.0, -20.0)
 SNR_JITTER_DB = 3.0
 MIX_WEIGHT = (0.3, 0.7)
+_STATE_FILE = ".synth-kws.json"
 _SPEECH_VERSION = 1  # bump when the dry-speech processing changes: it is part of the speech cache key
 # Harvard sentences (IEEE 1969, public domain) without any keyword or unknown word, for the babble noise.
 BABBLE_SENTENCES = (
@@ -137,9 +156,26 @@ class Utterance:
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
-def plan_speakers(
-    catalogue: Sequence[KokoroVoice], n: int, seed: int, snr_db: tuple[float, float] | None
-) -> list[Speaker]:
+@dataclass(frozen=True)
+class NoiseSettings:
+    """The background noises speakers' rooms may have and the range each room's SNR is drawn from."""
+
+    kinds: tuple[str, ...] = NOISES
+    snr_db: tuple[float, float] = SNR_DB
+
+    def __post_init__(self) -> None:
+        unknown = [kind for kind in self.kinds if kind not in NOISES]
+        if not self.kinds or unknown or len(set(self.kinds)) != len(self.kinds):
+            raise UsageError(f"--noise takes distinct kinds among {', '.join(NOISES)} (or none), got {self.kinds}")
+        low, high = self.snr_db
+        if not (np.isfinite([low, high]).all() and low <= high):
+            raise UsageError(f"--snr-db needs two finite numbers LOW,HIGH with LOW <= HIGH, got {self.snr_db}")
+
+
+DEFAULT_NOISE = NoiseSettings()
+
+
+def plan_speakers(catalogue: Sequence[KokoroVoice], n: int, seed: int, noise: NoiseSettings | None) -> list[Speaker]:
     """``n`` speakers spread evenly over gender x accent: the cell's own voices first, then mixes within it."""
     if n < 1:
         raise UsageError(f"--speakers must be at least 1, got {n}")
@@ -162,28 +198,41 @@ def plan_speakers(
             if mix not in mixes:
                 mixes.append(mix)
         prefix = f"{accent}_{gender[0]}"
-        for number, mix in enumerate(mixes):
+        kinds = _noise_kinds(noise, seed, f"{gender}/{accent}", count)
+        for number, (mix, kind) in enumerate(zip(mixes, kinds, strict=True)):
             speaker_id = mix[0][0] if len(mix) == 1 else f"{prefix}_mix{number - len(order[:count]):02d}"
-            speakers.append(_speaker(speaker_id, gender, accent, order[0].lang, mix, seed, snr_db))
+            speakers.append(_speaker(speaker_id, gender, accent, order[0].lang, mix, seed, kind, noise))
     return speakers
 
 
 def _speaker(
     speaker_id: str, gender: str, accent: str, lang: str, mix: tuple[tuple[str, float], ...], seed: int,
-    snr_db: tuple[float, float] | None,
+    noise_kind: str, noise: NoiseSettings | None,
 ) -> Speaker:  # fmt: skip
     rng = np.random.default_rng([seed, zlib.crc32(speaker_id.encode())])
+    speed = round(float(rng.uniform(*SPEED)), 2)
+    pitch = round(float(rng.uniform(*PITCH_SEMITONES)), 1)
     room = Room(
-        noise=str(rng.choice(NOISES)) if snr_db else "none",
-        snr_db=round(float(rng.uniform(*snr_db)), 1) if snr_db else float("inf"),
+        noise=noise_kind,
+        snr_db=round(float(rng.uniform(*noise.snr_db)), 1) if noise else float("inf"),
         rt60_s=round(float(rng.uniform(*RT60_S)), 2),
         drr_db=round(float(rng.uniform(*DRR_DB)), 1),
         level_dbfs=round(float(rng.uniform(*LEVEL_DBFS)), 1),
         mains_hz=int(rng.choice([50, 60])),
     )
-    speed = round(float(rng.uniform(*SPEED)), 2)
-    pitch = round(float(rng.uniform(*PITCH_SEMITONES)), 1)
     return Speaker(speaker_id, gender, accent, lang, mix, speed, pitch, room)
+
+
+def _noise_kinds(noise: NoiseSettings | None, seed: int, cell: str, count: int) -> list[str]:
+    """The cell's speakers' noise kinds: each kind equally often (to within one), in a seeded order, so no group
+    hears more babble than another by chance. The first k do not depend on ``count``."""
+    if noise is None:
+        return ["none"] * count
+    rng = np.random.default_rng([seed, zlib.crc32(f"{cell}/noise".encode())])
+    kinds: list[str] = []
+    while len(kinds) < count:
+        kinds += [noise.kinds[i] for i in rng.permutation(len(noise.kinds))]
+    return kinds[:count]
 
 
 def plan_clips(speakers: Sequence[Speaker], unknown_words: int, seed: int) -> list[Clip]:
@@ -207,44 +256,42 @@ def plan_clips(speakers: Sequence[Speaker], unknown_words: int, seed: int) -> li
 def generate_kokoro_kws(
     out_dir: Path,
     *,
-    speakers: int = 96,
-    unknown_words: int = 8,
+    speakers: int = 160,
+    unknown_words: int = 4,
     seed: int = 0,
-    snr_db: tuple[float, float] | None = (0.0, 20.0),
+    noise: NoiseSettings | None = DEFAULT_NOISE,
     workers: int | None = None,
     overwrite: bool = False,
     assets_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Write ``clips/<label>/*.opus`` and ``manifest.csv`` into ``out_dir``; returns the manifest.
+    """Write ``clips/<label>/*.opus``, ``speakers.json`` and ``manifest.csv`` into ``out_dir``; returns the manifest.
 
-    ``snr_db`` is the range each speaker's room noise level is drawn from (None: no noise). ``workers``
-    Kokoro processes run at once (default: the CPU count); the output does not depend on it.
+    ``noise`` None: rooms without background noise. ``workers`` Kokoro processes run at once (default: the CPU
+    count); the output does not depend on it. A run stopped part-way resumes when started again with the same
+    arguments; another dataset in ``out_dir`` is only replaced with ``overwrite``.
     """
     progress = progress or NullProgress()
-    if snr_db is not None and not (np.isfinite(snr_db).all() and snr_db[0] <= snr_db[1]):
-        raise UsageError(f"--snr-db needs two finite numbers LOW,HIGH with LOW <= HIGH, got {snr_db}")
+    if any(importlib.util.find_spec(module) is None for module in ("kokoro_onnx", "onnxruntime")):
+        raise UsageError(INSTALL_HINT)
     out_dir = Path(out_dir)
-    _prepare_out_dir(out_dir, overwrite)
+    given = {"engine": "kokoro", "speakers": speakers, "unknown_words": unknown_words, "seed": seed,
+             "noise": asdict(noise) if noise else None}  # fmt: skip
+    settings = json.loads(json.dumps(given))  # as it reads back from the state file
     assets = fetch_assets(assets_dir)
-    plan = plan_speakers(assets.catalogue, speakers, seed, snr_db)
+    plan = plan_speakers(assets.catalogue, speakers, seed, noise)
     clips = plan_clips(plan, unknown_words, seed)
+    _prepare_out_dir(out_dir, settings, overwrite)
     speech_dir = Path(assets.model).parent / "speech"
     babble = _babble_utterances(assets.catalogue, seed) if any(s.room.noise == "babble" for s in plan) else []
-    utterances = [_utterance(clip) for clip in clips] + babble
-    workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                             initargs=(assets, speech_dir)) as pool:  # fmt: skip
-        with progress.task("Speaking words with Kokoro", total=len(utterances)) as advance:
-            for _ in pool.map(_speak_cached, utterances):
-                advance(1)
+    _speak_all(assets, speech_dir, [_utterance(clip) for clip in clips] + babble, workers, progress)
     bank = _babble_bank([_load_speech(speech_dir, u) for u in babble], seed) if babble else None
     for label in dict.fromkeys(clip.label for clip in clips):
         (out_dir / "clips" / label).mkdir(parents=True, exist_ok=True)
     with progress.task("Placing words in rooms", total=len(clips)) as advance:
         for clip in clips:
             audio = render(clip, _load_speech(speech_dir, _utterance(clip)), bank, seed)
-            sf.write(out_dir / clip.path, audio, SAMPLE_RATE, format="OGG", subtype="OPUS")
+            (out_dir / clip.path).write_bytes(encode_opus(audio, SAMPLE_RATE, serial=zlib.crc32(clip.path.encode())))
             advance(1)
     manifest = pd.DataFrame(
         [(c.path, c.label, c.speaker.gender, c.speaker.accent, c.speaker.voice, c.speaker.id, "kokoro",
@@ -253,19 +300,48 @@ def generate_kokoro_kws(
     )  # fmt: skip
     (out_dir / "speakers.json").write_text(json.dumps([asdict(s) for s in plan], indent=1) + "\n")
     manifest.to_csv(out_dir / "manifest.csv", index=False, lineterminator="\n")
+    (out_dir / _STATE_FILE).unlink()
     return manifest
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    manifest_path, clips_dir = out_dir / "manifest.csv", out_dir / "clips"
+def _prepare_out_dir(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    """Refuse to write over a dataset, unless told to or it is an unfinished run of these same settings."""
+    manifest_path, clips_dir, state = out_dir / "manifest.csv", out_dir / "clips", out_dir / _STATE_FILE
     if manifest_path.exists() or clips_dir.exists():
-        if not overwrite:
+        if not (overwrite or (not manifest_path.exists() and _read_state(state) == settings)):
             raise UsageError(
-                f"{out_dir} already holds a dataset (manifest.csv or clips/); use --overwrite "
-                "(an interrupted run resumes from the speech cache)"
+                f"{out_dir} already holds a dataset (manifest.csv or clips/) that is not an unfinished run of these "
+                "settings; use --overwrite to replace it"
             )
         manifest_path.unlink(missing_ok=True)
-        shutil.rmtree(clips_dir, ignore_errors=True)
+        shutil.rmtree(clips_dir, ignore_errors=True)  # clips are rendered again in seconds from the speech cache
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps(settings, indent=1) + "\n")
+
+
+def _read_state(state: Path) -> Any:
+    try:
+        return json.loads(state.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _speak_all(
+    assets: KokoroAssets, speech_dir: Path, utterances: Sequence[Utterance], workers: int | None, progress: Progress
+) -> None:
+    """Every utterance not in the speech cache yet, spoken by ``workers`` Kokoro processes."""
+    unique = list(dict.fromkeys(utterances))  # the babble may repeat a sentence
+    todo = [u for u in unique if not _speech_path(speech_dir, u).exists()]
+    if len(todo) < len(unique):
+        progress.note(f"{len(unique) - len(todo)} of {len(unique)} utterances already spoken (speech cache)")
+    if not todo:
+        return
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                             initargs=(assets, speech_dir)) as pool:  # fmt: skip
+        with progress.task("Speaking words with Kokoro", total=len(todo)) as advance:
+            for _ in pool.map(_speak_cached, todo):
+                advance(1)
 
 
 def _utterance(clip: Clip) -> Utterance:

@@ -51,7 +51,8 @@ from ondevice_audit.metrics.frame import AttributeResult, BiasResult, GroupResul
 __all__ = ["DETECTION_METRICS", "DetectionFrame", "DetectorMetric", "GroupCurve", "OperatingPoint", "equal_error_rate"]
 
 _MIN_DEFINED_SHARE = 0.9
-_CURVE_POINTS = 64
+_CURVE_POINTS = 200
+"""Most points a group's DET curve keeps in the report (its corners, evenly thinned beyond this)."""
 _BLOCK = 20_000_000
 """Replicates x clips handled at once when thresholds are re-chosen (bounds memory on large corpora)."""
 
@@ -146,6 +147,14 @@ def _rates(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> tup
     below_pos, below_neg = below_pos[:, starts], below_neg[:, starts]
     total_pos, total_neg = below_pos[:, -1:], below_neg[:, -1:]
     return _divide(total_neg - below_neg, total_neg), _divide(below_pos, total_pos)
+
+
+def _corners(far: np.ndarray, frr: np.ndarray) -> np.ndarray:
+    """The thresholds where the DET step function turns: between them only FAR (a run of negatives) or only FRR
+    (a run of positives) moves, so straight lines between the corners draw the curve exactly, on any axes."""
+    moves = np.stack([np.diff(far) != 0, np.diff(frr) != 0], axis=1)
+    turns = np.flatnonzero((moves[1:] != moves[:-1]).any(axis=1)) + 1
+    return np.unique(np.concatenate([[0], turns, [len(far) - 1]]))
 
 
 @dataclass
@@ -407,7 +416,9 @@ class DetectionFrame:
     def _det(
         self, far: np.ndarray, frr: np.ndarray, negative_seconds: np.ndarray
     ) -> tuple[list[tuple[float, float]], list[float] | None]:
-        keep = np.unique(np.linspace(0, len(far) - 1, min(len(far), _CURVE_POINTS)).round().astype(int))
+        keep = _corners(far, frr)
+        if len(keep) > _CURVE_POINTS:
+            keep = keep[np.unique(np.linspace(0, len(keep) - 1, _CURVE_POINTS).round().astype(int))]
         det = [(float(a), float(r)) for a, r in zip(np.nan_to_num(far[keep]), np.nan_to_num(frr[keep]), strict=True)]
         hours = float(negative_seconds.sum()) / 3600.0
         if not np.isfinite(hours) or hours <= 0:

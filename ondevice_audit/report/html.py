@@ -17,6 +17,7 @@ import html
 import io
 import json
 import math
+import re
 from typing import Any
 
 from matplotlib import style
@@ -34,7 +35,7 @@ from ondevice_audit.report.sentences import (
     run_summary,
 )
 
-__all__ = ["HtmlFormat", "bar_chart_png", "page", "sweep_html", "sweep_scatter_png"]
+__all__ = ["HtmlFormat", "bar_chart_png", "page", "report_charts", "sweep_html", "sweep_scatter_png"]
 
 _MAX_FAILURES_SHOWN = 20
 _IN_RB, _NOT_IN_RB, _OVERALL = "#3d6fa5", "#b9c6d3", "#c0392b"
@@ -258,6 +259,20 @@ def _rb_line(report: dict[str, Any], attribute: dict[str, Any]) -> str:
     if attribute["worst_group"] is not None:
         text += f"; worst off: <b>{_e(attribute['worst_group'])}</b>"
     return f'<p class="rb">{text}</p>'
+
+
+def report_charts(report: dict[str, Any]) -> dict[str, bytes]:
+    """The page's charts as PNG files by name (``gender.png``; a detector's ``gender-det.png``), for documents
+    that embed a chart rather than the page."""
+    charts = {}
+    for attribute in report["attributes"]:
+        if not attribute["groups"]:
+            continue
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", attribute["name"]).strip("-") or "attribute"
+        charts[f"{stem}.png"] = bar_chart_png(report, attribute)
+        if report.get("detection"):
+            charts[f"{stem}-det.png"] = det_chart_png(report, attribute["name"])
+    return charts
 
 
 def _attribute(report: dict[str, Any], attribute: dict[str, Any]) -> str:

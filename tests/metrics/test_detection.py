@@ -132,3 +132,24 @@ def test_no_negatives_leaves_far_undefined_and_at_far_refused(clips: pd.DataFram
         _frame(positives, OperatingPoint(at_far=0.01), n_boot=0, n_perm=0)
     frame = _frame(positives, OperatingPoint(threshold=0.5), n_boot=0, n_perm=0)
     assert frame.overall["far"] is None and frame.overall["tpr"] is not None
+
+
+def _on_polyline(point: tuple[float, float], line: list[tuple[float, float]]) -> bool:
+    """Whether ``point`` lies on one of the segments between consecutive points of ``line``."""
+    x, y = point
+    for (x0, y0), (x1, y1) in zip(line, line[1:], strict=False):
+        cross = (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)
+        inside = min(x0, x1) - 1e-12 <= x <= max(x0, x1) + 1e-12 and min(y0, y1) - 1e-12 <= y <= max(y0, y1) + 1e-12
+        if abs(cross) < 1e-12 and inside:
+            return True
+    return False
+
+
+def test_the_det_curve_passes_through_the_operating_point_and_every_threshold(clips: pd.DataFrame) -> None:
+    frame = _frame(clips, OperatingPoint(at_far=0.05), n_boot=0, n_perm=0)
+    for curve in frame.curves["group"]:
+        part = clips[clips["group"] == curve.name]
+        assert _on_polyline(curve.operating_point, curve.det)
+        for threshold in np.unique(part["score"]):  # the step function at every threshold is on the drawn line
+            rates = _by_hand(part, threshold)
+            assert _on_polyline((rates["far"], rates["frr"]), curve.det), (curve.name, threshold)

@@ -144,8 +144,8 @@ def test_files_errors(tmp_path: Path) -> None:
 
 def test_examples_parse() -> None:
     demo = load_matrix(EXAMPLES / "matrix-demo.toml")
-    assert len(demo.cells) == 16
-    assert demo.varied == ["sample_rate", "features", "pruning.final_sparsity", "quantization"]
+    assert len(demo.cells) == 32
+    assert demo.varied == ["sample_rate", "features", "pruning.final_sparsity", "quantization", "seed"]
     assert demo.data.manifest.is_file() and demo.data.groups == ("gender", "accent")
     assert {(c.export, c.runtime) for c in demo.cells} == {("tflite", "litert")}
     small = load_matrix(EXAMPLES / "matrix-small.toml")
