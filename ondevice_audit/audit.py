@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ondevice_audit._files import model_format, size_of
+from ondevice_audit._files import model_format, sha256_of, size_of
 from ondevice_audit.data import LabelledFiles, read_manifest, read_predictions, select_split
 from ondevice_audit.data.predictions import Predictions, read_detector_scores
 from ondevice_audit.errors import UsageError
@@ -34,6 +34,7 @@ from ondevice_audit.report.document import build_report
 from ondevice_audit.runtimes import LoadedModel
 from ondevice_audit.runtimes.streaming import DetectorOutput
 from ondevice_audit.scoring import ScoreOptions, check_label_spellings, frame_warnings, metric_frame, scored_rows
+from ondevice_audit.targets.comparison import against_tflm, comparison_section, tflm_pairs, tflm_warning
 from ondevice_audit.targets.interface import Target
 from ondevice_audit.targets.mcu import MCUBudget
 from ondevice_audit.targets.runs import Chunk, Run, RunSettings, RunsOutcome, execute_runs, plan_runs
@@ -219,11 +220,15 @@ def audit_model(
     options = model.task.resolve(options)
     check_label_spellings({*dataset.frame["label"], *model.task.names}, f"{manifest_path} and the model's label names")
     model.task.check_data(list(dataset.frame["label"]))
+    notes = model.task.data_warnings(list(dataset.frame["label"]))
     for note in model.notes:
         progress.note(note)
     if target_options.reference is not None:
         _check_reference(target_options.reference, model)
     runs = _plan(model_path, model_options, target_options)
+    if model_options.graph_optimization and not any(model_format(run.model_path) == "onnx" for run in runs):
+        raise UsageError("--graph-optimization sets ONNX Runtime's graph optimization level; no run here is an ONNX "
+                         "model on ONNX Runtime")  # fmt: skip
     facts = InputFacts()
     on_target = _frontend_on_target(model.frontend) if target_options.frontend_on_target else None
     outcome = _run(runs, dataset, model, model_options, target_options, progress, facts, on_target)
@@ -235,8 +240,14 @@ def audit_model(
         disparity = None
         if len(runs) > 1 or runs[0].target.label != "local":  # a plain local audit has nothing to compare
             disparity = model.task.disparity(scored, [run[scored_mask] for run in outputs], options)
+        tflm = _against_tflm(runs, outcome, model, scored, [run[scored_mask] for run in outputs], options)
     audited = _Audited(model_path, manifest_path, dataset, metadata, model, runs, outcome, main, facts)
-    return _audit_report(audited, options, model_options, frame, scored_mask, disparity)
+    report = _audit_report(audited, options, model_options, frame, scored_mask, disparity)
+    report["warnings"] += notes
+    if tflm:
+        report["comparison"]["against_tflm"] = tflm
+        report["warnings"] += [text for text in map(tflm_warning, tflm) if text]
+    return report
 
 
 def _run(
@@ -278,6 +289,17 @@ def _plan(model_path: Path, model_options: ModelOptions, target_options: TargetO
     ]
     runtimes = target_options.runtimes or (model_options.runtime,)
     return plan_runs(model_path, targets, runtimes, target_options.reference)
+
+
+def _against_tflm(
+    runs: list[Run], outcome: RunsOutcome, model: ReadModel, scored: Any, outputs: list[np.ndarray],
+    options: ScoreOptions,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Every other run of a file audited on TFLM, compared with TFLM per group (flips only: no resampling)."""
+    quick = dataclasses.replace(options, bootstrap=0, permutations=0)
+    compared = [(t, other, model.task.disparity(scored, [outputs[t], outputs[other]], quick))
+                for t, other in tflm_pairs(runs, outcome.records)]  # fmt: skip
+    return against_tflm(runs, outcome.records, compared)
 
 
 def _frontend_on_target(frontend: Frontend) -> AudioFrontendSpec | MicroFrontendSpec:
@@ -373,6 +395,8 @@ def _audit_report(
         {"role": "model", "path": str(audited.model_path), "sha256": record.model_sha256},
         {"role": "manifest", "path": str(audited.manifest_path), "sha256": audited.dataset.sha256},
     ]
+    inputs += [{"role": "front-end plug-in", "path": str(path), "sha256": sha256_of(path)}
+               for path in audited.model.frontend.files()]  # fmt: skip
     reference = runs[0] if main else None
     if reference is not None:
         inputs.append({"role": "reference model", "path": str(reference.model_path),
@@ -387,6 +411,8 @@ def _audit_report(
             "targets": list(dict.fromkeys(run.target.spelled() for run in runs[main:])),
             "reference": None if reference is None else str(reference.model_path),
             "batch_size": model_options.batch_size,
+            "threads": model_options.threads,
+            "graph_optimization": model_options.graph_optimization,
             **audited.model.task.settings(),
             "output": model_options.output,
         },
@@ -405,8 +431,6 @@ def _audit_report(
     if section is not None:
         report["detection"] = {**section, "stream": audited.model.stream}
     if disparity is not None:
-        from ondevice_audit.targets.comparison import comparison_section
-
         on_target = _frontend_sections(audited, scored_mask, options)
         report["comparison"] = comparison_section(runs, outcome.records, disparity, on_target)
     return report

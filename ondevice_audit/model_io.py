@@ -19,6 +19,7 @@ from ondevice_audit._files import model_format
 from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata
 from ondevice_audit.frontend import AudioFrontendSpec, Frontend, FrontendSpec, MicroFrontendSpec, build_frontend
+from ondevice_audit.label_map import LabelMap
 from ondevice_audit.runtimes import LoadedModel, RuntimeOptions, load_runtime
 from ondevice_audit.runtimes.streaming import DetectorOutput, StreamSettings
 from ondevice_audit.targets.mcu import MCUBudget
@@ -69,8 +70,10 @@ class ModelOptions:
     frontend: FrontendSpec | None = None
     """Overrides the front-end stored in the model's metadata."""
     frontend_plugin: str | None = None
-    """``package.module:callable``: the user's own file -> input function."""
+    """``path/to/file.py:callable`` or ``package.module:callable``: the user's own file -> input function."""
     labels_file: Path | None = None
+    label_map: LabelMap | None = None
+    """Model class -> data label (``--label-map``), for a classifier whose classes the data names otherwise."""
     trust_model: bool = False
     batch_size: int = 64
     mcu_budget: MCUBudget | None = None
@@ -80,6 +83,15 @@ class ModelOptions:
     output: str | None = None
     """The output to score, by name or index, for a model with several."""
     detector: DetectorOptions = field(default_factory=DetectorOptions)
+    threads: int | None = None
+    """Threads every runtime computes with (``--threads``); None: each runtime's default."""
+    graph_optimization: str | None = None
+    """ONNX Runtime's graph optimization level (``--graph-optimization``); None: ``all``."""
+
+    def runtime_options(self, stream: StreamSettings | None = None) -> RuntimeOptions:
+        """How every run opens the model: which output, threads, graph optimization, streaming."""
+        return RuntimeOptions(output=self.output, stream=stream, threads=self.threads,
+                              graph_optimization=self.graph_optimization)  # fmt: skip
 
 
 def resolve_frontend(metadata: ModelMetadata | None, options: ModelOptions) -> Frontend:
@@ -91,7 +103,8 @@ def resolve_frontend(metadata: ModelMetadata | None, options: ModelOptions) -> F
     spec = options.frontend or (metadata.frontend if metadata else None)
     if spec is None:
         raise UsageError(
-            "the model carries no front-end settings: pass --features (and its settings) or --frontend module:callable"
+            "the model carries no front-end settings: pass --features (and its settings) or --frontend "
+            "path/to/file.py:callable"
         )
     return build_frontend(spec)
 
@@ -138,7 +151,7 @@ def read_model(path: Path, metadata: ModelMetadata | None, options: ModelOptions
             raise UsageError("the model carries no label names: pass --labels FILE (one class name per line, "
                              "in output order)")  # fmt: skip
         frontend = resolve_frontend(metadata, options)
-        return ReadModel(ClassifierTask(tuple(labels)), frontend, RuntimeOptions(output=options.output))
+        return ReadModel(ClassifierTask(tuple(labels), options.label_map), frontend, options.runtime_options())
     return _read_detector(path, options, labels, resolve_frontend(metadata, options), metadata)
 
 
@@ -149,11 +162,18 @@ def _refuse_detector_options(options: ModelOptions) -> None:
                          "add --task detect")  # fmt: skip
 
 
+def _refuse_label_map(options: ModelOptions) -> None:
+    if options.label_map is not None:
+        raise UsageError("--label-map maps a classifier's classes onto data labels; a detector scores one phrase "
+                         "(--positive-label names its clips)")  # fmt: skip
+
+
 def _read_detector(
     path: Path, options: ModelOptions, labels: list[str] | None, frontend: Frontend, metadata: ModelMetadata | None
 ) -> ReadModel:
     from ondevice_audit.tasks import DetectorTask
 
+    _refuse_label_map(options)
     detector = options.detector
     # a model trained as a detector names its phrase; a --task detect on the command line names it there too
     recorded = metadata.extra.get("positive_label") if metadata and options.task is None else None
@@ -176,7 +196,7 @@ def _read_detector(
     clip = getattr(getattr(frontend, "spec", None), "clip_seconds", None)
     seconds = None if clip is None else clip + 2 * detector.pad_ms / 1000
     task = DetectorTask(positive, detector.point(), output, seconds)  # type: ignore[arg-type]
-    return ReadModel(task, frontend, RuntimeOptions(output=options.output, stream=stream), notes, described)
+    return ReadModel(task, frontend, options.runtime_options(stream), notes, described)
 
 
 def _probe(path: Path, options: ModelOptions) -> LoadedModel:

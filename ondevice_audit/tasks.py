@@ -1,7 +1,8 @@
 """What a model's outputs mean, and so how its runs are scored: a classifier's classes or a detector's phrase.
 
 A *classifier* (the bundled DS-CNN) has one output per class; a clip's prediction is the class with the
-highest score, scored per group by ``GroupMetricFrame`` (MCC by default). A *detector* (a wake word) has one
+highest score (as a data label, through the ``--label-map`` when the model names its classes otherwise), scored
+per group by ``GroupMetricFrame`` (MCC by default). A *detector* (a wake word) has one
 probability for one phrase; clips whose label is ``positive_label`` are positives, every other clip a negative,
 and a clip is accepted when its probability reaches the one threshold, scored per group by ``DetectionFrame``
 (detection rate by default). ``audit``, ``score`` and every sweep cell score through one of these two, so the
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ondevice_audit.errors import UsageError
+from ondevice_audit.label_map import LabelMap
 from ondevice_audit.metrics.detection import DETECTION_METRICS, OperatingPoint
 from ondevice_audit.runtimes.interface import LoadedModel
 from ondevice_audit.runtimes.streaming import DetectorOutput
@@ -66,14 +68,26 @@ class Decisions:
 class ClassifierTask:
     labels: tuple[str, ...]
     """Class names in output order."""
+    label_map: LabelMap | None = None
+    """Model class -> the data label its predictions count as (``--label-map``); None: the names are the labels."""
     name: str = "classify"
     output_column: str = "prediction"
     """Where a predictions file holds a clip's output (the predicted class)."""
 
+    def __post_init__(self) -> None:
+        if self.label_map is not None:  # a map naming a class the model does not have is refused up front
+            self.label_map.apply(self.labels)
+
+    @property
+    def decisions(self) -> tuple[str, ...]:
+        """The data label each output stands for, in output order (a ``UsageError`` for a map naming a class
+        the model does not have)."""
+        return self.labels if self.label_map is None else self.label_map.apply(self.labels)
+
     @property
     def names(self) -> tuple[str, ...]:
-        """The label names the model knows (checked against the data's spellings)."""
-        return self.labels
+        """The label names the data is compared with (checked against the data's spellings)."""
+        return self.decisions
 
     def resolve(self, options: ScoreOptions) -> ScoreOptions:
         from ondevice_audit.metrics.definitions import metric_name
@@ -88,18 +102,28 @@ class ClassifierTask:
             raise UsageError(f"the model has {width} outputs but {len(self.labels)} label names")
 
     def check_data(self, labels: Sequence[str]) -> None:
-        unknown = sorted(set(labels) - set(self.labels))
-        if unknown:
-            from ondevice_audit.data import DataError
+        from ondevice_audit.data import DataError
 
-            raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}; leave those rows "
-                            "out, or pass --labels FILE if the model's label names are wrong")  # fmt: skip
+        unknown = sorted(set(labels) - set(self.decisions))
+        if unknown and self.label_map is not None:
+            raise DataError(f"labels in the data that no model class maps to: {', '.join(unknown)} ({self.label_map.source}"
+                            f" leads to {', '.join(sorted(set(self.decisions)))})")  # fmt: skip
+        if unknown:
+            raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)} (its classes: "
+                            f"{', '.join(self.labels)}); leave those rows out, pass --labels FILE if the model's label "
+                            "names are wrong, or --label-map MODEL=DATA to map them onto the data's")  # fmt: skip
+
+    def data_warnings(self, labels: Sequence[str]) -> list[str]:
+        """What the label map leads to that the data lacks: predictions of it are always wrong."""
+        unused = [] if self.label_map is None else self.label_map.unused(labels)
+        return [f"{self.label_map.source} maps classes onto {', '.join(map(repr, unused))}, not a label in the data: "
+                "clips predicted as it count as wrong"] if unused else []  # fmt: skip
 
     def outputs(self, scores: np.ndarray) -> np.ndarray:
-        """Each row's class name (its highest score); "" for rows that were not scored."""
+        """Each row's predicted label: its highest-scoring class, as a data label; "" for rows not scored."""
         predicted = np.full(len(scores), "", dtype=object)
         finite = np.isfinite(scores).all(axis=1) if scores.shape[1] else np.zeros(len(scores), dtype=bool)
-        predicted[finite] = np.asarray(self.labels, dtype=object)[scores[finite].argmax(axis=1)]
+        predicted[finite] = np.asarray(self.decisions, dtype=object)[scores[finite].argmax(axis=1)]
         return predicted
 
     def frame(self, table: pd.DataFrame, outputs: np.ndarray, options: ScoreOptions) -> GroupMetricFrame:
@@ -112,7 +136,7 @@ class ClassifierTask:
         return self.decided(table, runs, options).disparity()
 
     def settings(self) -> dict[str, Any]:
-        return {"task": self.name}
+        return {"task": self.name, "label_map": None if self.label_map is None else self.label_map.as_dict()}
 
     def section(self, frame: Any) -> dict[str, Any] | None:
         return None
@@ -156,6 +180,9 @@ class DetectorTask:
         if self.positive_label not in present:
             shown = ", ".join(present[:12]) + (" ..." if len(present) > 12 else "")
             raise UsageError(f"--positive-label {self.positive_label!r} is not a label in the data ({shown})")
+
+    def data_warnings(self, labels: Sequence[str]) -> list[str]:
+        return []
 
     def outputs(self, scores: np.ndarray) -> np.ndarray:
         """Each row's probability (NaN for rows that were not scored)."""

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ondevice_audit.data.manifest import read_manifest
-from ondevice_audit.data.split import check_fractions
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, MicroFrontendSpec
 from ondevice_audit.frontend.interface import InputFacts
@@ -83,6 +81,9 @@ def train_on_manifest(
     get_recipe(options.recipe)  # an unknown recipe is refused before any feature is computed
     if (options.mitigation != "none" or options.train_imbalance) and not options.group:
         raise UsageError("--mitigation and --train-imbalance act on a group column: pass --group")
+    from ondevice_audit.data.manifest import read_manifest  # pandas: loaded by the job, not by --help
+    from ondevice_audit.data.split import check_fractions
+
     _check_task(options)
     check_fractions(options.split)
     rows = len(read_manifest(manifest).frame)  # a missing or malformed manifest is refused before --out is made

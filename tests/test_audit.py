@@ -176,7 +176,8 @@ def test_plugin_front_end(tiny_models, dataset_copy, tmp_path, monkeypatch):
     assert with_plugin.exit_code == 0, with_plugin.output
     assert json.loads(with_plugin.stdout)["overall"]["metrics"] == pytest.approx(json.loads(plain.stdout)["overall"]["metrics"])
     bad = _audit(tiny_models["tflite"], dataset_copy, "--frontend", "no_such_module:f")
-    _one_line_error(bad, "cannot import front-end module 'no_such_module'")
+    _one_line_error(bad, "--frontend no_such_module:f: loading no_such_module failed: ModuleNotFoundError: No module "
+                         "named 'no_such_module'; name it by its file (path/to/file.py:callable)")
 
 
 def test_split_file_selects_the_held_out_rows(tiny_models, dataset_copy, tmp_path):

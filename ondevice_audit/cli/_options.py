@@ -19,10 +19,12 @@ from ondevice_audit.cli._params import MAX_SEED, OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import errors, is_quiet, stderr
 from ondevice_audit.errors import ExitCode, UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec, MicroFrontendSpec
+from ondevice_audit.label_map import LabelMap
 from ondevice_audit.metrics.definitions import DETECTION_METRICS, METRICS
 from ondevice_audit.model_io import DetectorOptions
 from ondevice_audit.outputs import check_output, write_text
 from ondevice_audit.report import ReportFormatChoice
+from ondevice_audit.runtimes import GRAPH_OPTIMIZATIONS
 from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.targets.mcu import DeploymentSettings
 
@@ -264,13 +266,38 @@ Labels = Annotated[
     Path | None, typer.Option(help="Class names, one per line in output order (models without metadata).")
 ]
 TrustModel = Annotated[bool, typer.Option(help="Allow Keras models that run stored Python code (Lambda layers).")]
+LabelMapOption = Annotated[
+    str | None,
+    typer.Option("--label-map", metavar="MODEL=DATA[,...]|FILE",
+                 help="Count the model's classes as the data's labels: MODEL=DATA pairs (several classes may map onto "
+                 "one label, e.g. left=_unknown_,right=_unknown_), or a CSV file with the header model_class,data_label. "
+                 "Unnamed classes keep their names; recorded in the report."),
+]  # fmt: skip
+
+
+def label_map(value: str | None) -> LabelMap | None:
+    """``--label-map`` parsed (a one-line error for a malformed one)."""
+    return None if value is None else LabelMap.parse(value)
+GraphOptimization = StrEnum("GraphOptimization", {level: level for level in GRAPH_OPTIMIZATIONS})  # type: ignore[misc]
+Threads = Annotated[
+    int | None,
+    typer.Option(min=1, help="Threads the runtime computes with (default: LiteRT 1, ONNX Runtime one per usable CPU, "
+                 "TensorFlow its own; TFLM is single-threaded). Every report states the count that ran."),
+]  # fmt: skip
+GraphOptimizationLevel = Annotated[
+    GraphOptimization | None,
+    typer.Option("--graph-optimization", help="ONNX Runtime's graph optimization level, recorded in the report "
+                 "(default: all, ONNX Runtime's own).", case_sensitive=False, show_default=False),
+]  # fmt: skip
 
 
 # The front-end: `audit` and `sweep --model` (a model without metadata), `train` (what the model will hear).
 FRONTEND_PANEL = "Front-end"
 FrontendPlugin = Annotated[
     str | None,
-    typer.Option(help="Your own front-end: package.module:callable mapping a file path to the model input.",
+    typer.Option(help="Your own front-end, a callable mapping a file path to the model input: path/to/file.py:callable "
+                 "(loaded from that file; no PYTHONPATH needed) or package.module:callable (found on PYTHONPATH). Its "
+                 "import output is hidden unless --debug; its file's sha256 is recorded in the report.",
                  rich_help_panel=FRONTEND_PANEL),
 ]  # fmt: skip
 

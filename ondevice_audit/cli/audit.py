@@ -17,7 +17,7 @@ from ondevice_audit.cli.targets import TARGET_OPTIONS
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import RUNTIMES
 from ondevice_audit.scoring import ScoreOptions
-from ondevice_audit.targets import device_runner
+from ondevice_audit.targets.runner_names import runner_runtimes
 
 if TYPE_CHECKING:
     from ondevice_audit.audit import TargetOptions
@@ -43,11 +43,16 @@ def audit(
     runtime: Annotated[
         list[str] | None,
         typer.Option(
-            help=f"Override the runtime: {', '.join(RUNTIMES)} (default: by model format); repeat to compare "
-            f"runtimes. Through the device runner: {', '.join(r for r in device_runner.RUNTIMES if r not in RUNTIMES)} too."
+            help=f"Override the runtime: {', '.join(RUNTIMES)} (default: by model format; litert is LiteRT's "
+            "optimized kernels with XNNPACK, litert-builtin the same kernels without a delegate, litert-ref the "
+            "reference kernels TFLM's share); repeat to compare runtimes. Through the device runner: "
+            f"{', '.join(r for r in runner_runtimes() if r not in RUNTIMES)} too."
         ),
     ] = None,
+    threads: opt.Threads = None,
+    graph_optimization: opt.GraphOptimizationLevel = None,
     labels: opt.Labels = None,
+    label_map: opt.LabelMapOption = None,
     model_output: Annotated[
         str | None,
         typer.Option("--output", help="The model output to score, by name or index, when it has several (the "
@@ -99,12 +104,15 @@ def audit(
         frontend=spec,
         frontend_plugin=frontend,
         labels_file=labels,
+        label_map=opt.label_map(label_map),
         trust_model=trust_model,
         batch_size=batch_size,
         mcu_budget=mcu_budget.budget() if mcu_budget else None,
         task=task_choice.task,
         output=model_output,
         detector=task_choice.detector,  # a model's metadata may say it is a detector: model_io checks the rest
+        threads=threads,
+        graph_optimization=None if graph_optimization is None else str(graph_optimization.value),
     )
     target_options = dataclasses.replace(target_options, runtimes=runtimes if len(runtimes) > 1 else ())
     report = audit_model(model, data, options, model_options, target_options, progress=RichProgress())

@@ -16,6 +16,7 @@ from ondevice_audit.cli._params import OptionGroup, OptionSpec
 from ondevice_audit.cli._progress import Quiet, RichProgress, stdout
 from ondevice_audit.errors import UsageError
 from ondevice_audit.frontend import CHUNK_FILES
+from ondevice_audit.report.sentences import runtime_text
 from ondevice_audit.targets import TARGET_HELP, TargetCannotRun, TargetFacts, parse_target
 
 if TYPE_CHECKING:
@@ -107,12 +108,13 @@ def _table(facts: TargetFacts, model: Path | None) -> Table:
         state = (
             escape(runtime.version or "") if runtime.usable else f"[dim]{escape(runtime.note or 'not usable')}[/dim]"
         )
-        table.add_row(f"runtime {escape(runtime.name)}", f"{state} [dim]({runtime.format})[/dim]")
+        kernels = f"; kernels {'/'.join(runtime.kernels)}" if runtime.kernels else ""
+        table.add_row(f"runtime {escape(runtime.name)}", f"{state} [dim]({runtime.format}{kernels})[/dim]")
     if model is not None and facts.model is not None:
         m = facts.model
         table.add_row(
             "model",
-            f"[green]{escape(model.name)} runs on {escape(m.runtime)} {escape(m.runtime_version)}[/green]: input "
+            f"[green]{escape(model.name)} runs on {escape(runtime_text(dataclasses.asdict(m)))}[/green]: input "
             f"{m.input_shape} {escape(m.input_dtype)} -> output {m.output_shape} {escape(m.output_dtype)}",
         )
     elif model is not None:

@@ -345,6 +345,10 @@ class Frontend(ABC):
     def load_counted(self, path: Path, facts: InputFacts) -> np.ndarray:
         """``load_one``, counting in ``facts`` what was changed to make the file fit (audio front-ends do)."""
         return self.load_one(path)
+    def files(self) -> list[Path]:
+        """Files whose content defines the front-end beyond its settings (a plug-in's module): reports hash them
+        as inputs."""
+        return []
 
     def transform(self, paths: Sequence[Path]) -> FrontendBatch:
         rows: list[np.ndarray] = []

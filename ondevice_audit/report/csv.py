@@ -1,7 +1,8 @@
 """One row per overall / group / RB entry, for spreadsheets and pandas; then a detector's threshold and per-group EER
 (``threshold`` and ``eer`` rows), the MCU budget (``mcu`` rows: item in
-``attribute``, value in ``note``) and the runtime comparison (``run``, ``comparison`` and ``comparison_rb`` rows,
-the run's number in ``run``).
+``attribute``, value in ``note``), the runtime comparison (``run``, ``comparison`` and ``comparison_rb`` rows,
+the run's number in ``run``), the runtime that ran the model (``runtime``: its name in ``group``, its version,
+kernels, delegate and threads in ``note``) and the report's warnings (``warning`` rows, the text in ``note``).
 
 Names are written through the csv module (quotes, commas, newlines) and cells that a spreadsheet would run
 as a formula (leading ``=``, ``+``, ``-``, ``@``) get a leading apostrophe.
@@ -14,7 +15,7 @@ import io
 from typing import Any
 
 from ondevice_audit.report.interface import ReportFormat, mcu_of
-from ondevice_audit.report.sentences import run_summary
+from ondevice_audit.report.sentences import run_summary, runtime_text
 
 __all__ = ["CsvFormat", "safe_cell"]
 
@@ -66,9 +67,16 @@ class CsvFormat(ReportFormat):
                 "rb_mean_ci": rb.get("mean_ci"), "gap": gap.get("value"), "gap_ci": gap.get("ci"),
                 "note": rb["undefined_reason"],
             }))  # fmt: skip
-        for row in [*_detection_rows(report), *_mcu_rows(report), *_comparison_rows(report)]:
+        for row in [*_detection_rows(report), *_mcu_rows(report), *_comparison_rows(report), *_note_rows(report)]:
             writer.writerow({key: value for key, value in row.items() if key in header})
         return out.getvalue()
+
+
+def _note_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runtime that ran the model (kernels, delegate, threads), then each warning."""
+    model = report.get("model")
+    rows = [{"row": "runtime", "group": safe_cell(model["runtime"]), "note": safe_cell(runtime_text(model))}] if model else []
+    return rows + [{"row": "warning", "note": safe_cell(warning)} for warning in report["warnings"]]
 
 
 def _detection_rows(report: dict[str, Any]) -> list[dict[str, Any]]:

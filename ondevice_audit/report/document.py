@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "build_report", "load_report", "schema", "to_json", "validate"]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """1.1 added the optional ``detection`` section (``--task detect``); per attribute, RB's mean over groups
 (``rb.mean``, ``rb.mean_ci``, ``rb.groups``), its permutation mean and the largest gap between groups (``gap``); per
 group ``support`` and ``left_out``; ``samples.inputs``; per comparison run latency p99 and ``frontend_on_target``.
-Every 1.0 document is a valid 1.1 one."""
+1.2 the kernels, delegate, threads and graph optimization of the model and of every compared run,
+``comparison.against_tflm`` and the ``label_map`` setting. Every 1.x document is a valid 1.2 one."""
 _SUPPORTED_MAJOR = "1"
 
 

@@ -82,6 +82,10 @@ class ModelSection(TypedDict):
     labels: list[str]
     frontend: str
     seconds_per_sample: float
+    kernels: NotRequired[str | None]
+    delegate: NotRequired[str | None]
+    threads: NotRequired[int | None]
+    graph_optimization: NotRequired[str | None]
     metadata: NotRequired[dict[str, Any] | None]
     target: NotRequired[str]
     device: NotRequired[dict[str, Any]]
@@ -166,6 +170,7 @@ class Comparison(TypedDict):
     runs: list[dict[str, Any]]
     overall: dict[str, Any]
     attributes: list[dict[str, Any]]
+    against_tflm: NotRequired[list[dict[str, Any]]]
 
 
 class Detection(TypedDict):

@@ -167,6 +167,7 @@ def _model(model: dict[str, Any] | None) -> str:
         ("size", f"{model['size_bytes']:,} bytes"),
         ("sha256", f'<span class="mono">{_e(model["sha256"])}</span>'),
         ("runtime", f"{_e(model['runtime'])} {_e(model['runtime_version'])}"),
+        *_kernel_rows(model),
         ("input", f"{_e(model['input_shape'])} {_e(model.get('input_dtype', ''))}"),
         ("output", f"{_e(model['output_shape'])} {_e(model.get('output_dtype', ''))}"),
         ("labels", f"{len(model['labels'])}: {_e(', '.join(model['labels']))}"),
@@ -178,6 +179,22 @@ def _model(model: dict[str, Any] | None) -> str:
             ("metadata", f'<pre class="mono">{_e(json.dumps(model["metadata"], indent=2, sort_keys=True))}</pre>')
         )
     return "<h2>Model</h2>" + _rows(rows)
+
+
+def _kernel_rows(model: dict[str, Any]) -> list[tuple[str, str]]:
+    """Kernels, delegate, threads (and ONNX Runtime's graph optimization) as model facts; none for reports
+    written before they were recorded."""
+    if not model.get("kernels"):
+        return []
+    threads = model.get("threads")
+    rows = [
+        ("kernels", _e(model["kernels"])),
+        ("delegate", _e(model.get("delegate") or "none")),
+        ("threads", "the runtime's default" if threads is None else _e(threads)),
+    ]
+    if model.get("graph_optimization"):
+        rows.append(("graph optimization", _e(model["graph_optimization"])))
+    return rows
 
 
 def _inputs(report: dict[str, Any]) -> str:

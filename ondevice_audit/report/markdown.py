@@ -16,6 +16,7 @@ from ondevice_audit.report.sentences import (
     rb_difference_sentence,
     rb_sentence,
     run_summary,
+    runtime_text,
 )
 
 __all__ = ["MarkdownFormat", "escape_markdown"]
@@ -38,7 +39,7 @@ class MarkdownFormat(ReportFormat):
         if model:
             lines += [
                 f"Model `{escape_markdown(model['path'])}` ({model['format']}, {model['size_bytes']:,} bytes) on "
-                f"{escape_markdown(model['runtime'])}, {model['seconds_per_sample'] * 1000:.2f} ms per sample.",
+                f"{escape_markdown(runtime_text(model))}, {model['seconds_per_sample'] * 1000:.2f} ms per sample.",
                 "",
             ]
         overall = report["overall"]

@@ -22,6 +22,8 @@ __all__ = [
     "rb_difference_sentence",
     "rb_sentence",
     "run_summary",
+    "runtime_setup",
+    "runtime_text",
 ]
 
 
@@ -85,6 +87,31 @@ def rb_difference_sentence(
     return text
 
 
+def runtime_setup(facts: dict[str, Any]) -> str:
+    """How a run computed, as one phrase: ``optimized kernels, delegate XNNPACK (1 partition), 1 thread``.
+
+    ``facts`` is a report's ``model`` or a comparison run; reports written before kernels were recorded give ""."""
+    kernels = facts.get("kernels")
+    if not kernels:
+        return ""
+    parts = [f"{kernels} kernels"]
+    if facts.get("delegate"):
+        parts.append(f"delegate {facts['delegate']}")
+    elif kernels == "optimized":
+        parts.append("no delegate")
+    if facts.get("graph_optimization"):
+        parts.append(f"graph optimization {facts['graph_optimization']}")
+    threads = facts.get("threads")
+    parts.append("the runtime's default threads" if threads is None else f"{threads} thread{'' if threads == 1 else 's'}")
+    return ", ".join(parts)
+
+
+def runtime_text(facts: dict[str, Any]) -> str:
+    """``litert 2.3.0 (optimized kernels, delegate XNNPACK (1 partition), 1 thread)``."""
+    setup = runtime_setup(facts)
+    return f"{facts['runtime']} {facts['runtime_version']}" + (f" ({setup})" if setup else "")
+
+
 def run_summary(run: dict[str, Any]) -> list[str]:
     """Runtime, device, latency (p50, p90, p99), memory and batches of one comparison run, as plain cells."""
     latency = run["latency_ms"]
@@ -92,7 +119,7 @@ def run_summary(run: dict[str, Any]) -> list[str]:
     batches = run["batches"]
     stored = " (stored)" if latency and latency.get("stored") else ""
     return [
-        f"{run['runtime']} {run['runtime_version']}",
+        runtime_text(run),
         f"{device.get('machine', '?')}, Python {device.get('python', '?')}",
         *("—" if latency is None or key not in latency else f"{latency[key]:.3g}{stored}" for key in _PERCENTILES),
         "—" if run["peak_memory_bytes"] is None else f"{run['peak_memory_bytes'] / 2**20:.0f}",

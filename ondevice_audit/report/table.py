@@ -28,6 +28,7 @@ from ondevice_audit.report.sentences import (
     rb_difference_sentence,
     rb_sentence,
     run_summary,
+    runtime_text,
 )
 
 __all__ = ["ReadableConsole", "TableFormat", "table_records", "verdict_lines"]
@@ -199,7 +200,7 @@ class TableFormat(ReportFormat):
         if model:
             lines.append(
                 f"model {model['path']} ({model['format']}, {model['size_bytes']:,} bytes, sha256 "
-                f"{model['sha256'][:12]}…) on {model['runtime']} {model['runtime_version']}; "
+                f"{model['sha256'][:12]}…) on {runtime_text(model)}; "
                 f"{model['seconds_per_sample'] * 1000:.2f} ms/sample; front-end: {model['frontend']}"
             )
         for item in report["inputs"]:

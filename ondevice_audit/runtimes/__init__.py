@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RUNTIME",
+    "GRAPH_OPTIMIZATIONS",
     "RUNTIMES",
     "InferenceResult",
     "LoadedModel",
@@ -32,7 +33,13 @@ __all__ = [
 
 RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
 RUNTIMES.register("litert", "ondevice_audit.runtimes.litert:LiteRTRuntime", format="tflite",
-                  distributions=("ai-edge-litert",), summary="LiteRT (TFLite) with its default kernels")  # fmt: skip
+                  distributions=("ai-edge-litert",),
+                  summary="LiteRT (TFLite): optimized kernels and the XNNPACK delegate, as phones and Pis run it")  # fmt: skip
+RUNTIMES.register("litert-builtin", "ondevice_audit.runtimes.litert:LiteRTBuiltinRuntime", format="tflite",
+                  distributions=("ai-edge-litert",), summary="LiteRT: optimized builtin kernels, no delegate")  # fmt: skip
+RUNTIMES.register("litert-ref", "ondevice_audit.runtimes.litert:LiteRTReferenceRuntime", format="tflite",
+                  distributions=("ai-edge-litert",),
+                  summary="LiteRT: reference kernels, the arithmetic TFLite Micro's kernels share")  # fmt: skip
 RUNTIMES.register("onnxruntime", "ondevice_audit.runtimes.onnx:OnnxRuntime", format="onnx",
                   distributions=("onnxruntime",), summary="ONNX Runtime, CPU execution provider")  # fmt: skip
 RUNTIMES.register("tensorflow", "ondevice_audit.runtimes.tensorflow:KerasRuntime", format="keras",
@@ -49,6 +56,10 @@ def runtime_format(name: str) -> str:
     return str(RUNTIMES.entry(name).info["format"])
 
 
+GRAPH_OPTIMIZATIONS = ("disabled", "basic", "extended", "all")
+"""ONNX Runtime's graph optimization levels, least to most; ``all`` is ONNX Runtime's own default."""
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """How a runtime is opened, beyond which one."""
@@ -59,6 +70,18 @@ class RuntimeOptions:
     """The output to score, by name or index, for a model with several (``--output``)."""
     stream: StreamSettings | None = None
     """Run the model as a streaming detector over each clip's frames (``runtimes/streaming.py``)."""
+    threads: int | None = None
+    """Threads a runtime computes with (``--threads``); None: each runtime's default, which its
+    ``LoadedModel.threads`` states (LiteRT 1, ONNX Runtime one per usable CPU, TFLM 1)."""
+    graph_optimization: str | None = None
+    """ONNX Runtime's graph optimization level; None: ``all``, ONNX Runtime's default."""
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {self.threads}")
+        if self.graph_optimization is not None and self.graph_optimization not in GRAPH_OPTIMIZATIONS:
+            raise UsageError(f"--graph-optimization {self.graph_optimization!r}: choose one of "
+                             f"{', '.join(GRAPH_OPTIMIZATIONS)}")  # fmt: skip
 
 
 def load_runtime(model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> Runtime:

@@ -11,6 +11,7 @@ types every way of running a model returns, in this process or on a device (``on
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from ondevice_audit.errors import UsageError
 if TYPE_CHECKING:
     from ondevice_audit.runtimes import RuntimeOptions
 
-__all__ = ["InferenceResult", "LoadedModel", "ModelLoadError", "Runtime", "select_output"]
+__all__ = ["InferenceResult", "LoadedModel", "ModelLoadError", "Runtime", "select_output", "usable_cpus"]
 
 
 class ModelLoadError(UsageError):
@@ -48,6 +49,24 @@ class LoadedModel:
     """Every output's name, in order (a model may have several)."""
     output: str | None = None
     """The output the scores come from (``--output``); None when the model has one."""
+    kernels: str | None = None
+    """Which implementation computes the ops: ``optimized`` or ``reference`` (LiteRT's builtin kernels),
+    ``TFLM reference``, ``CPU execution provider`` (ONNX Runtime), ``TensorFlow``; None: not reported (a device
+    runner too old to say). Optimized and reference int8 kernels round differently, so a board's numbers follow
+    the kernels, not the file."""
+    delegate: str | None = None
+    """The delegate that took ops over, with how many partitions of the graph it took (``XNNPACK (2
+    partitions)``); None: every op ran on ``kernels``."""
+    threads: int | None = None
+    """Threads the runtime computes with; None: the runtime decides (TensorFlow without ``--threads``)."""
+    graph_optimization: str | None = None
+    """ONNX Runtime's graph optimization level (``disabled``, ``basic``, ``extended``, ``all``): fusions change
+    int8 arithmetic too."""
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which a container or ``taskset`` narrows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def select_output(names: list[str], wanted: str | None, model: Path) -> int:

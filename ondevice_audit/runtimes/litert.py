@@ -1,9 +1,19 @@
-"""TFLite models on LiteRT (``ai_edge_litert``), the interpreter that replaced tflite-runtime."""
+"""TFLite models on LiteRT (``ai_edge_litert``), the interpreter that replaced tflite-runtime.
+
+One file gives different int8 numbers on different kernels, so which kernels run is a choice the report
+records, made by the runtime's name:
+
+- ``litert``: LiteRT's optimized builtin kernels with the XNNPACK delegate it applies by default, as an app on
+  a phone or a Raspberry Pi runs the file.
+- ``litert-builtin``: the optimized builtin kernels without any delegate (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``).
+- ``litert-ref``: the reference kernels (``BUILTIN_REF``), whose integer arithmetic TensorFlow Lite Micro's
+  kernels port: the closest a desktop gets to a microcontroller's numbers without TFLM itself.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -13,7 +23,7 @@ from ondevice_audit.runtimes.interface import ModelLoadError, Runtime, select_ou
 if TYPE_CHECKING:
     from ondevice_audit.runtimes import RuntimeOptions
 
-__all__ = ["LiteRTRuntime", "dequantize", "quantize"]
+__all__ = ["LiteRTBuiltinRuntime", "LiteRTReferenceRuntime", "LiteRTRuntime", "dequantize", "quantize"]
 
 
 def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
@@ -36,21 +46,27 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
 class LiteRTRuntime(Runtime):
     name = "litert"
     model_format = "tflite"
+    resolver: ClassVar[str] = "AUTO"
+    """The ``OpResolverType`` member: which kernels, and whether the default delegate (XNNPACK) is applied."""
+    kernels: ClassVar[str] = "optimized"
 
     @classmethod
     def open(cls, model_path: Path, options: RuntimeOptions) -> LiteRTRuntime:
-        return cls(model_path, output=options.output)
+        return cls(model_path, num_threads=options.threads, output=options.output)
 
     def __init__(self, model_path: Path, num_threads: int | None = None, output: str | None = None):
         super().__init__(model_path)
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        self.threads = num_threads or 1  # what the interpreter does with None: ``int(num_threads or 1)``
         try:
             with quiet_native():  # XNNPACK announces itself on fd 2 when the interpreter is built
-                self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+                self._interpreter = Interpreter(model_path=str(model_path), num_threads=self.threads,
+                                                experimental_op_resolver_type=OpResolverType[self.resolver])  # fmt: skip
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load ({exc})") from None
+            kernels = "" if self.resolver == "AUTO" else f" with its {self.kernels} kernels ({self.name})"
+            raise ModelLoadError(f"{model_path}: not a TFLite model LiteRT can load{kernels} ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]
         self._output_names = [detail["name"] for detail in self._interpreter.get_output_details()]
         self._output_index = select_output(self._output_names, output, model_path)
@@ -105,10 +121,23 @@ class LiteRTRuntime(Runtime):
             self._output = it.get_output_details()[self._output_index]
             self._batch = n
 
+    def _delegate(self) -> str | None:
+        """The delegate LiteRT applied, with the partitions of the graph it took; None when it took none.
+
+        LiteRT applies its default delegate when tensors are first allocated (at load, here) and adds one
+        ``DELEGATE`` node per partition it took over."""
+        partitions = sum(op["op_name"] == "DELEGATE" for op in self._interpreter._get_ops_details())
+        if not partitions:
+            return None
+        return f"XNNPACK ({partitions} partition{'s' if partitions > 1 else ''})"
+
     def _facts(self) -> dict[str, object]:
         import ai_edge_litert
 
         return {
+            "kernels": self.kernels,
+            "delegate": self._delegate(),
+            "threads": self.threads,
             "runtime_version": getattr(ai_edge_litert, "__version__", "unknown"),
             "input_shape": [None if self._dynamic_batch else int(self._input["shape"][0]), *self.input_shape],
             "input_dtype": np.dtype(self._input["dtype"]).name,
@@ -117,3 +146,18 @@ class LiteRTRuntime(Runtime):
             "outputs": self._output_names,
             "output": self._output["name"] if len(self._output_names) > 1 else None,
         }
+
+
+class LiteRTBuiltinRuntime(LiteRTRuntime):
+    """The optimized builtin kernels alone: an app that turns the default delegate off runs these."""
+
+    name = "litert-builtin"
+    resolver = "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
+
+
+class LiteRTReferenceRuntime(LiteRTRuntime):
+    """The reference kernels: plain integer arithmetic that TFLite Micro's kernels share (see ``README``)."""
+
+    name = "litert-ref"
+    resolver = "BUILTIN_REF"
+    kernels = "reference"

@@ -15,6 +15,7 @@ class) and whether it is a logit (``--output-is-logit`` applies a sigmoid).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,19 +126,14 @@ class StreamingRuntime(Runtime):
         return float(smoothed.max())
 
     def _facts(self) -> dict[str, object]:
-        inner = self._inner.describe()
-        return {
-            "runtime_version": inner.runtime_version,
-            "input_shape": [1, None, *inner.input_shape[2:]],
-            "input_dtype": inner.input_dtype,
-            "output_shape": [None, 1],
-            "output_dtype": "float32",
-            "outputs": inner.outputs,
-            "output": inner.output,
-        }
+        return {key: value for key, value in dataclasses.asdict(self.describe()).items() if key != "runtime"}
 
     def describe(self) -> LoadedModel:
-        return LoadedModel(runtime=self._inner.name, **self._facts())  # type: ignore[arg-type]
+        """The inner runtime's facts (its kernels, delegate, threads), with a clip of frames in and one
+        probability out."""
+        inner = self._inner.describe()
+        return dataclasses.replace(inner, input_shape=[1, None, *inner.input_shape[2:]], output_shape=[None, 1],
+                                   output_dtype="float32")  # fmt: skip
 
     def window(self) -> tuple[int, int]:
         """(frames per call, frames between calls)."""

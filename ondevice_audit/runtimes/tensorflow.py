@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ondevice_audit import _tensorflow
+from ondevice_audit.errors import UsageError
 from ondevice_audit.runtimes.interface import ModelLoadError, Runtime, select_output
 
 if TYPE_CHECKING:
@@ -27,17 +28,37 @@ def _h5_has_lambda(path: Path) -> bool:
     return '"class_name": "Lambda"' in (config.decode() if isinstance(config, bytes) else str(config))
 
 
+def _set_threads(threads: int | None) -> None:
+    """TensorFlow's intra-op threads for the whole process: settable only before TensorFlow first runs an op, so
+    a process that already ran one with another count is refused rather than reported with a number it did not
+    use."""
+    if threads is None:
+        return
+    config = _tensorflow.tensorflow().config.threading
+    if config.get_intra_op_parallelism_threads() == threads:
+        return
+    try:
+        config.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:
+        current = config.get_intra_op_parallelism_threads() or "TensorFlow's default"
+        raise UsageError(f"--threads {threads}: TensorFlow already runs in this process with {current} threads, and "
+                         "its thread count cannot change once it has started") from None  # fmt: skip
+
+
 class KerasRuntime(Runtime):
     name = "tensorflow"
     model_format = "keras"
 
     @classmethod
     def open(cls, model_path: Path, options: RuntimeOptions) -> KerasRuntime:
-        return cls(model_path, trust_model=options.trust_model, output=options.output)
+        return cls(model_path, trust_model=options.trust_model, output=options.output, threads=options.threads)
 
-    def __init__(self, model_path: Path, trust_model: bool = False, output: str | None = None):
+    def __init__(
+        self, model_path: Path, trust_model: bool = False, output: str | None = None, threads: int | None = None
+    ):
         super().__init__(model_path)
         keras = _tensorflow.keras()
+        _set_threads(threads)
         try:
             if model_path.suffix.lower() in (".h5", ".hdf5") and not trust_model and _h5_has_lambda(model_path):
                 raise ModelLoadError(
@@ -69,6 +90,8 @@ class KerasRuntime(Runtime):
 
     def _facts(self) -> dict[str, object]:
         return {
+            "kernels": "TensorFlow",
+            "threads": self._tf.config.threading.get_intra_op_parallelism_threads() or None,
             "runtime_version": f"tensorflow {self._tf.__version__}",
             "input_shape": list(self._model.input_shape),
             "input_dtype": str(self._model.input.dtype.name),

@@ -12,7 +12,6 @@ its own interpreter; scores come back in input order and do not depend on the nu
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import time
 import weakref
@@ -27,7 +26,7 @@ import numpy as np
 
 from ondevice_audit._quiet import captured_stderr
 from ondevice_audit.errors import PipelineError, UsageError
-from ondevice_audit.runtimes.interface import InferenceResult, ModelLoadError, Runtime, select_output
+from ondevice_audit.runtimes.interface import InferenceResult, ModelLoadError, Runtime, select_output, usable_cpus
 from ondevice_audit.runtimes.tflite_graph import TFLiteGraph, read_graph
 
 if TYPE_CHECKING:
@@ -188,7 +187,7 @@ class _Session:
 
 def default_workers() -> int:
     """The CPUs this process may use: TFLM is single-threaded, so one worker per CPU."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cpus()
 
 
 _WORKER: _Session | None = None
@@ -318,6 +317,8 @@ class TFLMRuntime(Runtime):
         import tflite_micro
 
         return {
+            "kernels": "TFLM reference",
+            "threads": 1,  # one interpreter thread, as on a microcontroller (workers are separate interpreters)
             "runtime_version": tflite_micro.__version__,
             "input_shape": [1, *self.input_shape],
             "input_dtype": self._session.input["dtype"].name,

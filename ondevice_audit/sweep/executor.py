@@ -118,7 +118,7 @@ def run_sweep(
     run = _Run(matrix, plan, cache, folder, progress, on_status, budget=budget)
     run.execute(jobs, context, executor, address)
     results = _results_frame(matrix, run.rows)
-    scoring = matrix.data.scoring_task(context.classes)
+    scoring = matrix.scoring_task(context.classes)
     if matrix.model is not None:  # every cell against the user's model as given
         from ondevice_audit.sweep.baseline import compare_with_baseline
 

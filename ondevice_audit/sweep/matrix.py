@@ -43,6 +43,7 @@ from ondevice_audit.frontend import (
     ImageFrontendSpec,
     MicroFrontendSpec,
 )
+from ondevice_audit.label_map import LabelMap
 from ondevice_audit.metrics import METRICS, defaults
 from ondevice_audit.metrics.detection import DETECTION_METRICS
 from ondevice_audit.model.mitigation import MITIGATIONS, parse_imbalance
@@ -119,6 +120,10 @@ def _architecture(modality: str, default: str) -> Factor:
 
 
 _RUNTIME_CHOICES = ("auto", *(name for name in RUNTIMES if runtime_format(name) in EXPORT_FORMATS))
+_RUNTIMES_BY_FORMAT = "; ".join(
+    f"{', '.join(n for n in _RUNTIME_CHOICES[1:] if runtime_format(n) == fmt)} run {fmt}" for fmt in EXPORT_FORMATS
+)
+"""``litert, litert-builtin, litert-ref, tflm run tflite; onnxruntime run onnx``: for the error naming an idle runtime."""
 _QUANTIZATIONS = tuple(a.value for a in QuantApproach)
 KEEP_FLOAT = "int8-keep"
 """``[explain] top_layers = N`` adds the quantization levels ``int8-keep1`` ... ``int8-keepN`` (TFLite only): int8
@@ -326,13 +331,13 @@ class DataSettings:
         """What the model's outputs are named: every label, or a detector's one phrase."""
         return (self.positive_label,) if self.task == "detect" else labels
 
-    def scoring_task(self, outputs: tuple[str, ...]) -> ClassifierTask | DetectorTask:
+    def scoring_task(self, outputs: tuple[str, ...], label_map: LabelMap | None = None) -> ClassifierTask | DetectorTask:
         """How a cell's scores are read (``tasks.py``, as ``audit`` reads them)."""
         from ondevice_audit.metrics.detection import OperatingPoint
         from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
         if self.task != "detect":
-            return ClassifierTask(outputs)
+            return ClassifierTask(outputs, label_map)
         given = (self.threshold, self.at_far, self.at_fa_per_hour)
         point = OperatingPoint(0.5) if given == (None, None, None) else OperatingPoint(*given)
         return DetectorTask(self.positive_label, point, clip_seconds=self.clip_seconds)
@@ -372,6 +377,11 @@ class Matrix:
     """``max_cells = N`` in the matrix: the cells it may have without ``--yes`` (None: ``DEFAULT_MAX_CELLS``);
     a guard against a typo that multiplies the work, not part of what is swept (not in the digest)."""
 
+    def scoring_task(self, classes: tuple[str, ...]) -> ClassifierTask | DetectorTask:
+        """How every cell's outputs are read: the data's task, counted in the data's labels through the user
+        model's label map."""
+        return self.data.scoring_task(classes, None if self.model is None else self.model.label_map)
+
     def frontend(self, cell: Cell) -> FrontendSpec | PluginReference:
         """A cell's front-end: with a user model, the model's own with the cell's levels put in."""
         if self.model is not None:
@@ -397,7 +407,7 @@ class Matrix:
             "training": dataclasses.asdict(self.training),
             "factors": {name: list(values) for name, values in self.levels},
             "deployment": dataclasses.asdict(self.deployment),
-            **({"model": self.model.identity()} if self.model is not None else {}),
+            **({"model": self.model.described()} if self.model is not None else {}),
             **({"explain": dataclasses.asdict(self.explain)} if self.explain.top_layers else {}),
         }
 
@@ -413,9 +423,11 @@ def load_matrix(
     trust_model: bool = False,
     frontend_plugin: str | None = None,
     frontend_spec: FrontendSpec | None = None,
+    label_map: LabelMap | None = None,
 ) -> Matrix:
     """``model`` (``--model``) overrides the matrix's ``model``; ``labels``, ``trust_model``,
-    ``frontend_plugin`` and ``frontend_spec`` (``--features`` and its settings) are as in ``audit``."""
+    ``frontend_plugin``, ``frontend_spec`` (``--features`` and its settings) and ``label_map`` are as in
+    ``audit``."""
     if not path.is_file():
         raise UsageError(f"matrix not found: {path}; check the path")
     try:
@@ -430,6 +442,7 @@ def load_matrix(
         trust_model=trust_model,
         frontend_plugin=frontend_plugin,
         frontend_spec=frontend_spec,
+        label_map=label_map,
     )
 
 
@@ -442,6 +455,7 @@ def parse_matrix(
     trust_model: bool = False,
     frontend_plugin: str | None = None,
     frontend_spec: FrontendSpec | None = None,
+    label_map: LabelMap | None = None,
 ) -> Matrix:
     """Validate a parsed TOML document; ``source`` names the file in errors and anchors the manifest path
     and the ``model`` path (``model``, given, replaces it)."""
@@ -456,12 +470,14 @@ def parse_matrix(
         raise UsageError(f'{source}: model must be the path of a model file (model = "my_model.keras")')
     if model is None and written_model is not None:
         model = source.parent / written_model.strip()
-    if model is None and (labels or frontend_plugin or frontend_spec):
+    if model is None and (labels or frontend_plugin or frontend_spec or label_map):
         raise UsageError(
-            "--labels, --frontend and --features describe your own model: give it with --model "
+            "--labels, --label-map, --frontend and --features describe your own model: give it with --model "
             '(or model = "PATH" in the matrix); a recipe\'s front-end is set by the matrix\'s factors'
         )
-    user = None if model is None else load_user_model(model, labels, trust_model, frontend_plugin, frontend_spec)
+    user = None
+    if model is not None:
+        user = load_user_model(model, labels, trust_model, frontend_plugin, frontend_spec, label_map)
     explain = _explain_settings(document.pop("explain", {}), source)
     pruning, data, training, deployment = _tables(document, source)
     written = {
@@ -469,6 +485,8 @@ def parse_matrix(
         **{f"pruning.{k}": v for k, v in pruning.items()},
     }
     settings = _data_settings(data, source)
+    if label_map is not None and settings.task == "detect":
+        raise UsageError(f"{source}: --label-map maps a classifier's classes onto data labels; data.task is detect")
     modality = settings.modality
     if user is not None:
         settings = _settings_for_model(settings, data, user, source)
@@ -483,6 +501,7 @@ def parse_matrix(
     levels = _with_kept_layers(levels, explain.top_layers, source)
     if user is not None:
         _refuse_for_model(written, dict(levels), user, source)
+        _refuse_training_without_targets(dict(levels), user, source)
     cells, skipped = _cells(levels, modality, source, baseline=None if user is None else _baseline(user))
     for cell in cells:
         if user is None:
@@ -638,6 +657,23 @@ def _refuse_for_model(
         raise UsageError(f"{source}: {user.name} is {kind}; refused: {', '.join(named)}{sweeps}")
 
 
+def _refuse_training_without_targets(levels: Mapping[str, tuple[Scalar, ...]], user: UserModel, source: Path) -> None:
+    """A label map that shares a data label between model classes leaves its clips without a class to train
+    towards: cells that retrain or fine-tune the model are refused, naming the factors."""
+    if user.label_map is None or not user.retrainable:
+        return
+    own = user.own_levels()
+    training = [name for name in _RETRAINING if name in levels and set(levels[name]) != {own[_BY_NAME[name].attribute]}]
+    if any(float(sparsity) > 0 for sparsity in levels.get("pruning.final_sparsity", ())):
+        training.append("pruning.final_sparsity")
+    if not training:
+        return
+    try:
+        user.label_map.targets(user.labels)
+    except UsageError as exc:
+        raise UsageError(f"{source}: {exc}; refused: {', '.join(training)} (they train {user.name})") from None
+
+
 def _baseline(user: UserModel) -> dict[str, Any]:
     """The baseline cell's levels: the model's own front-end, as given, on its format's default runtime."""
     return {
@@ -756,7 +792,7 @@ def _cells(
     if idle:
         raise UsageError(
             f"{source}: runtime {', '.join(map(str, idle))} cannot run any export format in the matrix "
-            f"({', '.join(map(str, dict(levels)['export']))}); litert and tflm run tflite, onnxruntime runs onnx"
+            f"({', '.join(map(str, dict(levels)['export']))}); {_RUNTIMES_BY_FORMAT}"
         )
     if baseline is not None:
         named = dict(levels)

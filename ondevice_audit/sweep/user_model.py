@@ -12,11 +12,13 @@
   ONNX Runtime quantisation (``optimize/onnx_quantize.py``) are swept; a factor that would need more is
   refused up front.
 
-Its label names come from the metadata the file carries (as ``audit`` reads them) or from ``--labels``; its
-front-end from that metadata or from a ``--frontend package.module:callable`` plug-in, which fixes the
-front-end (no front-end factor can be swept) and whose arrays are reshaped to the model's input when only the
-shape differs (a missing channel axis), as ``audit`` does. The file's sha256, and the plug-in module's, are in
-every cache key that reads them, so a changed model or plug-in is never served stale.
+Its label names come from the metadata the file carries (as ``audit`` reads them) or from ``--labels``, counted
+as the data's labels through ``--label-map``; its front-end from that metadata or from a ``--frontend
+path/to/file.py:callable`` (or ``package.module:callable``) plug-in, which fixes the front-end (no front-end
+factor can be swept), is loaded by every worker process from the same reference, and whose arrays are reshaped
+to the model's input when only the shape differs (a missing channel axis), as ``audit`` does. The file's sha256,
+and the plug-in file's, are in every cache key that reads them, so a changed model or plug-in is never served
+stale.
 
 Every such sweep has a ``baseline`` cell, the model exactly as given on its format's default runtime, that
 the other cells are compared with (``sweep/baseline.py``).
@@ -25,7 +27,6 @@ the other cells are compared with (``sweep/baseline.py``).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ from ondevice_audit.frontend import (
     build_frontend,
     spec_from_dict,
 )
-from ondevice_audit.frontend.plugin import PluginFrontend
+from ondevice_audit.frontend.plugin import PluginFrontend, plugin_sha256
+from ondevice_audit.label_map import LabelMap
 from ondevice_audit.model_io import ModelOptions, resolve_labels
 from ondevice_audit.runtimes import DEFAULT_RUNTIME
 
@@ -69,21 +71,18 @@ class PluginReference:
     """A front-end plug-in as a sweep's front-end setting (what the features key holds)."""
 
     plugin: str
-    """``package.module:callable``."""
+    """``/absolute/path/to/file.py:callable`` or ``package.module:callable``: what every worker loads."""
     sha256: str
-    """Of the module's file: an edited plug-in computes its features again."""
+    """Of the plug-in's file: an edited plug-in computes its features again."""
     input_shape: tuple[int, ...] | None
     """The model's per-sample input shape, which the plug-in's arrays are reshaped to; None: not known."""
     kind: str = "plugin"
 
 
 def plugin_reference(reference: str, model: Path) -> PluginReference:
-    """Import and check the plug-in now, so a bad reference fails before any work."""
-    PluginFrontend(reference)
-    spec = importlib.util.find_spec(reference.partition(":")[0])
-    origin = spec.origin if spec is not None else None
-    digest = sha256_of(Path(origin)) if origin and Path(origin).is_file() else ""
-    return PluginReference(reference, digest, _input_shape(model))
+    """Load and check the plug-in now, so a bad reference fails before any work."""
+    plugin = PluginFrontend(reference)
+    return PluginReference(plugin.reference, plugin_sha256(plugin.reference), _input_shape(model))
 
 
 def _input_shape(path: Path) -> tuple[int, ...] | None:
@@ -153,6 +152,8 @@ class UserModel:
     quantization: str
     """What the file is (``f32`` for Keras): the only quantization level a TFLite file can have."""
     trust_model: bool = False
+    label_map: LabelMap | None = None
+    """Model class -> data label (``--label-map``): how cells are scored, and the targets of cells that train."""
 
     @property
     def retrainable(self) -> bool:
@@ -172,9 +173,15 @@ class UserModel:
         return self.frontend.plugin if isinstance(self.frontend, PluginReference) else None
 
     def identity(self) -> dict[str, Any]:
-        """What enters cache keys: the content, not where the file lies."""
+        """What enters cache keys: the content, not where the file lies. The label map is not in it: it changes
+        how cells are scored (the score stage's key), not the model they train or run."""
         plugin = {"frontend_plugin": dataclasses.asdict(self.frontend)} if self.plugin else {}
         return {"sha256": self.sha256, "format": self.format, "trust_model": self.trust_model, **plugin}
+
+    def described(self) -> dict[str, Any]:
+        """What the sweep asks of the model, for the matrix's digest: its identity and its label map."""
+        mapped = {"label_map": self.label_map.as_dict()} if self.label_map is not None else {}
+        return {**self.identity(), **mapped}
 
     def own_levels(self) -> dict[str, Any]:
         """Cell attribute -> the model's own front-end level (none with a plug-in: it is not a factor)."""
@@ -211,9 +218,11 @@ def load_user_model(
     trust_model: bool = False,
     frontend_plugin: str | None = None,
     frontend_spec: FrontendSpec | None = None,
+    label_map: LabelMap | None = None,
 ) -> UserModel:
     """Read what the sweep needs from the file, without TensorFlow: format, digest, labels, front-end (as in
-    ``audit``: the plug-in's when given, else ``frontend_spec`` from ``--features``, else the file's metadata)."""
+    ``audit``: the plug-in's when given, else ``frontend_spec`` from ``--features``, else the file's metadata),
+    and the ``label_map``, checked against the labels."""
     if not path.exists():
         raise UsageError(f"model not found: {path}; check the path")
     fmt = model_format(path)
@@ -231,13 +240,15 @@ def load_user_model(
     if labels is None:
         raise UsageError("the model carries no label names: pass --labels FILE (one class name per line, in output "
                          "order)")  # fmt: skip
+    if label_map is not None:
+        label_map.apply(labels)  # a class the model does not have is refused before any work
     frontend: FrontendSpec | PluginReference | None = frontend_spec or (metadata.frontend if metadata else None)
     if frontend_plugin:
         frontend = plugin_reference(frontend_plugin, path)
     if frontend is None:
         raise UsageError(
             f"{path.name} carries no front-end settings: pass --features (and its settings) or --frontend "
-            "module:callable, or embed them with ondevice_audit.export.metadata.write_metadata"
+            "path/to/file.py:callable, or embed them with ondevice_audit.export.metadata.write_metadata"
         )
     return UserModel(
         path=path.absolute(),
@@ -247,6 +258,7 @@ def load_user_model(
         frontend=frontend,
         quantization=file_quantization(path),
         trust_model=trust_model,
+        label_map=label_map,
     )
 
 

@@ -9,6 +9,9 @@ and left out, unless nothing was measured, when the figures are the stored ones 
 whose target computed the features itself (``--frontend-on-target``) adds ``frontend_on_target``: per group the
 largest feature difference from the host's front-end and the flip rate of the model's decisions between the two
 feature sets (same model, same target), and the front-end's and the end-to-end latency per sample.
+When TFLite Micro is one of the runs, every other run of the same file is also measured against it
+(``against_tflm``): a microcontroller computes what TFLM computes, so a desktop runtime whose decisions differ
+from TFLM's gives per-group numbers no board reproduces, and the report warns with the per-group flip rates.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ondevice_audit.metrics._groups import group_attributes
 from ondevice_audit.metrics.disparity import DisparityFrame, GroupDisparity
 from ondevice_audit.targets.runs import FrontendRecord, Run, RunRecord
 
-__all__ = ["comparison_section", "frontend_parity", "latency_summary"]
+__all__ = ["against_tflm", "comparison_section", "frontend_parity", "latency_summary", "tflm_pairs", "tflm_warning"]
 
 
 def latency_summary(seconds: np.ndarray, stored: np.ndarray | None = None) -> dict[str, Any] | None:
@@ -161,3 +164,59 @@ def comparison_section(
             for attribute in disparity.attributes
         ],
     }
+
+
+def tflm_pairs(runs: Sequence[Run], records: Sequence[RunRecord]) -> list[tuple[int, int]]:
+    """(TFLM run, other run) index pairs: every run of a file on another runtime, against that file on TFLM."""
+    on_tflm = [i for i, record in enumerate(records) if record.model.runtime == "tflm"]
+    return [
+        (t, other)
+        for t in on_tflm
+        for other, record in enumerate(records)
+        if record.model.runtime != "tflm" and runs[other].model_path == runs[t].model_path
+    ]
+
+
+def against_tflm(
+    runs: Sequence[Run], records: Sequence[RunRecord], compared: Sequence[tuple[int, int, DisparityFrame]]
+) -> list[dict[str, Any]]:
+    """Per (TFLM run, other run, their disparity with TFLM first): the clips and, per group, the share of clips
+    whose decision differs from TFLM's."""
+
+    def flips(group: GroupDisparity) -> dict[str, Any]:
+        return {"name": group.name, "n": group.n, "flips": group.flips[1], "flip_rate": group.flip_rate(1)}
+
+    return [
+        {
+            "run": runs[other].label,
+            "tflm_run": runs[t].label,
+            "runtime": records[other].model.runtime,
+            "kernels": records[other].model.kernels,
+            "delegate": records[other].model.delegate,
+            **{key: value for key, value in flips(disparity.overall).items() if key != "name"},
+            "attributes": [
+                {"name": attribute.name, "groups": [flips(group) for group in attribute.groups]}
+                for attribute in disparity.attributes
+            ],
+        }
+        for t, other, disparity in compared
+    ]
+
+
+def tflm_warning(entry: dict[str, Any]) -> str | None:
+    """The report's warning when a run decides differently from TFLM on some clips; None when it never does."""
+    if not entry["flips"]:
+        return None
+    how = " with ".join(part for part in (entry["kernels"] and f"{entry['kernels']} kernels",
+                                          entry["delegate"] and f"delegate {entry['delegate']}") if part)  # fmt: skip
+    groups = "; ".join(
+        f"{attribute['name']}: "
+        + ", ".join(f"{group['name']} {group['flip_rate']:.1%} ({group['flips']} of {group['n']})"
+                    for group in attribute["groups"])  # fmt: skip
+        for attribute in entry["attributes"]
+    )
+    return (
+        f"{entry['run']}, on {how or entry['runtime']}, decides differently from TFLite Micro ({entry['tflm_run']}) on "
+        f"{entry['flips']} of {entry['n']} clips ({entry['flip_rate']:.1%}); per group: {groups}. A microcontroller "
+        "computes what TFLM computes: do not ship on this run's per-group numbers (audit on tflm, or litert-ref)"
+    )

@@ -9,8 +9,9 @@ JetPack images), so it avoids newer syntax.
 
 Commands:
 
-- ``facts [--model M] [--runtime R]``: Python, CPU architecture, runtimes and versions, free disk, memory; with a
-  model, which runtime loads it (or why none can). One JSON object on stdout.
+- ``facts [--model M] [--runtime R]``: Python, CPU architecture, runtimes and versions (and the ``--kernels`` each
+  TFLite one offers), free disk, memory; with a model, which runtime loads it (or why none can). One JSON object
+  on stdout.
 - ``serve --model M [--runtime R]``: load the model once, then answer batches over stdin/stdout until stdin
   closes: one process (and one SSH channel) for a whole audit, so a batch costs its transfer and its inference.
   Every message is a frame: a JSON header line whose ``size`` says how many bytes of ``.npz`` payload follow.
@@ -28,6 +29,14 @@ also ``host_scores``, ``feature_diff`` (each sample's largest absolute differenc
 
 Latency is measured on warmed-up calls only: a chunk of a size the model did not run last is run once untimed
 first (tensor allocation, delegate set-up and weight packing happen on such a call, not in deployment).
+
+``facts``, ``serve`` and ``run`` open the model with ``--kernels default|builtin|ref`` (a TFLite interpreter's),
+``--threads`` and ``--graph-optimization`` (ONNX Runtime's), and ``--output`` for a model with several.
+
+Both take ``--kernels default|builtin|ref`` (a TFLite interpreter's op resolver: optimized kernels with the
+default XNNPACK delegate, without it, or the reference kernels), ``--threads N`` and, for ONNX Runtime,
+``--graph-optimization disabled|basic|extended|all``; the model's facts say which kernels, delegate and
+threads ran it.
 
 Like the host's runtimes, the runner hides quantisation: float32 inputs are quantised with the input tensor's
 scale and zero point, and int8 outputs are dequantised before they are written.
@@ -56,6 +65,12 @@ RUNTIMES = {"litert": "tflite", "tflite_runtime": "tflite", "tf_lite": "tflite",
 """Runtime name -> the model format it runs; for a format, earlier names are preferred."""
 _MODULES = {"litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime", "tf_lite": "tensorflow",
             "onnxruntime": "onnxruntime"}  # fmt: skip
+KERNELS = ("default", "builtin", "ref")
+"""A TFLite interpreter's kernel choices (``--kernels``), as op resolvers; names the host puts after a runtime
+(``litert-ref``)."""
+_RESOLVERS = {"default": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "ref": "BUILTIN_REF"}
+_ORT_LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+               "all": "ORT_ENABLE_ALL"}  # fmt: skip
 _ONNX_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 _EXIT_ERROR = 3
 
@@ -104,6 +119,7 @@ def runtime_status(name: str) -> dict[str, object]:
         found = importlib.util.find_spec(module) is not None
         version = _distribution_version(module) if found else None
         status.update(usable=found, version=version, note=None if found else "not installed")
+        status["kernels"] = _kernel_choices(name, version) if found else []
         return status
     try:
         imported = __import__(module)
@@ -113,7 +129,17 @@ def runtime_status(name: str) -> dict[str, object]:
         return status
     version = getattr(imported, "__version__", None) or _distribution_version(module)
     status.update(usable=True, version=None if version is None else str(version), note=None)
+    status["kernels"] = _kernel_choices(name, status["version"])
     return status
+
+
+def _kernel_choices(name: str, version: object) -> list[str]:
+    """The ``--kernels`` a runtime offers: TFLite interpreters choose their op resolver since TensorFlow 2.5."""
+    if RUNTIMES[name] != "tflite":
+        return []
+    numbers = str(version or "0").split(".")[:2]
+    recent = name == "litert" or tuple(int(n) if n.isdigit() else 0 for n in numbers) >= (2, 5)
+    return list(KERNELS) if recent else ["default"]
 
 
 def _memory_total() -> int | None:
@@ -187,20 +213,21 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return (values.astype(np.float32) - zero_point) * scale
 
 
-def _interpreter_class(name: str) -> type:
+def _interpreter_class(name: str) -> tuple[type, object]:
+    """The interpreter class of ``name`` and its ``OpResolverType`` enum (None where it has none)."""
     if name == "litert":
         from ai_edge_litert import interpreter
 
-        return interpreter.Interpreter
+        return interpreter.Interpreter, interpreter.OpResolverType
     if name == "tflite_runtime":
         from tflite_runtime import interpreter
 
-        return interpreter.Interpreter
+        return interpreter.Interpreter, getattr(interpreter, "OpResolverType", None)
     # A device has no ondevice_audit (so no ondevice_audit._tensorflow): TensorFlow is imported directly.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
-    return tf.lite.Interpreter
+    return tf.lite.Interpreter, getattr(tf.lite.experimental, "OpResolverType", None)
 
 
 def _output_index(names: list[str], wanted: str | None) -> int:
@@ -219,10 +246,17 @@ def _output_index(names: list[str], wanted: str | None) -> int:
 class TFLiteModel:
     """A TFLite model on one interpreter, batched as the host's LiteRT runtime batches it."""
 
-    def __init__(self, path: str, runtime: str, output: str | None = None):
-        interpreter = _interpreter_class(runtime)
+    def __init__(self, path: str, runtime: str, output: str | None = None, kernels: str = "default",
+                 threads: int | None = None):  # fmt: skip
+        interpreter, resolvers = _interpreter_class(runtime)
+        self._kernels, self._threads = kernels, threads or 1  # explicit: old interpreters' default is not 1
+        options = {"num_threads": self._threads}
+        if kernels != "default":
+            if resolvers is None:
+                raise RunnerError(f"{runtime} here cannot choose its kernels (that needs TensorFlow Lite 2.5+)", "runtime")
+            options["experimental_op_resolver_type"] = getattr(resolvers, _RESOLVERS[kernels])
         try:
-            self._it = interpreter(model_path=path)
+            self._it = interpreter(model_path=path, **options)
         except (ValueError, RuntimeError) as exc:
             raise RunnerError(f"{runtime} cannot load the model: {exc}", "model") from None
         if len(self._it.get_input_details()) != 1:
@@ -241,8 +275,20 @@ class TFLiteModel:
     def max_batch(self) -> int | None:
         return None if self._dynamic else int(self._input["shape"][0])
 
+    def _delegate(self) -> str | None:
+        """As the host's LiteRT runtime says it: the partitions the default delegate took at allocation."""
+        self._allocate(self.max_batch or 1)
+        details = getattr(self._it, "_get_ops_details", None)
+        if details is None:
+            return None if self._kernels != "default" else "default delegate (not reported by this interpreter)"
+        partitions = sum(op["op_name"] == "DELEGATE" for op in details())
+        return "XNNPACK ({} partition{})".format(partitions, "s" if partitions > 1 else "") if partitions else None
+
     def facts(self) -> dict[str, object]:
         return {
+            "kernels": "reference" if self._kernels == "ref" else "optimized",
+            "delegate": self._delegate(),
+            "threads": self._threads,
             "input_shape": [None if self._dynamic else int(self._input["shape"][0])]
             + [int(d) for d in self._input["shape"][1:]],
             "input_dtype": np.dtype(self._input["dtype"]).name,
@@ -252,9 +298,8 @@ class TFLiteModel:
             "output": self._names[self._index] if len(self._names) > 1 else None,
         }
 
-    def run(self, inputs: np.ndarray) -> np.ndarray:
+    def _allocate(self, n: int) -> None:
         it = self._it
-        n = len(inputs)
         if self._dynamic and self._batch != n:
             it.resize_tensor_input(self._input["index"], [n] + [int(d) for d in self._input["shape"][1:]])
             it.allocate_tensors()
@@ -264,6 +309,11 @@ class TFLiteModel:
         elif self._batch is None:
             it.allocate_tensors()
             self._batch = int(self._input["shape"][0])
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        it = self._it
+        n = len(inputs)
+        self._allocate(n)
         if not self._dynamic and n < self._batch:  # fixed-batch model: pad the last chunk
             inputs = np.concatenate([inputs, np.repeat(inputs[-1:], self._batch - n, axis=0)])
         it.set_tensor(self._input["index"], quantize(inputs, self._input))
@@ -278,11 +328,15 @@ def _dim(value: object) -> int | None:
 class OnnxModel:
     """An ONNX model on ONNX Runtime's CPU execution provider."""
 
-    def __init__(self, path: str, output: str | None = None):
+    def __init__(self, path: str, output: str | None = None, threads: int | None = None, optimization: str = "all"):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self._threads, self._optimization = threads or cpus, optimization
+        options.intra_op_num_threads = self._threads
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[optimization])
         try:
             self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types, not a common base
@@ -301,6 +355,9 @@ class OnnxModel:
 
     def facts(self) -> dict[str, object]:
         return {
+            "kernels": "CPU execution provider",
+            "threads": self._threads,
+            "graph_optimization": self._optimization,
             "input_shape": [_dim(d) for d in self._input.shape],
             "input_dtype": self._input.type,
             "output_shape": [_dim(d) for d in self._output.shape],
@@ -319,13 +376,17 @@ class OnnxModel:
 
 
 def load_model(
-    path: str, runtime: str | None, output: str | None = None
+    path: str, runtime: str | None, output: str | None = None, args: argparse.Namespace | None = None
 ) -> tuple[TFLiteModel | OnnxModel, dict[str, object]]:
-    """The model on ``runtime`` (default: the first usable runtime for its format) and that runtime's status.
+    """The model on ``runtime`` (default: the first usable runtime for its format) and that runtime's status,
+    opened with ``args``' ``--kernels``, ``--threads`` and ``--graph-optimization``.
 
     Every runtime tried and why it failed goes into the error, so the host can say why nothing runs the model.
     """
     fmt = model_format(path)
+    kernels, threads = getattr(args, "kernels", "default"), getattr(args, "threads", None)
+    if kernels != "default" and fmt != "tflite":
+        raise RunnerError(f"--kernels {kernels} chooses a TFLite interpreter's kernels, not ONNX Runtime's", "usage")
     if runtime is not None and runtime not in RUNTIMES:
         raise RunnerError(f"unknown runtime {runtime!r}; the runner knows {', '.join(RUNTIMES)}", "usage")
     if runtime is not None and RUNTIMES[runtime] != fmt:
@@ -338,7 +399,10 @@ def load_model(
             reasons.append(f"{name}: {status['note']}")
             continue
         try:
-            model = TFLiteModel(path, name, output) if fmt == "tflite" else OnnxModel(path, output)
+            if fmt == "tflite":
+                model = TFLiteModel(path, name, output, kernels, threads)  # type: TFLiteModel | OnnxModel
+            else:
+                model = OnnxModel(path, output, threads, getattr(args, "graph_optimization", "all"))
         except RunnerError as exc:
             reasons.append(str(exc))
             continue
@@ -589,7 +653,7 @@ def command_facts(args: argparse.Namespace) -> dict[str, object]:
     facts["runtimes"] = [runtime_status(name) for name in RUNTIMES]
     if args.model:
         try:
-            model, status = load_model(args.model, args.runtime, args.output)
+            model, status = load_model(args.model, args.runtime, args.output, args)
         except RunnerError as exc:
             facts["model_error"] = str(exc)
         else:
@@ -604,7 +668,7 @@ def command_run(args: argparse.Namespace) -> dict[str, object]:
             os.remove(stale)
     arrays = read_arrays(args.inputs)
     os.remove(args.inputs)
-    model, status = load_model(args.model, args.runtime, args.output)
+    model, status = load_model(args.model, args.runtime, args.output, args)
     frontend = json.loads(args.frontend) if args.frontend else None
     outputs = run_batch(model, arrays, args.batch_size, frontend)
     partial = args.outputs + ".part"
@@ -648,7 +712,7 @@ def command_serve(args: argparse.Namespace, out: io.BufferedIOBase) -> int:
     """Facts with the model first, then one reply per batch until the host closes stdin (or says close)."""
     facts = command_facts(argparse.Namespace(workdir=args.workdir, model=None, runtime=None, output=None))
     try:
-        model, status = load_model(args.model, args.runtime, args.output)
+        model, status = load_model(args.model, args.runtime, args.output, args)
     except RunnerError as exc:
         write_frame(out, dict(facts, model_error=str(exc)))
         return 0
@@ -671,6 +735,14 @@ def command_serve(args: argparse.Namespace, out: io.BufferedIOBase) -> int:
                           "peak_memory_bytes": peak_memory_bytes()}, outputs)  # fmt: skip
 
 
+def _model_settings(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--kernels", choices=KERNELS, default="default", help="a TFLite interpreter's kernels")
+    command.add_argument("--threads", type=int, help="threads the runtime computes with (default: 1 for TFLite, "
+                         "one per usable CPU for ONNX Runtime)")  # fmt: skip
+    command.add_argument("--graph-optimization", choices=sorted(_ORT_LEVELS), default="all",
+                         help="ONNX Runtime's graph optimization level")  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="device_runner.py", description="ondevice-audit device runner")
     commands = parser.add_subparsers(dest="command")
@@ -679,11 +751,13 @@ def _parser() -> argparse.ArgumentParser:
     facts.add_argument("--runtime")
     facts.add_argument("--workdir", help="where free disk space is measured (default: this file's folder)")
     facts.add_argument("--output", help="the output to score, by name or index, when the model has several")
+    _model_settings(facts)
     serve = commands.add_parser("serve", help="load --model once, then run the batches framed on stdin")
     serve.add_argument("--model", required=True)
     serve.add_argument("--runtime")
     serve.add_argument("--workdir", help="where free disk space is measured (default: this file's folder)")
     serve.add_argument("--output", help="the output to score, by name or index, when the model has several")
+    _model_settings(serve)
     run = commands.add_parser("run", help="run --model over --inputs, write --outputs")
     run.add_argument("--model", required=True)
     run.add_argument("--inputs", required=True)
@@ -693,6 +767,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="the output to score, by name or index, when the model has several")
     run.add_argument("--frontend", help="front-end settings (JSON) for a batch of audio")
     run.add_argument("--discard", action="append", default=[], help="a finished output file to delete first")
+    _model_settings(run)
     return parser
 
 
@@ -702,6 +777,8 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("facts", "run") and args.threads is not None and args.threads < 1:
+            raise RunnerError("--threads must be at least 1", "usage")
         if args.command == "facts":
             result = command_facts(args)
         elif args.command == "serve":

@@ -75,6 +75,9 @@ class RuntimeStatus:
     version: str | None
     note: str | None = None
     """Why it is not usable, or a remark (e.g. TensorFlow located but not imported)."""
+    kernels: tuple[str, ...] = ()
+    """The kernel choices a TFLite runtime offers there (``default``, ``builtin``, ``ref``: ``--runtime
+    litert-ref``...); empty for runtimes without a choice, or where each choice is a runtime of its own."""
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,13 @@ from ondevice_audit.targets.interface import (
     TargetSession,
     TargetSettings,
 )
+from ondevice_audit.targets.runner_names import runner_runtimes
 
 __all__ = ["LocalTarget"]
 
 
 def _check_runtime_name(runtime: str | None) -> None:
-    if runtime in device_runner.RUNTIMES and runtime not in RUNTIMES:
+    if runtime in runner_runtimes() and runtime not in RUNTIMES:
         raise UsageError(f"runtime {runtime} runs in the device runner: use --target subprocess (or ssh://...)")
 
 

@@ -12,6 +12,7 @@ removed the next time the target is used.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import posixpath
@@ -41,6 +42,7 @@ from ondevice_audit.targets.interface import (
     TargetSession,
     TargetUnreachable,
 )
+from ondevice_audit.targets.runner_names import joined_name, runner_runtimes, split_name
 
 if TYPE_CHECKING:
     from ondevice_audit.runtimes import RuntimeOptions
@@ -62,7 +64,8 @@ RUNNER_MODES: tuple[RunnerMode, ...] = ("persistent", "per-batch")
 def facts_from_reply(label: str, reply: dict[str, Any]) -> TargetFacts:
     """``TargetFacts`` from the runner's ``facts`` reply (or the same dict built in-process)."""
     runtimes = [
-        RuntimeStatus(r["name"], r["format"], bool(r["usable"]), r.get("version"), r.get("note"))
+        RuntimeStatus(r["name"], r["format"], bool(r["usable"]), r.get("version"), r.get("note"),
+                      tuple(r.get("kernels") or ()))  # fmt: skip
         for r in reply.get("runtimes", [])
     ]
     model = reply.get("model")
@@ -198,20 +201,19 @@ class RemoteTarget(Target):
         try:
             args = ["facts", "--workdir", folder]
             if remote_model:
-                args += ["--model", remote_model]
-            if runtime:
-                args += ["--runtime", runtime]
-            if options is not None and options.output is not None:
-                args += ["--output", options.output]
+                args += ["--model", remote_model, *runner_arguments(runtime, options)]
             reply = self.call_runner(folder, args)
         finally:
             self.discard_folder(folder)
-        return facts_from_reply(self.label, reply)
+        facts = facts_from_reply(self.label, reply)
+        if facts.model is not None and runtime:
+            facts = dataclasses.replace(facts, model=dataclasses.replace(facts.model, runtime=runtime))
+        return facts
 
     def open(self, model_path: Path, runtime: str | None = None, options: RuntimeOptions | None = None) -> TargetSession:
         _check_model(model_path, runtime, options)
         session = PersistentSession if self.runner == "persistent" else PerBatchSession
-        return session(self, model_path, runtime, None if options is None else options.output)
+        return session(self, model_path, runtime, options)
 
     def cache_identity(self) -> str:
         return f"{self.label} python={self.python} runner={RUNNER_SHA256}"
@@ -274,21 +276,36 @@ def _check_model(model_path: Path, runtime: str | None, options: RuntimeOptions 
         raise TargetError(f"{model_path.name}: targets other than local run .tflite and .onnx models, not {fmt}")
     if runtime is None:
         return
-    if runtime not in device_runner.RUNTIMES:
-        names = ", ".join(f"{n} ({f})" for n, f in device_runner.RUNTIMES.items())
+    known = runner_runtimes()
+    if runtime not in known:
+        names = ", ".join(f"{n} ({f})" for n, f in known.items())
         raise TargetError(f"unknown runtime {runtime!r} for a device; choose one of {names}")
-    if device_runner.RUNTIMES[runtime] != fmt:
-        raise TargetError(
-            f"runtime {runtime} runs {device_runner.RUNTIMES[runtime]} models, not {fmt} ({model_path.name})"
-        )
+    if known[runtime] != fmt:
+        raise TargetError(f"runtime {runtime} runs {known[runtime]} models, not {fmt} ({model_path.name})")
+
+
+def runner_arguments(runtime: str | None, options: RuntimeOptions | None) -> list[str]:
+    """The runner's ``--runtime``, ``--kernels``, ``--threads``, ``--graph-optimization`` and ``--output`` for a
+    runtime as the host names it (``litert-ref``) and ``options``."""
+    args: list[str] = []
+    if runtime:
+        base, kernels = split_name(runtime)
+        args += ["--runtime", base] + (["--kernels", kernels] if kernels != "default" else [])
+    if options is not None:
+        settings = {"--threads": options.threads, "--graph-optimization": options.graph_optimization,
+                    "--output": options.output}  # fmt: skip
+        args += [item for flag, value in settings.items() if value is not None for item in (flag, str(value))]
+    return args
 
 
 class RemoteSession(TargetSession):
     """The runner and the model in a fresh folder on the target; subclasses say how batches reach the runner."""
 
-    def __init__(self, target: RemoteTarget, model_path: Path, runtime: str | None, output: str | None = None):
+    def __init__(
+        self, target: RemoteTarget, model_path: Path, runtime: str | None, options: RuntimeOptions | None = None
+    ):
         self._target = target
-        self._output = output
+        self._options = options
         self._model_path = model_path
         self._runtime = runtime
         self._folder: str | None = None
@@ -306,12 +323,13 @@ class RemoteSession(TargetSession):
         facts = facts_from_reply(self._target.label, self._start())
         if facts.model is None:
             raise TargetCannotRun(f"{self._target.label}: {facts.model_error}")
-        self.model, self.device = facts.model, facts
-        self._runtime = facts.model.runtime  # every batch on the runtime that loaded it first
+        # every batch on the runtime that loaded it first, named as the host names it (kernels included)
+        self._runtime = joined_name(facts.model.runtime, split_name(self._runtime or "")[1])
+        self.model, self.device = dataclasses.replace(facts.model, runtime=self._runtime), facts
 
-    def _output_args(self) -> list[str]:
-        """``--output`` for the runner: the model output to score, when the model has several."""
-        return [] if self._output is None else ["--output", self._output]
+    def _runner_args(self) -> list[str]:
+        """The runtime, kernels, threads, graph optimization and output the runner opens the model with."""
+        return runner_arguments(self._runtime, self._options)
 
     @abstractmethod
     def _start(self) -> dict[str, Any]:
@@ -389,10 +407,8 @@ class PersistentSession(RemoteSession):
     _channel: RunnerChannel | None = None
 
     def _start(self) -> dict[str, Any]:
-        args = ["serve", "--workdir", str(self._folder), "--model", self._remote_model, *self._output_args()]
-        argv = self._target.runner_argv(
-            str(self._folder), args + (["--runtime", self._runtime] if self._runtime else [])
-        )
+        args = ["serve", "--workdir", str(self._folder), "--model", self._remote_model, *self._runner_args()]
+        argv = self._target.runner_argv(str(self._folder), args)
         self._channel = RunnerChannel(self._target._spawn(argv))
         try:
             reply = self._channel.hello()
@@ -437,10 +453,8 @@ class PerBatchSession(RemoteSession):
 
     def _start(self) -> dict[str, Any]:
         self._previous_output = None
-        args = ["facts", "--workdir", str(self._folder), "--model", self._remote_model, *self._output_args()]
-        return self._target.call_runner(
-            str(self._folder), args + (["--runtime", self._runtime] if self._runtime else [])
-        )
+        args = ["facts", "--workdir", str(self._folder), "--model", self._remote_model, *self._runner_args()]
+        return self._target.call_runner(str(self._folder), args)
 
     def _stop(self) -> None:
         if self._scratch is not None:
@@ -458,9 +472,8 @@ class PerBatchSession(RemoteSession):
         try:
             np.savez(local_in, **arrays)
             self._target._put(local_in, remote_in)
-            args = ["run", "--model", self._remote_model, "--runtime", str(self._runtime), "--inputs", remote_in,
-                    "--outputs", remote_out, "--batch-size", str(batch_size)]  # fmt: skip
-            args += self._output_args()
+            args = ["run", "--model", self._remote_model, "--inputs", remote_in, "--outputs", remote_out,
+                    "--batch-size", str(batch_size), *self._runner_args()]  # fmt: skip
             if frontend is not None:
                 args += ["--frontend", json.dumps(frontend, sort_keys=True)]
             if self._previous_output:

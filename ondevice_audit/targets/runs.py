@@ -32,9 +32,9 @@ from ondevice_audit.errors import UsageError
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.runtimes import RUNTIMES, RuntimeOptions, runtime_format
 from ondevice_audit.runtimes.interface import LoadedModel
-from ondevice_audit.targets import device_runner
 from ondevice_audit.targets.interface import FrontendResult, Target, TargetFacts, TargetSession
 from ondevice_audit.targets.resume import BatchStats, BatchStore, ResumableRun, RetryPolicy, default_work_dir
+from ondevice_audit.targets.runner_names import runner_runtimes
 
 __all__ = [
     "Chunk",
@@ -54,7 +54,7 @@ NAN_OUTPUT = "model output is NaN or infinite"
 
 def runtime_names() -> dict[str, str]:
     """Every runtime name a target knows (in this process or in the device runner) -> the format it runs."""
-    return {**{name: runtime_format(name) for name in RUNTIMES}, **device_runner.RUNTIMES}
+    return {**{name: runtime_format(name) for name in RUNTIMES}, **runner_runtimes()}
 
 
 @dataclass(frozen=True)
@@ -336,10 +336,12 @@ def _open(
                 check_model(session.model)
             on_target = settings.frontend_on_target if run.target.computes_features else None
             store = None
-            if run.target.resumable:
-                identity = {"target": run.target.cache_identity(), "runtime": session.model.runtime,
-                            "runtime_version": session.model.runtime_version,
-                            "batch_size": str(settings.batch_size)}  # fmt: skip
+            if run.target.resumable:  # batches of other kernels, delegates or thread counts are not these
+                model = session.model
+                identity = {"target": run.target.cache_identity(), "runtime": model.runtime,
+                            "runtime_version": model.runtime_version, "batch_size": str(settings.batch_size),
+                            "kernels": str(model.kernels), "delegate": str(model.delegate),
+                            "threads": str(model.threads), "graph_optimization": str(model.graph_optimization)}  # fmt: skip
                 if on_target is not None:
                     identity["frontend_on_target"] = json.dumps(on_target, sort_keys=True)
                 store = BatchStore(work_dir / "batches", digests[run.model_path], identity)

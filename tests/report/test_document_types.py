@@ -39,7 +39,7 @@ def test_typed_dicts_and_schema_name_the_same_keys(typed: type, path: tuple[str,
 
 
 def test_a_1_0_report_still_validates(tmp_path) -> None:
-    """1.1 only added fields: a report without them (as 1.0 wrote them) is still read."""
+    """1.1 and 1.2 only added fields: a report without them (as 1.0 wrote them) is still read."""
     from typer.testing import CliRunner
 
     from ondevice_audit.cli import app
@@ -52,7 +52,7 @@ def test_a_1_0_report_still_validates(tmp_path) -> None:
     import json
 
     report = json.loads(result.stdout)
-    assert report["schema_version"] == SCHEMA_VERSION == "1.1"
+    assert report["schema_version"] == SCHEMA_VERSION == "1.2"
     validate(report)
     old = copy.deepcopy(report)
     old["schema_version"] = "1.0"

@@ -54,9 +54,14 @@ def test_ids_and_digest_depend_on_what_is_asked_not_on_formatting() -> None:
 def test_runtime_pairs_only_with_the_format_it_runs() -> None:
     matrix = parse('export = ["tflite", "onnx"]\nruntime = ["litert", "onnxruntime"]\n' + DATA)
     assert [(c.export, c.runtime) for c in matrix.cells] == [("tflite", "litert"), ("onnx", "onnxruntime")]
+    kernels = parse('runtime = ["litert", "litert-builtin", "litert-ref", "tflm"]\n' + DATA)
+    assert [c.runtime for c in kernels.cells] == ["litert", "litert-builtin", "litert-ref", "tflm"]
     assert matrix.skipped == 2
     assert "runtime onnxruntime cannot run any export format" in error(
         'export = "tflite"\nruntime = "onnxruntime"\n' + DATA
+    )
+    assert "litert, litert-builtin, litert-ref, tflm run tflite; onnxruntime run onnx" in error(
+        'export = "onnx"\nruntime = "litert-ref"\n' + DATA
     )
 
 

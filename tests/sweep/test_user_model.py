@@ -211,7 +211,8 @@ def file_sweeps(
 ) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("file-sweeps")
     return {
-        "tflite": _sweep(root / "tflite", subset, 'runtime = ["litert", "tflm"]\n', user_models["tflite"], cache),
+        "tflite": _sweep(root / "tflite", subset, 'runtime = ["litert", "litert-ref", "tflm"]\n', user_models["tflite"],
+                         cache),  # fmt: skip
         "onnx": _sweep(
             root / "onnx", subset, 'quantization = ["f32", "dynamic", "int8"]\n', user_models["onnx"], cache
         ),
@@ -222,7 +223,11 @@ def test_tflite_and_onnx_files_sweep_runtimes_and_onnx_quantization(file_sweeps:
     tflite = pd.read_csv(file_sweeps["tflite"] / "results.csv")
     onnx = pd.read_csv(file_sweeps["onnx"] / "results.csv")
     assert tflite["status"].eq("ok").all() and onnx["status"].eq("ok").all()
-    assert list(tflite["runtime"]) == ["litert", "litert", "tflm"]
+    assert list(tflite["runtime"]) == ["litert", "litert", "litert-ref", "tflm"]
+    kernels = [load_report(file_sweeps["tflite"] / "cells" / cell / "report.json")["model"] for cell in tflite["cell"]]
+    assert [(m["runtime"], m["kernels"], m["threads"]) for m in kernels] == [
+        ("litert", "optimized", 1), ("litert", "optimized", 1), ("litert-ref", "reference", 1),
+        ("tflm", "TFLM reference", 1)]  # fmt: skip
     assert list(onnx["quantization"]) == ["f32", "f32", "dynamic", "int8"]
     # TFLM and LiteRT run the same file; ONNX Runtime runs the same weights converted: they agree.
     assert tflite["flip_rate"].iloc[1:].eq(0).all()
@@ -239,6 +244,44 @@ def test_tflite_and_onnx_files_sweep_runtimes_and_onnx_quantization(file_sweeps:
         )
         assert quantized["flip_rate"] == pytest.approx(flips.mean())
     assert onnx.iloc[1]["flip_rate"] == 0
+
+
+def test_a_label_map_counts_the_models_own_class_names_as_the_data_labels(
+    tmp_path: Path, subset: Path, user_models: dict[str, Path], file_sweeps: dict[str, Path], cache: Path
+) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("unknown\nnope\nyes\n")  # the classes as a third party might name them
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text('runtime = "litert"\n' + DATA.format(manifest=subset))
+    command = ["sweep", "-m", str(matrix), "--model", str(user_models["tflite"]), "--labels", str(labels),
+               "--cache", str(cache), "--out", str(tmp_path / "run")]  # fmt: skip
+    unmapped = runner.invoke(app, command)
+    assert unmapped.exit_code == 2 and "labels in the data that the model does not know: _unknown_, no" in unmapped.output
+    result = runner.invoke(app, [*command, "--label-map", "unknown=_unknown_,nope=no"])
+    assert result.exit_code == 0, result.output
+    mapped = pd.read_csv(tmp_path / "run" / "cells" / "baseline" / "predictions.csv")
+    own = pd.read_csv(file_sweeps["tflite"] / "cells" / "baseline" / "predictions.csv")
+    assert mapped.equals(own)
+    report = load_report(tmp_path / "run" / "cells" / "baseline" / "report.json")
+    assert report["settings"]["label_map"] == {"unknown": "_unknown_", "nope": "no"}
+    assert report["model"]["labels"] == ["unknown", "nope", "yes"]
+
+
+def test_a_label_shared_by_classes_refuses_the_cells_that_train(tmp_path: Path, subset: Path,
+                                                                 user_models: dict[str, Path]) -> None:  # fmt: skip
+    from ondevice_audit.label_map import LabelMap
+    from ondevice_audit.sweep import load_matrix
+
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text('quantization = ["f32", "int8"]\n[pruning]\nfinal_sparsity = [0, 0.5]\n' + DATA.format(manifest=subset))
+    with pytest.raises(UsageError) as error:
+        load_matrix(matrix, model=user_models["keras"], label_map=LabelMap.parse("no=_unknown_"))
+    assert str(error.value) == (
+        f"{matrix}: --label-map maps _unknown_, no onto '_unknown_': its clips have no single class to train or "
+        "fine-tune towards; refused: pruning.final_sparsity (they train kws_user.keras)"
+    )
+    matrix.write_text('quantization = ["f32", "int8"]\n' + DATA.format(manifest=subset))  # no training: allowed
+    assert len(load_matrix(matrix, model=user_models["keras"], label_map=LabelMap.parse("no=_unknown_")).cells) == 3
 
 
 def test_a_model_without_metadata_takes_its_front_end_and_labels_from_flags(
@@ -352,6 +395,32 @@ def test_a_front_end_plug_in_makes_every_cells_inputs(
         "front-end is the plug-in sweep_user_frontend:features); an ONNX model sweeps runtime and quantization "
         "(dynamic, int8) only"
     )
+
+
+def test_a_plug_in_by_file_path_loads_in_the_sweeps_worker_processes(
+    tmp_path: Path, subset: Path, user_models: dict[str, Path], cache: Path, file_sweeps: dict[str, Path]
+) -> None:
+    import hashlib
+
+    plugin = tmp_path / "elsewhere" / "my_frontend.py"  # on no Python path: loaded by its file, in every worker
+    plugin.parent.mkdir()
+    plugin.write_text("import os\nos.write(2, b'I0000 00:00:1.1   1 port.cc:153] oneDNN custom operations are on.\\n')\n"
+                      + PLUGIN)  # fmt: skip
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text('quantization = ["f32", "int8"]\n' + DATA.format(manifest=subset))
+    fresh = tmp_path / "cache"  # features computed here, by the workers, not taken from the shared cache
+    result = runner.invoke(app, ["sweep", "-m", str(matrix), "--model", str(user_models["onnx"]), "--frontend",
+                                 f"{plugin}:features", "--jobs", "2", "--cache", str(fresh), "--out",
+                                 str(tmp_path / "run")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "run" / "results.csv")["status"].eq("ok").all()
+    plugged = pd.read_csv(tmp_path / "run" / "cells" / "baseline" / "predictions.csv")
+    embedded = pd.read_csv(file_sweeps["onnx"] / "cells" / "baseline" / "predictions.csv")
+    assert plugged.equals(embedded)
+    report = load_report(tmp_path / "run" / "cells" / "baseline" / "report.json")
+    assert {"role": "front-end plug-in", "path": str(plugin),
+            "sha256": hashlib.sha256(plugin.read_bytes()).hexdigest()} in report["inputs"]  # fmt: skip
+    assert "oneDNN" not in result.output
 
 
 @pytest.mark.slow

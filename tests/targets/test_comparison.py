@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,24 @@ def test_same_target_twice_is_refused(kws, models):
 def test_runner_only_runtime_on_local_says_where_it_runs(kws, models):
     with pytest.raises(UsageError, match="use --target subprocess"):
         audit_model(models.f32, kws.manifest, OPTIONS, target_options=TargetOptions(runtimes=("tf_lite",)))
+
+
+def test_kernel_choice_runs_on_the_device_runner_as_in_process(kws, models, device_python, tmp_path):
+    """``litert-ref`` names the same kernels on a device: the runner's scores equal this process's, the report
+    names the runtime as asked, with its kernels and threads, and the stored batches of the two kernel choices
+    are kept apart."""
+    device = SubprocessTarget(python=str(device_python))
+    report = audit_model(models.int8, kws.manifest, OPTIONS, ModelOptions(threads=2),
+                         TargetOptions(targets=(device,), runtimes=("litert-ref", "litert"), work_dir=tmp_path))  # fmt: skip
+    validate(report)
+    runs = report["comparison"]["runs"]
+    assert [(run["runtime"], run["kernels"], run["threads"]) for run in runs] == [
+        ("litert-ref", "reference", 2), ("litert", "optimized", 2)]  # fmt: skip
+    assert runs[1]["delegate"].startswith("XNNPACK (") and runs[0]["delegate"] is None
+    assert (report["model"]["runtime"], report["settings"]["threads"]) == ("litert-ref", 2)
+    stored = [json.loads(path.read_text()) for path in (tmp_path / "batches").glob("*/*/identity.json")]
+    assert sorted((i["runtime"], i["kernels"], i["threads"]) for i in stored) == [
+        ("litert", "optimized", "2"), ("litert-ref", "reference", "2")]  # fmt: skip
+    local = np.asarray(kws.labels)[load_runtime(models.int8, "litert-ref").run_all(kws.inputs()).scores.argmax(1)]
+    flips = int((local != _predictions(kws, models.int8)).sum())
+    assert report["comparison"]["overall"]["runs"][1]["flips"] == flips

@@ -79,6 +79,41 @@ def test_run_reports_errors_as_json_with_a_kind(device_python, device_folder):
     assert status == 3 and reply["kind"] == "runtime" and "litert" in reply["error"]
 
 
+@pytest.mark.parametrize("kernels", ["builtin", "ref"])
+def test_runner_kernels_match_the_host_runtime_of_the_same_kernels(models, device_python, device_folder, kernels):
+    shutil.copy(models.int8, device_folder / "model.tflite")
+    inputs = _inputs(12)
+    np.savez(device_folder / "in.npz", inputs=inputs)
+    model = str(device_folder / "model.tflite")
+    status, reply = _runner(device_python, device_folder, "run", "--model", model, "--kernels", kernels, "--threads",
+                            "2", "--inputs", str(device_folder / "in.npz"), "--outputs", str(device_folder / "o.npz"))  # fmt: skip
+    assert status == 0, reply
+    with np.load(device_folder / "o.npz") as out:
+        expected = load_runtime(models.int8, f"litert-{kernels}").run_all(inputs).scores
+        np.testing.assert_array_equal(out["scores"], expected)
+    status, facts = _runner(device_python, device_folder, "facts", "--model", model, "--kernels", kernels,
+                            "--threads", "2")  # fmt: skip
+    assert facts["model"]["kernels"] == ("reference" if kernels == "ref" else "optimized")
+    assert (facts["model"]["delegate"], facts["model"]["threads"]) == (None, 2)
+    litert = next(r for r in facts["runtimes"] if r["name"] == "litert")
+    assert litert["kernels"] == ["default", "builtin", "ref"]
+
+
+def test_runner_default_kernels_say_which_delegate_ran(models, device_python, device_folder):
+    shutil.copy(models.int8, device_folder / "model.tflite")
+    status, facts = _runner(device_python, device_folder, "facts", "--model", str(device_folder / "model.tflite"))
+    host = load_runtime(models.int8, "litert").describe()
+    assert facts["model"]["delegate"] == host.delegate and host.delegate.startswith("XNNPACK (")
+    assert (facts["model"]["kernels"], facts["model"]["threads"]) == ("optimized", 1)
+
+
+def test_kernels_of_an_onnx_model_are_refused(models, device_python, device_folder):
+    shutil.copy(models.onnx, device_folder / "model.onnx")
+    status, reply = _runner(device_python, device_folder, "facts", "--model", str(device_folder / "model.onnx"),
+                            "--kernels", "ref")  # fmt: skip
+    assert status == 0 and "--kernels ref chooses a TFLite interpreter's kernels" in reply["model_error"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tflite_runtime") is None, reason="tflite_runtime needs numpy 1")
 def test_tflite_runtime(models, device_folder):
     shutil.copy(models.int8, device_folder / "model.tflite")

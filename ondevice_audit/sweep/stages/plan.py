@@ -108,12 +108,13 @@ def _outputs(matrix: Matrix, labels: tuple[str, ...]) -> tuple[str, ...]:
     if data.task == "detect":
         return _detector_outputs(matrix, labels)
     classes = labels
-    if matrix.model is not None:  # the model's output order; every label in the data must be one of them
-        unknown = sorted(set(classes) - set(matrix.model.labels))
-        if unknown:
-            raise UsageError(f"labels in the data that {matrix.model.name} does not know: {', '.join(unknown)}")
+    if matrix.model is not None:  # the model's output order; every label in the data must be what one maps to
+        try:
+            matrix.scoring_task(matrix.model.labels).check_data(labels)
+        except UsageError as exc:
+            raise UsageError(f"{matrix.model.name}: {exc}") from None
         classes = matrix.model.labels
-    if METRICS[data.metric].needs_negatives and not set(data.negative_labels) & set(classes):
+    if METRICS[data.metric].needs_negatives and not set(data.negative_labels) & set(labels):
         raise UsageError(
             f"metric {data.metric} needs negative labels (data.negative_labels) that occur in the data; "
             f"found none of {list(data.negative_labels)}"
@@ -148,6 +149,9 @@ class _Planner:
         scoring = asdict(data)
         self.scoring = {name: list(v) if isinstance(v, tuple) else v for name, v in scoring.items()
                         if name in SCORING_FIELDS}  # fmt: skip
+        user = self.matrix.model
+        if user is not None and user.label_map is not None:  # only then: the keys of other sweeps stay as they were
+            self.scoring["label_map"] = user.label_map.as_dict()
 
     def add(self, settings: StageSettings, deps: tuple[str, ...]) -> str:
         key = self.cache.key(settings)

@@ -48,7 +48,7 @@ class ScoreSettings(StageSettings):
         from ondevice_audit.report.document import build_report, validate
 
         data = task.sweep.matrix.data
-        scoring = data.scoring_task(task.sweep.classes)
+        scoring = task.sweep.matrix.scoring_task(task.sweep.classes)
         options = scoring.resolve(data.score_options())
         exported = read_json(task.entry("export", self.export) / "export.json")
         inferred = read_json(task.entry("infer", self.infer) / "infer.json")
@@ -62,6 +62,7 @@ class ScoreSettings(StageSettings):
             inputs=[
                 {"role": "model", "path": facts["path"], "sha256": facts["sha256"]},
                 {"role": "manifest", "path": str(data.manifest), "sha256": task.sweep.manifest_sha256},
+                *_plugin_inputs(task),
             ],
             settings={**options.settings(), **scoring.settings(), "runtime": facts["runtime"], "split": "test"},
             samples=self._samples(task, scored, failures, seen["counts"]),
@@ -111,6 +112,18 @@ class ScoreSettings(StageSettings):
         if scored.empty:
             raise UsageError(f"no test file could be scored ({len(failures)} failed)")
         return scored, scoring.outputs(scores[finite]), failures
+
+
+def _plugin_inputs(task: TaskContext) -> list[dict[str, str]]:
+    """The user's front-end plug-in, with the digest its features were computed and cached under."""
+    from ondevice_audit.frontend.plugin import plugin_file
+    from ondevice_audit.sweep.user_model import PluginReference
+
+    user = task.sweep.matrix.model
+    if user is None or not isinstance(user.frontend, PluginReference) or not user.frontend.sha256:
+        return []
+    path = plugin_file(user.frontend.plugin)
+    return [{"role": "front-end plug-in", "path": str(path or user.frontend.plugin), "sha256": user.frontend.sha256}]
 
 
 def _warnings(frame: GroupMetricFrame | DetectionFrame, exported: dict[str, Any], failed: int) -> list[str]:

@@ -156,6 +156,10 @@ def labels_of(task: TaskContext, split: str, rows: np.ndarray) -> np.ndarray:
     data = task.sweep.matrix.data
     if data.task == "detect":
         return detector_targets(labels, data.positive_label)
+    user = task.sweep.matrix.model
+    if user is not None and user.label_map is not None:  # data labels back to the one class each stands for
+        targets = user.label_map.targets(task.sweep.classes)
+        labels = [targets[label] for label in labels]
     return encode_labels(labels, task.sweep.classes)[0]
 
 
