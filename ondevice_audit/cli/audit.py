@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 
 
+_RUNTIME_HELP = (
+    f"Override the runtime: {', '.join(RUNTIMES)} (default: by model format; litert is LiteRT's optimized kernels "
+    "with XNNPACK, litert-builtin the same kernels without a delegate, litert-ref the reference kernels TFLM's "
+    "share); repeat to compare runtimes. Through the device runner: "
+    f"{', '.join(r for r in runner_runtimes() if r not in RUNTIMES)} too."
+)
+
+
 @app.command()
 @options_from(opt.SCORING_OPTIONS)
 @options_from(opt.FRONTEND_OPTIONS)
@@ -40,15 +48,7 @@ def audit(
         typer.Option(help="Score only the rows this file assigns to --split (train writes split.csv)."),
     ] = None,
     split: Annotated[str, typer.Option(help="Which split of --split-file to audit.")] = "test",
-    runtime: Annotated[
-        list[str] | None,
-        typer.Option(
-            help=f"Override the runtime: {', '.join(RUNTIMES)} (default: by model format; litert is LiteRT's "
-            "optimized kernels with XNNPACK, litert-builtin the same kernels without a delegate, litert-ref the "
-            "reference kernels TFLM's share); repeat to compare runtimes. Through the device runner: "
-            f"{', '.join(r for r in runner_runtimes() if r not in RUNTIMES)} too."
-        ),
-    ] = None,
+    runtime: Annotated[list[str] | None, typer.Option(help=_RUNTIME_HELP)] = None,
     threads: opt.Threads = None,
     graph_optimization: opt.GraphOptimizationLevel = None,
     labels: opt.Labels = None,
@@ -91,29 +91,17 @@ def audit(
     inputs = {"model": model, "manifest": data, "split file": split_file, "labels file": labels,
               "reference model": target_options.reference}  # fmt: skip
     opt.check_outputs(output, gate_flags, inputs)
-    spec = frontend_choice.spec()
-    options = dataclasses.replace(
-        score_options,
-        split_file=split_file,
-        split=split if split_file else None,
-        max_samples_per_group=max_samples_per_group,
-    )
+    options = dataclasses.replace(score_options, split_file=split_file, split=split if split_file else None,
+                                  max_samples_per_group=max_samples_per_group)  # fmt: skip
     runtimes = tuple(runtime or ())
+    # a model's metadata may say it is a detector: model_io checks the detector settings against it
     model_options = ModelOptions(
-        runtime=runtimes[0] if len(runtimes) == 1 else None,
-        frontend=spec,
-        frontend_plugin=frontend,
-        labels_file=labels,
-        label_map=opt.label_map(label_map),
-        trust_model=trust_model,
-        batch_size=batch_size,
-        mcu_budget=mcu_budget.budget() if mcu_budget else None,
-        task=task_choice.task,
-        output=model_output,
-        detector=task_choice.detector,  # a model's metadata may say it is a detector: model_io checks the rest
-        threads=threads,
+        runtime=runtimes[0] if len(runtimes) == 1 else None, frontend=frontend_choice.spec(), frontend_plugin=frontend,
+        labels_file=labels, label_map=opt.label_map(label_map), trust_model=trust_model, batch_size=batch_size,
+        mcu_budget=mcu_budget.budget() if mcu_budget else None, task=task_choice.task, output=model_output,
+        detector=task_choice.detector, threads=threads,
         graph_optimization=None if graph_optimization is None else str(graph_optimization.value),
-    )
+    )  # fmt: skip
     target_options = dataclasses.replace(target_options, runtimes=runtimes if len(runtimes) > 1 else ())
     report = audit_model(model, data, options, model_options, target_options, progress=RichProgress())
     opt.emit_report(report, fmt, output)

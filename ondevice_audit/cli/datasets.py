@@ -83,9 +83,7 @@ def synth_kws(
             help="LOW,HIGH: range of the rooms' signal-to-noise ratios in dB (default 5,30).", rich_help_panel=_KOKORO
         ),
     ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing manifest.csv and clips/.")
-    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing manifest.csv and clips/.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Synthesize a keyword-spotting dataset (synthetic voices, not recordings of people).
@@ -111,15 +109,10 @@ def synth_kws(
         from ondevice_audit.data.synth_kws import ACCENTS, generate_synth_kws
 
         manifest = generate_synth_kws(
-            out,
-            seed=seed,
-            prosody_variants=2 if prosody_variants is None else prosody_variants,
-            unknown_words=2 if unknown_words is None else unknown_words,
-            accents=accent or ACCENTS,
-            workers=workers,
-            overwrite=overwrite,
-            progress=progress,
-        )
+            out, seed=seed, prosody_variants=2 if prosody_variants is None else prosody_variants,
+            unknown_words=2 if unknown_words is None else unknown_words, accents=accent or ACCENTS, workers=workers,
+            overwrite=overwrite, progress=progress,
+        )  # fmt: skip
     if not quiet:
         _summary(stdout(), manifest, out)
 

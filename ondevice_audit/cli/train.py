@@ -37,70 +37,44 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _training(help: str | None = None, *flags: str, **extra: Any) -> Any:
+    return typer.Option(*flags, help=help, rich_help_panel=_TRAINING, **extra)
+
+
+def _detector(help: str) -> Any:
+    return typer.Option(help=help, rich_help_panel=opt.DETECTOR_PANEL)
+
+
 @app.command()
 @options_from(opt.AUDIO_FRONTEND_OPTIONS)
 def train(
     data: Annotated[Path, typer.Option("--data", "-d", help="Manifest CSV: path, label, group columns, speaker.")],
     recipe: Annotated[str, typer.Option(help=f"Architecture: {', '.join(RECIPES)}.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for model.keras/.tflite/.onnx and the summary.")],
-    epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = _DEFAULTS.epochs,
-    batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = _DEFAULTS.batch_size,
-    learning_rate: Annotated[float, typer.Option(min=0.0, rich_help_panel=_TRAINING)] = _DEFAULTS.learning_rate,
-    seed: Annotated[
-        int,
-        typer.Option(
-            min=0, max=MAX_SEED, help="Seed for the split, initialisation and shuffling.", rich_help_panel=_TRAINING
-        ),
-    ] = _DEFAULTS.seed,
-    group: Annotated[
-        str | None,
-        typer.Option(
-            "--group", "-g", help="Group column every split should represent in proportion.", rich_help_panel=_TRAINING
-        ),
-    ] = None,
-    split: Annotated[
-        str,
-        typer.Option(
-            help="Train,validation,test fractions of the files; speakers never straddle splits.",
-            rich_help_panel=_TRAINING,
-        ),
-    ] = ",".join(f"{share:g}" for share in _DEFAULTS.split),
+    epochs: Annotated[int, _training(min=1)] = _DEFAULTS.epochs,
+    batch_size: Annotated[int, _training(min=1)] = _DEFAULTS.batch_size,
+    learning_rate: Annotated[float, _training(min=0.0)] = _DEFAULTS.learning_rate,
+    seed: Annotated[int, _training("Seed for the split, initialisation and shuffling.", min=0, max=MAX_SEED)] = (
+        _DEFAULTS.seed
+    ),
+    group: Annotated[str | None, _training("Group column every split should represent in proportion.", "--group",
+                                           "-g")] = None,  # fmt: skip
+    split: Annotated[str, _training("Train,validation,test fractions of the files; speakers never straddle splits.")] = (
+        ",".join(f"{share:g}" for share in _DEFAULTS.split)
+    ),
     mitigation: Annotated[
-        str,
-        typer.Option(
-            help="Bias mitigation over the --group attribute: none, balanced, reweight, reweight-heldout.",
-            rich_help_panel=_TRAINING,
-        ),
+        str, _training("Bias mitigation over the --group attribute: none, balanced, reweight, reweight-heldout.")
     ] = _DEFAULTS.mitigation,
     train_imbalance: Annotated[
-        str | None,
-        typer.Option(
-            help="Thin one group's training speakers, e.g. gender=female:0.2 (seeded).", rich_help_panel=_TRAINING
-        ),
+        str | None, _training("Thin one group's training speakers, e.g. gender=female:0.2 (seeded).")
     ] = None,
-    task: Annotated[
-        str,
-        typer.Option(
-            help="classify: a softmax over every label; detect: one sigmoid probability of --positive-label "
-            "(a wake-word detector).",
-            rich_help_panel=opt.DETECTOR_PANEL,
-        ),
-    ] = _DEFAULTS.task,
+    task: Annotated[str, _detector("classify: a softmax over every label; detect: one sigmoid probability of "
+                                   "--positive-label (a wake-word detector).")] = _DEFAULTS.task,  # fmt: skip
     positive_label: Annotated[
-        str | None,
-        typer.Option(
-            help="detect: the label of the phrase's clips; every other clip is a negative.",
-            rich_help_panel=opt.DETECTOR_PANEL,
-        ),
+        str | None, _detector("detect: the label of the phrase's clips; every other clip is a negative.")
     ] = None,
-    feature_memory: Annotated[
-        str,
-        typer.Option(
-            help="Training features larger than this are written to disk and read a batch at a time "
-            "(e.g. 512MiB, 8GiB).",
-            rich_help_panel=_TRAINING,
-        ),
-    ] = "4GiB",
+    feature_memory: Annotated[str, _training("Training features larger than this are written to disk and read a "
+                                             "batch at a time (e.g. 512MiB, 8GiB).")] = "4GiB",  # fmt: skip
     quiet: Quiet = False,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
 ) -> None:

@@ -56,8 +56,25 @@ def _positive(value: Any) -> bool:
     return bool(value > 0)
 
 
+class _Clips:
+    """Samples of the fixed-length clips an audio spec makes (``clip_seconds`` at ``sample_rate``) and of the
+    silence it pads them with (``pad_ms`` before and after)."""
+
+    clip_seconds: float
+    sample_rate: int
+    pad_ms: float
+
+    @property
+    def n_samples(self) -> int:
+        return round(self.clip_seconds * self.sample_rate)
+
+    @property
+    def pad_samples(self) -> int:
+        return round(self.pad_ms * self.sample_rate / 1000)
+
+
 @dataclass(frozen=True)
-class AudioFrontendSpec:
+class AudioFrontendSpec(_Clips):
     """Audio features as in the bias study: MFCC or log-mel over fixed-length mono clips.
 
     Clips are mixed to mono, resampled to ``sample_rate`` when their rate differs, cut or zero-padded at
@@ -112,14 +129,6 @@ class AudioFrontendSpec:
         return max(1, round(self.win_length * self.frame_step))
 
     @property
-    def n_samples(self) -> int:
-        return round(self.clip_seconds * self.sample_rate)
-
-    @property
-    def pad_samples(self) -> int:
-        return round(self.pad_ms * self.sample_rate / 1000)
-
-    @property
     def input_shape(self) -> tuple[int, ...]:
         total = self.n_samples + 2 * self.pad_samples
         if self.kind == "raw":
@@ -130,7 +139,7 @@ class AudioFrontendSpec:
 
 
 @dataclass(frozen=True)
-class MicroFrontendSpec:
+class MicroFrontendSpec(_Clips):
     """The TensorFlow Lite Micro audio front-end that micro_speech-style and streaming wake-word models
     (microWakeWord) are trained on: a ``window_ms`` FFT every ``step_ms``, ``channels`` mel-like bands between
     the band limits, noise reduction, PCAN gain control and a log scale, as 16-bit values scaled by 1/25.6.
@@ -164,14 +173,6 @@ class MicroFrontendSpec:
             )
         if self.channels < 1 or self.pad_ms < 0:
             raise FrontendError("the micro front-end needs at least one channel and a padding of 0 ms or more")
-
-    @property
-    def n_samples(self) -> int:
-        return round(self.clip_seconds * self.sample_rate)
-
-    @property
-    def pad_samples(self) -> int:
-        return round(self.pad_ms * self.sample_rate / 1000)
 
     @property
     def window_samples(self) -> int:

@@ -47,7 +47,7 @@ from ondevice_audit.metrics.definitions import (
     DetectorMetric,
     _divide,
 )
-from ondevice_audit.metrics.frame import AttributeResult, BiasResult, GapResult, GroupResult, group_gap
+from ondevice_audit.metrics.frame import AttributeResult, BiasResult, GroupResult, bootstrapped, group_gap
 
 __all__ = ["DETECTION_METRICS", "DetectionFrame", "DetectorMetric", "GroupCurve", "OperatingPoint", "equal_error_rate"]
 
@@ -330,7 +330,7 @@ class DetectionFrame:
             replicates, _ = self._replicates(attribute.codes, n_groups, weights)
             rep_values = self._chosen(replicates)
             group_ci = [self._interval(rep_values[:, g]) for g in range(n_groups)]
-            rb, gap = self._bootstrapped(rb, gap, rep_values[:, included], self._chosen(replicates.sum(axis=1)))
+            rb, gap = bootstrapped(rb, gap, rep_values[:, included], self._chosen(replicates.sum(axis=1)), self._interval)
         if self.n_perm and rb.value is not None:
             rb = self._permutation_test(rb, attribute, included, unit_group if nested else None)
         resampling = ("speakers, stratified by group" if nested else "speakers, unstratified (some speakers span "
@@ -348,20 +348,6 @@ class DetectionFrame:
             group.metrics["eer"] = curve.eer
         worst = _worst(values, overall, included, attribute.names, DETECTION_METRICS[self.metric].higher_is_better)
         return AttributeResult(attribute.name, attribute.columns, groups, rb, worst, resampling, gap), curves
-
-    def _bootstrapped(
-        self, rb: BiasResult, gap: GapResult, rep_included: np.ndarray, rep_overall: np.ndarray
-    ) -> tuple[BiasResult, GapResult]:
-        """RB, RB per group and the gap with their intervals, from the replicates of the groups in RB."""
-        if gap.value is not None:
-            gap = dataclasses.replace(gap, ci=self._interval(rep_included.max(axis=1) - rep_included.min(axis=1)))
-        if rb.value is None:
-            return rb, gap
-        rep_rb = reliability_bias(rep_included, rep_overall)
-        ci = self._interval(rep_rb)
-        mean_ci = None if ci is None else (ci[0] / rb.groups, ci[1] / rb.groups)
-        undefined = float(np.mean(~np.isfinite(rep_rb)))
-        return dataclasses.replace(rb, ci=ci, mean_ci=mean_ci, bootstrap_undefined_share=undefined), gap
 
     def _units_per_group(
         self, codes: np.ndarray, n_groups: int

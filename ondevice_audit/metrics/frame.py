@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +40,7 @@ from ondevice_audit.metrics._groups import MISSING_GROUP, GroupedAttribute, grou
 from ondevice_audit.metrics.bias import log_ratios, reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
 
-__all__ = ["AttributeResult", "BiasResult", "GapResult", "GroupMetricFrame", "GroupResult", "MISSING_GROUP", "group_gap"]
+__all__ = ["AttributeResult", "BiasResult", "GapResult", "GroupMetricFrame", "GroupResult", "MISSING_GROUP", "bootstrapped", "group_gap"]
 
 _MIN_DEFINED_SHARE = 0.9
 
@@ -299,7 +299,7 @@ class GroupMetricFrame:
         if self.n_boot:
             rep_groups, rep_overall = self._bootstrap(attribute, per_group, design)
             group_ci = [self._interval(rep_groups[:, g]) for g in range(n_groups)]
-            rb, gap = self._bootstrapped(rb, gap, rep_groups[:, included], rep_overall)
+            rb, gap = bootstrapped(rb, gap, rep_groups[:, included], rep_overall, self._interval)
         if self.n_perm and rb.value is not None:
             rb = self._permutation_test(rb, attribute, included, design, overall_value)
         support = METRICS[self.metric].support(per_group.astype(np.float64), self._negatives)
@@ -341,19 +341,6 @@ class GroupMetricFrame:
                                                     self._chosen)  # fmt: skip
         return _resampling.bootstrap_by_cell(per_group, self.n_boot, rng, self._chosen)
 
-    def _bootstrapped(
-        self, rb: BiasResult, gap: GapResult, rep_included: np.ndarray, rep_overall: np.ndarray
-    ) -> tuple[BiasResult, GapResult]:
-        """RB and the gap with their intervals from the replicates of the groups in RB."""
-        if gap.value is not None:
-            gap = dataclasses.replace(gap, ci=self._interval(rep_included.max(axis=1) - rep_included.min(axis=1)))
-        if rb.value is None:
-            return rb, gap
-        rep_rb = reliability_bias(rep_included, rep_overall)
-        ci = self._interval(rep_rb)
-        mean_ci = None if ci is None else (ci[0] / rb.groups, ci[1] / rb.groups)
-        undefined = float(np.mean(~np.isfinite(rep_rb)))
-        return dataclasses.replace(rb, ci=ci, mean_ci=mean_ci, bootstrap_undefined_share=undefined), gap
 
     def _bias(
         self, group_values: np.ndarray, overall_value: np.ndarray, included: np.ndarray, attribute: GroupedAttribute
@@ -441,6 +428,26 @@ def _sparse_counts(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns
     """Clip counts per (row, column) as a sparse matrix: a speaker has clips in few of the cells."""
     ones = np.ones(len(rows), dtype=np.float64)
     return sparse.csr_matrix((ones, (rows, columns)), shape=(n_rows, n_columns))
+
+
+def bootstrapped(
+    rb: BiasResult,
+    gap: GapResult,
+    rep_included: np.ndarray,
+    rep_overall: np.ndarray,
+    interval: Callable[[np.ndarray], tuple[float, float] | None],
+) -> tuple[BiasResult, GapResult]:
+    """RB, RB per group and the gap with their intervals, from bootstrap replicates ``[B, G]`` of the groups in
+    RB and ``[B]`` over everyone (the same for a classifier's frame and a detector's)."""
+    if gap.value is not None:
+        gap = dataclasses.replace(gap, ci=interval(rep_included.max(axis=1) - rep_included.min(axis=1)))
+    if rb.value is None:
+        return rb, gap
+    rep_rb = reliability_bias(rep_included, rep_overall)
+    ci = interval(rep_rb)
+    mean_ci = None if ci is None else (ci[0] / rb.groups, ci[1] / rb.groups)
+    undefined = float(np.mean(~np.isfinite(rep_rb)))
+    return dataclasses.replace(rb, ci=ci, mean_ci=mean_ci, bootstrap_undefined_share=undefined), gap
 
 
 def group_gap(values: np.ndarray, included: np.ndarray, names: list[str]) -> GapResult:
