@@ -1,7 +1,9 @@
 """The two core jobs: score predictions made elsewhere, and audit a model on a labelled dataset.
 
-Both end the same way: a ``GroupMetricFrame`` over labels, predictions, group columns and speakers
-(``scoring.py``), turned into the versioned report (``report/document.py``). ``audit_model`` first runs the
+Both end the same way: the task (``tasks.py``: a classifier's classes, or a detector's phrase at one threshold)
+turns outputs into a frame over labels, group columns and speakers (``GroupMetricFrame`` or ``DetectionFrame``),
+turned into the versioned report (``report/document.py``). ``audit_model`` reads the model (``model_io.py``:
+its task, labels, front-end, output and whether to stream it), then runs the
 model through ``targets/runs.py``, the one path that runs a model over a dataset: files go through the
 front-end in chunks (so memory stays flat however large the dataset) and each chunk through every run asked
 for: the model on the ``local`` target by default, on several targets or runtimes, and a reference model. With
