@@ -77,8 +77,10 @@ test-pythons: $(UV)
 demo: install
 	$(VENV)/bin/ondevice-audit demo
 
+# ruff, then mypy over the package (settings in pyproject.toml's [tool.mypy]).
 lint: install
 	$(VENV)/bin/ruff check ondevice_audit tests benchmarks
+	$(VENV)/bin/mypy ondevice_audit
 
 bench: install
 	$(PY) benchmarks/run.py

@@ -7,13 +7,17 @@ returned ``advance(n)``. The CLI passes a rich implementation (``cli/_progress.p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 __all__ = ["NullProgress", "Progress"]
 
-Advance = Callable[[int], None]
+
+class Advance(Protocol):
+    """``advance(n)``: ``n`` more units done (one when left out)."""
+
+    def __call__(self, n: int = 1, /) -> None: ...
 
 
 class Progress(Protocol):

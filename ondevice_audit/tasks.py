@@ -20,7 +20,7 @@ import numpy as np
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.label_map import LabelMap
-from ondevice_audit.metrics.detection import DETECTION_METRICS, OperatingPoint
+from ondevice_audit.metrics.detection import DETECTION_METRICS, DetectionFrame, OperatingPoint
 from ondevice_audit.runtimes.interface import LoadedModel
 from ondevice_audit.runtimes.streaming import DetectorOutput
 from ondevice_audit.scoring import ScoreOptions, disparity_frame, metric_frame
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ondevice_audit.metrics import GroupMetricFrame
-    from ondevice_audit.metrics.detection import DetectionFrame
     from ondevice_audit.metrics.disparity import DisparityFrame
 
 __all__ = ["TASKS", "ClassifierTask", "Decisions", "DetectorTask", "single_output_refusal"]
@@ -115,7 +114,9 @@ class ClassifierTask:
 
     def data_warnings(self, labels: Sequence[str]) -> list[str]:
         """What the label map leads to that the data lacks: predictions of it are always wrong."""
-        unused = [] if self.label_map is None else self.label_map.unused(labels)
+        if self.label_map is None:
+            return []
+        unused = self.label_map.unused(labels)
         return [f"{self.label_map.source} maps classes onto {', '.join(map(repr, unused))}, not a label in the data: "
                 "clips predicted as it count as wrong"] if unused else []  # fmt: skip
 
@@ -138,7 +139,7 @@ class ClassifierTask:
     def settings(self) -> dict[str, Any]:
         return {"task": self.name, "label_map": None if self.label_map is None else self.label_map.as_dict()}
 
-    def section(self, frame: Any) -> dict[str, Any] | None:
+    def section(self, frame: GroupMetricFrame | DetectionFrame) -> dict[str, Any] | None:
         return None
 
 
@@ -249,8 +250,9 @@ class DetectorTask:
         return {"task": self.name, "positive_label": self.positive_label, **dataclasses.asdict(self.point),
                 "output_is_logit": self.output.logit}  # fmt: skip
 
-    def section(self, frame: DetectionFrame) -> dict[str, Any]:
+    def section(self, frame: GroupMetricFrame | DetectionFrame) -> dict[str, Any]:
         """The report's ``detection`` section: the threshold and how it was set, counts, EER and DET curves."""
+        assert isinstance(frame, DetectionFrame)  # what this task's frame() makes
         return {
             "positive_label": self.positive_label,
             "threshold": {"value": frame.threshold, "chosen_by": self.point.describe(),

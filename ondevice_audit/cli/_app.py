@@ -15,7 +15,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from typer._click.exceptions import ClickException  # Typer 0.29 vendors Click; it has no public alias for these
+from typer._click import Context as ClickContext  # Typer 0.29 vendors Click; it has no public alias for these
+from typer._click.exceptions import ClickException
 from typer._click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperCommand, TyperGroup
 
@@ -43,7 +44,7 @@ class _Group(TyperGroup):
     """Maps every error of every subcommand to one line on stderr and its exit code (see the module docstring);
     a missing optional module becomes the extra to install."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
@@ -87,11 +88,12 @@ class Command(TyperCommand):
     """Every command's class: a number option that is not finite (``nan``, ``inf``) is a usage error, since no
     threshold, confidence or limit means anything as one (``--threshold nan`` would predict nothing positive)."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         for param in self.params:
             value = ctx.params.get(param.name or "")
             if isinstance(value, float) and not math.isfinite(value):
-                raise typer.BadParameter(f"{value} is not a finite number", ctx=ctx, param=param)
+                # Typer's Click wants its private _TyperParameter, which every parameter of a Typer command is
+                raise typer.BadParameter(f"{value} is not a finite number", ctx=ctx, param=param)  # type: ignore[arg-type]
         return super().invoke(ctx)
 
 

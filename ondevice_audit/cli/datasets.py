@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer._click import Context as ClickContext  # Typer 0.29 vendors Click; it has no public alias
+from typer.core import TyperArgument
 
 from ondevice_audit.cli._app import Command, app
 from ondevice_audit.cli._params import MAX_SEED, OptionGroup, OptionSpec, options_from
@@ -92,8 +94,11 @@ def synth_kws(
     """
     from ondevice_audit.errors import UsageError
 
-    other = {Engine.espeak: {"--speakers": speakers, "--noise": noise, "--snr-db": snr_db},
-             Engine.kokoro: {"--prosody-variants": prosody_variants, "--accent": accent}}[engine]  # fmt: skip
+    others: dict[Engine, dict[str, object]] = {
+        Engine.espeak: {"--speakers": speakers, "--noise": noise, "--snr-db": snr_db},
+        Engine.kokoro: {"--prosody-variants": prosody_variants, "--accent": accent},
+    }
+    other = others[engine]
     misplaced = [flag for flag, value in other.items() if value is not None]
     if misplaced:
         raise UsageError(f"{', '.join(misplaced)}: not an option of --engine {engine.value}")
@@ -169,13 +174,13 @@ _SUMMARY_PROBLEMS = 10
 class _CorpusFormatsHelp(Command):
     """Lists the corpus formats in the help only when it is shown: the adapters' modules load pandas."""
 
-    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+    def format_help(self, ctx: ClickContext, formatter: Any) -> None:
         from ondevice_audit.data.corpora import ADAPTERS
 
         self.epilog = "\n\n".join(f"[bold]{name}[/bold]: {adapter.summary}." for name, adapter in ADAPTERS.items())
         for param in self.params:
-            if param.name == "corpus_format":
-                param.help = f"Corpus format: {', '.join(ADAPTERS)}."  # type: ignore[attr-defined]
+            if isinstance(param, TyperArgument) and param.name == "corpus_format":
+                param.help = f"Corpus format: {', '.join(ADAPTERS)}."
         super().format_help(ctx, formatter)
 
 
@@ -334,12 +339,12 @@ def _inspect_tables(console: Console, summary: dict[str, Any]) -> None:
         columns = ["group", unit, "speakers", *([] if image else ["duration"]), "labels"]
         table = Table(*columns, "image sizes" if image else "sample rates (Hz)", title=attribute["column"])
         for row in attribute["groups"]:
-            duration = [] if image else ["—" if row["duration_seconds"] is None else _hours(row["duration_seconds"])]
+            hours = [] if image else ["—" if row["duration_seconds"] is None else _hours(row["duration_seconds"])]
             table.add_row(
                 row["value"],
                 str(row["clips"]),
                 "—" if row["speakers"] is None else str(row["speakers"]),
-                *duration,
+                *hours,
                 _mix(row["labels"]),
                 _mix(row["image_sizes"] if image else row["sample_rates"]),
             )
@@ -392,6 +397,7 @@ def synth_shapes(
     )
     if not quiet:
         counts = pd.crosstab(manifest["label"], [manifest["lighting"], manifest["background"]])
+        assert isinstance(counts.columns, pd.MultiIndex)  # two column factors: (lighting, background) pairs
         table = Table("label", *(f"{a} {b}" for a, b in counts.columns), title=f"{len(manifest)} images in {out}")
         for label, row in counts.iterrows():
             table.add_row(str(label), *(str(n) for n in row))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
@@ -43,7 +43,7 @@ class SweepDisplay(RichProgress):
     def __init__(self, console: Console = stderr, quiet: bool = False):
         super().__init__(console, quiet)
         self._bar: RichBar | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
         self._printed: str | None = None
 
     @contextmanager
@@ -54,8 +54,9 @@ class SweepDisplay(RichProgress):
             return
         columns = [BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")]
         with RichBar(*columns, console=self.console, transient=False) as bar:
-            self._bar, self._task = bar, bar.add_task(description, total=total)
-            yield lambda n=1: bar.advance(self._task, n)  # type: ignore[arg-type]
+            task_id = bar.add_task(description, total=total)
+            self._bar, self._task = bar, task_id
+            yield lambda n=1: bar.advance(task_id, n)
         self._bar = self._task = None
 
     def status(self, status: SweepStatus) -> None:
@@ -65,7 +66,7 @@ class SweepDisplay(RichProgress):
             f"left ~{left}"
         )
         if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, description=text)  # type: ignore[arg-type]
+            self._bar.update(self._task, description=text)
         elif not self.quiet and status.last and status.last != self._printed:
             self._printed = status.last
             self.console.print(f"[dim][{status.done + status.failed}/{status.total}] {status.last} · {text}[/dim]")

@@ -34,7 +34,7 @@ def _fractions(text: str) -> tuple[float, float, float]:
         raise UsageError(f"--split {text!r} must be three numbers such as 0.8,0.1,0.1") from None
     if len(values) != 3:
         raise UsageError(f"--split {text!r} must be three numbers such as 0.8,0.1,0.1")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _training(help: str | None = None, *flags: str, **extra: Any) -> Any:

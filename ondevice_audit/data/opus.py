@@ -36,7 +36,7 @@ def _crc_table() -> tuple[int, ...]:
 _TABLE = _crc_table()
 
 
-def ogg_crc(page: bytes | bytearray) -> int:
+def ogg_crc(page: bytes | bytearray | memoryview) -> int:
     """The CRC of one Ogg page whose CRC field holds zeros."""
     crc = 0
     for byte in page:

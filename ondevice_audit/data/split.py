@@ -51,7 +51,7 @@ def split_by_speaker(
         speaker_group = (
             pd.DataFrame({"speaker": speakers, "group": manifest[group].astype(str)})
             .groupby("speaker")["group"]
-            .agg(lambda values: values.value_counts().sort_index().idxmax())
+            .agg(_most_common)
         )
         strata = {value: sorted(speaker_group.index[speaker_group == value]) for value in sorted(set(speaker_group))}
     rng = np.random.default_rng(seed)
@@ -68,3 +68,8 @@ def split_by_speaker(
     split = speakers.map(assignment)
     train, val, test = (manifest[split == i] for i in range(3))
     return train, val, test
+
+
+def _most_common(values: pd.Series) -> str:
+    """The value most rows have; of several equally common, the first in sorted order."""
+    return str(values.value_counts().sort_index().idxmax())

@@ -194,7 +194,7 @@ def plan_speakers(catalogue: Sequence[KokoroVoice], n: int, seed: int, noise: No
                 raise PipelineError(f"only one {accent} {gender} voice: cannot mix pseudo-speakers")
             a, b = sorted(rng.choice(len(voices), size=2, replace=False))
             weight = round(float(rng.uniform(*MIX_WEIGHT)), 2)
-            mix = ((voices[a].name, weight), (voices[b].name, round(1 - weight, 2)))
+            mix: tuple[tuple[str, float], ...] = ((voices[a].name, weight), (voices[b].name, round(1 - weight, 2)))
             if mix not in mixes:
                 mixes.append(mix)
         prefix = f"{accent}_{gender[0]}"

@@ -178,6 +178,7 @@ def metric_falls(
 
 def compare(runs: Runs, data: ExplainData, options: ScoreOptions) -> Comparison:
     """Score every run on the rows no run failed on; the explained attribute is the first group column."""
+    assert options.metric is not None  # explain/job.py resolves the options through the task
     predicted = runs.predictions()
     scored, mask = scored_rows(data.frame, runs.failures)
     scored = scored.assign(prediction=predicted[0][mask].astype(str))

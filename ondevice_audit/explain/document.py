@@ -41,6 +41,7 @@ def explain_document(
     rows: str | None = None,
 ) -> dict[str, Any]:
     """``rows``: which rows were explained when not the manifest's (or its ``--split``), in words."""
+    assert options.metric is not None  # explain/job.py resolves the options through the task
     metric = METRICS[options.metric]
     runs = [_run(run) for run in comparison.runs]
     candidates = [run for run in comparison.runs if run.role == "candidate"]

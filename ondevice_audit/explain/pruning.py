@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from operator import methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ class PruningExplainer(Explainer):
                 continue
             prefix = f"{layer.name}_"
             after = names[names.index(layer.name) + 1 :]
-            companions = list(itertools.takewhile(lambda name, prefix=prefix: name.startswith(prefix), after))
+            companions = list(itertools.takewhile(methodcaller("startswith", prefix), after))
             self.units[layer.name] = [layer.name, *companions]
             layers.append(Layer(layer.name, type(layer).__name__, layer.name, None, sparsity, base_sparsity))
         return layers

@@ -60,6 +60,7 @@ def keep_worst_layers(
     progress: Progress | None = None,
 ) -> Selection:
     """``keep`` layers chosen on ``inputs`` (rows of ``frame``: ``label``, ``speaker``, ``options.groups[0]``)."""
+    assert options.metric is not None  # explain/job.py resolves the options through the task
     debug = QuantizationDebug(keras_flatbuffer(keras_model), calibration)
     int8 = debug.quantize((), integer_io=True)
     names = np.asarray(classes, dtype=object)

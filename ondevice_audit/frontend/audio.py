@@ -56,7 +56,7 @@ def _window(name: str, length: int) -> np.ndarray:
     return scipy.signal.get_window(name, length, fftbins=True)
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: float | np.ndarray) -> np.ndarray:
     """Slaney's mel scale (librosa's default, ``htk=False``): linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / _MEL_HZ_STEP

@@ -69,6 +69,7 @@ def compute_features(
     if not ok.any():
         raise UsageError(f"no file could be turned into model inputs ({len(failures)} failed)")
     if writer is not None:
+        assert out is not None  # the writer is a memory map of out
         writer.flush()
         del writer
         return Features(np.load(out, mmap_mode="r")[:written], frame[ok], failures, facts)

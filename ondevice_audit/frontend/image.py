@@ -23,8 +23,8 @@ class ImageFrontend(Frontend):
         if not path.is_file():
             raise SampleError("file not found")
         try:
-            with Image.open(path) as image:
-                image = image.convert("RGB" if self.spec.color == "rgb" else "L")
+            with Image.open(path) as opened:
+                image = opened.convert("RGB" if self.spec.color == "rgb" else "L")
                 image = image.resize((self.spec.width, self.spec.height), Image.Resampling.BILINEAR)
                 pixels = np.asarray(image, dtype=np.float32)
         except (UnidentifiedImageError, OSError, ValueError) as exc:

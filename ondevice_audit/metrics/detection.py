@@ -35,7 +35,7 @@ import pandas as pd
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import _resampling, defaults
-from ondevice_audit.metrics._groups import MIN_SPEAKERS, GroupedAttribute, group_attributes
+from ondevice_audit.metrics._groups import MIN_SPEAKERS, GroupedAttribute, group_attributes, speaker_codes
 from ondevice_audit.metrics.bias import log_ratios, reliability_bias
 from ondevice_audit.metrics.definitions import (
     _FN,
@@ -100,7 +100,7 @@ class OperatingPoint:
         if self.at_far is not None:
             allowed = self.at_far * weights.sum(axis=1)
         else:
-            allowed = self.at_fa_per_hour * (weights * seconds).sum(axis=1) / 3600.0  # type: ignore[operator]
+            allowed = self.at_fa_per_hour * (weights * seconds).sum(axis=1) / 3600.0
         count = (accepted <= allowed[:, None] * (1 + 1e-12)).sum(axis=1)
         above_all = np.nextafter(values[0], np.inf)  # not even the highest negative may be accepted
         return np.where(count > 0, values[np.maximum(count - 1, 0)], above_all)
@@ -178,13 +178,13 @@ class DetectionFrame:
         Seconds of audio each clip gave the model, for ``fa_per_hour`` (None: it is undefined).
     """
 
-    positive: Sequence[bool]
-    scores: Sequence[float]
+    positive: Sequence[bool] | np.ndarray
+    scores: Sequence[float] | np.ndarray
     sensitive_features: pd.DataFrame
     point: OperatingPoint
     metric: str = "tpr"
-    speakers: Sequence[object] | None = None
-    durations: Sequence[float] | None = None
+    speakers: Sequence[object] | np.ndarray | None = None
+    durations: Sequence[float] | np.ndarray | None = None
     min_group_size: int = defaults.MIN_GROUP_SIZE
     n_boot: int = defaults.BOOTSTRAP
     n_perm: int = defaults.PERMUTATIONS
@@ -249,7 +249,7 @@ class DetectionFrame:
         if self.metric not in self.metric_names:
             raise UsageError("fa_per_hour needs every clip's duration (a duration column, or audio files)")
         if self.speakers is not None:
-            self._unit = pd.factorize(pd.Series(self.speakers, dtype=str))[0]
+            self._unit = speaker_codes(self.speakers)
         else:
             self._unit = np.arange(n)
         self._n_units = int(self._unit.max()) + 1 if n else 0
@@ -265,9 +265,9 @@ class DetectionFrame:
         columns = (accepted & pos, ~accepted & pos, accepted & neg, ~accepted & neg)
         onehot = np.zeros((len(codes), n_groups))
         onehot[np.arange(len(codes)), codes] = 1.0
-        stats = [(weights * column) @ onehot for column in columns]
-        stats.append((weights * np.where(neg, np.nan_to_num(self._seconds), 0.0)) @ onehot)
-        stats = np.stack(stats, axis=-1)
+        sums = [(weights * column) @ onehot for column in columns]
+        sums.append((weights * np.where(neg, np.nan_to_num(self._seconds), 0.0)) @ onehot)
+        stats = np.stack(sums, axis=-1)
         if not np.isfinite(self._seconds).all():
             stats[..., _NEG_SECONDS] = np.nan
         return stats

@@ -32,7 +32,7 @@ from scipy import sparse
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import _resampling, defaults
-from ondevice_audit.metrics._groups import GroupedAttribute, group_attributes, left_out
+from ondevice_audit.metrics._groups import GroupedAttribute, group_attributes, left_out, speaker_codes
 from ondevice_audit.metrics._resampling import MEMORY_BYTES
 from ondevice_audit.metrics.bias import reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
@@ -109,11 +109,11 @@ class DisparityFrame:
     [('x', 1, 1), ('y', 1, 1)]
     """
 
-    y_true: Sequence[object]
-    predictions: Sequence[Sequence[object]]
+    y_true: Sequence[object] | np.ndarray
+    predictions: Sequence[Sequence[object] | np.ndarray]
     sensitive_features: pd.DataFrame
     metric: str = defaults.METRIC
-    speakers: Sequence[object] | None = None
+    speakers: Sequence[object] | np.ndarray | None = None
     negative_labels: Sequence[str] = ()
     min_group_size: int = defaults.MIN_GROUP_SIZE
     n_boot: int = defaults.BOOTSTRAP
@@ -144,7 +144,7 @@ class DisparityFrame:
             raise UsageError(f"metric {self.metric} needs negative labels that occur in the data")
         self._speaker: np.ndarray | None = None
         if self.speakers is not None:
-            self._speaker = pd.factorize(pd.Series(self.speakers, dtype=str))[0]
+            self._speaker = speaker_codes(self.speakers)
         everyone = np.zeros(len(truth), dtype=np.int64)
         overall_cms = self._per_group(everyone, 1)
         n_speakers = None if self._speaker is None else int(len(np.unique(self._speaker)))

@@ -36,7 +36,7 @@ from scipy import sparse
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import _resampling, defaults
-from ondevice_audit.metrics._groups import MISSING_GROUP, GroupedAttribute, group_attributes, left_out
+from ondevice_audit.metrics._groups import MISSING_GROUP, GroupedAttribute, group_attributes, left_out, speaker_codes
 from ondevice_audit.metrics.bias import log_ratios, reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
 
@@ -164,11 +164,11 @@ class GroupMetricFrame:
     (0.75, [0.5, 1.0])
     """
 
-    y_true: Sequence[object]
-    y_pred: Sequence[object]
+    y_true: Sequence[object] | np.ndarray
+    y_pred: Sequence[object] | np.ndarray
     sensitive_features: pd.DataFrame
     metric: str = defaults.METRIC
-    speakers: Sequence[object] | None = None
+    speakers: Sequence[object] | np.ndarray | None = None
     negative_labels: Sequence[str] = ()
     min_group_size: int = defaults.MIN_GROUP_SIZE
     n_boot: int = defaults.BOOTSTRAP
@@ -198,7 +198,7 @@ class GroupMetricFrame:
         self._speaker: np.ndarray | None = None
         self._speaker_totals: sparse.csr_matrix | None = None
         if self.speakers is not None:
-            self._speaker = pd.factorize(pd.Series(self.speakers, dtype=str))[0]
+            self._speaker = speaker_codes(self.speakers)
             self._speaker_totals = _sparse_counts(self._speaker, self._cell, int(self._speaker.max()) + 1, k * k)
         attributes = group_attributes(self.sensitive_features, self.intersections)
         for attribute in attributes:  # before any work: an id column given as a group would take hours

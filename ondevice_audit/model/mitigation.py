@@ -139,7 +139,8 @@ def imbalance(frame: pd.DataFrame, column: str, group: str, share: float, seed: 
     others = int((~in_group).sum())
     target = share * others / (1 - share)
     order = np.random.default_rng(seed).permutation(sorted(set(speakers[in_group])))
-    kept, count = [], 0
+    kept: list[object] = []
+    count = 0
     sizes = speakers[in_group].value_counts()
     for speaker in order:
         if count + sizes[speaker] > target and kept:

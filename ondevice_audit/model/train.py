@@ -56,9 +56,9 @@ def seed_everything(seed: int) -> None:
 
 def progress_callback(advance: Advance) -> Any:
     """A Keras callback advancing the progress bar once per finished epoch."""
-    keras = _tensorflow.keras()
+    callback: Any = _tensorflow.keras().callbacks.Callback  # tf-keras has no type hints
 
-    class _EpochProgress(keras.callbacks.Callback):
+    class _EpochProgress(callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             advance(1)
 
@@ -75,7 +75,7 @@ def compile_for_training(model: Any, learning_rate: float) -> None:
                   metrics=["accuracy"])  # fmt: skip
 
 
-def detector_targets(labels: Sequence[str], positive_label: str) -> np.ndarray:
+def detector_targets(labels: Sequence[str] | pd.Series, positive_label: str) -> np.ndarray:
     """A detector's training targets: 1 for the phrase's clips, 0 for every other clip (other words, noise)."""
     return (np.asarray(labels, dtype=str) == positive_label).astype(np.int64)
 
@@ -206,7 +206,7 @@ def fit_with_mitigation(
             for key, values in fit(reweighting.sample_weights(), epoch, epoch + 1).history.items():
                 curves.setdefault(key, []).extend(values)
             probabilities = np.asarray(
-                model.predict(validation[0] if not streamed else validation, verbose=0), np.float64
+                model.predict(held_out[0] if not streamed else validation, verbose=0), np.float64
             )
             chosen = _probability_of_truth(probabilities, held_out[1])
             reweighting.update(-np.log(np.clip(chosen, 1e-7, 1.0)))
@@ -226,9 +226,9 @@ def streamed_batches(
     """Batches of ``x`` (an array on disk) as a Keras ``Sequence``: ``model.fit`` copies a numpy array into one
     tensor, which for features larger than memory cannot be done. The order is shuffled each epoch with its own
     seeded generator (not Keras's), and the rows of a batch are read in file order."""
-    keras = _tensorflow.keras()
+    sequence: Any = _tensorflow.keras().utils.Sequence  # tf-keras has no type hints
 
-    class Batches(keras.utils.Sequence):  # type: ignore[misc,name-defined]
+    class Batches(sequence):
         def __init__(self) -> None:
             super().__init__()
             self.rng = np.random.default_rng(seed)

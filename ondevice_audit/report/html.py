@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from matplotlib import style
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -126,7 +127,7 @@ def bar_chart_png(report: dict[str, Any], attribute: dict[str, Any]) -> bytes:
                     capsize=4,
                     zorder=3,
                 )
-        handles = [Patch(color=_IN_RB, label="in RB")]
+        handles: list[Artist] = [Patch(color=_IN_RB, label="in RB")]
         if not all(g["in_rb"] for g in groups):
             handles.append(Patch(color=_NOT_IN_RB, label="below min group size (not in RB)"))
         if overall is not None:
@@ -309,10 +310,11 @@ def _attribute(report: dict[str, Any], attribute: dict[str, Any]) -> str:
 
 
 def _mcu(report: dict[str, Any]) -> str:
-    rows = mcu_rows(report)
-    if not rows:
+    mcu = mcu_of(report)
+    if not mcu:
         return ""
-    verdict = "fits" if mcu_of(report)["ok"] else "does NOT fit"
+    rows = mcu_rows(report)
+    verdict = "fits" if mcu["ok"] else "does NOT fit"
     return f"<h2>MCU budget: {verdict}</h2>" + _rows([(item, _e(value)) for item, value in rows])
 
 
@@ -463,7 +465,7 @@ def _recommendation(state: dict[str, Any], analysis: dict[str, Any]) -> str:
             f'<b class="mono">{_e(chosen)}</b> — {_e(metric)} {_g(row.get(metric))}, RB {_rb_with_ci(row)}.</p>'
         )
         cells = state.get("cells", [])
-        factors = next((c["factors"] for c in cells if c["id"] == chosen), {})
+        factors: dict[str, Any] = next((c["factors"] for c in cells if c["id"] == chosen), {})
         varied = [(name, _e(level)) for name, level in factors.items() if name not in _constant(cells)]
         if varied:
             parts.append(_rows(varied))

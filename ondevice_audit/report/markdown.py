@@ -89,10 +89,11 @@ class MarkdownFormat(ReportFormat):
 
 
 def _mcu(report: dict[str, Any]) -> list[str]:
-    rows = mcu_rows(report)
-    if not rows:
+    mcu = mcu_of(report)
+    if not mcu:
         return []
-    verdict = "fits" if mcu_of(report)["ok"] else "**does NOT fit**"
+    rows = mcu_rows(report)
+    verdict = "fits" if mcu["ok"] else "**does NOT fit**"
     lines = [f"## MCU budget: {verdict}", "", _row(["item", "value"]), "|---|---|"]
     return lines + [_row([item, escape_markdown(value)]) for item, value in rows] + [""]
 

@@ -210,10 +210,11 @@ class TableFormat(ReportFormat):
 
 
 def _mcu(report: dict[str, Any]) -> list[Any]:
-    rows = mcu_rows(report)
-    if not rows:
+    mcu = mcu_of(report)
+    if not mcu:
         return []
-    fits = mcu_of(report)["ok"]
+    rows = mcu_rows(report)
+    fits = mcu["ok"]
     table = Table(title="MCU budget — " + ("fits" if fits else "[bold red]does NOT fit[/bold red]"),
                   title_justify="left", show_header=False)  # fmt: skip
     table.add_column("item")
@@ -227,8 +228,9 @@ def verdict_lines(report: dict[str, Any]) -> list[str]:
     """What ``--quiet`` keeps of the report: the RB verdict per attribute, the MCU fit, the counts of failed
     samples and of warnings (the full report, with ``--output`` or without ``--quiet``, has them)."""
     lines = [rb_sentence(report, attribute) for attribute in report["attributes"]]
-    if mcu_of(report):
-        lines.append(f"MCU budget: {'fits' if mcu_of(report)['ok'] else 'does NOT fit'} — {mcu_of(report)['reason']}")
+    mcu = mcu_of(report)
+    if mcu:
+        lines.append(f"MCU budget: {'fits' if mcu['ok'] else 'does NOT fit'} — {mcu['reason']}")
     samples = report["samples"]
     if samples["failed"]:
         lines.append(f"{samples['failed']} of {samples['total']} samples failed")

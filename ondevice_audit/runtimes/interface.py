@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -26,7 +26,7 @@ from ondevice_audit.errors import UsageError
 if TYPE_CHECKING:
     from ondevice_audit.runtimes import RuntimeOptions
 
-__all__ = ["InferenceResult", "LoadedModel", "ModelLoadError", "Runtime", "select_output", "usable_cpus"]
+__all__ = ["InferenceResult", "LoadedModel", "ModelLoadError", "Runtime", "fixed_shape", "select_output", "usable_cpus"]
 
 
 class ModelLoadError(UsageError):
@@ -62,6 +62,12 @@ class LoadedModel:
     graph_optimization: str | None = None
     """ONNX Runtime's graph optimization level (``disabled``, ``basic``, ``extended``, ``all``): fusions change
     int8 arithmetic too."""
+
+
+def fixed_shape(shape: Sequence[int | None]) -> tuple[int, ...] | None:
+    """``shape`` as sizes, None when an axis is dynamic (a shape an array can be reshaped to)."""
+    sizes = tuple(int(d) for d in shape if d is not None)
+    return sizes if len(sizes) == len(shape) else None
 
 
 def usable_cpus() -> int:

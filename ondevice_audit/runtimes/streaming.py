@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ondevice_audit.errors import UsageError
-from ondevice_audit.runtimes.interface import LoadedModel, Runtime
+from ondevice_audit.runtimes.interface import LoadedModel, Runtime, fixed_shape
 
 __all__ = ["DetectorOutput", "StreamSettings", "StreamingRuntime"]
 
@@ -110,10 +110,10 @@ class StreamingRuntime(Runtime):
         runtime = self._make() if self.settings.stateful else self._inner
         starts = range(0, frames.shape[0] - self._window + 1, self._hop)
         windows = np.stack([frames[s : s + self._window] for s in starts])
-        shape = tuple(int(d) for d in self._inner.input_shape)
-        if windows[0].size != int(np.prod(shape)):
+        shape = fixed_shape(self._inner.input_shape)
+        if shape is None or windows[0].size != int(np.prod(shape)):
             raise UsageError(f"a window of the clip's features has shape {list(windows.shape[1:])}, the model takes "
-                             f"{list(shape)}: the front-end does not make this model's inputs")  # fmt: skip
+                             f"{list(self._inner.input_shape)}: the front-end does not make this model's inputs")  # fmt: skip
         windows = windows.reshape(len(windows), *shape)
         if self.settings.stateful:  # one call at a time: each call's state feeds the next
             scores = runtime.run_calls(windows)

@@ -47,8 +47,8 @@ def read_graph(model_path: Path, reader: str = "TFLM") -> TFLiteGraph:
             for o in range(subgraph.OperatorsLength()):
                 ops[codes[subgraph.Operators(o).OpcodeIndex()]] = None
         main = model.Subgraphs(0)
-        names = tuple((main.Tensors(main.Outputs(j)).Name() or b"").decode() for j in range(main.OutputsLength()))
-        return TFLiteGraph(tuple(ops), main.InputsLength(), main.OutputsLength(), names)
+        outputs = tuple((main.Tensors(main.Outputs(j)).Name() or b"").decode() for j in range(main.OutputsLength()))
+        return TFLiteGraph(tuple(ops), main.InputsLength(), main.OutputsLength(), outputs)
     except Exception as exc:  # a corrupt flatbuffer raises struct.error, IndexError, TypeError...
         raise ModelLoadError(f"{model_path}: not a TFLite model {reader} can load ({type(exc).__name__})") from None
 

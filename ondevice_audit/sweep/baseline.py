@@ -45,7 +45,7 @@ def compare_with_baseline(
     baseline = _predictions(sweep.cell(BASELINE_CELL))
     baseline_report = load_report(sweep.cell(BASELINE_CELL).report)
     here = LocalTarget().check()  # the machine the local runs were on, the same for every cell
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cell, status in zip(results["cell"], results["status"], strict=True):
         if cell == BASELINE_CELL or status != "ok":
             rows.append({})

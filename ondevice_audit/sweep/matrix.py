@@ -151,8 +151,9 @@ def _spec_factors() -> list[Factor]:
         if "factor" in spec_field.metadata:
             kind = hints[spec_field.name]
             kind = str if typing.get_origin(kind) is typing.Literal else kind
-            meta = spec_field.metadata
-            factors.append(Factor(spec_field.name, spec_field.name, kind, spec_field.default, meta["factor"], meta["valid"]))
+            meta, default = spec_field.metadata, spec_field.default
+            assert default is not dataclasses.MISSING  # a factor's field has a default: the level a matrix leaves out
+            factors.append(Factor(spec_field.name, spec_field.name, kind, default, meta["factor"], meta["valid"]))
     return factors
 
 
@@ -599,7 +600,7 @@ def _settings_for_model(
             raise UsageError(f"{source}: {user.name} takes {user.frontend.height}x{user.frontend.width} images; a "
                              "sweep varies square images only")  # fmt: skip
         return dataclasses.replace(settings, modality=modality)
-    clip = user.frontend.clip_seconds  # type: ignore[union-attr]
+    clip = user.frontend.clip_seconds
     if "clip_seconds" in table and not math.isclose(settings.clip_seconds, clip):
         raise UsageError(f"{source}: data.clip_seconds = {settings.clip_seconds:g} but {user.name} takes {clip:g} s "
                          "clips; remove data.clip_seconds")  # fmt: skip

@@ -27,6 +27,7 @@ the other cells are compared with (``sweep/baseline.py``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from ondevice_audit.frontend.plugin import PluginFrontend, plugin_sha256
 from ondevice_audit.label_map import LabelMap
 from ondevice_audit.model_io import ModelOptions, resolve_labels
 from ondevice_audit.runtimes import DEFAULT_RUNTIME
+from ondevice_audit.runtimes.interface import fixed_shape
 
 __all__ = [
     "BASELINE_CELL",
@@ -91,10 +93,10 @@ def _input_shape(path: Path) -> tuple[int, ...] | None:
     if fmt != "keras":
         from ondevice_audit.runtimes import load_runtime
 
-        shape = load_runtime(path).input_shape
+        shape: Sequence[int | None] | None = load_runtime(path).input_shape
     else:
         shape = _keras_input_shape(path)
-    return tuple(int(d) for d in shape) if shape is not None and None not in shape else None
+    return None if shape is None else fixed_shape(shape)
 
 
 def _keras_input_shape(path: Path) -> list[int | None] | None:

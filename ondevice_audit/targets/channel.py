@@ -36,7 +36,7 @@ class ChannelClosed(Exception):
 
 def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub: mypy matches **arrays to allow_pickle: bool too
     return buffer.getvalue()
 
 

@@ -52,6 +52,7 @@ import platform
 import shutil
 import sys
 import time
+from typing import BinaryIO
 
 # BLAS on one thread, as the host's front-end runs it: the sums' order, and so the last bits of the features,
 # must not depend on how many cores the device has. The models' own runtimes keep their threads.
@@ -314,6 +315,7 @@ class TFLiteModel:
         it = self._it
         n = len(inputs)
         self._allocate(n)
+        assert self._batch is not None  # _allocate sets it
         if not self._dynamic and n < self._batch:  # fixed-batch model: pad the last chunk
             inputs = np.concatenate([inputs, np.repeat(inputs[-1:], self._batch - n, axis=0)])
         it.set_tensor(self._input["index"], quantize(inputs, self._input))
@@ -631,7 +633,7 @@ def run_batch(model: TFLiteModel | OnnxModel, arrays: dict, batch_size: int, fro
     return {"scores": scores, "latency": latency}
 
 
-def read_arrays(source: object) -> dict[str, np.ndarray]:
+def read_arrays(source: str | io.BytesIO) -> dict[str, np.ndarray]:
     """The float32 arrays of an ``.npz`` (a path, or a file object over bytes received)."""
     try:
         with np.load(source, allow_pickle=False) as archive:
@@ -683,7 +685,7 @@ def command_run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def read_frame(stream: io.BufferedIOBase) -> tuple[dict, bytes] | None:
+def read_frame(stream: BinaryIO) -> tuple[dict, bytes] | None:
     """The next frame: its JSON header and ``size`` bytes of payload; None when the other side closed."""
     line = stream.readline()
     if not line:

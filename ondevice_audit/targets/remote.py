@@ -470,7 +470,7 @@ class PerBatchSession(RemoteSession):
         local_in, local_out = self._scratch / f"in-{token}.npz", self._scratch / f"out-{token}.npz"
         remote_in, remote_out = posixpath.join(folder, f"in-{token}.npz"), posixpath.join(folder, f"out-{token}.npz")
         try:
-            np.savez(local_in, **arrays)
+            np.savez(local_in, **arrays)  # type: ignore[arg-type]  # numpy's stub: mypy matches **arrays to allow_pickle: bool too
             self._target._put(local_in, remote_in)
             args = ["run", "--model", self._remote_model, "--inputs", remote_in, "--outputs", remote_out,
                     "--batch-size", str(batch_size), *self._runner_args()]  # fmt: skip

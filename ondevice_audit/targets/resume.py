@@ -103,7 +103,7 @@ class BatchStore:
         if isinstance(result, FrontendResult):
             arrays.update({name: getattr(result, name) for name in _FRONTEND_ARRAYS})
         with partial.open("wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub: mypy matches **arrays to allow_pickle: bool too
         os.replace(partial, self.folder / f"{digest}.npz")
 
 
@@ -140,20 +140,21 @@ class ResumableRun:
         (``TargetSession.run_frontend``, a ``FrontendResult``)."""
         self.stats.batches += 1
         self.last_stored = False
-        on_target = audio is not None and frontend is not None
-        digest = (batch_digest(inputs, audio) if on_target else batch_digest(inputs)) if self.store else ""
+        on_target = (audio, frontend) if audio is not None and frontend is not None else None
+        digest = (batch_digest(inputs, on_target[0]) if on_target else batch_digest(inputs)) if self.store else ""
         if self.store:
             stored = self.store.load(digest)
             if (
                 stored is not None
                 and len(stored.scores) == len(inputs)
-                and on_target == isinstance(stored, FrontendResult)
+                and (on_target is not None) == isinstance(stored, FrontendResult)
             ):
                 self.stats.from_cache += 1
                 self.last_stored = True
                 return stored
         if on_target:
-            result = self._attempt(lambda: self.session.run_frontend(audio, inputs, batch_size, frontend))
+            waves, settings = on_target
+            result = self._attempt(lambda: self.session.run_frontend(waves, inputs, batch_size, settings))
         else:
             result = self._attempt(lambda: self.session.run(inputs, batch_size))
         if self.store:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from ondevice_audit._files import model_format, sha256_of
 from ondevice_audit.errors import UsageError
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.runtimes import RUNTIMES, RuntimeOptions, runtime_format
-from ondevice_audit.runtimes.interface import LoadedModel
+from ondevice_audit.runtimes.interface import LoadedModel, fixed_shape
 from ondevice_audit.targets.interface import FrontendResult, Target, TargetFacts, TargetSession
 from ondevice_audit.targets.resume import BatchStats, BatchStore, ResumableRun, RetryPolicy, default_work_dir
 from ondevice_audit.targets.runner_names import runner_runtimes
@@ -192,8 +192,9 @@ def fit_to_shape(inputs: np.ndarray, expected: Sequence[int | None]) -> np.ndarr
     got = inputs.shape[1:]
     if _matches(got, expected):
         return inputs
-    if None not in expected and int(np.prod(got)) == int(np.prod(expected)):
-        return inputs.reshape(len(inputs), *(int(d) for d in expected))
+    fixed = fixed_shape(expected)
+    if fixed is not None and int(np.prod(got)) == int(np.prod(fixed)):
+        return inputs.reshape(len(inputs), *fixed)
     squeezed_got, squeezed_expected = _squeezed(got), _squeezed(tuple(expected))
     if _matches(squeezed_got, squeezed_expected):
         return inputs.reshape(len(inputs), *squeezed_got)
@@ -204,7 +205,10 @@ def _matches(got: Sequence[int], expected: Sequence[int | None]) -> bool:
     return len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got, strict=True))
 
 
-def _squeezed(shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+_Size = TypeVar("_Size", int, int | None)
+
+
+def _squeezed(shape: tuple[_Size, ...]) -> tuple[_Size, ...]:
     while len(shape) > 1 and shape[-1] == 1:
         shape = shape[:-1]
     return shape

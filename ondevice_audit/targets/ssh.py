@@ -173,7 +173,7 @@ class SshTarget(RemoteTarget):
         runner = query.get("runner", ["persistent"])[-1]
         if runner not in RUNNER_MODES:
             raise TargetError(f"{url}: ?runner= is {' or '.join(RUNNER_MODES)}, not {runner!r}")
-        return cls(parts.hostname, parts.username, port, python, options, state_dir, runner)  # type: ignore[arg-type]
+        return cls(parts.hostname, parts.username, port, python, options, state_dir, runner)
 
     def spelled(self) -> str:
         """The label with the settings that differ from the defaults (``?python=...&runner=...``)."""

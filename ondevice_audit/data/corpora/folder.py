@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import pandas as pd
 
@@ -35,7 +35,7 @@ DEFAULT_SPEAKER_PATTERN = r"^([^_]+)_"
 
 class FolderAdapter(CorpusAdapter):
     name = "folder"
-    modality = "audio"
+    modality: ClassVar[Literal["audio", "image"]] = "audio"  # ImageFolderAdapter: the same layout of images
     summary = "one folder per label (<label>/**/<clip>), groups from --groups CSV keyed by file or speaker"
     suffixes: ClassVar[frozenset[str]] = AUDIO_SUFFIXES
 

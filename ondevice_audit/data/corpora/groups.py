@@ -75,7 +75,7 @@ def join_groups(
             problems.append(Problem(NO_GROUPS, f"not in {name}; kept with groups missing", file=path))
         for path, origin in table.loc[~table.index.isin(frame["path"]), WHERE].items():
             problems.append(
-                Problem(MISSING_FILE, f"listed in {name} but not among the corpus' files; ignored", origin, path)
+                Problem(MISSING_FILE, f"listed in {name} but not among the corpus' files; ignored", origin, str(path))
             )
         joined = table.reindex(frame["path"])
         if "speaker" in joined.columns:

@@ -136,8 +136,9 @@ class CorpusAdapter(ABC):
         return _finish(self._read(root, progress, **options), self.modality, progress)
 
     @abstractmethod
-    def _read(self, root: Path, progress: Progress, **options: Any) -> ImportResult:
-        """The corpus as a table (``path`` relative to the result's root) and the problems met."""
+    def _read(self, root: Path, progress: Progress, *args: Any, **options: Any) -> ImportResult:
+        """The corpus as a table (``path`` relative to the result's root) and the problems met. Each adapter
+        declares its own keyword-only options (``*args: Any`` lets type checkers accept any of them)."""
 
 
 def safe_path(text: str) -> str | None:

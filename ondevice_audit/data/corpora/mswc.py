@@ -95,14 +95,14 @@ class MSWCAdapter(CorpusAdapter):
         notes.append(f"keywords ({how}): {', '.join(chosen)}; other words are {UNKNOWN_LABEL}")
         link = table["LINK"].str.strip()
         bare = ~link.str.contains("/", regex=False)
-        path = "clips/" + link.where(~bare, words + "/" + link)
+        clips = "clips/" + link.where(~bare, words + "/" + link)
         gender, unknown = normalise_gender(table["GENDER"])
         for origin, value in table.loc[unknown, [WHERE, "GENDER"]].itertuples(index=False):
             reason = f"GENDER {value!r} is not MALE, FEMALE, OTHER or empty; kept with gender missing"
             problems.append(Problem(UNKNOWN_VALUE, reason, origin))
         frame = pd.DataFrame(
             {
-                "path": path,
+                "path": clips,
                 "label": words.str.casefold().where(words.str.casefold().isin(chosen), UNKNOWN_LABEL),
                 "split": table["SET"].str.strip().str.casefold(),
                 "speaker": table["SPEAKER"].str.strip().replace("NA", ""),  # MSWC's speaker of invalid clips
@@ -138,7 +138,7 @@ def _tables(root: Path, splits_file: Path | None) -> list[tuple[Path, str | None
         raise UsageError(f"{root} holds several split tables ({names}); choose one with --splits-file")
     if combined:
         return [(combined[0], None)]
-    found = []
+    found: list[tuple[Path, str | None]] = []
     for split in SPLITS:
         candidates = sorted({*root.glob(f"{split}.csv"), *root.glob(f"*_{split}.csv")})
         found += [(p, split) for p in candidates[:1]]

@@ -166,7 +166,7 @@ def _unpack_voices(tarball: Path, voices: Path) -> tuple[KokoroVoice, ...]:
             catalogue.append(KokoroVoice(name=name, gender=listed[name][1], accent=accent, lang=lang))
     if not voices.exists():
         buffer = io.BytesIO()
-        np.savez(buffer, **styles)
+        np.savez(buffer, **styles)  # type: ignore[arg-type]  # numpy's stub: mypy matches **styles to allow_pickle: bool too
         tmp = voices.with_suffix(".tmp")
         tmp.write_bytes(buffer.getvalue())
         tmp.replace(voices)

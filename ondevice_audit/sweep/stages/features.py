@@ -74,7 +74,7 @@ class FeatureSettings(StageSettings):
                                                  "inputs": facts.to_dict()})  # fmt: skip
             return
         arrays, failures, inputs = _join(task, frontend)
-        np.savez(entry / "features.npz", **arrays)
+        np.savez(entry / "features.npz", **arrays)  # type: ignore[arg-type]  # numpy's stub: mypy matches **arrays to allow_pickle: bool too
         notes = {split: self._input_notes(facts) for split, facts in inputs.items()}
         write_json(entry / "features.json", {"frontend": self.frontend, "failures": failures, "inputs": notes})
 

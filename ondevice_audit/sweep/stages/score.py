@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -142,7 +142,7 @@ def _warnings(frame: GroupMetricFrame | DetectionFrame, exported: dict[str, Any]
     return notes + frame_warnings(frame, failed)
 
 
-def _is_detection(frame: GroupMetricFrame | DetectionFrame) -> bool:
+def _is_detection(frame: GroupMetricFrame | DetectionFrame) -> TypeGuard[DetectionFrame]:
     from ondevice_audit.metrics.detection import DetectionFrame
 
     return isinstance(frame, DetectionFrame)

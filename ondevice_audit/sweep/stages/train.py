@@ -129,7 +129,9 @@ class UserTrainSettings(StageSettings):
         from ondevice_audit.model.train import compile_for_training, fit_with_mitigation, seed_everything
         from ondevice_audit.sweep.user_model import rebuild_for_input
 
+        # the [training] settings come with rebuild (see the fields)
         assert self.seed is not None and self.epochs is not None and self.batch_size is not None
+        assert self.learning_rate is not None
         _tensorflow.keras()  # the session load_keras_model started: rebuilt layer names follow its own
         arrays = feature_arrays(task.cache, self.features)
         has_val = len(arrays["val_x"]) > 0
