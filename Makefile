@@ -40,8 +40,10 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# The full install's suite (slow tests excluded), then the built wheel installed alone, as a user gets it.
+# Lint (ruff, mypy), the full install's suite (slow tests excluded), then the built wheel installed alone, as a
+# user gets it.
 test: install system-deps
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_PROGRESS)
 	$(MAKE) --no-print-directory wheel-check
 
