@@ -19,9 +19,14 @@ import numpy as np
 _STATE_FRAMES = 12
 
 
-def streaming_detector(path: Path) -> Path:
+def streaming_detector(
+    path: Path, weights: np.ndarray | None = None, offset: float = 12.0, calls: np.ndarray | None = None
+) -> Path:
     """int8 ``[1, 3, 40]`` in, uint8 probability out, the last 12 frames kept in a resource variable: the
-    shape of a microWakeWord model, built here (nothing is downloaded)."""
+    shape of a microWakeWord model, built here (nothing is downloaded). Its probability is the sigmoid of
+    ``weights`` (40 of them; default: seeded random ones) times the mean of the kept frames less ``offset``,
+    quantized on ``calls`` (``(k, 3, 40)`` frames, fed in order as a stream; default: random frames)."""
+    chosen = np.random.default_rng(0).standard_normal((40, 1)).astype(np.float32) * 0.3 if weights is None else weights
     from ondevice_audit import _tensorflow
 
     tf = _tensorflow.tensorflow()
@@ -30,19 +35,20 @@ def streaming_detector(path: Path) -> Path:
         def __init__(self) -> None:
             super().__init__()
             self.state = tf.Variable(tf.zeros([1, _STATE_FRAMES, 40]), trainable=False)
-            self.weights = tf.constant(np.random.default_rng(0).standard_normal((40, 1)).astype(np.float32) * 0.3)
+            self.weights = tf.constant(np.asarray(chosen, np.float32).reshape(40, 1))
 
         @tf.function(input_signature=[tf.TensorSpec([1, 3, 40], tf.float32)])
         def __call__(self, frames):  # type: ignore[no-untyped-def]
             state = tf.concat([self.state[:, 3:, :], frames], axis=1)
             self.state.assign(state)
-            return tf.sigmoid(tf.matmul(tf.reduce_mean(state, axis=1) - 12.0, self.weights))
+            return tf.sigmoid(tf.matmul(tf.reduce_mean(state, axis=1) - offset, self.weights))
 
     module = Streaming()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    rng = np.random.default_rng(1)
-    converter.representative_dataset = lambda: ([rng.uniform(0, 26, (1, 3, 40)).astype(np.float32)] for _ in range(64))
+    if calls is None:
+        calls = np.random.default_rng(1).uniform(0, 26, (64, 3, 40)).astype(np.float32)
+    converter.representative_dataset = lambda: ([np.asarray(call, np.float32)[None]] for call in calls)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type, converter.inference_output_type = tf.int8, tf.uint8
     converter.experimental_enable_resource_variables = True

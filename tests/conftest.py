@@ -45,6 +45,7 @@ NEEDS_EXTRAS = {
     "targets/test_mcu.py",
     "targets/test_ssh.py",
     "targets/test_ssh_sweep.py",
+    "targets/test_streaming_targets.py",
     "targets/test_targets_cli.py",
     "test_audit.py",
     "test_bundled_model.py",
@@ -149,3 +150,22 @@ def tiny_models(tmp_path_factory, tone_dataset) -> dict[str, Path]:
     for path in paths.values():
         write_metadata(path, ModelMetadata(labels=LABELS, frontend=SPEC, extra={"recipe": "test-tiny"}))
     return paths
+
+
+@pytest.fixture(scope="session")
+def micro_data(tmp_path_factory) -> Path:
+    """Twelve speakers saying 'yes' (a rising tone) or other words (noise), 16 kHz, one second."""
+    root = tmp_path_factory.mktemp("micro")
+    rng = np.random.default_rng(3)
+    t = np.arange(16000) / 16000
+    rows = []
+    for s in range(12):
+        for c in range(6):
+            label = "yes" if c < 2 else ("no" if c < 4 else "other")
+            wave = 0.3 * np.sin(2 * np.pi * (300 + 200 * t + 40 * s) * t) if label == "yes" else 0.2 * rng.standard_normal(16000)
+            path = f"clips/s{s}_{c}.wav"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(root / path, wave.astype(np.float32), 16000, subtype="PCM_16")
+            rows.append({"path": path, "label": label, "gender": "f" if s % 2 else "m", "speaker": f"s{s}"})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root / "manifest.csv"

@@ -151,27 +151,6 @@ def test_score_a_detectors_csv_with_durations(tmp_path) -> None:
                                                                                  / 3600))  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def micro_data(tmp_path_factory) -> Path:
-    """Twelve speakers saying 'yes' (a rising tone) or other words (noise), 16 kHz, one second."""
-    import soundfile as sf
-
-    root = tmp_path_factory.mktemp("micro")
-    rng = np.random.default_rng(3)
-    t = np.arange(16000) / 16000
-    rows = []
-    for s in range(12):
-        for c in range(6):
-            label = "yes" if c < 2 else ("no" if c < 4 else "other")
-            wave = 0.3 * np.sin(2 * np.pi * (300 + 200 * t + 40 * s) * t) if label == "yes" else 0.2 * rng.standard_normal(16000)
-            path = f"clips/s{s}_{c}.wav"
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            sf.write(root / path, wave.astype(np.float32), 16000, subtype="PCM_16")
-            rows.append({"path": path, "label": label, "gender": "f" if s % 2 else "m", "speaker": f"s{s}"})
-    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
-    return root / "manifest.csv"
-
-
 def test_streaming_through_the_tool_equals_feeding_frames_by_hand(tmp_path, micro_data) -> None:
     model = streaming_detector(tmp_path / "stream.tflite")
     spec = MicroFrontendSpec(pad_ms=500)

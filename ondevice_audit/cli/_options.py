@@ -193,7 +193,8 @@ _TASK_OPTIONS = [
 _STREAM_OPTIONS = [
     OptionSpec("stream", Annotated[bool | None, _detector_option(
         "detect: feed each clip a window of frames at a time, state kept between calls and reset between clips "
-        "(default: when the model keeps state or takes fewer frames than a clip).", "--stream/--no-stream")], None),
+        "(default: when the model keeps state or takes fewer frames than a clip); on a --target too, where the "
+        "device makes the calls.", "--stream/--no-stream")], None),
     OptionSpec("smooth", Annotated[int, _detector_option(
         "detect, streaming: average the last N calls' probabilities, as wake-word engines do.", min=1)], 1),
     OptionSpec("pad_ms", Annotated[float, _detector_option(

@@ -82,7 +82,7 @@ TARGET_OPTIONS = OptionGroup(
         OptionSpec("frontend_on_target", Annotated[bool, _targets(
             "Send the audio and have the device compute the features itself (MFCC/log-mel with numpy, the micro "
             "front-end with pymicro-features); the report compares them with the host's per group and adds "
-            "end-to-end latency.")], False),
+            "end-to-end latency. Not with a streaming detector (--stream).")], False),
     ],
     _target_options,
 )  # fmt: skip

@@ -16,9 +16,20 @@ Commands:
   closes: one process (and one SSH channel) for a whole audit, so a batch costs its transfer and its inference.
   Every message is a frame: a JSON header line whose ``size`` says how many bytes of ``.npz`` payload follow.
   The first frame out is the ``facts`` reply (with the model); each ``{"command": "run", "batch_size": N}`` frame
-  in gets a frame with the outputs back (an ``{"error": ...}`` header for a batch the model cannot run).
-- ``run --model M --inputs IN.npz --outputs OUT.npz [--runtime R] [--batch-size N]``: one batch from and to
-  files, in a process of its own (the per-batch scheme, kept for comparison: ``ssh://host?runner=per-batch``).
+  in gets a frame with the outputs back (an ``{"error": ...}`` header for a batch the model cannot run). A
+  ``{"command": "stream"}`` frame holds a streaming model's clips instead (see below).
+- ``run --model M --inputs IN.npz --outputs OUT.npz [--runtime R] [--batch-size N] [--stream]``: one batch from
+  and to files, in a process of its own (the per-batch scheme, kept for comparison: ``ssh://host?runner=per-batch``).
+
+The facts say which ``protocol`` this file speaks and which ``requests`` it answers (``run``, ``stream``,
+``close``), so a host can tell what it may ask.
+
+A streaming model (state kept between calls in resource variables) gets ``inputs`` of shape ``(clips, calls,
+*model input)``: the host has cut each clip's feature frames into the model's windows. Each clip's calls run in
+order, one invoke each, on a freshly loaded interpreter (LiteRT's ``reset_all_variables`` does not reset
+resource variables, so a reused one would carry the last clip's state into the next), and ``scores`` come back
+per call, ``(clips, calls, outputs)``, with each clip's seconds (the fresh interpreter included) as its latency.
+Smoothing and the clip's maximum stay on the host: they have one definition there.
 
 A batch is ``inputs`` (float32 model inputs) and, for ``--frontend-on-target``, ``audio`` (float32 waveforms at
 the front-end's sample rate) with the front-end's settings in the header: the runner then computes the features
@@ -61,7 +72,9 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-PROTOCOL = 2
+PROTOCOL = 3
+"""2: persistent ``serve``; 3: the ``stream`` request and the ``requests`` the runner answers in its facts."""
+REQUESTS = ("run", "stream", "close")
 RUNTIMES = {"litert": "tflite", "tflite_runtime": "tflite", "tf_lite": "tflite", "onnxruntime": "onnx"}
 """Runtime name -> the model format it runs; for a format, earlier names are preferred."""
 _MODULES = {"litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime", "tf_lite": "tensorflow",
@@ -162,6 +175,7 @@ def system_facts(folder: str) -> dict[str, object]:
         free = None
     return {
         "protocol": PROTOCOL,
+        "requests": list(REQUESTS),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "python_executable": sys.executable,
@@ -249,6 +263,7 @@ class TFLiteModel:
 
     def __init__(self, path: str, runtime: str, output: str | None = None, kernels: str = "default",
                  threads: int | None = None):  # fmt: skip
+        self._settings = (path, runtime, output, kernels, threads)
         interpreter, resolvers = _interpreter_class(runtime)
         self._kernels, self._threads = kernels, threads or 1  # explicit: old interpreters' default is not 1
         options = {"num_threads": self._threads}
@@ -322,6 +337,24 @@ class TFLiteModel:
         it.invoke()
         return dequantize(it.get_tensor(self._output["index"]), self._output)[:n]
 
+    def fresh(self) -> TFLiteModel:
+        """The same model on a new interpreter: the only way to start from the model's initial state."""
+        return TFLiteModel(*self._settings)
+
+    def run_calls(self, calls: np.ndarray) -> np.ndarray:
+        """One invoke per call, in order, the state carried from call to call; quantized and dequantized once
+        for all of them, as the host's LiteRT runtime does."""
+        self._allocate(1)
+        if self._batch != 1:
+            return np.concatenate([self.run(call[None]) for call in calls])
+        it, index, output = self._it, self._input["index"], self._output["index"]
+        raw = []
+        for call in quantize(calls, self._input)[:, None]:
+            it.set_tensor(index, call)
+            it.invoke()
+            raw.append(it.get_tensor(output)[0])
+        return dequantize(np.stack(raw), self._output)
+
 
 def _dim(value: object) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
@@ -375,6 +408,13 @@ class OnnxModel:
             inputs = np.concatenate([inputs, np.repeat(inputs[-1:], fixed - n, axis=0)])
         (scores,) = self._session.run([self._output.name], {self._input.name: inputs.astype(self._dtype)})
         return np.asarray(scores, dtype=np.float32)[:n]
+
+    def fresh(self) -> OnnxModel:
+        """ONNX Runtime keeps no state between calls: the same session starts every clip afresh."""
+        return self
+
+    def run_calls(self, calls: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.run(call[None]) for call in calls])
 
 
 def load_model(
@@ -620,10 +660,36 @@ def run_audio(model: TFLiteModel | OnnxModel, arrays: dict, step: int, settings:
     return outputs
 
 
-def run_batch(model: TFLiteModel | OnnxModel, arrays: dict, batch_size: int, frontend: dict | None) -> dict:
-    """One batch's outputs: ``scores`` and ``latency``, plus the front-end's outputs when ``audio`` was sent."""
+def run_stream(model: TFLiteModel | OnnxModel, arrays: dict) -> dict[str, np.ndarray]:
+    """A streaming model's clips (see the module docstring): each clip's calls in order on a fresh interpreter;
+    the outputs of every call, and each clip's seconds."""
+    clips = arrays.get("inputs")
+    if clips is None or clips.ndim < 3 or "audio" in arrays:
+        raise RunnerError("a stream request holds inputs of shape (clips, calls, ...) and no audio", "inputs")
+    latency = np.zeros(len(clips), dtype=np.float64)
+    outputs = []
+    try:
+        for i, calls in enumerate(clips):
+            began = time.perf_counter()
+            outputs.append(np.asarray(model.fresh().run_calls(calls), dtype=np.float32).reshape(len(calls), -1))
+            latency[i] = time.perf_counter() - began
+    except RunnerError:
+        raise
+    except Exception as exc:  # as run_chunks: inputs of another shape; each runtime raises types of its own
+        raise RunnerError(f"the model failed on calls of shape {list(clips.shape[2:])}: {exc}", "inputs") from None
+    scores = np.stack(outputs) if outputs else np.zeros((0, clips.shape[1], 0), np.float32)
+    return {"scores": scores, "latency": latency}
+
+
+def run_batch(
+    model: TFLiteModel | OnnxModel, arrays: dict, batch_size: int, frontend: dict | None, stream: bool = False
+) -> dict:
+    """One batch's outputs: ``scores`` and ``latency``, plus the front-end's outputs when ``audio`` was sent;
+    with ``stream``, a streaming model's clips (``run_stream``)."""
     if batch_size < 1:
         raise RunnerError("the batch size must be at least 1", "usage")
+    if stream:
+        return run_stream(model, arrays)
     step = min(batch_size, model.max_batch or batch_size)
     if "audio" in arrays:
         return run_audio(model, arrays, step, frontend)
@@ -672,7 +738,7 @@ def command_run(args: argparse.Namespace) -> dict[str, object]:
     os.remove(args.inputs)
     model, status = load_model(args.model, args.runtime, args.output, args)
     frontend = json.loads(args.frontend) if args.frontend else None
-    outputs = run_batch(model, arrays, args.batch_size, frontend)
+    outputs = run_batch(model, arrays, args.batch_size, frontend, args.stream)
     partial = args.outputs + ".part"
     with open(partial, "wb") as handle:
         np.savez(handle, **outputs)
@@ -726,10 +792,10 @@ def command_serve(args: argparse.Namespace, out: io.BufferedIOBase) -> int:
             return 0
         header, payload = frame
         try:
-            if header.get("command") != "run":
+            if header.get("command") not in ("run", "stream"):
                 raise RunnerError(f"unknown command {header.get('command')!r}", "protocol")
             outputs = run_batch(model, read_arrays(io.BytesIO(payload)), int(header.get("batch_size", 64)),
-                                header.get("frontend"))  # fmt: skip
+                                header.get("frontend"), header.get("command") == "stream")  # fmt: skip
         except RunnerError as exc:
             write_frame(out, {"error": str(exc), "kind": exc.kind})
             continue
@@ -769,6 +835,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="the output to score, by name or index, when the model has several")
     run.add_argument("--frontend", help="front-end settings (JSON) for a batch of audio")
     run.add_argument("--discard", action="append", default=[], help="a finished output file to delete first")
+    run.add_argument("--stream", action="store_true", help="the inputs are a streaming model's clips of calls")
     _model_settings(run)
     return parser
 

@@ -8,6 +8,12 @@ The previous scheme, kept for comparison (``ssh://host?runner=per-batch``), copi
 ``.npz``, starts the runner for it and copies the outputs back. Closing the session stops the runner and
 removes the folder; a folder that cannot be removed (the target went away) is remembered in the work folder and
 removed the next time the target is used.
+
+A streaming detector (``RuntimeOptions.stream``) is stepped as in this process (``runtimes/streaming.py``): the
+host cuts each clip's frames into the model's windows and turns the per-call outputs into the clip's score
+(``Stepping``: one definition of the windows, the smoothing and the maximum); the device only makes the calls. A
+stateful model's clips go in a ``stream`` request, each clip's calls in order on a fresh interpreter there; a
+stateless (windowed) model's windows are an ordinary batch, one clip's windows per inference call as here.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ondevice_audit._files import model_format
+from ondevice_audit.runtimes.streaming import Stepping, streamed_model
 from ondevice_audit.targets import device_runner
 from ondevice_audit.targets.channel import ChannelClosed, RunnerChannel
 from ondevice_audit.targets.interface import (
@@ -70,7 +77,7 @@ def facts_from_reply(label: str, reply: dict[str, Any]) -> TargetFacts:
     ]
     model = reply.get("model")
     known = {"python", "machine", "system", "runtimes", "free_disk_bytes", "memory_total_bytes", "cpu_count",
-             "python_executable", "model", "model_error", "protocol"}  # fmt: skip
+             "python_executable", "model", "model_error", "protocol", "requests"}  # fmt: skip
     return TargetFacts(
         target=label,
         python=str(reply.get("python", "unknown")),
@@ -266,11 +273,6 @@ def _check_model(model_path: Path, runtime: str | None, options: RuntimeOptions 
     """What can be refused before the target is contacted."""
     if not model_path.exists():
         raise TargetError(f"model not found: {model_path}")
-    if options is not None and options.stream is not None:
-        raise TargetError(
-            "a streaming detector runs in this process (--target local): the device runner feeds whole inputs "
-            "and cannot keep a model's state between calls"
-        )
     fmt = model_format(model_path)
     if fmt not in ("tflite", "onnx"):
         raise TargetError(f"{model_path.name}: targets other than local run .tflite and .onnx models, not {fmt}")
@@ -310,6 +312,7 @@ class RemoteSession(TargetSession):
         self._runtime = runtime
         self._folder: str | None = None
         self._remote_model = ""
+        self._stepping: Stepping | None = None
         self.notes: list[str] = []
         try:
             self._setup()
@@ -320,12 +323,20 @@ class RemoteSession(TargetSession):
     def _setup(self) -> None:
         folder, remote_model = self._target._prepare(self._model_path)
         self._folder, self._remote_model = folder, str(remote_model)
-        facts = facts_from_reply(self._target.label, self._start())
+        reply = self._start()
+        facts = facts_from_reply(self._target.label, reply)
         if facts.model is None:
             raise TargetCannotRun(f"{self._target.label}: {facts.model_error}")
         # every batch on the runtime that loaded it first, named as the host names it (kernels included)
         self._runtime = joined_name(facts.model.runtime, split_name(self._runtime or "")[1])
         self.model, self.device = dataclasses.replace(facts.model, runtime=self._runtime), facts
+        stream = self._options.stream if self._options is not None else None
+        if stream is not None:
+            if stream.stateful and "stream" not in reply.get("requests", ()):
+                raise TargetCannotRun(f"{self._target.label}: the device runner there (protocol "
+                                      f"{reply.get('protocol')}) cannot keep a streaming model's state")  # fmt: skip
+            self._stepping = Stepping(self.model.input_shape[1:], stream, self._model_path.name)
+            self.model = streamed_model(self.model)
 
     def _runner_args(self) -> list[str]:
         """The runtime, kernels, threads, graph optimization and output the runner opens the model with."""
@@ -341,9 +352,9 @@ class RemoteSession(TargetSession):
 
     @abstractmethod
     def _batch(
-        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None
+        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None, stream: bool
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """One batch through the runner: its reply and its output arrays."""
+        """One batch through the runner (with ``stream``, a streaming model's clips): its reply and outputs."""
 
     def recover(self) -> None:
         """After a dropped connection: restart the runner, on the same folder if the target kept it."""
@@ -358,11 +369,15 @@ class RemoteSession(TargetSession):
         self._setup()
 
     def _outputs(
-        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None = None
+        self,
+        arrays: dict[str, np.ndarray],
+        batch_size: int,
+        frontend: dict[str, Any] | None = None,
+        stream: bool = False,
     ) -> tuple[dict[str, np.ndarray], int | None]:
         if self._folder is None:  # a recover() that failed half-way left no folder
             self._setup()
-        reply, outputs = self._batch(arrays, batch_size, frontend)
+        reply, outputs = self._batch(arrays, batch_size, frontend, stream)
         n = len(next(iter(arrays.values())))
         scores, latency = outputs.get("scores"), outputs.get("latency")
         if scores is None or latency is None or len(scores) != n or latency.shape != (n,):
@@ -372,9 +387,25 @@ class RemoteSession(TargetSession):
         return outputs, None if peak is None else int(peak)
 
     def run(self, inputs: np.ndarray, batch_size: int) -> InferenceResult:
+        if self._stepping is not None:
+            return self._run_stream(inputs, self._stepping)
         outputs, peak = self._outputs({"inputs": np.ascontiguousarray(inputs, dtype=np.float32)}, batch_size)
         scores = np.asarray(outputs["scores"], dtype=np.float32).reshape(len(inputs), -1)
         return InferenceResult(scores, np.asarray(outputs["latency"], dtype=np.float64), peak)
+
+    def _run_stream(self, clips: np.ndarray, stepping: Stepping) -> InferenceResult:
+        """Clips' frames to their scores: the windows cut and the outputs reduced here, the calls made there
+        (a clip's windows in one call for a stateless model, as ``StreamingRuntime`` batches them)."""
+        windows = np.ascontiguousarray(stepping.windows(clips), dtype=np.float32)
+        n, calls = windows.shape[:2]
+        if stepping.settings.stateful:
+            outputs, peak = self._outputs({"inputs": windows}, calls, stream=True)
+            latency = np.asarray(outputs["latency"], dtype=np.float64)
+        else:
+            outputs, peak = self._outputs({"inputs": windows.reshape(n * calls, *windows.shape[2:])}, calls)
+            latency = np.asarray(outputs["latency"], dtype=np.float64).reshape(n, calls).sum(axis=1)
+        per_call = np.asarray(outputs["scores"], dtype=np.float32).reshape(n, calls, -1)
+        return InferenceResult(stepping.scores(per_call), latency, peak)
 
     def run_frontend(
         self, audio: np.ndarray, inputs: np.ndarray, batch_size: int, frontend: dict[str, Any]
@@ -426,12 +457,12 @@ class PersistentSession(RemoteSession):
             self._channel = None
 
     def _batch(
-        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None
+        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None, stream: bool
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         if self._channel is None:  # a runner a failed recover() did not restart
             self._start()
         assert self._channel is not None
-        header: dict[str, Any] = {"command": "run", "batch_size": batch_size}
+        header: dict[str, Any] = {"command": "stream" if stream else "run", "batch_size": batch_size}
         if frontend is not None:
             header["frontend"] = frontend
         try:
@@ -462,7 +493,7 @@ class PerBatchSession(RemoteSession):
             self._scratch = None
 
     def _batch(
-        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None
+        self, arrays: dict[str, np.ndarray], batch_size: int, frontend: dict[str, Any] | None, stream: bool
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="ondevice-audit-batches-"))
@@ -476,6 +507,8 @@ class PerBatchSession(RemoteSession):
                     "--batch-size", str(batch_size), *self._runner_args()]  # fmt: skip
             if frontend is not None:
                 args += ["--frontend", json.dumps(frontend, sort_keys=True)]
+            if stream:
+                args.append("--stream")
             if self._previous_output:
                 args += ["--discard", self._previous_output]
             reply = self._target.call_runner(folder, args)

@@ -18,6 +18,7 @@ from the chunk's audio (``--frontend-on-target``); its run's scores are the mode
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
@@ -328,6 +329,10 @@ def _open(
     work_dir = settings.work_dir or default_work_dir()
     if settings.frontend_on_target is not None and not any(run.target.computes_features for run in runs):
         raise UsageError("--frontend-on-target needs a target that runs the device runner (subprocess or ssh://)")
+    stream = settings.runtime_options.stream if settings.runtime_options is not None else None
+    if settings.frontend_on_target is not None and stream is not None:
+        raise UsageError("--frontend-on-target and a streaming detector: the device computes whole clips' features "
+                         "without --pad-ms, and the windows are cut from the host's; audit without one of them")  # fmt: skip
     policy = RetryPolicy(settings.retries, settings.backoff_seconds)
     digests = {path: sha256_of(path) for path in {run.model_path for run in runs}}
     running = []
@@ -348,6 +353,8 @@ def _open(
                             "threads": str(model.threads), "graph_optimization": str(model.graph_optimization)}  # fmt: skip
                 if on_target is not None:
                     identity["frontend_on_target"] = json.dumps(on_target, sort_keys=True)
+                if stream is not None:  # the stored scores are clips' smoothed maxima, not the model's outputs
+                    identity["stream"] = json.dumps(dataclasses.asdict(stream), sort_keys=True)
                 store = BatchStore(work_dir / "batches", digests[run.model_path], identity)
             executor = ResumableRun(session, run.label, store, policy, progress)
             running.append(_Running(run, session, executor, digests[run.model_path], rows))

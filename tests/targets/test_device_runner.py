@@ -151,6 +151,7 @@ def test_serve_loads_once_and_answers_every_batch_on_one_channel(models, device_
     channel = RunnerChannel(_serve(device_python, device_folder, device_folder / "model.tflite"))
     hello = channel.hello()
     assert hello["model"]["runtime"] == "litert" and hello["protocol"] == device_runner.PROTOCOL
+    assert hello["requests"] == ["run", "stream", "close"]
     runtime = load_runtime(models.int8)
     for n, batch in ((10, 4), (3, 4), (7, 2)):
         inputs = _inputs(n)
@@ -160,6 +161,8 @@ def test_serve_loads_once_and_answers_every_batch_on_one_channel(models, device_
         assert outputs["latency"].shape == (n,) and (outputs["latency"] > 0).all()
     reply, outputs = channel.exchange({"command": "run", "batch_size": 4}, {"inputs": np.zeros((2, 3), np.float32)})
     assert reply["kind"] == "inputs" and "shape [2, 3]" in reply["error"] and outputs == {}
+    reply, _ = channel.exchange({"command": "stream", "batch_size": 4}, {"inputs": _inputs(2)[:, 0, 0]})
+    assert reply["kind"] == "inputs" and "(clips, calls, ...)" in reply["error"], "a stream request holds clips"
     reply, _ = channel.exchange({"command": "run", "batch_size": 4}, {"inputs": _inputs(2)})
     assert reply["samples"] == 2, "an error frame does not end the runner"
     channel.close()
