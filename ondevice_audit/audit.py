@@ -355,11 +355,8 @@ class _Audited:
     """Clips the front-end cut, padded, resampled or mixed down."""
 
     def input_notes(self) -> tuple[dict[str, Any] | None, list[str]]:
-        """The counts for ``samples.inputs`` and the warnings they call for (audio front-ends only)."""
-        spec = getattr(self.model.frontend, "spec", None)
-        if not isinstance(spec, AudioFrontendSpec | MicroFrontendSpec):
-            return None, []
-        return self.facts.to_dict(), self.facts.warnings(spec.clip_seconds, spec.sample_rate)
+        """The counts for ``samples.inputs`` and the warnings they call for (audio and image front-ends)."""
+        return self.facts.notes(getattr(self.model.frontend, "spec", None))
 
     def model_section(self) -> dict[str, Any]:
         record = self.outcome.records[self.main]
