@@ -312,6 +312,25 @@ SCORE = [
         setup=_many_groups,
     ),
     Case(
+        "score-label-map-class-not-predicted",
+        f"{P} --label-map maybe=yes",
+        r"--label-map names 'maybe', not a class of the predictions in p\.csv",
+        r"its classes: _unknown_, no, yes",
+    ),
+    Case(
+        "score-label-map-leaves-a-label-unpredicted",
+        f"{P} --label-map yes=no",
+        r"labels in the data that no model class maps to: yes",
+        r"--label-map leads to _unknown_, no",
+    ),
+    Case("score-label-map-malformed", f"{P} --label-map yes", r"neither MODEL=DATA pairs nor a file"),
+    Case(
+        "score-label-map-detector",
+        "score p.csv -g gender --task detect --positive-label yes --label-map no=_unknown_",
+        r"--label-map maps a classifier's classes onto data labels; --task detect",
+        r"leave one of them out",
+    ),
+    Case(
         "score-detector-too-many-groups",
         "score ids.csv -g id --task detect --positive-label yes --bootstrap 0 --permutations 0",
         r"id has 600 groups, more than --max-groups 500",
