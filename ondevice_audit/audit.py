@@ -27,6 +27,7 @@ from ondevice_audit.errors import UsageError
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
 from ondevice_audit.frontend import CHUNK_FILES, AudioFrontendSpec, Frontend, MicroFrontendSpec
 from ondevice_audit.frontend.interface import InputFacts
+from ondevice_audit.label_map import LabelMap
 from ondevice_audit.metrics import GroupMetricFrame
 from ondevice_audit.metrics.detection import DetectionFrame
 from ondevice_audit.metrics.disparity import DisparityFrame
@@ -115,23 +116,44 @@ def score_predictions(
     threshold: float = 0.5,
     progress: Progress | None = None,
     detector: DetectorOptions | None = None,
+    label_map: LabelMap | None = None,
 ) -> dict[str, Any]:
     """Score a predictions CSV (see ``data/predictions.py`` for its layouts) into a report; with ``detector``
-    (``--task detect``) a detector's ``label, score`` file."""
+    (``--task detect``) a detector's ``label, score`` file. ``label_map`` counts the predicted classes as the
+    data's labels, as ``audit`` counts a model's."""
     progress = progress or NullProgress()
     if detector is not None:
+        if label_map is not None:
+            raise UsageError("--label-map maps a classifier's classes onto data labels; --task detect scores one "
+                             "probability per clip: leave one of them out")  # fmt: skip
         return _score_detector(path, options, detector, progress)
     options = ClassifierTask(()).resolve(options)
     predictions = read_predictions(path, list(options.groups), threshold)
+    task, notes = _mapped(predictions, label_map)
     negatives = predictions.negative_labels or list(options.negative_labels)
     with progress.task("Scoring (bootstrap, permutations)", total=None):
         frame = metric_frame(predictions.frame, options, negatives)
-    warnings = _warnings(frame, options, len(predictions.failures))
+    warnings = notes + _warnings(frame, options, len(predictions.failures))
     if predictions.negative_labels:
         warnings.append("a score column with 1/0 labels is scored as two classes at --threshold; for a detector's "
                         "own metrics (tpr, far, fa_per_hour, EER) use --task detect --positive-label 1")  # fmt: skip
-    settings = {**options.settings(), "negative_labels": negatives, "threshold": threshold}
+    settings = {**options.settings(), "negative_labels": negatives, "threshold": threshold, **task.settings()}
     return _score_report(path, predictions, frame, settings, warnings)
+
+
+def _mapped(predictions: Predictions, label_map: LabelMap | None) -> tuple[ClassifierTask, list[str]]:
+    """The predictions' classes as a classifier task, their ``prediction`` column rewritten in the data's labels
+    through ``label_map`` (checked as ``audit`` checks a model's: a class the predictions lack, a data label no
+    class maps to), and the warnings it calls for."""
+    if label_map is None:
+        return ClassifierTask(predictions.classes), []
+    labels = list(predictions.frame["label"])
+    decisions = label_map.apply(predictions.classes, f"the predictions in {predictions.source.name}")
+    task = ClassifierTask(predictions.classes, label_map)
+    task.check_data(labels)
+    predictions.frame["prediction"] = predictions.frame["prediction"].map(dict(zip(predictions.classes, decisions,
+                                                                                   strict=True)))  # fmt: skip
+    return task, task.data_warnings(labels)
 
 
 def _score_detector(path: Path, options: ScoreOptions, detector: DetectorOptions, progress: Progress) -> dict[str, Any]:
@@ -355,11 +377,8 @@ class _Audited:
     """Clips the front-end cut, padded, resampled or mixed down."""
 
     def input_notes(self) -> tuple[dict[str, Any] | None, list[str]]:
-        """The counts for ``samples.inputs`` and the warnings they call for (audio front-ends only)."""
-        spec = getattr(self.model.frontend, "spec", None)
-        if not isinstance(spec, AudioFrontendSpec | MicroFrontendSpec):
-            return None, []
-        return self.facts.to_dict(), self.facts.warnings(spec.clip_seconds, spec.sample_rate)
+        """The counts for ``samples.inputs`` and the warnings they call for (audio and image front-ends)."""
+        return self.facts.notes(getattr(self.model.frontend, "spec", None))
 
     def model_section(self) -> dict[str, Any]:
         record = self.outcome.records[self.main]

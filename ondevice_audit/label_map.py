@@ -50,7 +50,8 @@ class LabelMap:
         if "=" not in value:
             path = Path(value)
             if not path.is_file():
-                raise UsageError(f"--label-map {text!r}: neither MODEL=DATA pairs nor a file")
+                raise UsageError(f"--label-map {text!r}: neither MODEL=DATA pairs nor a file; give MODEL=DATA[,...] "
+                                 f"or the path of a CSV file with the header {','.join(FILE_HEADER)}")  # fmt: skip
             return cls._read(path)
         pairs = []
         for entry in value.split(","):
@@ -80,11 +81,12 @@ class LabelMap:
     def as_dict(self) -> dict[str, str]:
         return dict(self.pairs)
 
-    def apply(self, classes: Sequence[str]) -> tuple[str, ...]:
-        """The data label of each model class, in output order; a class the map names nowhere keeps its name."""
+    def apply(self, classes: Sequence[str], owner: str = "the model") -> tuple[str, ...]:
+        """The data label of each model class, in output order; a class the map names nowhere keeps its name.
+        A class ``classes`` lacks is refused, naming their ``owner`` (the model, a predictions file)."""
         unknown = [model_class for model_class, _ in self.pairs if model_class not in classes]
         if unknown:
-            raise UsageError(f"{self.source} names {', '.join(map(repr, unknown))}, not a class of the model; its "
+            raise UsageError(f"{self.source} names {', '.join(map(repr, unknown))}, not a class of {owner}; its "
                              f"classes: {', '.join(classes)}")  # fmt: skip
         mapped = self.as_dict()
         return tuple(mapped.get(model_class, model_class) for model_class in classes)

@@ -212,6 +212,7 @@ class DetectorTask:
             n_perm=options.permutations,
             seed=options.seed,
             confidence=options.confidence,
+            max_groups=options.max_groups,
         )
 
     def _durations(self, table: pd.DataFrame) -> np.ndarray | None:

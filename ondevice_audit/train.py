@@ -121,7 +121,7 @@ def _train(
     for features in (splits.train, splits.val):
         if features is not None:
             seen.merge(features.facts)
-    notes = seen.warnings(options.frontend.clip_seconds, options.frontend.sample_rate)
+    notes = seen.notes(options.frontend)[1]
     if feature_dir is not None:
         notes.append(
             f"the features exceed {options.feature_memory / 2**30:g} GiB: streamed from disk a batch at a time"

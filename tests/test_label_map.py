@@ -109,7 +109,8 @@ def _one_line_error(result, text):
         ("no=", "--label-map: 'no=' is not MODEL=DATA (a model class, '=', a data label)"),
         ("=no", "--label-map: '=no' is not MODEL=DATA (a model class, '=', a data label)"),
         ("no=a=b", "--label-map: 'no=a=b' is not MODEL=DATA (a model class, '=', a data label)"),
-        ("no-such-file.csv", "--label-map 'no-such-file.csv': neither MODEL=DATA pairs nor a file"),
+        ("no-such-file.csv", "--label-map 'no-such-file.csv': neither MODEL=DATA pairs nor a file; give MODEL=DATA[,...] "
+                            "or the path of a CSV file with the header model_class,data_label"),
     ],
 )
 def test_bad_maps_are_refused_in_one_line(tiny_models, tone_dataset, value, message):
@@ -150,3 +151,77 @@ def test_training_targets_need_one_class_per_label():
         "_unknown_": "_unknown_", "no": "nope", "yes": "yes"}  # fmt: skip
     with pytest.raises(UsageError, match="maps _unknown_, no onto '_unknown_': its clips have no single class"):
         LabelMap.parse("no=_unknown_").targets(("_unknown_", "no", "yes"))
+
+
+MODEL_CLASSES = ["_background_noise_", "left", "no", "unknown", "yes"]
+SCORE_MAP = "unknown=_unknown_,left=_unknown_,_background_noise_=_silence_"
+BY_HAND = {"unknown": "_unknown_", "left": "_unknown_", "_background_noise_": "_silence_"}
+
+
+@pytest.fixture(scope="module")
+def model_named(tmp_path_factory) -> dict[str, Path]:
+    """Predictions made elsewhere in the model's class names (and as class scores), labels in the data's."""
+    rng = np.random.default_rng(3)
+    n = 400
+    speaker = rng.integers(0, 20, n)
+    truth = np.array(["_unknown_", "_silence_", "yes", "no"])[rng.integers(0, 4, n)]
+    right = {"_unknown_": ["unknown", "left"], "_silence_": ["_background_noise_"], "yes": ["yes"], "no": ["no"]}
+    predicted = [rng.choice(right[t]) if rng.random() < 0.7 else rng.choice(MODEL_CLASSES) for t in truth]
+    base = pd.DataFrame({"label": truth, "gender": np.where(speaker % 2, "female", "male"), "speaker": speaker})
+    root = tmp_path_factory.mktemp("model-named")
+    base.assign(prediction=predicted).to_csv(root / "p.csv", index=False)
+    scores = rng.random((n, len(MODEL_CLASSES)))
+    scores[np.arange(n), [MODEL_CLASSES.index(p) for p in predicted]] += 1  # the same argmax
+    base.assign(**{f"score_{c}": scores[:, i] for i, c in enumerate(MODEL_CLASSES)}).to_csv(root / "s.csv",
+                                                                                             index=False)  # fmt: skip
+    (root / "map.csv").write_text("model_class,data_label\n" + "".join(f"{m},{d}\n" for m, d in BY_HAND.items()))
+    return {"prediction": root / "p.csv", "scores": root / "s.csv", "file": root / "map.csv"}
+
+
+def _score(path, *extra):
+    return runner.invoke(app, ["score", str(path), "-g", "gender", "--bootstrap", "0", "--permutations", "0",
+                               "--min-group-size", "1", "-f", "json", *extra])  # fmt: skip
+
+
+@pytest.mark.parametrize(("layout", "given"), [("prediction", SCORE_MAP), ("scores", SCORE_MAP), ("prediction", "file")])
+def test_score_counts_the_predicted_classes_as_the_data_labels(model_named, layout, given):
+    from sklearn.metrics import accuracy_score, matthews_corrcoef
+
+    result = _score(model_named[layout], "--label-map", str(model_named["file"]) if given == "file" else given)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    validate(report)
+    frame = pd.read_csv(model_named["prediction"], dtype=str)
+    frame["prediction"] = frame["prediction"].replace(BY_HAND)  # the map applied by hand
+    assert report["settings"]["label_map"] == BY_HAND
+    assert report["overall"]["metrics"]["mcc"] == pytest.approx(matthews_corrcoef(frame["label"], frame["prediction"]))
+    (gender,) = report["attributes"]
+    for group in gender["groups"]:
+        rows = frame[frame["gender"] == group["name"]]
+        assert group["metrics"]["accuracy"] == pytest.approx(accuracy_score(rows["label"], rows["prediction"]))
+        assert group["metrics"]["mcc"] == pytest.approx(matthews_corrcoef(rows["label"], rows["prediction"]))
+        keywords = rows[rows["label"].isin(["yes", "no"])]  # FRR: keyword clips predicted as a negative label
+        rejected = keywords["prediction"].isin(["_unknown_", "_silence_"]).mean()
+        assert group["metrics"]["frr"] == pytest.approx(rejected)
+
+
+def test_score_without_a_map_records_none(model_named):
+    report = json.loads(_score(model_named["prediction"]).stdout)
+    assert report["settings"]["label_map"] is None and report["settings"]["task"] == "classify"
+
+
+@pytest.mark.parametrize(
+    ("value", "extra", "message"),
+    [
+        ("nope=no", (), "--label-map names 'nope', not a class of the predictions in p.csv; its classes: "
+                        "_background_noise_, left, no, unknown, yes"),
+        ("unknown=_unknown_", (), "labels in the data that no model class maps to: _silence_ (--label-map leads to "
+                                  "_background_noise_, _unknown_, left, no, yes)"),
+        ("no=_unknown_,yes", (), "--label-map: 'yes' is not MODEL=DATA (a model class, '=', a data label)"),
+        (SCORE_MAP, ("--task", "detect", "--positive-label", "yes"), "--label-map maps a classifier's classes onto "
+                                                                      "data labels; --task detect scores one "
+                                                                      "probability per clip: leave one of them out"),
+    ],
+)  # fmt: skip
+def test_score_refuses_bad_maps_in_one_line(model_named, value, extra, message):
+    _one_line_error(_score(model_named["prediction"], "--label-map", value, *extra), message)

@@ -23,6 +23,7 @@ from ondevice_audit.scoring import ScoreOptions
 def score(
     predictions: Annotated[Path, typer.Argument(help="CSV with label, prediction (or score columns), group columns.")],
     strict: Annotated[bool, typer.Option(help="Exit 1 when any row could not be scored.")] = False,
+    label_map: opt.LabelMapOption = None,
     fmt: opt.Format = ReportFormatChoice.table,
     output: opt.Output = None,
     score_options: ScoreOptions = opt.SCORING,
@@ -34,7 +35,8 @@ def score(
 
     Layouts: a [bold]prediction[/bold] column; one [bold]score_<label>[/bold] column per class (argmax); or a
     binary [bold]score[/bold] column with --threshold. An optional [bold]speaker[/bold] column makes the
-    bootstrap resample speakers instead of clips.
+    bootstrap resample speakers instead of clips. [bold]--label-map[/bold] counts predicted classes named the
+    model's way as the data's labels.
     """
     from ondevice_audit.audit import score_predictions
 
@@ -42,7 +44,7 @@ def score(
     detector = task_choice.detector_or_none()
     threshold = task_choice.detector.threshold
     report = score_predictions(predictions, score_options, 0.5 if threshold is None else threshold, RichProgress(),
-                               detector)  # fmt: skip
+                               detector, opt.label_map(label_map))  # fmt: skip
     opt.emit_report(report, fmt, output)
     opt.finish(report, strict)
     if gate_flags.fail_on_gate:

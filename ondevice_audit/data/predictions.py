@@ -43,6 +43,9 @@ class Predictions:
     """``{"row": ..., "reason": ...}`` for rows that could not be scored."""
     negative_labels: list[str] = field(default_factory=list)
     """Labels implied by the layout (binary: ``0``)."""
+    classes: tuple[str, ...] = ()
+    """The classes the predictions are made of: the ``score_<label>`` columns' labels (the model's classes), else
+    every value predicted (binary: ``0``, ``1``); what ``score --label-map`` may name."""
 
 
 def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> Predictions:
@@ -104,7 +107,13 @@ def read_predictions(path: Path, groups: list[str], threshold: float = 0.5) -> P
             f"{first}); fix the label and prediction columns"
         )
     failure_list = [{"row": str(lines[r]), "reason": failures[r]} for r in sorted(failures)]
-    return Predictions(path, scored, layout, sha256_of(path), failure_list, negatives)
+    if layout.startswith("binary"):
+        classes: tuple[str, ...] = ("0", "1")
+    elif "prediction" in frame.columns:
+        classes = tuple(sorted(set(scored["prediction"])))
+    else:
+        classes = tuple(str(name) for name in names)
+    return Predictions(path, scored, layout, sha256_of(path), failure_list, negatives, classes)
 
 
 def read_detector_scores(path: Path, groups: list[str]) -> Predictions:

@@ -21,11 +21,13 @@ from ondevice_audit.errors import UsageError
 __all__ = [
     "AUDIO_FACTOR_FIELDS",
     "CHUNK_FILES",
+    "ASPECT_TOLERANCE",
     "AudioFrontendSpec",
     "Frontend",
     "FrontendBatch",
     "FrontendError",
     "FrontendSpec",
+    "ImageFacts",
     "ImageFrontendSpec",
     "InputFacts",
     "MicroFrontendSpec",
@@ -227,11 +229,126 @@ def spec_from_dict(data: dict[str, Any]) -> FrontendSpec:
     return cls(**data)
 
 
+ASPECT_TOLERANCE = 0.01
+"""An image whose width/height ratio differs from the model's by more than this share is counted as distorted."""
+
+
+def _size(size: tuple[int, int] | None) -> str | None:
+    return None if size is None else f"{size[0]}x{size[1]}"
+
+
+@dataclass
+class ImageFacts:
+    """What the image front-end changed to make images fit, counted: resized to the model's width x height (and
+    enlarged, where smaller), stretched to another aspect ratio, converted from another colour mode. A face
+    photographed 4:3 and squeezed into a square input is not the face the model was trained on, and grayscale or
+    transparent images lose what a skin-tone audit measures; the report must say so."""
+
+    images: int = 0
+    """Images decoded."""
+    resized: int = 0
+    enlarged: int = 0
+    """Of the resized: narrower or lower than the input, so the model sees interpolated pixels."""
+    smallest: tuple[int, int] | None = None
+    """(width, height) of the image of fewest pixels."""
+    largest: tuple[int, int] | None = None
+    distorted: int = 0
+    """Images whose aspect ratio differs from the input's by more than ``ASPECT_TOLERANCE``."""
+    most_stretched: float = 1.0
+    """The largest factor by which one axis was stretched against the other (1: none)."""
+    converted_from: dict[str, int] = field(default_factory=dict)
+    """Pillow colour mode found -> images converted from it."""
+
+    def record(self, size: tuple[int, int], mode: str, spec: ImageFrontendSpec) -> None:
+        """One image of ``size`` (width, height) in colour ``mode``, made to fit ``spec``."""
+        width, height = size
+        self.images += 1
+        if size != (spec.width, spec.height):
+            self.resized += 1
+            self.enlarged += int(width < spec.width or height < spec.height)
+            area = width * height
+            if self.smallest is None or area < self.smallest[0] * self.smallest[1]:
+                self.smallest = size
+            if self.largest is None or area > self.largest[0] * self.largest[1]:
+                self.largest = size
+        stretch = (width / height) / (spec.width / spec.height)
+        stretch = max(stretch, 1 / stretch)
+        if stretch > 1 + ASPECT_TOLERANCE:
+            self.distorted += 1
+            self.most_stretched = max(self.most_stretched, stretch)
+        if mode != _pillow_mode(spec):
+            self.converted_from[mode] = self.converted_from.get(mode, 0) + 1
+
+    def merge(self, other: ImageFacts) -> None:
+        self.images += other.images
+        self.resized += other.resized
+        self.enlarged += other.enlarged
+        for size in (other.smallest, other.largest):
+            if size is not None:  # the area comparisons of ``record``, without counting the image again
+                if self.smallest is None or size[0] * size[1] < self.smallest[0] * self.smallest[1]:
+                    self.smallest = size
+                if self.largest is None or size[0] * size[1] > self.largest[0] * self.largest[1]:
+                    self.largest = size
+        self.distorted += other.distorted
+        self.most_stretched = max(self.most_stretched, other.most_stretched)
+        for mode, n in other.converted_from.items():
+            self.converted_from[mode] = self.converted_from.get(mode, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "resized": self.resized,
+            "enlarged": self.enlarged,
+            "smallest": _size(self.smallest),
+            "largest": _size(self.largest),
+            "distorted": self.distorted,
+            "most_stretched": round(self.most_stretched, 3) if self.distorted else None,
+            "converted_from": dict(sorted(self.converted_from.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageFacts:
+        """The inverse of ``to_dict``."""
+
+        def size(text: str | None) -> tuple[int, int] | None:
+            return None if text is None else (int(text.split("x")[0]), int(text.split("x")[1]))
+
+        return cls(data["images"], data["resized"], data["enlarged"], size(data["smallest"]), size(data["largest"]),
+                   data["distorted"], data["most_stretched"] or 1.0, dict(data["converted_from"]))  # fmt: skip
+
+    def warnings(self, spec: ImageFrontendSpec) -> list[str]:
+        notes = []
+        if self.resized:
+            sizes = _size(self.smallest) if self.smallest == self.largest else f"{_size(self.smallest)} to {_size(self.largest)}"
+            enlarged = f"; {self.enlarged} were smaller and enlarged (interpolated pixels)" if self.enlarged else ""
+            notes.append(f"{self.resized} of {self.images} image(s) were resized to the model's {spec.width}x"
+                         f"{spec.height} (found {sizes}){enlarged}")  # fmt: skip
+        if self.distorted:
+            notes.append(
+                f"{self.distorted} image(s) have another aspect ratio than the model's {spec.width}x{spec.height} "
+                f"and were stretched to it (up to {self.most_stretched:.2f}x): faces and shapes are distorted, and "
+                f"differently where groups come from different cameras; crop them to the model's aspect ratio first"
+            )
+        if self.converted_from:
+            found = ", ".join(f"{mode} ×{n}" for mode, n in sorted(self.converted_from.items()))
+            notes.append(
+                f"{sum(self.converted_from.values())} of {self.images} image(s) were converted to {_pillow_mode(spec)} "
+                f"from another colour mode ({found}): colour an image lacks (grayscale) or loses (transparency, "
+                "16-bit depth) can differ between groups"
+            )
+        return notes
+
+
+def _pillow_mode(spec: ImageFrontendSpec) -> str:
+    """The Pillow mode images are converted to for ``spec``."""
+    return "RGB" if spec.color == "rgb" else "L"
+
+
 @dataclass
 class InputFacts:
     """What a front-end changed to make files fit its input, counted: clips cut or zero-padded to the clip
-    length, resampled to the sample rate, mixed down to mono. A model audited on ten-minute recordings hears their
-    first second; the report must say so."""
+    length, resampled to the sample rate, mixed down to mono; images in ``image``. A model audited on ten-minute
+    recordings hears their first second; the report must say so."""
 
     clips: int = 0
     """Clips decoded."""
@@ -243,6 +360,7 @@ class InputFacts:
     """Sample rate found -> clips resampled from it."""
     mixed_from: dict[int, int] = field(default_factory=dict)
     """Channels found -> clips mixed down from them."""
+    image: ImageFacts = field(default_factory=ImageFacts)
 
     def record(self, seconds: float, n_samples: int, length: int, rate: int, target_rate: int, channels: int) -> None:
         """One clip of ``seconds`` (``length`` samples after resampling, ``n_samples`` wanted)."""
@@ -268,6 +386,7 @@ class InputFacts:
         for mine, theirs in ((self.resampled_from, other.resampled_from), (self.mixed_from, other.mixed_from)):
             for key, n in theirs.items():
                 mine[key] = mine.get(key, 0) + n
+        self.image.merge(other.image)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -278,6 +397,7 @@ class InputFacts:
             "shortest_seconds": None if self.shortest_seconds is None else round(self.shortest_seconds, 3),
             "resampled_from": {str(rate): n for rate, n in sorted(self.resampled_from.items())},
             "mixed_from": {str(channels): n for channels, n in sorted(self.mixed_from.items())},
+            **({"image": self.image.to_dict()} if self.image.images else {}),
         }
 
     @classmethod
@@ -291,9 +411,19 @@ class InputFacts:
             data["shortest_seconds"],
             {int(rate): n for rate, n in data["resampled_from"].items()},
             {int(channels): n for channels, n in data["mixed_from"].items()},
+            ImageFacts.from_dict(data["image"]) if "image" in data else ImageFacts(),
         )
 
-    def warnings(self, clip_seconds: float, sample_rate: int) -> list[str]:
+    def notes(self, spec: Any) -> tuple[dict[str, Any] | None, list[str]]:
+        """The counts a report states for front-end ``spec`` (``samples.inputs``) and the warnings they call
+        for; None and none for a front-end that counts nothing (a plug-in)."""
+        if isinstance(spec, ImageFrontendSpec):
+            return self.image.to_dict(), self.image.warnings(spec)
+        if isinstance(spec, AudioFrontendSpec | MicroFrontendSpec):
+            return self.to_dict(), self._audio_warnings(spec.clip_seconds, spec.sample_rate)
+        return None, []
+
+    def _audio_warnings(self, clip_seconds: float, sample_rate: int) -> list[str]:
         notes = []
         if self.cut:
             notes.append(

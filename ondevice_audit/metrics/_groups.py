@@ -8,12 +8,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ondevice_audit.errors import UsageError
+from ondevice_audit.metrics import defaults
 from ondevice_audit.metrics.definitions import METRICS
 
 __all__ = [
+    "CLI_GROUP_LIMIT",
     "INTERSECTION",
     "MIN_SPEAKERS",
     "MISSING_GROUP",
+    "GroupLimit",
     "GroupedAttribute",
     "group_attributes",
     "left_out",
@@ -37,8 +41,36 @@ class GroupedAttribute:
     """Group names, sorted."""
 
 
-def group_attributes(sensitive_features: pd.DataFrame, intersections: bool) -> list[GroupedAttribute]:
-    """One attribute per column (and their intersection with two or more); empty values form ``(missing)``."""
+@dataclass(frozen=True)
+class GroupLimit:
+    """The most groups an attribute may have (more is almost always an id column given as a group, and would
+    take hours and gigabytes), and how the user who meant it raises the limit: the refusal names the setting
+    they can change (``--max-groups`` on the command line, ``data.max_groups`` in a sweep's matrix)."""
+
+    most: int = defaults.MAX_GROUPS
+    setting: str = "--max-groups"
+    """The limit's name, as the user writes it."""
+    groups_from: str = "-g"
+    """Where the user named the group columns."""
+    raise_to: str = "pass --max-groups {n}"
+    """How to raise the limit to ``n`` groups."""
+
+    def check(self, attribute: str, n: int) -> None:
+        if n > self.most:
+            raise UsageError(
+                f"{attribute} has {n} groups, more than {self.setting} {self.most}: the usual cause is a speaker or "
+                f"id column given as a group ({self.groups_from}); {self.raise_to.format(n=n)} if you mean it"
+            )
+
+
+CLI_GROUP_LIMIT = GroupLimit()
+
+
+def group_attributes(
+    sensitive_features: pd.DataFrame, intersections: bool, limit: GroupLimit | None = None
+) -> list[GroupedAttribute]:
+    """One attribute per column (and their intersection with two or more); empty values form ``(missing)``.
+    With ``limit``, an attribute with more groups is refused as soon as it is formed, before any work on it."""
     frame = sensitive_features.astype("string").fillna(MISSING_GROUP).astype(str).replace("", MISSING_GROUP)
     columns = [[c] for c in frame.columns]
     if intersections and len(frame.columns) >= 2:
@@ -50,6 +82,8 @@ def group_attributes(sensitive_features: pd.DataFrame, intersections: bool) -> l
             frame[cols[0]] if len(cols) == 1 else frame[cols[0]].str.cat(frame[cols[1:]], sep=INTERSECTION)
         )
         codes, names = pd.factorize(values, sort=True)
+        if limit is not None:
+            limit.check(INTERSECTION.join(cols), len(names))
         attributes.append(GroupedAttribute(INTERSECTION.join(cols), cols, codes, [str(n) for n in names]))
     return attributes
 

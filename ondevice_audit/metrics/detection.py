@@ -35,7 +35,7 @@ import pandas as pd
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import _resampling, defaults
-from ondevice_audit.metrics._groups import MIN_SPEAKERS, GroupedAttribute, group_attributes, speaker_codes
+from ondevice_audit.metrics._groups import MIN_SPEAKERS, GroupedAttribute, GroupLimit, group_attributes, speaker_codes
 from ondevice_audit.metrics.bias import log_ratios, reliability_bias
 from ondevice_audit.metrics.definitions import (
     _FN,
@@ -168,7 +168,7 @@ class DetectionFrame:
         Whether each clip is the phrase.
     scores
         The detector's probability for each clip (finite).
-    sensitive_features, speakers, min_group_size, n_boot, n_perm, seed, confidence, intersections
+    sensitive_features, speakers, min_group_size, n_boot, n_perm, seed, confidence, intersections, max_groups
         As for ``GroupMetricFrame``.
     metric
         A key of ``DETECTION_METRICS``: the metric RB is computed on.
@@ -191,6 +191,7 @@ class DetectionFrame:
     seed: int = 0
     confidence: float = defaults.CONFIDENCE
     intersections: bool = True
+    max_groups: int = defaults.MAX_GROUPS
     threshold: float = field(init=False)
     threshold_ci: tuple[float, float] | None = field(init=False)
     overall: dict[str, float | None] = field(init=False)
@@ -201,6 +202,8 @@ class DetectionFrame:
 
     def __post_init__(self) -> None:
         self._setup()
+        # before any work: an id column given as a group would take hours
+        attributes = group_attributes(self.sensitive_features, self.intersections, GroupLimit(self.max_groups))
         self.threshold = float(self.point.choose(self._scores[~self._pos], np.ones((1, self._negatives)),
                                                  self._seconds[~self._pos])[0])  # fmt: skip
         self._accepted = self._scores >= self.threshold
@@ -209,7 +212,6 @@ class DetectionFrame:
         self.overall = self._all_metrics(stats)
         self.overall["eer"] = _number(equal_error_rate(self._scores, self._pos, np.ones((1, len(self._pos))))[0])
         self.threshold_ci, self.overall_ci = self._overall_intervals()
-        attributes = group_attributes(self.sensitive_features, self.intersections)
         self.attributes, self.curves = [], {}
         for attribute in attributes:
             result, curves = self._attribute(attribute)

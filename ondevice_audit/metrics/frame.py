@@ -36,7 +36,14 @@ from scipy import sparse
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.metrics import _resampling, defaults
-from ondevice_audit.metrics._groups import MISSING_GROUP, GroupedAttribute, group_attributes, left_out, speaker_codes
+from ondevice_audit.metrics._groups import (
+    MISSING_GROUP,
+    GroupedAttribute,
+    GroupLimit,
+    group_attributes,
+    left_out,
+    speaker_codes,
+)
 from ondevice_audit.metrics.bias import log_ratios, reliability_bias
 from ondevice_audit.metrics.definitions import METRICS, compute_metric
 
@@ -53,10 +60,6 @@ _NEEDS_NEGATIVES = (
 )
 _LENGTHS = "labels, predictions, groups and speakers must have the same length"
 _BAD_SEED = "the seed must be 0 or more, got {seed}"
-TOO_MANY_GROUPS = (
-    "{attribute} has {n} groups, more than --max-groups {limit}: the usual cause is a speaker or id column given "
-    "as a group (-g); pass --max-groups {n} if you mean it"
-)
 
 
 @dataclass(frozen=True)
@@ -200,11 +203,8 @@ class GroupMetricFrame:
         if self.speakers is not None:
             self._speaker = speaker_codes(self.speakers)
             self._speaker_totals = _sparse_counts(self._speaker, self._cell, int(self._speaker.max()) + 1, k * k)
-        attributes = group_attributes(self.sensitive_features, self.intersections)
-        for attribute in attributes:  # before any work: an id column given as a group would take hours
-            if len(attribute.names) > self.max_groups:
-                limit = self.max_groups
-                raise UsageError(TOO_MANY_GROUPS.format(attribute=attribute.name, n=len(attribute.names), limit=limit))
+        # before any work: an id column given as a group would take hours
+        attributes = group_attributes(self.sensitive_features, self.intersections, GroupLimit(self.max_groups))
         overall_cm = np.bincount(self._cell, minlength=k * k).reshape(k, k)
         self.overall = self._all_metrics(overall_cm)
         self.overall_ci = self._overall_interval()

@@ -105,7 +105,8 @@ class Samples(TypedDict):
     failures: list[Failure]
     layout: NotRequired[str]
     inputs: NotRequired[dict[str, Any]]
-    """(1.1) Clips cut, padded, resampled or mixed to mono to fit the front-end, counted."""
+    """(1.1) Clips cut, padded, resampled or mixed to mono to fit the front-end, counted; images resized,
+    stretched to another aspect ratio or converted from another colour mode."""
 
 
 class Overall(TypedDict):

@@ -45,6 +45,7 @@ from ondevice_audit.frontend import (
 )
 from ondevice_audit.label_map import LabelMap
 from ondevice_audit.metrics import METRICS, defaults
+from ondevice_audit.metrics._groups import GroupLimit
 from ondevice_audit.metrics.detection import DETECTION_METRICS
 from ondevice_audit.model.mitigation import MITIGATIONS, parse_imbalance
 from ondevice_audit.model.recipes import RECIPES
@@ -315,6 +316,9 @@ class DataSettings:
     at_far: float | None = None
     at_fa_per_hour: float | None = None
     """detect: the one operating point (as ``audit``'s options); none given: threshold 0.5."""
+    max_groups: int = defaults.MAX_GROUPS
+    """An attribute (a group column, or their intersection) with more groups in the test split is refused before
+    any work (as ``--max-groups`` in ``audit``): almost always an id column in ``groups`` by mistake."""
 
     def score_options(self) -> ScoreOptions:
         return ScoreOptions(
@@ -326,7 +330,13 @@ class DataSettings:
             permutations=self.permutations,
             seed=self.resampling_seed,
             confidence=self.confidence,
+            max_groups=self.max_groups,
         )
+
+    def group_limit(self, source: Path) -> GroupLimit:
+        """``max_groups``, named as the matrix ``source`` sets it in the refusal."""
+        return GroupLimit(self.max_groups, "data.max_groups", f"data.groups of {source.name}",
+                          f"set data.max_groups = {{n}} in {source.name}")  # fmt: skip
 
     def outputs(self, labels: tuple[str, ...]) -> tuple[str, ...]:
         """What the model's outputs are named: every label, or a detector's one phrase."""
@@ -403,6 +413,8 @@ class Matrix:
         data = {**dataclasses.asdict(self.data), "manifest": str(self.data.manifest)}
         if self.data.modality == "audio":  # as before modalities existed: audio sweeps keep their digest
             del data["modality"]
+        if self.data.max_groups == defaults.MAX_GROUPS:  # as before the setting existed, likewise
+            del data["max_groups"]
         return {
             "data": data,
             "training": dataclasses.asdict(self.training),
@@ -893,6 +905,7 @@ def _data_settings(table: Mapping[str, Any], source: Path) -> DataSettings:
         permutations=get("permutations", int),
         confidence=get("confidence", float),
         resampling_seed=get("resampling_seed", int),
+        max_groups=get("max_groups", int),
         bias_attribute=bias_attribute,
         clip_seconds=get("clip_seconds", float),
         mitigation_group=mitigation_group,
@@ -960,6 +973,7 @@ def _check_data_numbers(settings: DataSettings, source: Path) -> None:
         "data.clip_seconds must be positive" if settings.clip_seconds <= 0 else "",
         "data.split_seed must be 0 or more" if settings.split_seed < 0 else "",
         "data.resampling_seed must be 0 or more" if settings.resampling_seed < 0 else "",
+        f"data.max_groups must be at least 2, got {settings.max_groups}" if settings.max_groups < 2 else "",
     ]
     problem = next((p for p in problems if p), None)
     if problem:
@@ -979,6 +993,7 @@ _DATA_KEYS = (
     "permutations",
     "confidence",
     "resampling_seed",
+    "max_groups",
     "bias_attribute",
     "clip_seconds",
     "mitigation_group",

@@ -130,6 +130,13 @@ def _many_groups(root: Path) -> None:
     (root / "ids.csv").write_text("\n".join(rows) + "\n")
 
 
+def _sweep_ids(root: Path) -> None:
+    """A clip id column among the matrix's groups (24 in the test split), with data.max_groups 10."""
+    _manifest(lambda lines: [lines[0] + ",id", *(f"{line},clip{i}" for i, line in enumerate(lines[1:]))])(root)
+    _data("max_groups = 10")(root)
+    _replace("matrix.toml", 'groups = ["gender"]', 'groups = ["gender", "id"]')(root)
+
+
 def _sweep_folder(root: Path) -> None:
     (root / "runs" / "old").mkdir(parents=True)
     (root / "runs" / "old" / "sweep.json").write_text('{"status": "finished", "matrix_digest": "x", "cells": []}')
@@ -303,6 +310,32 @@ SCORE = [
         r"id has 600 groups, more than --max-groups 500",
         r"speaker or id column.*--max-groups 600",
         setup=_many_groups,
+    ),
+    Case(
+        "score-label-map-class-not-predicted",
+        f"{P} --label-map maybe=yes",
+        r"--label-map names 'maybe', not a class of the predictions in p\.csv",
+        r"its classes: _unknown_, no, yes",
+    ),
+    Case(
+        "score-label-map-leaves-a-label-unpredicted",
+        f"{P} --label-map yes=no",
+        r"labels in the data that no model class maps to: yes",
+        r"--label-map leads to _unknown_, no",
+    ),
+    Case("score-label-map-malformed", f"{P} --label-map yes", r"neither MODEL=DATA pairs nor a file"),
+    Case(
+        "score-label-map-detector",
+        "score p.csv -g gender --task detect --positive-label yes --label-map no=_unknown_",
+        r"--label-map maps a classifier's classes onto data labels; --task detect",
+        r"leave one of them out",
+    ),
+    Case(
+        "score-detector-too-many-groups",
+        "score ids.csv -g id --task detect --positive-label yes --bootstrap 0 --permutations 0",
+        r"id has 600 groups, more than --max-groups 500",
+        r"speaker or id column.*--max-groups 600",
+        setup=_write("ids.csv", "label,score,id\n" + "".join(f"{'yes' if i % 2 else 'no'},0.{i % 10},{i}\n" for i in range(600))),
     ),
     Case(
         "score-binary-labels-not-binary",
@@ -813,6 +846,21 @@ SWEEP = [
         S,
         r"data\.resampling_seed must be 0 or more",
         setup=_data("resampling_seed = -1"),
+    ),
+    Case("sweep-max-groups-one", S, r"data\.max_groups must be at least 2, got 1", setup=_data("max_groups = 1")),
+    Case(
+        "sweep-max-groups-text",
+        S,
+        r"data\.max_groups = 'many' must be an integer",
+        setup=_data('max_groups = "many"'),
+    ),
+    Case("sweep-max-groups-float", S, r"data\.max_groups = 2\.5 must be an integer", setup=_data("max_groups = 2.5")),
+    Case(
+        "sweep-too-many-groups",
+        S,
+        r"id has 24 groups, more than data\.max_groups 10: .*id column given as a group \(data\.groups of matrix\.toml\)",
+        r"set data\.max_groups = 24 in matrix\.toml",
+        setup=_sweep_ids,
     ),
     Case(
         "sweep-max-cells-zero",

@@ -125,6 +125,15 @@ def test_invalid_data_settings(data: str, expected: str) -> None:
     assert expected in error("[data]\n" + data)
 
 
+def test_max_groups_reaches_scoring_and_only_a_raised_one_changes_the_digest() -> None:
+    default, raised = parse(DATA), parse(DATA + "max_groups = 800\n")
+    assert default.data.score_options().max_groups == 500 and raised.data.score_options().max_groups == 800
+    assert parse(DATA + "max_groups = 500\n").digest() == default.digest()  # sweeps from before keep their folders
+    assert raised.digest() != default.digest() and raised.to_dict()["data"]["max_groups"] == 800
+    assert "data.max_groups must be at least 2, got 0" in error(DATA + "max_groups = 0\n")
+    assert "data.max_groups = 'all' must be an integer" in error(DATA + 'max_groups = "all"\n')
+
+
 def test_training_settings_and_defaults() -> None:
     matrix = parse(DATA + "[training]\nepochs = 3\nlearning_rate = 1\n")
     assert (matrix.training.epochs, matrix.training.learning_rate, matrix.training.batch_size) == (3, 1.0, 64)

@@ -75,16 +75,16 @@ class FeatureSettings(StageSettings):
             return
         arrays, failures, inputs = _join(task, frontend)
         np.savez(entry / "features.npz", **arrays)  # type: ignore[arg-type]  # numpy's stub: mypy matches **arrays to allow_pickle: bool too
-        notes = {split: self._input_notes(facts) for split, facts in inputs.items()}
+        notes = {split: _input_notes(facts, frontend) for split, facts in inputs.items()}
         write_json(entry / "features.json", {"frontend": self.frontend, "failures": failures, "inputs": notes})
 
-    def _input_notes(self, facts: InputFacts) -> dict[str, Any]:
-        """A split's counts of clips cut, padded, resampled or mixed down, and the warnings they call for."""
-        kind = self.frontend.get("kind")
-        if kind not in ("mfcc", "logmel", "raw"):  # images and plug-ins: nothing counted
-            return {"counts": None, "warnings": []}
-        warnings = facts.warnings(self.frontend["clip_seconds"], self.frontend["sample_rate"])
-        return {"counts": facts.to_dict(), "warnings": warnings}
+
+
+def _input_notes(facts: InputFacts, frontend: Any) -> dict[str, Any]:
+    """A split's counts of clips cut, padded, resampled or mixed down (images resized, stretched, converted), and
+    the warnings they call for; a plug-in counts nothing."""
+    counts, warnings = facts.notes(getattr(frontend, "spec", None))
+    return {"counts": counts, "warnings": warnings}
 
 
 def _join(task: TaskContext, frontend: Any) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, InputFacts]]:

@@ -21,7 +21,7 @@ import ondevice_audit.sweep.stages.features as features_stage
 from ondevice_audit._files import sha256_of
 from ondevice_audit.errors import UsageError
 from ondevice_audit.sweep.cache import Cache, digest
-from ondevice_audit.sweep.matrix import Cell, Matrix, kept_layers
+from ondevice_audit.sweep.matrix import Cell, DataSettings, Matrix, kept_layers
 from ondevice_audit.sweep.stages.base import StageSettings, SweepContext
 from ondevice_audit.sweep.stages.export import ExportSettings, UserExportSettings
 from ondevice_audit.sweep.stages.features import SPLITS, FeatureSettings, Shard, SplitSettings
@@ -74,6 +74,7 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
     """Read the manifest, hash the data and split it by speaker (the same split for every cell)."""
     from ondevice_audit.data import read_manifest
     from ondevice_audit.data.split import split_by_speaker
+    from ondevice_audit.metrics._groups import group_attributes
     from ondevice_audit.scoring import check_label_spellings
 
     data = matrix.data
@@ -86,6 +87,8 @@ def prepare_context(matrix: Matrix, cache_root: Path) -> SweepContext:
         train = imbalance(train, *parse_imbalance(data.train_imbalance), seed=data.split_seed)
     if test.empty:
         raise UsageError(f"{data.manifest}: the test split is empty; raise the test share of data.split")
+    # every cell scores (a subset of) the test split per group: too many groups are refused before any training
+    group_attributes(test[list(data.groups)], True, data.group_limit(matrix.source))
     labels = tuple(sorted(set(frame["label"])))
     known = (*(matrix.model.labels if matrix.model is not None else ()),
              *((data.positive_label,) if data.task == "detect" else ()))  # fmt: skip
@@ -152,6 +155,8 @@ class _Planner:
         user = self.matrix.model
         if user is not None and user.label_map is not None:  # only then: the keys of other sweeps stay as they were
             self.scoring["label_map"] = user.label_map.as_dict()
+        if data.max_groups != DataSettings.max_groups:  # likewise; a report states the limit it was scored under
+            self.scoring["max_groups"] = data.max_groups
 
     def add(self, settings: StageSettings, deps: tuple[str, ...]) -> str:
         key = self.cache.key(settings)
