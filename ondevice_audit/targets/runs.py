@@ -351,6 +351,8 @@ def _open(
                             "runtime_version": model.runtime_version, "batch_size": str(settings.batch_size),
                             "kernels": str(model.kernels), "delegate": str(model.delegate),
                             "threads": str(model.threads), "graph_optimization": str(model.graph_optimization)}  # fmt: skip
+                if model.output is not None:  # another output of the same model gives other scores
+                    identity["output"] = model.output
                 if on_target is not None:
                     identity["frontend_on_target"] = json.dumps(on_target, sort_keys=True)
                 if stream is not None:  # the stored scores are clips' smoothed maxima, not the model's outputs

@@ -187,3 +187,36 @@ def test_parity_counts_only_scored_rows(kws):
     assert section["max_abs_diff"] == pytest.approx(np.linspace(0, 1, n)[n - 2])
     genders = pd.Series(kws.frame["gender"].to_numpy()[scored])
     assert {g["name"]: g["n"] for g in section["attributes"][0]["groups"]} == genders.value_counts().to_dict()
+
+
+def _two_outputs(onnx_path: Path, out: Path) -> Path:
+    """The ONNX model with a second output: its class scores in another order (so each output scores differently)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(onnx_path)
+    first = model.graph.output[0].name
+    order = helper.make_tensor("order", TensorProto.INT64, [3], [2, 0, 1])
+    model.graph.initializer.append(order)
+    model.graph.node.append(helper.make_node("Gather", [first, "order"], ["shuffled"], axis=1))
+    model.graph.output.append(helper.make_tensor_value_info("shuffled", TensorProto.FLOAT, [None, 3]))
+    onnx.save(model, out)
+    return out
+
+
+def test_stored_batches_of_one_output_are_not_read_back_for_another(kws, models, device_python, tmp_path):
+    """A rerun with another ``--output`` runs again: the store's key names the output its scores came from."""
+    import dataclasses
+
+    path = _two_outputs(models.onnx, tmp_path / "two.onnx")
+    target = SubprocessTarget(python=str(device_python))
+
+    def audit(output: str) -> dict:
+        options = TargetOptions(targets=(target,), work_dir=tmp_path / "work", batch_files=48)
+        model_options = dataclasses.replace(MODEL_OPTIONS, output=output)
+        return audit_model(path, kws.manifest, OPTIONS, model_options, options)
+
+    first, shuffled, again = audit("0"), audit("shuffled"), audit("0")
+    assert shuffled["comparison"]["runs"][0]["batches"]["from_cache"] == 0
+    assert again["comparison"]["runs"][0]["batches"]["from_cache"] == 3
+    assert shuffled["overall"] != first["overall"] and again["overall"] == first["overall"]
