@@ -267,6 +267,11 @@ Labels = Annotated[
     Path | None, typer.Option(help="Class names, one per line in output order (models without metadata).")
 ]
 TrustModel = Annotated[bool, typer.Option(help="Allow Keras models that run stored Python code (Lambda layers).")]
+ModelOutput = Annotated[
+    str | None,
+    typer.Option("--output", metavar="NAME|INDEX",
+                 help="The model output to score, by name or index, when it has several (recorded in the report)."),
+]  # fmt: skip
 LabelMapOption = Annotated[
     str | None,
     typer.Option("--label-map", metavar="MODEL=DATA[,...]|FILE",

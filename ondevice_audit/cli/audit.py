@@ -53,11 +53,7 @@ def audit(
     graph_optimization: opt.GraphOptimizationLevel = None,
     labels: opt.Labels = None,
     label_map: opt.LabelMapOption = None,
-    model_output: Annotated[
-        str | None,
-        typer.Option("--output", help="The model output to score, by name or index, when it has several (the "
-                     "report file is -o/--report-file)."),
-    ] = None,
+    model_output: opt.ModelOutput = None,
     frontend: opt.FrontendPlugin = None,
     trust_model: opt.TrustModel = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,

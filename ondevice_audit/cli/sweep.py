@@ -114,6 +114,7 @@ def sweep(
     ] = None,
     labels: opt.Labels = None,
     label_map: opt.LabelMapOption = None,
+    model_output: opt.ModelOutput = None,
     frontend: opt.FrontendPlugin = None,
     trust_model: opt.TrustModel = False,
     ssh_option: SshOption = None,
@@ -154,7 +155,8 @@ def sweep(
     started = time.perf_counter()
     own_frontend = frontend_choice.spec()
     parsed = load_matrix(matrix, model=model, labels=labels, trust_model=trust_model, frontend_plugin=frontend,
-                         frontend_spec=own_frontend, label_map=opt.label_map(label_map))  # fmt: skip
+                         frontend_spec=own_frontend, label_map=opt.label_map(label_map),
+                         output=model_output)  # fmt: skip
     parsed = dataclasses.replace(parsed, ssh_options=tuple(ssh_option or ()))
     if mcu_budget is not None and mcu_budget.budget() is not None:  # a bad board or size is refused here
         parsed = dataclasses.replace(parsed, deployment=mcu_budget)

@@ -38,9 +38,11 @@ class OnnxQuantization:
     seconds: float
 
 
-def quantize_onnx(source: Path, target: Path, approach: QuantApproach, inputs: np.ndarray | None) -> OnnxQuantization:
+def quantize_onnx(
+    source: Path, target: Path, approach: QuantApproach, inputs: np.ndarray | None, output: str | None = None
+) -> OnnxQuantization:
     """Write ``source`` quantised with ``approach`` (``dynamic`` or ``int8``) to ``target``; ``inputs``
-    (per-sample model inputs) calibrate ``int8`` and check both."""
+    (per-sample model inputs) calibrate ``int8`` and check both on ``output`` (the scored one of several)."""
     from ondevice_audit.export.metadata import read_metadata, write_metadata
 
     if approach not in (QuantApproach.DYNAMIC, QuantApproach.INT8):
@@ -48,7 +50,7 @@ def quantize_onnx(source: Path, target: Path, approach: QuantApproach, inputs: n
     if inputs is None or len(inputs) == 0:
         raise UsageError("ONNX quantization needs inputs to calibrate int8 and to check the quantized file")
     inputs = np.asarray(inputs, np.float32)
-    original = OnnxRuntime(source)
+    original = OnnxRuntime(source, output=output)
     started = time.perf_counter()
     with _quiet_root_logger():  # ORT logs a pre-processing suggestion on the root logger at every call
         _quantize(source, target, approach, original.input_name, inputs)
@@ -57,7 +59,7 @@ def quantize_onnx(source: Path, target: Path, approach: QuantApproach, inputs: n
     if metadata is not None:
         write_metadata(target, metadata)
     # one sample per call: dynamic quantization's activation ranges come from the whole batch it is given
-    parity = compare_scores(original.run_all(inputs, 1).scores, OnnxRuntime(target).run_all(inputs, 1).scores)
+    parity = compare_scores(original.run_all(inputs, 1).scores, OnnxRuntime(target, output=output).run_all(inputs, 1).scores)
     ok = parity.max_abs_diff <= DEFAULT_ATOL[approach] and parity.top1_agreement >= MIN_TOP1_AGREEMENT
     return OnnxQuantization(target, approach.value, parity.max_abs_diff, parity.top1_agreement, ok, seconds)
 

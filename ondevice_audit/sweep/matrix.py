@@ -437,10 +437,11 @@ def load_matrix(
     frontend_plugin: str | None = None,
     frontend_spec: FrontendSpec | None = None,
     label_map: LabelMap | None = None,
+    output: str | None = None,
 ) -> Matrix:
     """``model`` (``--model``) overrides the matrix's ``model``; ``labels``, ``trust_model``,
-    ``frontend_plugin``, ``frontend_spec`` (``--features`` and its settings) and ``label_map`` are as in
-    ``audit``."""
+    ``frontend_plugin``, ``frontend_spec`` (``--features`` and its settings), ``label_map`` and ``output``
+    (``--output``) are as in ``audit``."""
     if not path.is_file():
         raise UsageError(f"matrix not found: {path}; check the path")
     try:
@@ -456,6 +457,7 @@ def load_matrix(
         frontend_plugin=frontend_plugin,
         frontend_spec=frontend_spec,
         label_map=label_map,
+        output=output,
     )
 
 
@@ -469,6 +471,7 @@ def parse_matrix(
     frontend_plugin: str | None = None,
     frontend_spec: FrontendSpec | None = None,
     label_map: LabelMap | None = None,
+    output: str | None = None,
 ) -> Matrix:
     """Validate a parsed TOML document; ``source`` names the file in errors and anchors the manifest path
     and the ``model`` path (``model``, given, replaces it)."""
@@ -483,14 +486,14 @@ def parse_matrix(
         raise UsageError(f'{source}: model must be the path of a model file (model = "my_model.keras")')
     if model is None and written_model is not None:
         model = source.parent / written_model.strip()
-    if model is None and (labels or frontend_plugin or frontend_spec or label_map):
+    if model is None and (labels or frontend_plugin or frontend_spec or label_map or output is not None):
         raise UsageError(
-            "--labels, --label-map, --frontend and --features describe your own model: give it with --model "
+            "--labels, --label-map, --output, --frontend and --features describe your own model: give it with --model "
             '(or model = "PATH" in the matrix); a recipe\'s front-end is set by the matrix\'s factors'
         )
     user = None
     if model is not None:
-        user = load_user_model(model, labels, trust_model, frontend_plugin, frontend_spec, label_map)
+        user = load_user_model(model, labels, trust_model, frontend_plugin, frontend_spec, label_map, output)
     explain = _explain_settings(document.pop("explain", {}), source)
     pruning, data, training, deployment = _tables(document, source)
     written = {

@@ -49,8 +49,8 @@ from ondevice_audit.frontend import (
 from ondevice_audit.frontend.plugin import PluginFrontend, plugin_sha256
 from ondevice_audit.label_map import LabelMap
 from ondevice_audit.model_io import ModelOptions, resolve_labels
-from ondevice_audit.runtimes import DEFAULT_RUNTIME
-from ondevice_audit.runtimes.interface import fixed_shape
+from ondevice_audit.runtimes import DEFAULT_RUNTIME, RuntimeOptions
+from ondevice_audit.runtimes.interface import fixed_shape, select_output
 
 __all__ = [
     "BASELINE_CELL",
@@ -99,22 +99,47 @@ def _input_shape(path: Path) -> tuple[int, ...] | None:
     return None if shape is None else fixed_shape(shape)
 
 
-def _keras_input_shape(path: Path) -> list[int | None] | None:
+def _keras_config(path: Path) -> dict[str, Any]:
+    """The model's architecture as the file stores it (JSON), read without TensorFlow."""
     import json
     import zipfile
 
     if path.suffix.lower() == ".keras":
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    else:
-        import h5py
+            return dict(json.loads(archive.read("config.json")).get("config", {}))
+    import h5py
 
-        with h5py.File(path, "r") as archive:
-            text = archive.attrs.get("model_config")
-        config = json.loads(text.decode() if isinstance(text, bytes) else str(text)) if text is not None else {}
-    layers = config.get("config", {}).get("layers") or [{}]
+    with h5py.File(path, "r") as archive:
+        text = archive.attrs.get("model_config")
+    config = json.loads(text.decode() if isinstance(text, bytes) else str(text)) if text is not None else {}
+    return dict(config.get("config", {}))
+
+
+def _keras_input_shape(path: Path) -> list[int | None] | None:
+    layers = _keras_config(path).get("layers") or [{}]
     shape = layers[0].get("config", {}).get("batch_input_shape")
     return list(shape[1:]) if shape else None
+
+
+def _chosen_output(path: Path, fmt: str, wanted: str | None) -> str | None:
+    """The output ``--output`` names, checked before any work; None for a model with one output.
+
+    A Keras model with several outputs is refused: retraining and pruning would need a loss for each.
+    """
+    if fmt == "keras":
+        outputs = [str(layer[0]) for layer in _keras_config(path).get("output_layers") or []]
+        if len(outputs) > 1:
+            raise UsageError(
+                f"{path.name} has {len(outputs)} outputs ({', '.join(outputs)}): a sweep retrains and prunes a "
+                "Keras model with one; save the output you audit as its own model (keras.Model(model.input, "
+                "model.get_layer(NAME).output)) or sweep its .tflite/.onnx export with --output"
+            )
+        if wanted is not None:  # its one output, by name (a Sequential model's has none in the file) or index 0
+            select_output(outputs or ["0"], wanted, path)
+        return None
+    from ondevice_audit.runtimes import load_runtime
+
+    return load_runtime(path, options=RuntimeOptions(output=wanted)).describe().output
 
 
 def build_sweep_frontend(settings: dict[str, Any]) -> Frontend:
@@ -156,6 +181,8 @@ class UserModel:
     trust_model: bool = False
     label_map: LabelMap | None = None
     """Model class -> data label (``--label-map``): how cells are scored, and the targets of cells that train."""
+    output: str | None = None
+    """The output every cell scores (``--output``, its name); None when the model has one."""
 
     @property
     def retrainable(self) -> bool:
@@ -181,9 +208,10 @@ class UserModel:
         return {"sha256": self.sha256, "format": self.format, "trust_model": self.trust_model, **plugin}
 
     def described(self) -> dict[str, Any]:
-        """What the sweep asks of the model, for the matrix's digest: its identity and its label map."""
+        """What the sweep asks of the model, for the matrix's digest: its identity, label map and output."""
         mapped = {"label_map": self.label_map.as_dict()} if self.label_map is not None else {}
-        return {**self.identity(), **mapped}
+        chosen = {"output": self.output} if self.output is not None else {}
+        return {**self.identity(), **mapped, **chosen}
 
     def own_levels(self) -> dict[str, Any]:
         """Cell attribute -> the model's own front-end level (none with a plug-in: it is not a factor)."""
@@ -221,10 +249,11 @@ def load_user_model(
     frontend_plugin: str | None = None,
     frontend_spec: FrontendSpec | None = None,
     label_map: LabelMap | None = None,
+    output: str | None = None,
 ) -> UserModel:
     """Read what the sweep needs from the file, without TensorFlow: format, digest, labels, front-end (as in
     ``audit``: the plug-in's when given, else ``frontend_spec`` from ``--features``, else the file's metadata),
-    and the ``label_map``, checked against the labels."""
+    the ``label_map``, checked against the labels, and the ``output`` to score (``--output``)."""
     if not path.exists():
         raise UsageError(f"model not found: {path}; check the path")
     fmt = model_format(path)
@@ -261,6 +290,7 @@ def load_user_model(
         quantization=file_quantization(path),
         trust_model=trust_model,
         label_map=label_map,
+        output=_chosen_output(path, fmt, output),
     )
 
 

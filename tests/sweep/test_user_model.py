@@ -471,3 +471,59 @@ def test_target_is_a_factor_and_the_cells_on_it_are_compared_with_the_baseline(
     assert report["model"]["target"] == "subprocess" and report["model"]["runtime"] == "onnxruntime"
     assert report["comparison"]["runs"][1]["target"] == "subprocess"
     assert report["comparison"]["runs"][1]["label"].endswith("(onnxruntime) on subprocess")
+
+
+def _with_reversed_output(source: Path, out: Path) -> Path:
+    """``source`` with a second output: its class scores in reverse order (class i scored as class 2 - i)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(source)
+    first = model.graph.output[0].name
+    model.graph.initializer.append(helper.make_tensor("order", TensorProto.INT64, [3], [2, 1, 0]))
+    model.graph.node.append(helper.make_node("Gather", [first, "order"], ["reversed"], axis=1))
+    model.graph.output.append(helper.make_tensor_value_info("reversed", TensorProto.FLOAT, [None, 3]))
+    onnx.save(model, out)
+    return out
+
+
+def test_output_chooses_which_of_several_outputs_every_cell_scores(
+    tmp_path: Path, subset: Path, user_models: dict[str, Path], file_sweeps: dict[str, Path], cache: Path
+) -> None:
+    model = _with_reversed_output(user_models["onnx"], tmp_path / "two_outputs.onnx")
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text('quantization = ["f32", "dynamic"]\n' + DATA.format(manifest=subset))
+    command = ["sweep", "-m", str(matrix), "--model", str(model), "--cache", str(cache), "--out", str(tmp_path / "run")]
+    unchosen = runner.invoke(app, command)
+    assert unchosen.exit_code == 2 and "has 2 outputs" in unchosen.output and "--output NAME|INDEX" in unchosen.output
+    assert not (tmp_path / "run").exists(), "refused before any work"
+    result = runner.invoke(app, [*command, "--output", "reversed"])
+    assert result.exit_code == 0, result.output
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert results["status"].eq("ok").all() and list(results["quantization"]) == ["f32", "f32", "dynamic"]
+    for cell in results["cell"]:
+        assert load_report(tmp_path / "run" / "cells" / cell / "report.json")["model"]["output"] == "reversed"
+    single = pd.read_csv(file_sweeps["onnx"] / "cells" / "baseline" / "predictions.csv")
+    reversed_ = pd.read_csv(tmp_path / "run" / "cells" / "baseline" / "predictions.csv")
+    assert (reversed_["prediction"] == single["prediction"].map(dict(zip(LABELS, LABELS[::-1], strict=True)))).all()
+
+
+def test_a_keras_model_with_several_outputs_is_refused_in_one_line(tmp_path: Path, subset: Path) -> None:
+    from ondevice_audit import _tensorflow
+    from ondevice_audit.export.metadata import ModelMetadata, write_metadata
+
+    keras = _tensorflow.keras()
+    inputs = keras.layers.Input(SPEC.input_shape)
+    flat = keras.layers.Flatten()(inputs)
+    heads = [keras.layers.Dense(3, activation="softmax", name=name)(flat) for name in ("words", "speakers")]
+    path = tmp_path / "two_heads.keras"
+    keras.Model(inputs, heads).save(path)
+    write_metadata(path, ModelMetadata(labels=LABELS, frontend=SPEC))
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text('quantization = ["f32"]\n' + DATA.format(manifest=subset))
+    result = runner.invoke(app, ["sweep", "-m", str(matrix), "--model", str(path), "--output", "words", "--out",
+                                 str(tmp_path / "run")])  # fmt: skip
+    assert result.exit_code == 2
+    assert "two_heads.keras has 2 outputs (words, speakers): a sweep retrains and prunes a Keras model with one" in (
+        result.output.replace("\n", " ")
+    )

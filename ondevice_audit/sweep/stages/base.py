@@ -52,15 +52,16 @@ class StageSettings(ABC):
     """Distributions whose version changes this stage's output (beyond the ones of the stages it reads)."""
     uses_tensorflow: ClassVar[bool] = False
     """Whether ``run`` needs TensorFlow: the worker then imports it first, timed apart from the task."""
+    keyed_when_set: ClassVar[tuple[str, ...]] = ()
+    """Fields added after caches existed: out of the key while None, so the entries made before stay valid."""
 
     def payload(self) -> dict[str, Any]:
         """What the cache key is made of; the stage, the settings type and the toolchain are added to it."""
-        return {
-            "stage": self.stage,
-            "kind": type(self).__name__,
-            "settings": dataclasses.asdict(self),
-            "toolchain": self.toolchain(),
-        }
+        settings = dataclasses.asdict(self)
+        for name in self.keyed_when_set:
+            if settings[name] is None:
+                del settings[name]
+        return {"stage": self.stage, "kind": type(self).__name__, "settings": settings, "toolchain": self.toolchain()}
 
     def toolchain(self) -> dict[str, str]:
         return {"ondevice-audit": __version__, **distribution_versions(self.distributions)}

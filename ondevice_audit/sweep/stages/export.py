@@ -131,6 +131,10 @@ class UserExportSettings(StageSettings):
     quantization: str
     calibration_samples: int | None = None
     """Only when the file is quantised here."""
+    output: str | None = None
+    """The output the quantised file's scores are checked on (``--output``), when it is quantised here and has
+    several."""
+    keyed_when_set = ("output",)
 
     def run(self, task: TaskContext, entry: Path) -> None:
         from ondevice_audit.sweep.user_model import as_given_sparsity
@@ -178,7 +182,7 @@ class UserExportSettings(StageSettings):
         config = QuantizationConfig(approach, self.calibration_samples)
         path = entry / f"{user.path.stem}_{approach.value}.onnx"
         calibration = config.calibration_set(feature_arrays(task.cache, self.features)["train_x"])
-        quantized = quantize_onnx(user.path, path, approach, calibration)
+        quantized = quantize_onnx(user.path, path, approach, calibration, self.output)
         return path, {"parity": quantized.parity, "top1_agreement": quantized.top1_agreement,
                       "parity_ok": quantized.parity_ok, "seconds": quantized.seconds}  # fmt: skip
 

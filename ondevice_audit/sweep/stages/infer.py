@@ -35,6 +35,9 @@ class InferSettings(StageSettings):
     latency_samples: int
     target: str | None = None
     """Where the file runs; None: in this process (``local``)."""
+    output: str | None = None
+    """The output scored (``--output``) of a user's model with several; None: the model's only one."""
+    keyed_when_set = ("output",)
 
     def toolchain(self) -> dict[str, str]:
         """The runtime's own distributions: an ONNX Runtime upgrade re-runs ONNX inference, nothing else."""
@@ -44,6 +47,7 @@ class InferSettings(StageSettings):
         return {**super().toolchain(), **distribution_versions(own)}
 
     def run(self, task: TaskContext, entry: Path) -> None:
+        from ondevice_audit.runtimes import RuntimeOptions
         from ondevice_audit.targets import parse_target
         from ondevice_audit.targets.runs import PROBE_WARMUP, Chunk, Run, RunSettings, execute_runs
 
@@ -54,7 +58,8 @@ class InferSettings(StageSettings):
         target = parse_target(self.target or "local", matrix.ssh_options, trust_model=trust_model)
         inputs = feature_arrays(task.cache, self.features)["test_x"]
         chunk = Chunk(np.arange(len(inputs)), inputs, len(inputs))
-        settings = RunSettings(batch_size=_BATCH, latency_probe=self.latency_samples)
+        settings = RunSettings(batch_size=_BATCH, latency_probe=self.latency_samples,
+                               runtime_options=RuntimeOptions(output=self.output))  # fmt: skip
         outcome = execute_runs([Run(target.label, path, target, self.runtime)], [chunk], len(inputs), settings=settings)
         record = outcome.records[0]
         times = record.probe if record.probe is not None else np.zeros(0)

@@ -171,7 +171,8 @@ class _Planner:
             calibrated = cell.quantization != user.quantization
             export = self.add(
                 UserExportSettings(features, user.identity(), user.format, cell.quantization,
-                                   self.matrix.training.calibration_samples if calibrated else None),
+                                   self.matrix.training.calibration_samples if calibrated else None,
+                                   user.output if calibrated else None),
                 (features,),
             )  # fmt: skip
             return self._score_chain(cell, [features], features, export)
@@ -234,7 +235,8 @@ class _Planner:
         """Inference on the cell's runtime and target, and scoring, after its export: the end of every chain."""
         target = cell.target if cell.target not in (None, "local") else None
         infer = self.add(
-            InferSettings(features, export, cell.runtime, self.matrix.training.latency_samples, target),
+            InferSettings(features, export, cell.runtime, self.matrix.training.latency_samples, target,
+                          None if self.matrix.model is None else self.matrix.model.output),
             (features, export),
         )
         score = self.add(
