@@ -11,6 +11,7 @@ from ondevice_audit.frontend.interface import Frontend, ImageFrontendSpec, Input
 
 __all__ = ["ImageFrontend"]
 
+_EXIF_ORIENTATION = 0x0112
 _SCALES = {"unit": (1 / 255.0, 0.0), "symmetric": (2 / 255.0, -1.0), "none": (1.0, 0.0)}
 
 
@@ -24,18 +25,19 @@ class ImageFrontend(Frontend):
 
     def load_counted(self, path: Path, facts: InputFacts) -> np.ndarray:
         """The image as the model's input; its size and colour mode, when they differ from the input's, are
-        counted in ``facts.image`` (resized, stretched to another aspect ratio, converted)."""
+        counted in ``facts.image`` (resized, stretched to another aspect ratio, converted, EXIF-rotated)."""
         if not path.is_file():
             raise SampleError("file not found")
         try:
             with Image.open(path) as opened:
                 size, mode = opened.size, opened.mode
+                orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)  # any malformed value: upright
                 image = opened.convert("RGB" if self.spec.color == "rgb" else "L")
                 image = image.resize((self.spec.width, self.spec.height), Image.Resampling.BILINEAR)
                 pixels = np.asarray(image, dtype=np.float32)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise SampleError(f"unreadable image ({exc})") from None
-        facts.image.record(size, mode, self.spec)
+        facts.image.record(size, mode, self.spec, orientation)
         if pixels.ndim == 2:
             pixels = pixels[..., None]
         factor, offset = _SCALES[self.spec.scale]

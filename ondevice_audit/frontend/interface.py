@@ -258,11 +258,15 @@ class ImageFacts:
     """The largest factor by which one axis was stretched against the other (1: none)."""
     converted_from: dict[str, int] = field(default_factory=dict)
     """Pillow colour mode found -> images converted from it."""
+    oriented: int = 0
+    """Images whose EXIF orientation tag says a viewer shows them rotated or mirrored; read as stored."""
 
-    def record(self, size: tuple[int, int], mode: str, spec: ImageFrontendSpec) -> None:
-        """One image of ``size`` (width, height) in colour ``mode``, made to fit ``spec``."""
+    def record(self, size: tuple[int, int], mode: str, spec: ImageFrontendSpec, orientation: int = 1) -> None:
+        """One image of ``size`` (width, height) in colour ``mode`` and EXIF ``orientation`` (1: upright), made
+        to fit ``spec``."""
         width, height = size
         self.images += 1
+        self.oriented += int(orientation in range(2, 9))  # the tag's rotations and mirrorings; other values are malformed
         if size != (spec.width, spec.height):
             self.resized += 1
             self.enlarged += int(width < spec.width or height < spec.height)
@@ -293,6 +297,7 @@ class ImageFacts:
         self.most_stretched = max(self.most_stretched, other.most_stretched)
         for mode, n in other.converted_from.items():
             self.converted_from[mode] = self.converted_from.get(mode, 0) + n
+        self.oriented += other.oriented
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -304,6 +309,7 @@ class ImageFacts:
             "distorted": self.distorted,
             "most_stretched": round(self.most_stretched, 3) if self.distorted else None,
             "converted_from": dict(sorted(self.converted_from.items())),
+            "oriented": self.oriented,
         }
 
     @classmethod
@@ -314,7 +320,8 @@ class ImageFacts:
             return None if text is None else (int(text.split("x")[0]), int(text.split("x")[1]))
 
         return cls(data["images"], data["resized"], data["enlarged"], size(data["smallest"]), size(data["largest"]),
-                   data["distorted"], data["most_stretched"] or 1.0, dict(data["converted_from"]))  # fmt: skip
+                   data["distorted"], data["most_stretched"] or 1.0, dict(data["converted_from"]),
+                   data.get("oriented", 0))  # fmt: skip
 
     def warnings(self, spec: ImageFrontendSpec) -> list[str]:
         notes = []
@@ -335,6 +342,12 @@ class ImageFacts:
                 f"{sum(self.converted_from.values())} of {self.images} image(s) were converted to {_pillow_mode(spec)} "
                 f"from another colour mode ({found}): colour an image lacks (grayscale) or loses (transparency, "
                 "16-bit depth) can differ between groups"
+            )
+        if self.oriented:
+            notes.append(
+                f"{self.oriented} of {self.images} image(s) carry an EXIF orientation (a viewer shows them rotated "
+                "or mirrored); they were read as stored, as TensorFlow's and Pillow's decoders read them: if the "
+                "device's camera pipeline turns images upright, turn these files upright before the audit"
             )
         return notes
 

@@ -55,6 +55,7 @@ def test_resized_stretched_and_converted_images_are_counted(mixed_images):
         "distorted": 2,  # 40x30 is 4:3, 8x16 is 1:2
         "most_stretched": 2.0,
         "converted_from": {"L": 1, "P": 1, "RGBA": 1},
+        "oriented": 0,
     }
     assert warnings == [
         "3 of 6 image(s) were resized to the model's 16x16 (found 8x16 to 40x30); 1 were smaller and enlarged "
@@ -70,6 +71,27 @@ def test_resized_stretched_and_converted_images_are_counted(mixed_images):
     counts = build_frontend(grey).transform(mixed_images).facts.notes(grey)[0]
     assert (counts["resized"], counts["enlarged"], counts["distorted"]) == (5, 5, 5)
     assert counts["converted_from"] == {"P": 1, "RGB": 3, "RGBA": 1}
+
+
+def test_exif_orientation_is_counted_and_the_pixels_read_as_stored(tmp_path):
+    """A phone photo tagged "rotate 90°" is read as its bytes lie (as TensorFlow's decoders read it), and said."""
+    pixels = np.zeros((16, 16, 3), np.uint8)
+    pixels[:, :8] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # viewers turn it 90° clockwise
+    Image.fromarray(pixels).save(tmp_path / "tagged.jpg", exif=exif, quality=100)
+    exif[0x0112] = 1
+    Image.fromarray(pixels).save(tmp_path / "upright.jpg", exif=exif, quality=100)
+    spec = ImageFrontendSpec(height=16, width=16)
+    batch = build_frontend(spec).transform([tmp_path / "tagged.jpg", tmp_path / "upright.jpg"])
+    counts, warnings = batch.facts.notes(spec)
+    assert counts["oriented"] == 1
+    assert warnings == [
+        "1 of 2 image(s) carry an EXIF orientation (a viewer shows them rotated or mirrored); they were read as "
+        "stored, as TensorFlow's and Pillow's decoders read them: if the device's camera pipeline turns images "
+        "upright, turn these files upright before the audit"
+    ]
+    np.testing.assert_array_equal(batch.inputs[0], batch.inputs[1])  # the same stored pixels, not turned
 
 
 def test_image_counts_survive_a_merge_and_a_round_trip(mixed_images):
