@@ -159,7 +159,7 @@ def _mapped(predictions: Predictions, label_map: LabelMap | None) -> tuple[Class
 def _score_detector(path: Path, options: ScoreOptions, detector: DetectorOptions, progress: Progress) -> dict[str, Any]:
     if not detector.positive_label:
         raise UsageError("--task detect needs --positive-label LABEL: the label of the clips that say the phrase")
-    task = DetectorTask(detector.positive_label, detector.point(), DetectorOutput(0, detector.output_is_logit))  # type: ignore[arg-type]
+    task = DetectorTask(detector.positive_label, detector.point(), DetectorOutput(0, detector.output_is_logit))
     options = task.resolve(options)
     predictions = read_detector_scores(path, list(options.groups))
     task.check_data(list(predictions.frame["label"]))

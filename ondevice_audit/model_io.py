@@ -25,6 +25,7 @@ from ondevice_audit.runtimes.streaming import DetectorOutput, StreamSettings
 from ondevice_audit.targets.mcu import MCUBudget
 
 if TYPE_CHECKING:  # the tasks load pandas and the metrics: imported when a model is read, not for --help
+    from ondevice_audit.metrics.detection import OperatingPoint
     from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
 __all__ = [
@@ -55,7 +56,7 @@ class DetectorOptions:
     hop_ms: float = 100.0
     """Between windows of a stateless model run over a longer clip."""
 
-    def point(self) -> object:
+    def point(self) -> OperatingPoint:
         from ondevice_audit.metrics.detection import OperatingPoint
 
         given = (self.threshold, self.at_far, self.at_fa_per_hour)
@@ -195,7 +196,7 @@ def _read_detector(
     frontend, stream, notes, described = _streaming(path, probe, frontend, detector, output)
     clip = getattr(getattr(frontend, "spec", None), "clip_seconds", None)
     seconds = None if clip is None else clip + 2 * detector.pad_ms / 1000
-    task = DetectorTask(positive, detector.point(), output, seconds)  # type: ignore[arg-type]
+    task = DetectorTask(positive, detector.point(), output, seconds)
     return ReadModel(task, frontend, options.runtime_options(stream), notes, described)
 
 

@@ -284,6 +284,7 @@ LabelMapOption = Annotated[
 def label_map(value: str | None) -> LabelMap | None:
     """``--label-map`` parsed (a one-line error for a malformed one)."""
     return None if value is None else LabelMap.parse(value)
+# an Enum built from the runtime's list (declared once there); mypy only follows Enums written as classes
 GraphOptimization = StrEnum("GraphOptimization", {level: level for level in GRAPH_OPTIMIZATIONS})  # type: ignore[misc]
 Threads = Annotated[
     int | None,
@@ -340,11 +341,11 @@ class FrontendChoice:
             height, _, width = self.image_size.lower().partition("x")
             if not (height.isdigit() and width.isdigit()):
                 raise UsageError(f"--image-size {self.image_size!r} must look like 96x96")
-            return ImageFrontendSpec(height=int(height), width=int(width), color=self.color, scale=self.scale)  # type: ignore[arg-type]
+            return ImageFrontendSpec(height=int(height), width=int(width), color=self.color, scale=self.scale)  # type: ignore[arg-type]  # Typer checked the choices
         cls = MicroFrontendSpec if kind is FrontendKind.micro else AudioFrontendSpec
         own = {f.name for f in dataclasses.fields(cls)}
         settings = {name: value for name, value in self.audio.items() if name in own}
-        return cls(**settings) if cls is MicroFrontendSpec else cls(kind=kind.value, **settings)  # type: ignore[arg-type]
+        return cls(**settings) if cls is MicroFrontendSpec else cls(kind=kind.value, **settings)  # type: ignore[arg-type]  # Typer checked the choices
 
 
 def _audio_options() -> list[OptionSpec]:

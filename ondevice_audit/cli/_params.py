@@ -64,7 +64,7 @@ def options_from(group: OptionGroup) -> Callable[[F], F]:
             return command(*args, **kwargs, **{group.name: group.build(**values)})
 
         parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
-        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]  # the attribute inspect.signature reads (Typer builds the options from it)
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
         return typing.cast(F, wrapper)
 

@@ -74,7 +74,7 @@ def _fast(text: str, sep: str, quoting: bool) -> Iterator[tuple[int, list[str]]]
     for cells in reader:
         if not _blank(cells):
             records.append((start, cells))
-        start = reader.line_num + 1  # type: ignore[attr-defined]
+        start = reader.line_num + 1  # type: ignore[attr-defined]  # csv readers have line_num; typeshed's protocol omits it
     return iter(records)
 
 

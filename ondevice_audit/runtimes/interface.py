@@ -148,7 +148,7 @@ class Runtime(ABC):
         """Runtime version, input/output shapes and dtypes."""
 
     def describe(self) -> LoadedModel:
-        return LoadedModel(runtime=self.name, **self._facts())  # type: ignore[arg-type]
+        return LoadedModel(runtime=self.name, **self._facts())  # type: ignore[arg-type]  # each runtime's _facts names LoadedModel's fields (tested per runtime)
 
     def run_all(
         self, inputs: np.ndarray, batch_size: int = 64, on_batch: Callable[[int], None] | None = None

@@ -132,7 +132,7 @@ class StreamingRuntime(Runtime):
         self._make = make
         self._inner = make()
         self.name = self._inner.name  # type: ignore[misc]  # reports name the runtime that ran the model
-        self.model_format = self._inner.model_format  # type: ignore[misc]
+        self.model_format = self._inner.model_format  # type: ignore[misc]  # and the format of the file it ran
         self.settings = settings
         self.stepping = Stepping(self._inner.input_shape, settings, model_path.name)
 

@@ -259,13 +259,13 @@ class Cell:
         log-mel cells that differ only in ``n_mfcc`` share features and models. Images are scaled to [0, 1],
         as ``image-cnn`` standardises per channel anyway."""
         if self.modality == "image":
-            return ImageFrontendSpec(self.image_size, self.image_size, self.color, "unit")  # type: ignore[arg-type]
+            return ImageFrontendSpec(self.image_size, self.image_size, self.color, "unit")  # type: ignore[arg-type]  # color: a level checked against the spec's choices when the matrix is parsed
         if self.features == "micro":
             return self._micro(clip_seconds)
         levels = {name: getattr(self, name) for name in AUDIO_FACTOR_FIELDS}
         if self.features != "mfcc":
             levels["n_mfcc"] = AudioFrontendSpec.n_mfcc
-        return AudioFrontendSpec(kind=self.features, clip_seconds=clip_seconds, **levels)  # type: ignore[arg-type]
+        return AudioFrontendSpec(kind=self.features, clip_seconds=clip_seconds, **levels)  # type: ignore[arg-type]  # levels checked against the spec's choices when the matrix is parsed
 
     def _micro(self, clip_seconds: float) -> MicroFrontendSpec:
         """The TFLM front-end over the cell's frames; its bands end where microWakeWord's 7500 Hz of 16 kHz

@@ -87,6 +87,7 @@ class LocalTarget(Target):
             machine=platform.machine(),
             system=platform.system(),
             runtimes=runtimes,
+            # the standalone device runner types its facts as plain JSON values (object); these are ints or None
             free_disk_bytes=system["free_disk_bytes"],  # type: ignore[arg-type]
             memory_total_bytes=system["memory_total_bytes"],  # type: ignore[arg-type]
             cpu_count=system["cpu_count"],  # type: ignore[arg-type]
