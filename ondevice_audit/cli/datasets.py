@@ -92,16 +92,10 @@ def synth_kws(
 
     kokoro runs stopped part-way resume when started again with the same options (spoken words are cached).
     """
-    from ondevice_audit.errors import UsageError
-
-    others: dict[Engine, dict[str, object]] = {
+    _refuse_other_engines_options(engine, {
         Engine.espeak: {"--speakers": speakers, "--noise": noise, "--snr-db": snr_db},
         Engine.kokoro: {"--prosody-variants": prosody_variants, "--accent": accent},
-    }
-    other = others[engine]
-    misplaced = [flag for flag, value in other.items() if value is not None]
-    if misplaced:
-        raise UsageError(f"{', '.join(misplaced)}: not an option of --engine {engine.value}")
+    })  # fmt: skip
     progress = RichProgress(quiet=quiet)
     if engine is Engine.kokoro:
         from ondevice_audit.data.synth_kws_kokoro import generate_kokoro_kws
@@ -120,6 +114,15 @@ def synth_kws(
         )  # fmt: skip
     if not quiet:
         _summary(stdout(), manifest, out)
+
+
+def _refuse_other_engines_options(engine: Engine, others: dict[Engine, dict[str, object]]) -> None:
+    """``others[engine]``: the options of the other engine, refused when given (never silently ignored)."""
+    from ondevice_audit.errors import UsageError
+
+    misplaced = [flag for flag, value in others[engine].items() if value is not None]
+    if misplaced:
+        raise UsageError(f"{', '.join(misplaced)}: not an option of --engine {engine.value}")
 
 
 def _kokoro_options(
