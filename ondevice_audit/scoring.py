@@ -32,6 +32,7 @@ __all__ = [
     "frame_warnings",
     "metric_frame",
     "scored_rows",
+    "speakers_of",
     "spelling_clashes",
 ]
 
@@ -62,6 +63,17 @@ class ScoreOptions:
     max_groups: int = defaults.MAX_GROUPS
     """An attribute with more groups is refused (an id column given as a group)."""
 
+    def frame_settings(self) -> dict[str, Any]:
+        """The keywords every group frame takes from these options: group sizes, resampling, the group limit."""
+        return {
+            "min_group_size": self.min_group_size,
+            "n_boot": self.bootstrap,
+            "n_perm": self.permutations,
+            "seed": self.seed,
+            "confidence": self.confidence,
+            "max_groups": self.max_groups,
+        }
+
     def settings(self) -> dict[str, Any]:
         return {
             **dataclasses.asdict(self),
@@ -71,7 +83,8 @@ class ScoreOptions:
         }
 
 
-def _speakers(table: pd.DataFrame) -> np.ndarray | None:
+def speakers_of(table: pd.DataFrame) -> np.ndarray | None:
+    """Each row's speaker, None without a ``speaker`` column (the frames then resample clips, with a warning)."""
     return table["speaker"].to_numpy() if "speaker" in table.columns else None
 
 
@@ -127,14 +140,9 @@ def metric_frame(table: pd.DataFrame, options: ScoreOptions, negatives: list[str
         y_pred=table["prediction"].to_numpy(),
         sensitive_features=table[list(options.groups)],
         metric=options.metric or defaults.METRIC,
-        speakers=_speakers(table),
+        speakers=speakers_of(table),
         negative_labels=negatives,
-        min_group_size=options.min_group_size,
-        n_boot=options.bootstrap,
-        n_perm=options.permutations,
-        seed=options.seed,
-        confidence=options.confidence,
-        max_groups=options.max_groups,
+        **options.frame_settings(),
     )
 
 
@@ -157,7 +165,7 @@ def disparity_frame(
         predictions=predictions,
         sensitive_features=table[list(options.groups)],
         metric=options.metric or defaults.METRIC,
-        speakers=_speakers(table),
+        speakers=speakers_of(table),
         negative_labels=list(options.negative_labels),
         min_group_size=options.min_group_size,
         n_boot=options.bootstrap,

@@ -23,7 +23,7 @@ from ondevice_audit.label_map import LabelMap
 from ondevice_audit.metrics.detection import DETECTION_METRICS, DetectionFrame, OperatingPoint
 from ondevice_audit.runtimes.interface import LoadedModel
 from ondevice_audit.runtimes.streaming import DetectorOutput
-from ondevice_audit.scoring import ScoreOptions, disparity_frame, metric_frame
+from ondevice_audit.scoring import ScoreOptions, disparity_frame, metric_frame, speakers_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -205,14 +205,9 @@ class DetectorTask:
             sensitive_features=table[list(options.groups)],
             point=self.point,
             metric=str(options.metric),
-            speakers=table["speaker"].to_numpy() if "speaker" in table.columns else None,
+            speakers=speakers_of(table),
             durations=durations,
-            min_group_size=options.min_group_size,
-            n_boot=options.bootstrap,
-            n_perm=options.permutations,
-            seed=options.seed,
-            confidence=options.confidence,
-            max_groups=options.max_groups,
+            **options.frame_settings(),
         )
 
     def _durations(self, table: pd.DataFrame) -> np.ndarray | None:
