@@ -28,6 +28,10 @@ from ondevice_audit.frontend import AudioFrontendSpec
 
 SPEC = AudioFrontendSpec(kind="raw", sample_rate=1000, clip_seconds=0.016)
 LABELS = ["c0", "c1", "c2", "c3"]
+POSITIVE = "yes"
+"""The detector's phrase (``detector=True``): clips the float detector accepts; every other clip is ``no``."""
+DETECTOR_GAIN = 20.0
+DETECTOR_BIAS = -6.0
 _HADAMARD = np.array(
     [
         [1, 1, 1, 1, 1, 1, 1, 1],
@@ -51,7 +55,7 @@ class Case:
     frame: pd.DataFrame
 
 
-def _model(rng: np.random.Generator, small: float, big: float):
+def _model(rng: np.random.Generator, small: float, big: float, detector: bool = False):
     from ondevice_audit import _tensorflow
 
     keras = _tensorflow.keras()
@@ -59,15 +63,23 @@ def _model(rng: np.random.Generator, small: float, big: float):
     x = keras.layers.Dense(4, name="mix")(inputs)
     x = keras.layers.ReLU(max_value=6.0, name="mix_relu6")(x)
     x = keras.layers.Dense(4, activation="relu", name="hidden")(x)
-    x = keras.layers.Dense(4, name="head")(x)
-    model = keras.Model(inputs, keras.layers.Softmax(name="probs")(x))
+    if detector:
+        x = keras.layers.Dense(1, name="head")(x)
+        model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="probability")(x))
+    else:
+        x = keras.layers.Dense(4, name="head")(x)
+        model = keras.Model(inputs, keras.layers.Softmax(name="probs")(x))
     weights = np.zeros((16, 4), np.float32)
     weights[:8] = _HADAMARD.T * small * rng.uniform(0.5, 1.5, (8, 4))
     weights[8:] = _HADAMARD.T * big
     model.get_layer("mix").set_weights([weights, np.zeros(4, np.float32)])
     hidden = np.eye(4) * 2 + rng.normal(0, 0.05, (4, 4))
     model.get_layer("hidden").set_weights([hidden.astype(np.float32), np.zeros(4, np.float32)])
-    model.get_layer("head").set_weights([np.eye(4, dtype=np.float32) * 3, np.zeros(4, np.float32)])
+    if detector:  # class c0's unit against the mean of the others: the phrase is class 0's pattern
+        head = np.array([[1.0], [-1 / 3], [-1 / 3], [-1 / 3]], np.float32) * DETECTOR_GAIN
+        model.get_layer("head").set_weights([head, np.array([DETECTOR_BIAS], np.float32)])
+    else:
+        model.get_layer("head").set_weights([np.eye(4, dtype=np.float32) * 3, np.zeros(4, np.float32)])
     return model
 
 
@@ -87,24 +99,37 @@ def _clips(rng: np.random.Generator, speakers: int, clips: int) -> tuple[np.ndar
     return np.stack(inputs).astype(np.float32), pd.DataFrame(rows)
 
 
-def build_case(root: Path, sensitive: bool = True, speakers: int = 60, clips: int = 10, seed: int = 0) -> Case:
+def _labels(outputs: np.ndarray, rng: np.random.Generator) -> list[str]:
+    """The float model's own decisions with 5 % of them flipped: a class (flipped to another), or a detector's
+    accept (``yes``, flipped to ``no`` and back)."""
+    flipped = rng.random(len(outputs)) < 0.05
+    if outputs.shape[1] == 1:
+        accepted = (outputs[:, 0] >= 0.5) ^ flipped
+        return [POSITIVE if yes else "no" for yes in accepted]
+    predicted = outputs.argmax(axis=1)
+    predicted[flipped] = (predicted[flipped] + rng.integers(1, 4, int(flipped.sum()))) % 4
+    return [LABELS[i] for i in predicted]
+
+
+def build_case(
+    root: Path, sensitive: bool = True, speakers: int = 60, clips: int = 10, seed: int = 0, detector: bool = False
+) -> Case:
     from ondevice_audit.export.metadata import ModelMetadata
     from ondevice_audit.export.variants import ExportOptions, export_model, save_keras
     from ondevice_audit.optimize.quantize import QuantApproach
 
     rng = np.random.default_rng(seed)
-    model = _model(rng, small=0.03 if sensitive else 10.0, big=10.0)
+    model = _model(rng, small=0.03 if sensitive else 10.0, big=10.0, detector=detector)
     inputs, frame = _clips(rng, speakers, clips)
-    predicted = np.asarray(model(inputs)).argmax(axis=1)
-    flipped = rng.random(len(predicted)) < 0.05
-    predicted[flipped] = (predicted[flipped] + rng.integers(1, 4, int(flipped.sum()))) % 4
-    frame["label"] = [LABELS[i] for i in predicted]
+    frame["label"] = _labels(np.asarray(model(inputs)), rng)
     for relative, wave in zip(frame["path"], inputs, strict=True):
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         sf.write(root / relative, wave, SPEC.sample_rate, subtype="FLOAT")
     manifest = root / "manifest.csv"
     frame[["path", "label", "gender", "speaker"]].to_csv(manifest, index=False)
-    metadata = ModelMetadata(labels=LABELS, frontend=SPEC, extra={"recipe": "explain-test"})
+    task = {"task": "detect", "positive_label": POSITIVE} if detector else {}
+    metadata = ModelMetadata(labels=[POSITIVE] if detector else LABELS, frontend=SPEC,
+                             extra={"recipe": "explain-test", **task})  # fmt: skip
     base = root / "models" / "model.keras"
     save_keras(model, base, metadata)
     options = ExportOptions(formats=("tflite",), approaches=(QuantApproach.INT8,), calibration_samples=200, seed=0)

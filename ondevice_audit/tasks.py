@@ -20,6 +20,7 @@ import numpy as np
 
 from ondevice_audit.errors import UsageError
 from ondevice_audit.label_map import LabelMap
+from ondevice_audit.metrics.definitions import METRICS, DetectorMetric, MetricDefinition
 from ondevice_audit.metrics.detection import DETECTION_METRICS, DetectionFrame, OperatingPoint
 from ondevice_audit.runtimes.interface import LoadedModel
 from ondevice_audit.runtimes.streaming import DetectorOutput
@@ -58,6 +59,8 @@ class Decisions:
     """Of confusion matrices ``[..., K, K]`` over the sorted decision names; None: ``options.metric``'s."""
     metric_support: tuple[Callable[[np.ndarray], np.ndarray], str] | None = None
     """The clips ``metric_function`` rests on, counted from confusion matrices, and their name."""
+    thresholds: list[float] | None = None
+    """A detector's: the threshold each run was decided at (None for a classifier)."""
 
     def disparity(self) -> DisparityFrame:
         return disparity_frame(self.table, self.runs, self.options, self.metric_function, self.metric_support)
@@ -92,6 +95,11 @@ class ClassifierTask:
         from ondevice_audit.metrics.definitions import metric_name
 
         return dataclasses.replace(options, metric=metric_name(options.metric or "mcc"))
+
+    def metric(self, name: str) -> MetricDefinition:
+        """The definition of a (resolved) metric name: frr, far and precision mean one thing for a classifier
+        and another for a detector."""
+        return METRICS[name]
 
     def check_output(self, model: LoadedModel) -> None:
         width = model.output_shape[-1] if model.output_shape else None
@@ -168,6 +176,9 @@ class DetectorTask:
             )
         return dataclasses.replace(options, metric=metric)
 
+    def metric(self, name: str) -> DetectorMetric:
+        return DETECTION_METRICS[name]
+
     def check_output(self, model: LoadedModel) -> None:
         width = model.output_shape[-1] if model.output_shape else None
         if width is not None and self.output.column >= width:
@@ -234,9 +245,11 @@ class DetectorTask:
         seconds = self._durations(table)
         mean_negative = float(np.mean(seconds[truth == "negative"])) if seconds is not None else np.nan
         metric = DETECTION_METRICS[str(options.metric)]
-        return Decisions(table.assign(label=truth), [self.accepted(table, run)[0] for run in runs],
+        accepted = [self.accepted(table, run) for run in runs]
+        return Decisions(table.assign(label=truth), [decisions for decisions, _ in accepted],
                          dataclasses.replace(options, negative_labels=("negative",)),
-                         _binary(metric.function, mean_negative), _binary_support(metric.basis))  # fmt: skip
+                         _binary(metric.function, mean_negative), _binary_support(metric.basis),
+                         [threshold for _, threshold in accepted])  # fmt: skip
 
     def disparity(self, table: pd.DataFrame, runs: list[np.ndarray], options: ScoreOptions) -> DisparityFrame:
         """Flips of the accept decision between runs, and the paired change in RB of the detector metric."""

@@ -190,11 +190,12 @@ _TASK_OPTIONS = [
     OptionSpec("output_is_logit", Annotated[bool, _detector_option(
         "detect: the output is a logit; a sigmoid makes it a probability.", "--output-is-logit")], False),
 ]  # fmt: skip
+_STREAM = OptionSpec("stream", Annotated[bool | None, _detector_option(
+    "detect: feed each clip a window of frames at a time, state kept between calls and reset between clips "
+    "(default: when the model keeps state or takes fewer frames than a clip); on a --target too, where the "
+    "device makes the calls; explain refuses streaming models.", "--stream/--no-stream")], None)  # fmt: skip
 _STREAM_OPTIONS = [
-    OptionSpec("stream", Annotated[bool | None, _detector_option(
-        "detect: feed each clip a window of frames at a time, state kept between calls and reset between clips "
-        "(default: when the model keeps state or takes fewer frames than a clip); on a --target too, where the "
-        "device makes the calls.", "--stream/--no-stream")], None),
+    _STREAM,
     OptionSpec("smooth", Annotated[int, _detector_option(
         "detect, streaming: average the last N calls' probabilities, as wake-word engines do.", min=1)], 1),
     OptionSpec("pad_ms", Annotated[float, _detector_option(
@@ -206,6 +207,8 @@ TASK_OPTIONS = OptionGroup("task_choice", _TASK_OPTIONS, _task)
 """``--task`` and how a detector is scored, for ``score``: one ``TaskChoice``."""
 AUDIT_TASK_OPTIONS = OptionGroup("task_choice", [*_TASK_OPTIONS, *_STREAM_OPTIONS], _task)
 """The same with streaming, for ``audit``."""
+EXPLAIN_TASK_OPTIONS = OptionGroup("task_choice", [*_TASK_OPTIONS, _STREAM], _task)
+"""For ``explain``, which explains stateless models: ``--stream`` is there to be refused in one line."""
 NO_TASK = TaskChoice(None, DetectorOptions())
 
 

@@ -19,11 +19,26 @@ from ondevice_audit.outputs import check_output, write_text
 from ondevice_audit.scoring import ScoreOptions
 
 _EXPLAIN = "Explanation"
+_TopLayers = Annotated[
+    int, typer.Option(min=1, help="Try undoing the top 1..N ranked layers.", rich_help_panel=_EXPLAIN)
+]
+_CalibrationData = Annotated[
+    Path | None,
+    typer.Option(help="Manifest int8 was calibrated on (as export --data); default: --data, every row.",
+                 rich_help_panel=_EXPLAIN),
+]  # fmt: skip
+_CalibrationSamples = Annotated[
+    int, typer.Option(min=1, help="Calibration inputs, as export draws them.", rich_help_panel=_EXPLAIN)
+]
+_LatencySamples = Annotated[
+    int, typer.Option(min=1, help="Single-sample inferences timed per model.", rich_help_panel=_EXPLAIN)
+]
 
 
 @app.command()
 @options_from(opt.SCORING_OPTIONS)
 @options_from(opt.FRONTEND_OPTIONS)
+@options_from(opt.EXPLAIN_TASK_OPTIONS)
 def explain(
     variant: Annotated[
         Path,
@@ -47,23 +62,11 @@ def explain(
         Path | None,
         typer.Option(help="Folder for the candidate models and explain.json (default: explain-<variant name>)."),
     ] = None,
-    top_layers: Annotated[
-        int, typer.Option(min=1, help="Try undoing the top 1..N ranked layers.", rich_help_panel=_EXPLAIN)
-    ] = 3,
-    calibration_data: Annotated[
-        Path | None,
-        typer.Option(
-            help="Manifest int8 was calibrated on (as export --data); default: --data, every row.",
-            rich_help_panel=_EXPLAIN,
-        ),
-    ] = None,  # fmt: skip
-    calibration_samples: Annotated[
-        int, typer.Option(min=1, help="Calibration inputs, as export draws them.", rich_help_panel=_EXPLAIN)
-    ] = 200,
+    top_layers: _TopLayers = 3,
+    calibration_data: _CalibrationData = None,
+    calibration_samples: _CalibrationSamples = 200,
     calibration_seed: Annotated[int, typer.Option(help="As export --seed.", rich_help_panel=_EXPLAIN)] = 0,
-    latency_samples: Annotated[
-        int, typer.Option(min=1, help="Single-sample inferences timed per model.", rich_help_panel=_EXPLAIN)
-    ] = 20,
+    latency_samples: _LatencySamples = 20,
     labels: opt.Labels = None,
     frontend: opt.FrontendPlugin = None,
     trust_model: opt.TrustModel = False,
@@ -74,6 +77,7 @@ def explain(
     output: opt.Output = None,
     frontend_choice: opt.FrontendChoice = opt.NO_FRONTEND,
     score_options: ScoreOptions = opt.SCORING,
+    task_choice: opt.TaskChoice = opt.NO_TASK,
     quiet: Quiet = False,
 ) -> None:
     """Explain why VARIANT serves a group worse than BASE: per layer and group, the layer's quantization (or
@@ -83,13 +87,18 @@ def explain(
     those layers restored dense), audit each candidate on the same held-out clips with the paired speaker
     bootstrap, and recommend the smallest whose RB is within the base's interval, with its size and latency.
     The candidates and explain.json are written to --out.
+
+    A detector (--task detect --positive-label WORD, or its metadata) is judged by its metric (default tpr) at
+    one threshold for every group (--threshold, or --at-far / --at-fa-per-hour chosen on the population's
+    negatives), as audit judges it. Streaming models are refused.
     """
     from ondevice_audit.explain.job import ExplainOptions, explain_variant
     from ondevice_audit.model_io import ModelOptions
 
     options = dataclasses.replace(score_options, split_file=split_file, split=split if split_file else None)
     model_options = ModelOptions(frontend=frontend_choice.spec(), frontend_plugin=frontend, labels_file=labels,
-                                 trust_model=trust_model, batch_size=batch_size)  # fmt: skip
+                                 trust_model=trust_model, batch_size=batch_size, task=task_choice.task,
+                                 detector=task_choice.detector)  # fmt: skip
     folder = out or Path(f"explain-{variant.resolve().name.replace('.', '-')}")
     inputs = {"variant": variant, "base": base, "manifest": data, "split file": split_file, "labels file": labels}
     check_output(output, "--report-file", inputs, {"--report-file": output, "explain.json": folder / "explain.json"})

@@ -1,9 +1,11 @@
 """Base, variant and candidates run on the same clips and compared per group, as ``audit --reference`` compares.
 
 Every model runs through ``targets/runs.py`` on the local target (the one path every audit takes), on the
-in-memory inputs of ``data.py``, with single-sample latency probes. Scoring is ``scoring.metric_frame`` for the
-base (its RB interval is the bar a fix must meet) and ``scoring.disparity_frame`` over every run, base first:
-each run's RB and its change from the base with the paired speaker-bootstrap interval.
+in-memory inputs of ``data.py``, with single-sample latency probes. Scoring goes through the model's task
+(``tasks.py``, as ``audit --reference`` scores): the task's frame for the base (its RB interval is the bar a fix
+must meet) and its paired decisions over every run, base first: each run's RB and its change from the base with
+the paired speaker-bootstrap interval. A detector's runs are decided at one threshold for every group, chosen on
+the population's negatives per run (``--at-far``) or given (``--threshold``).
 """
 
 from __future__ import annotations
@@ -11,16 +13,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ondevice_audit._files import size_of
 from ondevice_audit.explain.data import ExplainData
-from ondevice_audit.metrics import METRICS
+from ondevice_audit.metrics.definitions import DetectorMetric, MetricDefinition, higher_is_better
 from ondevice_audit.progress import Progress
-from ondevice_audit.scoring import ScoreOptions, disparity_frame, frame_warnings, metric_frame, scored_rows
+from ondevice_audit.runtimes import RuntimeOptions
+from ondevice_audit.scoring import ScoreOptions, frame_warnings, scored_rows
 from ondevice_audit.targets.runs import PROBE_WARMUP, Chunk, Run, RunRecord, RunSettings, execute_runs
+
+if TYPE_CHECKING:
+    from ondevice_audit.metrics import GroupMetricFrame
+    from ondevice_audit.metrics.detection import DetectionFrame
+    from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
 __all__ = ["Comparison", "RunResult", "Runs", "compare", "metric_falls"]
 
@@ -31,7 +40,10 @@ _CHUNK = 256
 class Runs:
     """Every model audited so far (base first), with its scores on every clip."""
 
-    labels: list[str]
+    task: ClassifierTask | DetectorTask
+    """What the outputs mean: how every run is checked, decided and scored."""
+    runtime_options: RuntimeOptions
+    """How every model is opened (``read_model``'s: which output)."""
     batch_size: int
     latency_samples: int
     trust_model: bool = False
@@ -53,15 +65,10 @@ class Runs:
                   len(data.inputs[start : start + _CHUNK]))
             for start in range(0, len(data.inputs), _CHUNK)
         )  # fmt: skip
-        outcome = execute_runs(
-            runs,
-            chunks,
-            len(data.inputs),
-            settings=RunSettings(batch_size=self.batch_size, latency_probe=self.latency_samples),
-            check_model=self._check,
-            progress=progress,
-            description=f"Auditing {len(runs)} model(s)",
-        )
+        settings = RunSettings(batch_size=self.batch_size, latency_probe=self.latency_samples,
+                               runtime_options=self.runtime_options)  # fmt: skip
+        outcome = execute_runs(runs, chunks, len(data.inputs), settings=settings, check_model=self.task.check_output,
+                               progress=progress, description=f"Auditing {len(runs)} model(s)")  # fmt: skip
         self.failures.update(outcome.failures)
         for (role, name, path), scores, record in zip(models, outcome.scores, outcome.records, strict=True):
             self.roles.append(role)
@@ -70,22 +77,9 @@ class Runs:
             self.scores.append(scores)
             self.records.append(record)
 
-    def _check(self, model: object) -> None:
-        from ondevice_audit.errors import UsageError
-
-        output = getattr(model, "output_shape", ())
-        if output and output[-1] is not None and output[-1] != len(self.labels):
-            raise UsageError(f"a model has {output[-1]} outputs but there are {len(self.labels)} label names")
-
-    def predictions(self) -> list[np.ndarray]:
-        names = np.asarray(self.labels, dtype=object)
-        predicted = []
-        for scores in self.scores:
-            row = np.full(len(scores), "", dtype=object)
-            finite = np.isfinite(scores).all(axis=1)
-            row[finite] = names[scores[finite].argmax(axis=1)]
-            predicted.append(row)
-        return predicted
+    def outputs(self) -> list[np.ndarray]:
+        """Every run's outputs as the task reads them: predicted classes, or a detector's probabilities."""
+        return [self.task.outputs(scores) for scores in self.scores]
 
 
 @dataclass(frozen=True)
@@ -108,8 +102,10 @@ class RunResult:
     within_base_interval: bool | None
     """RB no higher than the top of the base's bootstrap interval: no more biased than the base is, within its
     uncertainty (None when either is undefined)."""
+    threshold: float | None
+    """A detector's: the threshold this run was decided at (chosen on the population's negatives, or given)."""
     agreement: float
-    """Share of the scored clips predicted as the variant predicts them."""
+    """Share of the scored clips decided as the variant decides them (class, or a detector's accept)."""
     max_score_difference: float
     """Largest |score difference| to the variant over the scored clips."""
 
@@ -118,6 +114,8 @@ class RunResult:
 class Comparison:
     attribute: str
     metric: str
+    definition: MetricDefinition | DetectorMetric
+    """What ``metric`` means for this task (frr, far and precision differ between classifiers and detectors)."""
     resampling: str
     groups: list[str]
     included: list[bool]
@@ -131,6 +129,8 @@ class Comparison:
     """Over ``data.frame``: which rows those are."""
     warnings: list[str]
     """What a reader must know to read the base's numbers right (``scoring.frame_warnings``)."""
+    base_frame: GroupMetricFrame | DetectionFrame
+    """The base's own audit (a detector's: its threshold with its interval)."""
 
     def variant_changed(self) -> bool:
         """The variant (run 1) is more biased than the base beyond both intervals: its RB above the base's interval
@@ -164,7 +164,7 @@ def metric_falls(
 ) -> dict[str, float]:
     """Per group in RB: how much further its metric fell from ``before`` to ``after`` than the overall metric did
     (oriented so that worse is positive; a rise is a negative fall). Empty when the overall metric is undefined."""
-    sign = 1.0 if METRICS[metric].higher_is_better else -1.0
+    sign = 1.0 if higher_is_better(metric) else -1.0
     if overall[0] is None or overall[1] is None:
         return {}
     everyone = sign * (overall[0] - overall[1])
@@ -177,14 +177,15 @@ def metric_falls(
 
 
 def compare(runs: Runs, data: ExplainData, options: ScoreOptions) -> Comparison:
-    """Score every run on the rows no run failed on; the explained attribute is the first group column."""
+    """Score every run on the rows no run failed on, as its task scores it (a detector at its population
+    threshold); the explained attribute is the first group column."""
     assert options.metric is not None  # explain/job.py resolves the options through the task
-    predicted = runs.predictions()
+    outputs = runs.outputs()
     scored, mask = scored_rows(data.frame, runs.failures)
-    scored = scored.assign(prediction=predicted[0][mask].astype(str))
-    base_frame = metric_frame(scored, options)
+    base_frame = runs.task.frame(scored, outputs[0][mask], options)
     base = base_frame.attributes[0]
-    frame = disparity_frame(scored, [p[mask].astype(str) for p in predicted], options)
+    decisions = runs.task.decided(scored, [output[mask] for output in outputs], options)
+    frame = decisions.disparity()
     disparity = frame.attributes[0]
     low_high = base.rb.ci
     results = []
@@ -207,13 +208,15 @@ def compare(runs: Runs, data: ExplainData, options: ScoreOptions) -> Comparison:
                 rb_difference=bias.difference,
                 rb_difference_ci=bias.ci,
                 within_base_interval=within,
-                agreement=float(np.mean(predicted[i][mask] == predicted[1][mask])),
+                threshold=None if decisions.thresholds is None else decisions.thresholds[i],
+                agreement=float(np.mean(decisions.runs[i] == decisions.runs[1])),
                 max_score_difference=float(np.abs(runs.scores[i][mask] - runs.scores[1][mask]).max()),
             )
         )
     return Comparison(
         attribute=disparity.name,
         metric=options.metric,
+        definition=runs.task.metric(options.metric),
         resampling=disparity.resampling,
         groups=[g.name for g in disparity.groups],
         included=[g.in_rb for g in disparity.groups],
@@ -223,6 +226,7 @@ def compare(runs: Runs, data: ExplainData, options: ScoreOptions) -> Comparison:
         scored=scored,
         scored_mask=mask,
         warnings=frame_warnings(base_frame, len(runs.failures) + len(data.failures)),
+        base_frame=base_frame,
     )
 
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from ondevice_audit.optimize.quantize import QuantApproach, QuantizationConfig
 from ondevice_audit.progress import Progress
 from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.sweep.folder import CellFolder
+
+if TYPE_CHECKING:
+    from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
 __all__ = [
     "ExplainData",
@@ -74,13 +77,14 @@ class ExplainData:
 def read_rows(
     manifest: Path,
     options: ScoreOptions,
-    labels: list[str],
+    task: ClassifierTask | DetectorTask,
     frontend: Frontend,
     progress: Progress,
     held_out: pd.DataFrame | None = None,
 ) -> ExplainData:
     """The manifest (its ``--split`` rows with ``--split-file``; else the rows of ``held_out``, a sweep's test split,
-    when given) through the front-end."""
+    when given) through the front-end; refused when its labels do not fit the task (a class the model does not
+    know, a detector's phrase absent), as ``audit`` refuses them."""
     dataset = read_manifest(manifest, list(options.groups))
     if (options.split_file is None) != (options.split is None):
         raise UsageError("--split and --split-file go together")
@@ -91,9 +95,7 @@ def read_rows(
         if frame.empty:
             raise DataError(f"{manifest}: none of its rows are in the sweep's test split (is it the sweep's manifest?)")
         dataset = dataclasses.replace(dataset, frame=frame)
-    unknown = sorted(set(dataset.frame["label"]) - set(labels))
-    if unknown:
-        raise DataError(f"labels in the data that the model does not know: {', '.join(unknown)}")
+    task.check_data(list(dataset.frame["label"]))
     features = compute_features(dataset.frame, frontend, progress)
     paths = dict(zip(dataset.frame["file"], dataset.frame["path"], strict=True))
     failures = [{"path": paths.get(file, file), "reason": reason} for file, reason in features.failures.items()]

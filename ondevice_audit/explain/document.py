@@ -1,7 +1,8 @@
 """The explain report as one JSON-ready document, and the three findings it states in words.
 
 Every format (``render.py``) renders this document and nothing else, so a number in the table is the number in
-the JSON. The findings say what the numbers mean: whether the variant changes RB beyond the base's interval,
+the JSON. Its shape is the versioned JSON Schema ``explain/schema/explain-v1.schema.json`` (``validate``); tests
+validate every document explain writes. The findings say what the numbers mean: whether the variant changes RB beyond the base's interval,
 whether any layer hurts the worse-off group beyond the bootstrap noise, and which candidate (if any) fixes it.
 """
 
@@ -12,16 +13,20 @@ from typing import Any
 
 from ondevice_audit import __version__
 from ondevice_audit._files import sha256_of
+from ondevice_audit._json_schema import load_schema, validate_against
 from ondevice_audit.explain.comparison import Comparison, RunResult
 from ondevice_audit.explain.data import ExplainData
 from ondevice_audit.explain.interface import Explainer, Layer
 from ondevice_audit.explain.ranking import LayerEffect
-from ondevice_audit.metrics import METRICS
+from ondevice_audit.metrics.detection import DetectionFrame
 from ondevice_audit.scoring import ScoreOptions
+from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
-__all__ = ["SCHEMA_VERSION", "explain_document"]
+__all__ = ["SCHEMA_VERSION", "explain_document", "schema", "validate"]
 
-SCHEMA_VERSION = "explain-1"
+SCHEMA_VERSION = "explain-1.0"
+"""The shape is ``explain/schema/explain-v1.schema.json``; a minor version adds optional fields only."""
+_SCHEMA = ("ondevice_audit.explain", "schema/explain-v1.schema.json")
 _MAX_LISTED_FAILURES = 1000
 _REBUILT_AGREEMENT = 0.99
 """Below this share of clips predicted alike, the rebuilt variant is not the variant: the report says so."""
@@ -38,11 +43,11 @@ def explain_document(
     layers: list[Layer],
     effects: list[LayerEffect] | None,
     undone: list[list[str]],
+    task: ClassifierTask | DetectorTask,
     rows: str | None = None,
 ) -> dict[str, Any]:
     """``rows``: which rows were explained when not the manifest's (or its ``--split``), in words."""
-    assert options.metric is not None  # explain/job.py resolves the options through the task
-    metric = METRICS[options.metric]
+    metric = comparison.definition
     runs = [_run(run) for run in comparison.runs]
     candidates = [run for run in comparison.runs if run.role == "candidate"]
     for entry, layers_undone in zip((r for r in runs if r["role"] == "candidate"), undone, strict=True):
@@ -55,7 +60,7 @@ def explain_document(
         "kind": explainer.kind,
         "undo": explainer.undo,
         "inputs": [{"role": role, "path": str(path), "sha256": sha256_of(path)} for role, path in inputs.items()],
-        "settings": {**options.settings(), "explained": comparison.attribute, "rows": rows, **explainer.facts()},
+        "settings": _settings(options, task, comparison, rows, explainer),
         "metric": {"name": metric.name, "description": metric.description, "higher_is_better": metric.higher_is_better},
         "samples": _samples(data, comparison),
         "attribute": comparison.attribute,
@@ -63,16 +68,36 @@ def explain_document(
         "groups": [{"name": g, "in_rb": inc} for g, inc in zip(comparison.groups, comparison.included, strict=True)],
         "base_rb": {"value": comparison.base_rb, "ci": _pair(comparison.base_ci)},
         "worse_off_group": worse,
+        "detection": _detection(task, comparison),
         "runs": runs,
         "layers": _layers(layers, effects),
         "findings": {
             "variant": _variant_finding(explainer, comparison, worse),
             "layers": _layer_finding(explainer, comparison, layers, effects, worse),
             "fix": _fix_finding(explainer, comparison, effects, candidates, recommended),
+            "operating_point": _operating_point(task, comparison),
         },
         "recommendation": None if recommended is None else _recommendation(recommended, comparison.runs[1], runs),
         "warnings": _warnings(comparison, options),
     }
+
+
+def schema() -> dict[str, Any]:
+    return load_schema(*_SCHEMA)
+
+
+def validate(document: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``document`` does not follow the explain schema."""
+    validate_against(document, *_SCHEMA)
+
+
+def _settings(
+    options: ScoreOptions, task: ClassifierTask | DetectorTask, comparison: Comparison, rows: str | None,
+    explainer: Explainer,
+) -> dict[str, Any]:  # fmt: skip
+    """The scoring options, the task's (a detector's phrase and operating point), and how it was explained."""
+    explained = {"explained": comparison.attribute, "rows": rows}
+    return {**options.settings(), **task.settings(), **explained, **explainer.facts()}
 
 
 def _pair(values: tuple[float, float] | None) -> list[float] | None:
@@ -103,9 +128,41 @@ def _run(run: RunResult) -> dict[str, Any]:
         "rb_difference": run.rb_difference,
         "rb_difference_ci": _pair(run.rb_difference_ci),
         "within_base_interval": run.within_base_interval,
+        "threshold": run.threshold,
         "agreement_with_variant": run.agreement,
         "max_score_difference_to_variant": run.max_score_difference,
     }
+
+
+def _detection(task: ClassifierTask | DetectorTask, comparison: Comparison) -> dict[str, Any] | None:
+    """A detector's phrase, its operating point and the base's threshold with its bootstrap interval (re-chosen
+    in every replicate, as ``audit`` states it); None for a classifier."""
+    frame = comparison.base_frame
+    if not isinstance(task, DetectorTask) or not isinstance(frame, DetectionFrame):
+        return None
+    return {
+        "positive_label": task.positive_label,
+        "chosen_by": task.point.describe(),
+        "threshold": frame.threshold,
+        "threshold_ci": _pair(frame.threshold_ci),
+        "positives": frame.counts["positives"],
+        "negatives": frame.counts["negatives"],
+    }
+
+
+def _operating_point(task: ClassifierTask | DetectorTask, comparison: Comparison) -> str | None:
+    """Where a detector's decisions are made, in words: the one threshold, or each model's (``--at-far``)."""
+    if not isinstance(task, DetectorTask):
+        return None
+    if not task.point.chosen:
+        return (f"Every model accepts a clip when its {task.positive_label!r} probability is at least "
+                f"{task.point.threshold:g} (given), the same for every group.")  # fmt: skip
+    chosen = ", ".join(f"{_role(run)} {run.threshold:.4g}" for run in comparison.runs if run.threshold is not None)
+    return f"Each model's threshold is {task.point.describe()}, the same for every group: {chosen}."
+
+
+def _role(run: RunResult) -> str:
+    return run.name if run.role == "candidate" else run.role
 
 
 def _layers(layers: list[Layer], effects: list[LayerEffect] | None) -> list[dict[str, Any]]:

@@ -38,9 +38,10 @@ from ondevice_audit.explain.interface import Explainer, Layer
 from ondevice_audit.explain.ranking import LayerEffect, UnitTable, rank_layers
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
 from ondevice_audit.frontend import Frontend
-from ondevice_audit.model_io import ModelOptions, resolve_frontend, resolve_labels
+from ondevice_audit.model_io import ModelOptions, ReadModel, read_model
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.scoring import ScoreOptions
+from ondevice_audit.tasks import DetectorTask
 
 __all__ = ["ExplainOptions", "explain_variant"]
 
@@ -65,10 +66,15 @@ class _Models:
     base: Path
     cell: Path | None
     """The sweep cell folder the variant came from, if it did."""
-    labels: list[str]
-    frontend: Frontend
+    model: ReadModel
+    """The variant read as ``audit`` reads a model: its task (classes, or a detector's phrase and operating
+    point), front-end and how it is opened."""
     metadata: ModelMetadata
-    """What the candidates carry: the variant's labels, front-end and facts."""
+    """What the candidates carry: the variant's labels, front-end, task and facts."""
+
+    @property
+    def frontend(self) -> Frontend:
+        return self.model.frontend
 
 
 def explain_variant(
@@ -81,19 +87,19 @@ def explain_variant(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Explain ``variant`` (a file or sweep cell) against ``base`` on ``manifest``; see the module docstring."""
-    from ondevice_audit.tasks import ClassifierTask
-
     progress = progress or NullProgress()
     model_options = model_options or ModelOptions()
     _check_options(options, explain)
     models = _models(variant, base, model_options)
-    options = ClassifierTask(tuple(models.labels)).resolve(options)
+    task = models.model.task
+    options = task.resolve(options)
     out = _output_folder(explain.out, [models.variant, models.base, manifest])
     cell = None if models.cell is None else sweep_cell(models.cell)
     explainer = _explainer(models, cell, manifest, explain, model_options.trust_model, progress)
     held_out = None if cell is None else cell.frames["test"]
-    data = read_rows(manifest, options, models.labels, models.frontend, progress, held_out)
-    runs = Runs(models.labels, model_options.batch_size, explain.latency_samples, model_options.trust_model)
+    data = read_rows(manifest, options, task, models.frontend, progress, held_out)
+    runs = Runs(task, models.model.runtime_options, model_options.batch_size, explain.latency_samples,
+                model_options.trust_model)  # fmt: skip
     rebuilt = [("rebuilt", name, path) for name, path in explainer.reference_runs(out)]
     runs.add([("base", base.name, models.base), ("variant", variant.name, models.variant), *rebuilt], data, progress)
     first = compare(runs, data, options)
@@ -117,6 +123,7 @@ def explain_variant(
         layers=layers,
         effects=effects,
         undone=[[layer.name for layer in chosen[:k]] for k in range(1, len(chosen) + 1)],
+        task=task,
     )
 
 
@@ -134,27 +141,67 @@ def _check_options(options: ScoreOptions, explain: ExplainOptions) -> None:
 
 
 def _models(variant: Path, base: Path, model_options: ModelOptions) -> _Models:
-    """Both models found, and made for the same inputs and classes."""
+    """Both models found, and made for the same inputs and outputs; the variant read as ``audit`` reads it."""
     variant_path, base_path = resolve_model(variant, "variant"), resolve_model(base, "base")
     if variant_path.resolve() == base_path.resolve():
         raise UsageError(f"the variant and the base are the same file: {variant_path}")
+    _refuse_streaming(variant_path, model_options)
     metadata = read_metadata(variant_path)
-    if metadata is not None and metadata.extra.get("task") == "detect":
-        raise UsageError("explain ranks a classifier's layers by group; this model is a detector, which it does "
-                         "not explain yet: compare its variants with audit --reference")  # fmt: skip
-    labels = resolve_labels(metadata, model_options)
-    if labels is None:
-        raise UsageError("the model carries no label names: pass --labels FILE (one class name per line)")
-    frontend = resolve_frontend(metadata, model_options)
-    base_metadata = read_metadata(base_path)
-    if base_metadata is not None and base_metadata.labels and list(base_metadata.labels) != labels:
-        raise UsageError(f"the base's labels ({', '.join(base_metadata.labels)}) differ from the variant's")
-    spec = getattr(frontend, "spec", None)
-    if base_metadata is not None and base_metadata.frontend and spec is not None and base_metadata.frontend != spec:
-        raise UsageError("the base was made for other inputs than the variant (their front-end settings differ)")
-    own = metadata or ModelMetadata(labels=labels, frontend=spec)
+    model = read_model(variant_path, metadata, model_options)
+    if model.stream is not None:
+        raise UsageError(f"{_STATELESS} ({model.stream['chosen']})")
+    _check_base(read_metadata(base_path), model)
     cell = variant if variant_path != variant else None
-    return _Models(variant_path, base_path, cell, labels, frontend, dataclasses.replace(own, labels=labels))
+    return _Models(variant_path, base_path, cell, model, _candidate_metadata(metadata, model))
+
+
+_STATELESS = ("explain needs a stateless model, one call per clip (TF Lite's debugger runs each op once per input): "
+              "audit a streaming model with audit --stream")  # fmt: skip
+
+
+def _refuse_streaming(path: Path, model_options: ModelOptions) -> None:
+    """A streaming model (asked with --stream, or holding state in resource variables) is refused before it is
+    read: streaming it is what ``read_model`` would set up."""
+    from ondevice_audit._files import model_format
+    from ondevice_audit.runtimes.tflite_graph import is_stateful
+
+    if model_options.detector.stream:
+        raise UsageError(f"{_STATELESS} (asked: --stream)")
+    if model_format(path) == "tflite" and is_stateful(path):
+        raise UsageError(f"{_STATELESS} (the model keeps state between calls in resource variables)")
+
+
+def _check_base(base: ModelMetadata | None, model: ReadModel) -> None:
+    """What the base's metadata says, where it says it, fits the variant: task, phrase or classes, front-end."""
+    if base is None:
+        return
+    task = model.task
+    stated = base.extra.get("task")
+    if stated is not None and stated != task.name:
+        raise UsageError(f"the base's metadata says task {stated!r}, the variant is read as {task.name!r}")
+    phrase = base.extra.get("positive_label")
+    if isinstance(task, DetectorTask) and stated == "detect" and phrase and phrase != task.positive_label:
+        raise UsageError(f"the base detects {phrase!r}, the variant is read as detecting {task.positive_label!r}")
+    labels = list(getattr(task, "labels", ()))
+    if labels and base.labels and list(base.labels) != labels:
+        raise UsageError(f"the base's labels ({', '.join(base.labels)}) differ from the variant's")
+    spec = getattr(model.frontend, "spec", None)
+    if base.frontend and spec is not None and base.frontend != spec:
+        raise UsageError("the base was made for other inputs than the variant (their front-end settings differ)")
+
+
+def _candidate_metadata(metadata: ModelMetadata | None, model: ReadModel) -> ModelMetadata:
+    """The variant's metadata for the candidates, stating the task as it was read (a detector's phrase too), so a
+    candidate from a model without metadata audits without flags."""
+    task = model.task
+    own = metadata or ModelMetadata(labels=[], frontend=getattr(model.frontend, "spec", None))
+    extra = {key: value for key, value in own.extra.items() if key not in ("task", "positive_label")}
+    if isinstance(task, DetectorTask):
+        labels = list(own.labels) or [task.positive_label]
+        extra.update(task="detect", positive_label=task.positive_label)
+    else:
+        labels = list(task.labels)
+    return dataclasses.replace(own, labels=labels, extra=extra)
 
 
 def _output_folder(out: Path, inputs: list[Path]) -> Path:

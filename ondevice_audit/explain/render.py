@@ -120,8 +120,10 @@ def _verdict(ci: list[float] | None) -> str:
 
 
 def _findings(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """The findings in words; a detector's operating point first (every number after it is read there)."""
     findings = document["findings"]
-    return [("Change", findings["variant"]), ("Layers", findings["layers"]), ("Fix", findings["fix"])]
+    point = [("Threshold", findings["operating_point"])] if findings["operating_point"] else []
+    return [*point, ("Change", findings["variant"]), ("Layers", findings["layers"]), ("Fix", findings["fix"])]
 
 
 def _table(document: dict[str, Any], color: bool) -> str:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ondevice_audit.cli import app
-from ondevice_audit.explain.job import ExplainOptions, explain_variant
+from ondevice_audit.explain.document import SCHEMA_VERSION, schema, validate
 from ondevice_audit.explain.render import ExplainFormat, render
 from ondevice_audit.scoring import ScoreOptions
 
@@ -21,10 +21,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def sensitive(sensitive_case: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("explain-out")
-    return explain_variant(sensitive_case.variant, sensitive_case.base, sensitive_case.manifest, OPTIONS,
-                           ExplainOptions(out, latency_samples=5))  # fmt: skip
+def sensitive(sensitive_case: Any, explain: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return explain(sensitive_case, tmp_path_factory.mktemp("explain-out"), OPTIONS, 5)
 
 
 def _layer(document: dict[str, Any], name: str) -> dict[str, Any]:
@@ -117,14 +115,36 @@ def test_layer_errors_match_the_interpreters_intermediate_tensors(
         assert layer["gap_db"] == pytest.approx(gap, abs=1e-6)
 
 
-def test_a_harmless_quantization_is_said_to_change_nothing(harmless_case: Any, tmp_path: Path) -> None:
-    document = explain_variant(harmless_case.variant, harmless_case.base, harmless_case.manifest, OPTIONS,
-                               ExplainOptions(tmp_path / "out", latency_samples=3))  # fmt: skip
+def test_a_harmless_quantization_is_said_to_change_nothing(harmless_case: Any, explain: Any, tmp_path: Path) -> None:
+    document = explain(harmless_case, tmp_path / "out", OPTIONS)
     assert "does not measurably change RB" in document["findings"]["variant"]
     assert all(layer["rank"] is None for layer in document["layers"])
     assert "No layer is ranked" in document["findings"]["layers"]
     assert document["recommendation"] is None and document["findings"]["fix"] == "None needed."
     assert [run["role"] for run in document["runs"]] == ["base", "variant", "rebuilt"]
+
+
+def test_the_schema_holds_the_document_to_its_shape(sensitive: dict[str, Any]) -> None:
+    """The schema is a valid 2020-12 schema, names this version, and refuses what a reader could misread."""
+    import copy
+
+    import jsonschema
+
+    assert sensitive["schema_version"] == SCHEMA_VERSION and sensitive["detection"] is None
+    assert sensitive["findings"]["operating_point"] is None and sensitive["settings"]["task"] == "classify"
+    assert schema()["properties"]["schema_version"]["pattern"] == "^explain-1\\.[0-9]+$"
+    for change in (
+        lambda d: d.update(schema_version="1.2"),  # an audit report's version
+        lambda d: d["runs"][0].pop("threshold"),
+        lambda d: d["runs"][-1].pop("undone"),  # a candidate without its layers
+        lambda d: d.update(detection={"positive_label": "yes"}),  # a classifier's document with a detector's section
+        lambda d: d["layers"][0].update(rank=0),
+        lambda d: d.update(extra=1),
+    ):
+        broken = copy.deepcopy(sensitive)
+        change(broken)
+        with pytest.raises(jsonschema.ValidationError):
+            validate(broken)
 
 
 def test_formats_render_the_same_document(sensitive: dict[str, Any]) -> None:
@@ -146,6 +166,7 @@ def test_cli_writes_candidates_and_the_json_next_to_them(sensitive_case: Any, tm
     ])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     document = json.loads((out / "explain.json").read_text())
+    validate(document)
     assert [run["role"] for run in document["runs"]][-1] == "candidate"
     assert (out / "quantization-fix-1.tflite").is_file() and (out / "int8-rebuilt.tflite").is_file()
     assert "mix kept in float" in (tmp_path / "x.md").read_text()
@@ -167,10 +188,11 @@ def _pruned(case: Any, folder: Path) -> Path:
     return path
 
 
-def test_pruning_is_explained_by_sparsity_and_fixed_by_restoring_the_layer(sensitive_case: Any, tmp_path: Path) -> None:
+def test_pruning_is_explained_by_sparsity_and_fixed_by_restoring_the_layer(
+    sensitive_case: Any, explain: Any, tmp_path: Path
+) -> None:
     variant = _pruned(sensitive_case, tmp_path)
-    document = explain_variant(variant, sensitive_case.base, sensitive_case.manifest, OPTIONS,
-                               ExplainOptions(tmp_path / "out", latency_samples=2))  # fmt: skip
+    document = explain(sensitive_case, tmp_path / "out", OPTIONS, 2, variant)
     assert document["kind"] == "pruning" and document["worse_off_group"] == "female"
     mix = _layer(document, "mix")
     assert mix["rank"] == 1 and mix["sparsity"] == 0.5 and mix["base_sparsity"] == 0.0
@@ -184,20 +206,11 @@ def test_pruning_is_explained_by_sparsity_and_fixed_by_restoring_the_layer(sensi
     assert fixed["groups"] == base["groups"] and fixed["rb_difference"] == pytest.approx(0.0, abs=1e-12)
 
 
-def _fails(*args: str) -> str:
-    result = runner.invoke(app, ["explain", *args])
-    assert result.exit_code == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0]
-    return " ".join(result.stderr.split())
-
-
-def test_bad_input_is_one_line_and_exit_2(sensitive_case: Any, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_and_exit_2(sensitive_case: Any, explain_fails: Any, tmp_path: Path) -> None:
     from ondevice_audit.explain.quantization import float_flatbuffer
     from ondevice_audit.export.metadata import ModelMetadata, read_metadata, write_metadata
 
-    case, models = sensitive_case, tmp_path / "models"
+    case, models, _fails = sensitive_case, tmp_path / "models", explain_fails
     models.mkdir()
     common = ["--data", str(case.manifest), "-g", "gender", "--out", str(tmp_path / "out")]
     variant, base = str(case.variant), str(case.base)
