@@ -12,7 +12,9 @@ at 6) keep theirs. ``hidden`` and ``head`` are plain layers. Labels are the floa
 5 % flipped at random, so the base is good but not perfect for both groups. The int8 file is exported as
 ``ondevice-audit export --data`` would: calibrated on 200 of the clips.
 
-With ``sensitive=False`` both groups' weights are alike: int8 then changes almost nothing.
+With ``sensitive=False`` both groups' weights are alike: int8 then changes almost nothing. With ``detector=True``
+(``--detector``) the head is one sigmoid, the probability of class c0's pattern against the others: a ``yes``
+detector whose clips are labelled ``yes`` where the float model accepts them (5 % flipped) and ``no`` elsewhere.
 """
 
 from __future__ import annotations
@@ -138,13 +140,15 @@ def build_case(
 
 
 def main() -> None:
-    """``python examples/explain_toy.py OUT [--harmless]``: write the toy's manifest, clips, model and int8 export."""
+    """``python examples/explain_toy.py OUT [--harmless] [--detector]``: write the toy's manifest, clips, model and
+    int8 export."""
     import sys
 
-    args = [a for a in sys.argv[1:] if a != "--harmless"]
+    flags = {"--harmless", "--detector"}
+    args = [a for a in sys.argv[1:] if a not in flags]
     if len(args) != 1:
-        raise SystemExit("usage: python examples/explain_toy.py OUT [--harmless]")
-    case = build_case(Path(args[0]), sensitive="--harmless" not in sys.argv[1:])
+        raise SystemExit("usage: python examples/explain_toy.py OUT [--harmless] [--detector]")
+    case = build_case(Path(args[0]), sensitive="--harmless" not in sys.argv[1:], detector="--detector" in sys.argv[1:])
     print(f"manifest {case.manifest}\nbase     {case.base}\nvariant  {case.variant}")
 
 

@@ -151,18 +151,22 @@ def _detection(task: ClassifierTask | DetectorTask, comparison: Comparison) -> d
 
 
 def _operating_point(task: ClassifierTask | DetectorTask, comparison: Comparison) -> str | None:
-    """Where a detector's decisions are made, in words: the one threshold, or each model's (``--at-far``)."""
+    """Where a detector's decisions are made, in words: the one threshold, or each model's (``--at-far``), the
+    base's with its bootstrap interval; models named as the tables name them (fix 1, fix 2...)."""
     if not isinstance(task, DetectorTask):
         return None
     if not task.point.chosen:
         return (f"Every model accepts a clip when its {task.positive_label!r} probability is at least "
                 f"{task.point.threshold:g} (given), the same for every group.")  # fmt: skip
-    chosen = ", ".join(f"{_role(run)} {run.threshold:.4g}" for run in comparison.runs if run.threshold is not None)
-    return f"Each model's threshold is {task.point.describe()}, the same for every group: {chosen}."
-
-
-def _role(run: RunResult) -> str:
-    return run.name if run.role == "candidate" else run.role
+    ci = comparison.base_frame.threshold_ci if isinstance(comparison.base_frame, DetectionFrame) else None
+    candidates = [run for run in comparison.runs if run.role == "candidate"]
+    chosen = [
+        f"{f'fix {candidates.index(run) + 1}' if run.role == 'candidate' else run.role} {run.threshold:.3f}"
+        + (_interval(ci) if run.role == "base" else "")
+        for run in comparison.runs
+        if run.threshold is not None
+    ]
+    return f"Each model's threshold is {task.point.describe()}, the same for every group: {', '.join(chosen)}."
 
 
 def _layers(layers: list[Layer], effects: list[LayerEffect] | None) -> list[dict[str, Any]]:
