@@ -93,11 +93,12 @@ def explain_variant(
     models = _models(variant, base, model_options)
     task = models.model.task
     options = task.resolve(options)
-    out = _output_folder(explain.out, [models.variant, models.base, manifest])
+    out = _check_output_folder(explain.out, [models.variant, models.base, manifest])
     cell = None if models.cell is None else sweep_cell(models.cell)
     explainer = _explainer(models, cell, manifest, explain, model_options.trust_model, progress)
     held_out = None if cell is None else cell.frames["test"]
     data = read_rows(manifest, options, task, models.frontend, progress, held_out)
+    out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known good: a refusal writes nothing
     runs = Runs(task, models.model.runtime_options, model_options.batch_size, explain.latency_samples,
                 model_options.trust_model)  # fmt: skip
     rebuilt = [("rebuilt", name, path) for name, path in explainer.reference_runs(out)]
@@ -204,14 +205,13 @@ def _candidate_metadata(metadata: ModelMetadata | None, model: ReadModel) -> Mod
     return dataclasses.replace(own, labels=labels, extra=extra)
 
 
-def _output_folder(out: Path, inputs: list[Path]) -> Path:
-    """``out``, created; refused when it holds an input, since candidate files are written into it."""
+def _check_output_folder(out: Path, inputs: list[Path]) -> Path:
+    """``out``, refused when it holds an input (candidate files are written into it) or is a file."""
     for path in inputs:
         if path.resolve().parent == out.resolve() or out.resolve() in path.resolve().parents:
             raise UsageError(f"--out {out} holds an input ({path}); write the candidates to another folder")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 

@@ -237,3 +237,4 @@ def test_bad_input_is_one_line_and_exit_2(sensitive_case: Any, explain_fails: An
     assert "holds an input" in _fails(variant, "--base", base, *holds)
     assert "not a finished sweep cell folder (no report.json)" in _fails(str(tmp_path), "--base", base, *common)
     assert "nope" in _fails(variant, "--base", base, "--data", str(case.manifest), "-g", "nope", "--out", str(tmp_path / "o"))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists(), "a refused explain writes nothing"
