@@ -59,8 +59,7 @@ class DetectorOptions:
     def point(self) -> OperatingPoint:
         from ondevice_audit.metrics.detection import OperatingPoint
 
-        given = (self.threshold, self.at_far, self.at_fa_per_hour)
-        return OperatingPoint(0.5) if given == (None, None, None) else OperatingPoint(*given)
+        return OperatingPoint.of(self.threshold, self.at_far, self.at_fa_per_hour)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ from ondevice_audit.explain.interface import Explainer, Layer
 from ondevice_audit.explain.ranking import LayerEffect, UnitTable, rank_layers
 from ondevice_audit.export.metadata import ModelMetadata, read_metadata
 from ondevice_audit.frontend import Frontend
-from ondevice_audit.model_io import ModelOptions, ReadModel, read_model
+from ondevice_audit.metrics.detection import OperatingPoint
+from ondevice_audit.model_io import DetectorOptions, ModelOptions, ReadModel, read_model
 from ondevice_audit.progress import NullProgress, Progress
 from ondevice_audit.scoring import ScoreOptions
 from ondevice_audit.tasks import DetectorTask
@@ -91,10 +92,12 @@ def explain_variant(
     model_options = model_options or ModelOptions()
     _check_options(options, explain)
     models = _models(variant, base, model_options)
+    cell = None if models.cell is None else sweep_cell(models.cell)
+    if cell is not None:
+        models = dataclasses.replace(models, model=_at_sweeps_point(models.model, cell, model_options.detector))
     task = models.model.task
     options = task.resolve(options)
     out = _check_output_folder(explain.out, [models.variant, models.base, manifest])
-    cell = None if models.cell is None else sweep_cell(models.cell)
     explainer = _explainer(models, cell, manifest, explain, model_options.trust_model, progress)
     held_out = None if cell is None else cell.frames["test"]
     data = read_rows(manifest, options, task, models.frontend, progress, held_out)
@@ -126,6 +129,17 @@ def explain_variant(
         undone=[[layer.name for layer in chosen[:k]] for k in range(1, len(chosen) + 1)],
         task=task,
     )
+
+
+def _at_sweeps_point(model: ReadModel, cell: SweepCell, detector: DetectorOptions) -> ReadModel:
+    """A detector's sweep cell at its sweep's operating point (``[data] threshold``, ``at_far`` or
+    ``at_fa_per_hour``), as the sweep scored it, unless the command line names one."""
+    data = cell.matrix.data
+    named = (detector.threshold, detector.at_far, detector.at_fa_per_hour) != (None, None, None)
+    if named or data.task != "detect" or not isinstance(model.task, DetectorTask):
+        return model
+    point = OperatingPoint.of(data.threshold, data.at_far, data.at_fa_per_hour)
+    return dataclasses.replace(model, task=dataclasses.replace(model.task, point=point))
 
 
 def _check_options(options: ScoreOptions, explain: ExplainOptions) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ondevice_audit import _tensorflow
 from ondevice_audit._files import model_format
+from ondevice_audit._quiet import quiet_native
 from ondevice_audit.errors import PipelineError, UsageError
 from ondevice_audit.explain.interface import Explainer, Layer, LayerErrors
 from ondevice_audit.export.metadata import ModelMetadata, write_metadata
@@ -171,8 +172,9 @@ def _layers(debugger: Any) -> tuple[list[str], list[Layer]]:
 
 def _quiet(call: Callable[[], Any]) -> Any:
     """TF Lite warns on every interpreter it makes that ``tf.lite.Interpreter`` is deprecated (the debugger has no
-    other) and that preserving tensors costs memory (which the float-power metric needs)."""
-    with warnings.catch_warnings():
+    other) and that preserving tensors costs memory (which the float-power metric needs); from C++, the quantizer
+    prints "fully_quantize: ..." and XNNPACK announces itself (on fd 2, kept for ``--debug``)."""
+    with warnings.catch_warnings(), quiet_native():
         warnings.simplefilter("ignore")
         return call()
 

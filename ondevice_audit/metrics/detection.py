@@ -77,6 +77,12 @@ class OperatingPoint:
         if self.at_fa_per_hour is not None and self.at_fa_per_hour < 0:
             raise UsageError(f"--at-fa-per-hour must be 0 or more, got {self.at_fa_per_hour}")
 
+    @classmethod
+    def of(cls, threshold: float | None, at_far: float | None, at_fa_per_hour: float | None) -> OperatingPoint:
+        """The point these settings name, at most one of them given; none given: the threshold 0.5."""
+        given = (threshold, at_far, at_fa_per_hour)
+        return cls(0.5) if given == (None, None, None) else cls(*given)
+
     @property
     def chosen(self) -> bool:
         return self.threshold is None

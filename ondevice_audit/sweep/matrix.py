@@ -349,8 +349,7 @@ class DataSettings:
 
         if self.task != "detect":
             return ClassifierTask(outputs, label_map)
-        given = (self.threshold, self.at_far, self.at_fa_per_hour)
-        point = OperatingPoint(0.5) if given == (None, None, None) else OperatingPoint(*given)
+        point = OperatingPoint.of(self.threshold, self.at_far, self.at_fa_per_hour)
         return DetectorTask(self.positive_label, point, clip_seconds=self.clip_seconds)
 
 

@@ -238,3 +238,20 @@ def test_bad_input_is_one_line_and_exit_2(sensitive_case: Any, explain_fails: An
     assert "not a finished sweep cell folder (no report.json)" in _fails(str(tmp_path), "--base", base, *common)
     assert "nope" in _fails(variant, "--base", base, "--data", str(case.manifest), "-g", "nope", "--out", str(tmp_path / "o"))
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists(), "a refused explain writes nothing"
+
+
+def test_the_command_prints_no_library_lines(sensitive_case: Any, tmp_path: Path) -> None:
+    """The converter's "fully_quantize" and XNNPACK's "INFO:" lines (C++, on fd 2) stay off a real process's
+    output: every stderr line is the tool's own progress."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TF_CPP", "ONDEVICE_AUDIT"))}
+    command = [sys.executable, "-m", "ondevice_audit", "explain", str(sensitive_case.variant), "--base",
+               str(sensitive_case.base), "--data", str(sensitive_case.manifest), "-g", "gender", "--out",
+               str(tmp_path / "fix"), "--latency-samples", "2"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env={**env, "COLUMNS": "1000"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    own = ("✓ ", "Candidates and explain.json in ")
+    assert [line for line in done.stderr.splitlines() if not line.startswith(own)] == []

@@ -167,3 +167,26 @@ def test_streaming_and_mismatched_detectors_are_refused_in_one_line(
     assert "the base detects 'yes', the variant is read as detecting 'no'" in _fails(
         variant, "--base", base, *common, "--task", "detect", "--positive-label", "no"
     )
+
+
+def test_a_detector_sweep_cell_is_explained_at_its_sweeps_operating_point(tmp_path: Path) -> None:
+    """Without a point on the command line, a cell is explained where its sweep scored it ([data] at_far)."""
+    import dataclasses
+
+    from ondevice_audit.explain.data import SweepCell
+    from ondevice_audit.explain.job import _at_sweeps_point
+    from ondevice_audit.metrics.detection import OperatingPoint
+    from ondevice_audit.model_io import DetectorOptions, ReadModel
+    from ondevice_audit.sweep import parse_matrix
+    from ondevice_audit.tasks import DetectorTask
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,label,gender,speaker\n")
+    document = {"data": {"manifest": str(manifest), "groups": ["gender"], "task": "detect",
+                         "positive_label": "yes", "at_far": 0.05}}  # fmt: skip
+    cell = SweepCell(tmp_path, parse_matrix(document, tmp_path / "matrix.toml"), {}, 0)
+    read = ReadModel(DetectorTask("yes", OperatingPoint(0.5)), None, None)  # front-end and options unused here
+    assert _at_sweeps_point(read, cell, DetectorOptions()).task.point == OperatingPoint(at_far=0.05)
+    named = DetectorOptions(threshold=0.7)
+    assert _at_sweeps_point(dataclasses.replace(read, task=dataclasses.replace(read.task, point=OperatingPoint(0.7))),
+                            cell, named).task.point == OperatingPoint(0.7)  # fmt: skip
