@@ -443,6 +443,7 @@ AUDIT = [
     ),
     Case("audit-output-is-labels", f"{A} --labels labels.txt -o labels.txt", r"is the labels file", r"choose another"),
     Case("audit-output-under-file", f"{A} -o p.csv/x.json", r"\(it is a file\)", r"choose a folder"),
+    Case("audit-output-superscript-index", f"{A} --output ²", r"model\.tflite has no output '²'.*index from 0 to 0"),
     Case("audit-runtime-unknown", f"{A} --runtime fastest", r"unknown runtime 'fastest'", r"choose one of"),
     Case("audit-batch-size-zero", f"{A} --batch-size 0", r"--batch-size", r"--help"),
     Case("audit-target-batch-zero", f"{A} --target-batch 0", r"--target-batch", r"--help"),
@@ -925,6 +926,19 @@ SWEEP = [
         r"choose from",
         setup=_data('metric = "f2"'),
     ),
+    Case(
+        "sweep-output-superscript-index",
+        f"{S} --model model.tflite --output ²",
+        r"model\.tflite has no output '²'; its outputs: .* \(or an index from 0 to 0\)",
+    ),
+    Case(
+        "sweep-output-negative-index",
+        f"{S} --model model.tflite --output -1",
+        r"has no output '-1'.*or an index from 0 to 0",
+    ),
+    Case("sweep-output-past-the-end", f"{S} --model model.tflite --output 1", r"has no output '1'"),
+    Case("sweep-output-empty", f"{S} --model model.tflite --output ''", r"has no output ''"),
+    Case("sweep-output-with-recipe", f"{S} --output 0", r"describe your own model", r"--model"),
     Case("sweep-labels-without-model", f"{S} --labels labels.txt", r"describe your own model", r"--model"),
     Case(
         "sweep-gate-junit-is-matrix",
