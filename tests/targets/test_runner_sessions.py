@@ -214,9 +214,10 @@ def test_an_output_index_or_name_chooses_the_same_output_here_and_on_the_device(
     path = _two_outputs(models.onnx, tmp_path / "two.onnx")
     inputs = kws.inputs()[:8]
     options = RuntimeOptions(output=wanted)
-    with LocalTarget().open(path, None, options) as here, SubprocessTarget(python=str(device_python)).open(
-        path, None, options
-    ) as there:
+    with (
+        LocalTarget().open(path, None, options) as here,
+        SubprocessTarget(python=str(device_python)).open(path, None, options) as there,
+    ):
         assert here.model.output == there.model.output == "shuffled"
         np.testing.assert_allclose(here.run(inputs, 8).scores, there.run(inputs, 8).scores, rtol=1e-5)
 
