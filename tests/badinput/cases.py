@@ -616,6 +616,62 @@ REPORT = [
     ),
 ]
 
+REPORT += [
+    Case("report-charts-is-file", "report report.json --charts p.csv", r"--charts p\.csv is a file", r"give a folder"),
+    Case(
+        "report-charts-is-file-after-html",
+        "report report.json --html r.html --charts p.csv",
+        r"--charts p\.csv is a file",
+        r"give a folder",
+    ),
+    Case(
+        "report-charts-under-report",
+        "report report.json --charts report.json/charts",
+        r"cannot write in .*report\.json \(it is a file\)",
+        r"choose a folder",
+    ),
+    Case("report-charts-in-proc", "report report.json --charts /proc/charts", r"cannot write in /proc", r"choose"),
+    Case(
+        "report-charts-over-html",
+        "report report.json --charts charts --html charts/gender.png",
+        r"--charts and --html both name charts/gender\.png",
+        r"give each output its own file",
+    ),
+    Case(
+        "report-charts-folder-is-markdown",
+        "report report.json --charts out --markdown out",
+        r"--charts and --markdown both name out",
+        r"give each output its own file",
+    ),
+    Case(
+        "report-charts-below-markdown",
+        "report report.json --charts out/charts --markdown out",
+        r"--charts and --markdown both name out",
+        r"give each output its own file",
+    ),
+    Case(
+        "report-charts-over-report",
+        "report gender.png --charts .",
+        r"--charts \. is the report|gender\.png is the report",
+        r"choose another",
+        setup=_copy("report.json", "gender.png"),
+    ),
+    Case(
+        "report-charts-nothing-to-draw",
+        "report empty.json --html r.html --charts charts",
+        r"--charts: empty\.json has no chart to draw",
+        r"leave --charts out",
+        setup=_json_edit("report.json", _set("attributes", []), "empty.json"),
+    ),
+    Case(
+        "report-charts-of-a-sweep",
+        "report runs/old --charts charts",
+        r"a sweep's chart is its folder's plot",
+        r"--charts writes a report's charts",
+        setup=_sweep_folder,
+    ),
+]
+
 COMPARE = [
     Case(
         "compare-different-data",
