@@ -145,15 +145,39 @@ def _mapped(predictions: Predictions, label_map: LabelMap | None) -> tuple[Class
     """The predictions' classes as a classifier task, their ``prediction`` column rewritten in the data's labels
     through ``label_map`` (checked as ``audit`` checks a model's: a class the predictions lack, a data label no
     class maps to), and the warnings it calls for."""
-    if label_map is None:
-        return ClassifierTask(predictions.classes), []
     labels = list(predictions.frame["label"])
-    decisions = label_map.apply(predictions.classes, f"the predictions in {predictions.source.name}")
-    task = ClassifierTask(predictions.classes, label_map)
-    task.check_data(labels)
-    predictions.frame["prediction"] = predictions.frame["prediction"].map(dict(zip(predictions.classes, decisions,
-                                                                                   strict=True)))  # fmt: skip
-    return task, task.data_warnings(labels)
+    if label_map is None:
+        task = ClassifierTask(predictions.classes)
+    else:
+        decisions = label_map.apply(predictions.classes, f"the predictions in {predictions.source.name}")
+        task = ClassifierTask(predictions.classes, label_map)
+        task.check_data(labels)
+        predictions.frame["prediction"] = predictions.frame["prediction"].map(dict(zip(predictions.classes, decisions,
+                                                                                       strict=True)))  # fmt: skip
+    return task, task.data_warnings(labels) + _stray_predictions(predictions, label_map)
+
+
+def _stray_predictions(predictions: Predictions, label_map: LabelMap | None) -> list[str]:
+    """Predicted classes that are no label of the data count as wrong: said with their clips (unless the label
+    map's own warning names them), and refused when no prediction is a label at all (the model names its classes
+    otherwise: every clip wrong, a metric of 0 with exit 0)."""
+    from ondevice_audit.data import DataError
+
+    labels, predicted = set(predictions.frame["label"]), predictions.frame["prediction"]
+    check_label_spellings({*labels, *predicted}, "the labels and predictions")
+    where = f"the predictions in {predictions.source.name}"
+    if not labels & set(predicted):
+        named = "--label-map leads to" if label_map is not None else "predicted:"
+        raise DataError(f"no prediction in {predictions.source.name} is a label of its data ({named} "
+                        f"{', '.join(sorted(set(predicted))[:8])}; labels: {', '.join(sorted(labels)[:8])}): every "
+                        "clip would count as wrong; map the classes onto the labels with --label-map MODEL=DATA")  # fmt: skip
+    said = set(label_map.unused(list(labels))) if label_map is not None else set()  # the map's warning names them
+    stray = predicted[~predicted.isin(labels | said)].value_counts()
+    if stray.empty:
+        return []
+    listed = ", ".join(f"{name!r} ({n} clip{'s' if n > 1 else ''})" for name, n in sorted(stray.items())[:8])
+    return [f"{where} name classes that are not a label in the data: {listed}; they count as wrong (map them "
+            "with --label-map MODEL=DATA if they stand for a label)"]  # fmt: skip
 
 
 def _score_detector(path: Path, options: ScoreOptions, detector: DetectorOptions, progress: Progress) -> dict[str, Any]:

@@ -57,7 +57,8 @@ class LabelMap:
         for entry in value.split(","):
             model_class, equals, label = entry.partition("=")
             if not equals or "=" in label or not model_class.strip() or not label.strip():
-                raise UsageError(f"--label-map: {entry.strip()!r} is not MODEL=DATA (a model class, '=', a data label)")
+                raise UsageError(f"--label-map: {entry.strip()!r} is not MODEL=DATA (a model class, '=', a data label); "
+                                 f"for names with '=' or ',' give a CSV file with the header {','.join(FILE_HEADER)}")  # fmt: skip
             pairs.append((model_class.strip(), label.strip()))
         return cls(tuple(pairs))
 

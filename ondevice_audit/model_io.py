@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # the tasks load pandas and the metrics: imported when a mode
     from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
 __all__ = [
+    "DEFAULT_HOP_MS",
+    "MAX_PAD_MS",
     "DetectorOptions",
     "ModelOptions",
     "ReadModel",
@@ -37,6 +39,13 @@ __all__ = [
     "resolve_frontend",
     "resolve_labels",
 ]
+
+
+DEFAULT_HOP_MS = 100.0
+"""Between windows of a stateless model, when ``--hop-ms`` is not given."""
+MAX_PAD_MS = 10_000.0
+"""The most silence ``--pad-ms`` puts on each side of a clip: a model's state settles in well under a second,
+and every clip's features grow with it (a mistyped 1e9 would ask for terabytes)."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,9 @@ class DetectorOptions:
     """Feed each clip a window at a time; None: when the model keeps state, or takes fewer frames than a clip."""
     smooth: int = 1
     pad_ms: float = 0.0
-    hop_ms: float = 100.0
-    """Between windows of a stateless model run over a longer clip."""
+    hop_ms: float | None = None
+    """Between windows of a stateless model run over a longer clip; None: ``DEFAULT_HOP_MS``. A stateful model's
+    windows follow one another (its state carries the past), so a hop given for one is refused, not ignored."""
 
     def point(self) -> OperatingPoint:
         from ondevice_audit.metrics.detection import OperatingPoint
@@ -222,8 +232,8 @@ def _streaming(
         why = "the model keeps state between calls (resource variables)" if stateful else (
             f"the model takes {window} frames and a clip gives {frames}")  # fmt: skip
     if not stream:
-        if detector.pad_ms or detector.smooth != 1:
-            raise UsageError("--pad-ms and --smooth apply to streaming detectors: add --stream")
+        if detector.pad_ms or detector.smooth != 1 or detector.hop_ms is not None:
+            raise UsageError("--pad-ms, --smooth and --hop-ms apply to streaming detectors: add --stream")
         return frontend, None, (), None
     if not isinstance(spec, AudioFrontendSpec | MicroFrontendSpec):
         raise UsageError("--stream needs one of the built-in audio front-ends (--features), which can pad the clips")
@@ -231,11 +241,24 @@ def _streaming(
     if window is None or window > padded.input_shape[0]:
         raise UsageError(f"--stream: the model takes windows of {window} frames, but a clip with its padding gives "
                          f"{padded.input_shape[0]}; raise --pad-ms or check --features")  # fmt: skip
-    hop = max(1, round(detector.hop_ms / _step_ms(padded)))
+    hop = _hop_frames(detector.hop_ms, _step_ms(padded), stateful, path)
     settings = StreamSettings(output, detector.smooth, None if stateful else hop, stateful)
     described = {"chosen": why, "stateful": stateful, "window_frames": window, "hop_frames": window if stateful
                  else hop, "smooth": detector.smooth, "pad_ms": detector.pad_ms}  # fmt: skip
     return build_frontend(padded), settings, (f"streaming: {why}",), described
+
+
+def _hop_frames(hop_ms: float | None, step_ms: float, stateful: bool, path: Path) -> int:
+    """``--hop-ms`` in feature frames; refused where it would be ignored (a stateful model) or rounded to no
+    hop at all (shorter than one frame), rather than silently run otherwise than asked."""
+    if hop_ms is not None and stateful:
+        raise UsageError(f"--hop-ms: {path.name} keeps state between calls, so its windows follow one another (the "
+                         "state carries the past); leave --hop-ms out")  # fmt: skip
+    frames = round((DEFAULT_HOP_MS if hop_ms is None else hop_ms) / step_ms)
+    if frames < 1:
+        raise UsageError(f"--hop-ms {hop_ms:g} is shorter than one feature frame ({step_ms:g} ms); give at least "
+                         f"{step_ms:g}")  # fmt: skip
+    return frames
 
 
 def _stateful(path: Path) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ondevice_audit.errors import UsageError
 
-__all__ = ["check_output", "check_output_folder", "same_file", "write_bytes", "write_text"]
+__all__ = ["SAME_OUTPUT", "check_output", "check_output_folder", "same_file", "write_bytes", "write_text"]
 
 OVER_INPUT = "{option} {path} is the {role} {input}: refusing to write over an input; choose another file name"
 SAME_OUTPUT = "{option} and {other} both name {path}; give each output its own file"

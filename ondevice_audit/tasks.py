@@ -24,7 +24,7 @@ from ondevice_audit.metrics.definitions import METRICS, DetectorMetric, MetricDe
 from ondevice_audit.metrics.detection import DETECTION_METRICS, DetectionFrame, OperatingPoint
 from ondevice_audit.runtimes.interface import LoadedModel
 from ondevice_audit.runtimes.streaming import DetectorOutput
-from ondevice_audit.scoring import ScoreOptions, disparity_frame, metric_frame, speakers_of
+from ondevice_audit.scoring import ScoreOptions, check_label_spellings, disparity_frame, metric_frame, speakers_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,7 +112,8 @@ class ClassifierTask:
         from ondevice_audit.data import DataError
 
         unknown = sorted(set(labels) - set(self.decisions))
-        if unknown and self.label_map is not None:
+        if unknown and self.label_map is not None:  # "y=YES" onto "yes": the spelling is the problem, said so
+            check_label_spellings({*labels, *self.decisions}, f"{self.label_map.source} and the data's labels")
             raise DataError(f"labels in the data that no model class maps to: {', '.join(unknown)} ({self.label_map.source}"
                             f" leads to {', '.join(sorted(set(self.decisions)))})")  # fmt: skip
         if unknown:

@@ -93,6 +93,9 @@ def _audit(model, manifest, *extra):
                                "--permutations", "0", "--min-group-size", "5", *extra])  # fmt: skip
 
 
+NOT_A_PAIR = "; for names with '=' or ',' give a CSV file with the header model_class,data_label"
+
+
 def _one_line_error(result, text):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -105,10 +108,10 @@ def _one_line_error(result, text):
         ("nope=no", "--label-map names 'nope', not a class of the model; its classes: _unknown_, no, yes"),
         ("yes=no", "labels in the data that no model class maps to: yes (--label-map leads to _unknown_, no)"),
         ("no=a,no=b", "--label-map maps the model class 'no' twice ('a' and 'b'); name each class once"),
-        ("no=_unknown_,yes", "--label-map: 'yes' is not MODEL=DATA (a model class, '=', a data label)"),
-        ("no=", "--label-map: 'no=' is not MODEL=DATA (a model class, '=', a data label)"),
-        ("=no", "--label-map: '=no' is not MODEL=DATA (a model class, '=', a data label)"),
-        ("no=a=b", "--label-map: 'no=a=b' is not MODEL=DATA (a model class, '=', a data label)"),
+        ("no=_unknown_,yes", "--label-map: 'yes' is not MODEL=DATA (a model class, '=', a data label)" + NOT_A_PAIR),
+        ("no=", "--label-map: 'no=' is not MODEL=DATA (a model class, '=', a data label)" + NOT_A_PAIR),
+        ("=no", "--label-map: '=no' is not MODEL=DATA (a model class, '=', a data label)" + NOT_A_PAIR),
+        ("no=a=b", "--label-map: 'no=a=b' is not MODEL=DATA (a model class, '=', a data label)" + NOT_A_PAIR),
         ("no-such-file.csv", "--label-map 'no-such-file.csv': neither MODEL=DATA pairs nor a file; give MODEL=DATA[,...] "
                             "or the path of a CSV file with the header model_class,data_label"),
     ],
@@ -217,7 +220,7 @@ def test_score_without_a_map_records_none(model_named):
                         "_background_noise_, left, no, unknown, yes"),
         ("unknown=_unknown_", (), "labels in the data that no model class maps to: _silence_ (--label-map leads to "
                                   "_background_noise_, _unknown_, left, no, yes)"),
-        ("no=_unknown_,yes", (), "--label-map: 'yes' is not MODEL=DATA (a model class, '=', a data label)"),
+        ("no=_unknown_,yes", (), "--label-map: 'yes' is not MODEL=DATA (a model class, '=', a data label)" + NOT_A_PAIR),
         (SCORE_MAP, ("--task", "detect", "--positive-label", "yes"), "--label-map maps a classifier's classes onto "
                                                                       "data labels; --task detect scores one "
                                                                       "probability per clip: leave one of them out"),

@@ -21,7 +21,7 @@ from ondevice_audit.errors import ExitCode, UsageError
 from ondevice_audit.frontend import AudioFrontendSpec, ImageFrontendSpec, MicroFrontendSpec
 from ondevice_audit.label_map import LabelMap
 from ondevice_audit.metrics.definitions import DETECTION_METRICS, METRICS
-from ondevice_audit.model_io import DetectorOptions
+from ondevice_audit.model_io import DEFAULT_HOP_MS, MAX_PAD_MS, DetectorOptions
 from ondevice_audit.outputs import check_output, write_text
 from ondevice_audit.report import ReportFormatChoice
 from ondevice_audit.runtimes import GRAPH_OPTIMIZATIONS
@@ -199,9 +199,10 @@ _STREAM_OPTIONS = [
     OptionSpec("smooth", Annotated[int, _detector_option(
         "detect, streaming: average the last N calls' probabilities, as wake-word engines do.", min=1)], 1),
     OptionSpec("pad_ms", Annotated[float, _detector_option(
-        "detect, streaming: silence before and after each clip, for the model's state to settle.", min=0.0)], 0.0),
-    OptionSpec("hop_ms", Annotated[float, _detector_option(
-        "detect, streaming a stateless model: time between windows.", min=0.0)], 100.0),
+        f"detect, streaming: silence before and after each clip, for the model's state to settle (at most "
+        f"{MAX_PAD_MS:g}).", min=0.0, max=MAX_PAD_MS)], 0.0),
+    OptionSpec("hop_ms", Annotated[float | None, _detector_option(
+        f"detect, streaming a stateless model: time between windows (default {DEFAULT_HOP_MS:g}).", min=0.0)], None),
 ]  # fmt: skip
 TASK_OPTIONS = OptionGroup("task_choice", _TASK_OPTIONS, _task)
 """``--task`` and how a detector is scored, for ``score``: one ``TaskChoice``."""

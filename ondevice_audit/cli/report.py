@@ -20,7 +20,7 @@ import ondevice_audit.cli._options as opt
 from ondevice_audit.cli._app import app
 from ondevice_audit.cli._progress import Quiet
 from ondevice_audit.errors import UsageError
-from ondevice_audit.outputs import check_output, check_output_folder, write_bytes, write_text
+from ondevice_audit.outputs import SAME_OUTPUT, check_output, check_output_folder, same_file, write_bytes, write_text
 
 __all__ = ["report"]
 
@@ -65,17 +65,35 @@ def report(
         write_sweep_reports(source, html, markdown)
         return
     document = load_report(source)
+    pictures = {} if charts is None else _charts(document, source, charts, inputs, outputs)
     if html is not None:
         write_text(html, HtmlFormat().format(document))
     if markdown is not None:
         write_text(markdown, MarkdownFormat().format(document))
     if charts is not None:
-        from ondevice_audit.report.html import report_charts
-
-        pictures = report_charts(document)
-        check_output_folder(charts, "--charts", inputs, pictures)
         for name, png in pictures.items():
             write_bytes(charts / name, png)
+
+
+def _charts(
+    document: dict[str, Any], source: Path, folder: Path, inputs: dict[str, Path], outputs: dict[str, Path | None]
+) -> dict[str, bytes]:
+    """The PNG files ``--charts`` will write, checked before anything is written: a report with nothing to draw,
+    a folder that cannot take them, a chart file that is an input or another output (``--html`` in the folder
+    would be overwritten by a chart of the same name)."""
+    from ondevice_audit.report.html import report_charts
+
+    pictures = report_charts(document)
+    if not pictures:
+        raise UsageError(f"--charts: {source} has no chart to draw (no attribute with groups); leave --charts out")
+    inside = [folder, *folder.parents]  # an output file there leaves no folder to write the charts in
+    for option, path in outputs.items():
+        clash = next((folder / name for name in pictures if path is not None and same_file(folder / name, path)), None)
+        clash = clash or next((at for at in inside if path is not None and same_file(at, path)), None)
+        if clash is not None:
+            raise UsageError(SAME_OUTPUT.format(option="--charts", other=option, path=clash))
+    check_output_folder(folder, "--charts", inputs, pictures)
+    return pictures
 
 
 def write_sweep_reports(folder: Path, html: Path | None, markdown: Path | None) -> None:

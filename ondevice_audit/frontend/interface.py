@@ -260,12 +260,17 @@ class ImageFacts:
     """Pillow colour mode found -> images converted from it."""
     oriented: int = 0
     """Images whose EXIF orientation tag says a viewer shows them rotated or mirrored; read as stored."""
+    animated: int = 0
+    """Images of several frames (animated GIF, WebP or PNG, multi-page TIFF): the first frame was read."""
 
-    def record(self, size: tuple[int, int], mode: str, spec: ImageFrontendSpec, orientation: int = 1) -> None:
-        """One image of ``size`` (width, height) in colour ``mode`` and EXIF ``orientation`` (1: upright), made
-        to fit ``spec``."""
+    def record(
+        self, size: tuple[int, int], mode: str, spec: ImageFrontendSpec, orientation: int = 1, frames: int = 1
+    ) -> None:
+        """One image of ``size`` (width, height) in colour ``mode``, EXIF ``orientation`` (1: upright) and
+        ``frames`` frames, made to fit ``spec``."""
         width, height = size
         self.images += 1
+        self.animated += int(frames > 1)
         self.oriented += int(orientation in range(2, 9))  # the tag's rotations and mirrorings; other values are malformed
         if size != (spec.width, spec.height):
             self.resized += 1
@@ -298,6 +303,7 @@ class ImageFacts:
         for mode, n in other.converted_from.items():
             self.converted_from[mode] = self.converted_from.get(mode, 0) + n
         self.oriented += other.oriented
+        self.animated += other.animated
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -310,6 +316,7 @@ class ImageFacts:
             "most_stretched": round(self.most_stretched, 3) if self.distorted else None,
             "converted_from": dict(sorted(self.converted_from.items())),
             "oriented": self.oriented,
+            "animated": self.animated,
         }
 
     @classmethod
@@ -321,7 +328,7 @@ class ImageFacts:
 
         return cls(data["images"], data["resized"], data["enlarged"], size(data["smallest"]), size(data["largest"]),
                    data["distorted"], data["most_stretched"] or 1.0, dict(data["converted_from"]),
-                   data.get("oriented", 0))  # fmt: skip
+                   data.get("oriented", 0), data.get("animated", 0))  # fmt: skip
 
     def warnings(self, spec: ImageFrontendSpec) -> list[str]:
         notes = []
@@ -348,6 +355,12 @@ class ImageFacts:
                 f"{self.oriented} of {self.images} image(s) carry an EXIF orientation (a viewer shows them rotated "
                 "or mirrored); they were read as stored, as TensorFlow's and Pillow's decoders read them: if the "
                 "device's camera pipeline turns images upright, turn these files upright before the audit"
+            )
+        if self.animated:
+            notes.append(
+                f"{self.animated} of {self.images} image(s) have several frames (animated GIF, WebP or PNG, "
+                "multi-page TIFF); the model saw the first frame of each: extract the frame the device sees if it is "
+                "another"
             )
         return notes
 

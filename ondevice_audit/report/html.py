@@ -261,15 +261,25 @@ def _rb_line(report: dict[str, Any], attribute: dict[str, Any]) -> str:
 def report_charts(report: dict[str, Any]) -> dict[str, bytes]:
     """The page's charts as PNG files by name (``gender.png``; a detector's ``gender-det.png``), for documents
     that embed a chart rather than the page."""
-    charts = {}
+    charts: dict[str, bytes] = {}
     for attribute in report["attributes"]:
         if not attribute["groups"]:
             continue
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", attribute["name"]).strip("-") or "attribute"
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "-", attribute["name"]).strip("-.") or "attribute"
+        stem, n = base, 1
+        while _taken(charts, stem):
+            n += 1
+            stem = f"{base}-{n}"
         charts[f"{stem}.png"] = bar_chart_png(report, attribute)
         if report.get("detection"):
             charts[f"{stem}-det.png"] = det_chart_png(report, attribute["name"])
     return charts
+
+
+def _taken(charts: dict[str, bytes], stem: str) -> bool:
+    """Another attribute's chart has this name (``age group`` and ``age-group`` both make ``age-group``): the
+    second gets ``-2``, rather than one chart silently written over the other."""
+    return f"{stem}.png" in charts or f"{stem}-det.png" in charts
 
 
 def _attribute(report: dict[str, Any], attribute: dict[str, Any]) -> str:

@@ -89,9 +89,11 @@ def select_output(names: list[str], wanted: str | None, model: Path) -> int:
         return 0
     if wanted in names:
         return names.index(wanted)
-    if wanted.strip().isdigit() and int(wanted) < len(names):
-        return int(wanted)
-    raise ModelLoadError(f"{model.name} has no output {wanted!r}; its outputs: {', '.join(names)} (or an index)")
+    index = wanted.strip()
+    if index.isascii() and index.isdigit() and int(index) < len(names):  # not "²" or "-1", which int() reads otherwise
+        return int(index)
+    raise ModelLoadError(f"{model.name} has no output {wanted!r}; its outputs: {', '.join(names)} (or an index from 0 "
+                         f"to {len(names) - 1})")  # fmt: skip
 
 
 @dataclass

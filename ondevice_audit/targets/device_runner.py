@@ -253,9 +253,11 @@ def _output_index(names: list[str], wanted: str | None) -> int:
         return 0
     if wanted in names:
         return names.index(wanted)
-    if wanted.isdigit() and int(wanted) < len(names):
-        return int(wanted)
-    raise RunnerError(f"the model has no output {wanted!r} (its outputs: {', '.join(names)})", "model")
+    index = wanted.strip()
+    if index.isascii() and index.isdigit() and int(index) < len(names):
+        return int(index)
+    raise RunnerError(f"the model has no output {wanted!r}; its outputs: {', '.join(names)} (or an index from 0 to "
+                      f"{len(names) - 1})", "output")  # fmt: skip
 
 
 class TFLiteModel:
@@ -446,6 +448,8 @@ def load_model(
             else:
                 model = OnnxModel(path, output, threads, getattr(args, "graph_optimization", "all"))
         except RunnerError as exc:
+            if exc.kind == "output":  # the model's own outputs, the same on every runtime: no other would do
+                raise
             reasons.append(str(exc))
             continue
         except ImportError as exc:  # tensorflow located but not importable

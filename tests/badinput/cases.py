@@ -323,6 +323,77 @@ SCORE = [
         r"labels in the data that no model class maps to: yes",
         r"--label-map leads to _unknown_, no",
     ),
+    Case(
+        "score-label-map-spelling",
+        "score m.csv -g g --label-map y=YES,n=no",
+        r"'YES' vs 'yes'; make them identical in --label-map and the data's labels",
+        setup=_write("m.csv", "label,prediction,g\nyes,y,a\nno,n,b\n"),
+    ),
+    Case(
+        "score-label-map-numeric-spelling",
+        "score m.csv -g g --label-map y=1.0,n=0",
+        r"'1' vs '1\.0'",
+        r"make them identical",
+        setup=_write("m.csv", "label,prediction,g\n1,y,a\n0,n,b\n"),
+    ),
+    Case(
+        "score-predictions-name-other-classes",
+        "score m.csv -g g",
+        r"no prediction in m\.csv is a label of its data \(predicted: n, y; labels: 0, 1\)",
+        r"--label-map MODEL=DATA",
+        setup=_write("m.csv", "label,prediction,g\n1,y,a\n0,n,b\n1,n,a\n"),
+    ),
+    Case(
+        "score-label-map-chain",
+        "score m.csv -g g --label-map y=n,n=no",
+        r"labels in the data that no model class maps to: yes",
+        r"--label-map leads to n, no",
+        setup=_write("m.csv", "label,prediction,g\nyes,y,a\nno,n,b\n"),
+    ),
+    Case(
+        "score-label-map-file-duplicate-class",
+        "score m.csv -g g --label-map map.csv",
+        r"maps the model class 'y' twice \('yes' and 'no'\)",
+        r"name each class once",
+        setup=_both(
+            _write("m.csv", "label,prediction,g\nyes,y,a\nno,n,b\n"),
+            _write_bytes("map.csv", b"\xef\xbb\xbfmodel_class,data_label\r\ny,yes\r\ny,no\r\n"),
+        ),
+    ),
+    Case(
+        "score-label-map-file-empty-field",
+        "score m.csv -g g --label-map map.csv",
+        r"row 3: expected a model class and a data label",
+        setup=_both(
+            _write("m.csv", "label,prediction,g\nyes,y,a\nno,n,b\n"),
+            _write("map.csv", "model_class,data_label\ny,yes\nn,\n"),
+        ),
+    ),
+    Case(
+        "score-label-map-formula-prefix",
+        f"{P} --label-map =cmd=yes",
+        r"'=cmd=yes' is not MODEL=DATA",
+        r"for names with '=' or ',' give a CSV file with the header model_class,data_label",
+    ),
+    Case(
+        "score-label-map-with-one-score-column",
+        "score s.csv -g g --label-map yes=yes",
+        r"a single score_yes column is one detector's score",
+        setup=_write("s.csv", "label,score_yes,g\nyes,0.9,a\nno,0.2,b\n"),
+    ),
+    Case(
+        "score-label-map-missing-score-column-class",
+        "score s.csv -g g --label-map maybe=yes",
+        r"names 'maybe', not a class of the predictions in s\.csv",
+        r"its classes: yes, no",
+        setup=_write("s.csv", "label,score_yes,score_no,g\nyes,0.9,0.1,a\nno,0.2,0.8,b\n"),
+    ),
+    Case(
+        "score-label-map-negative-label-unmapped",
+        "score m.csv -g g --label-map y=1,n=0 --metric frr --negative-labels n",
+        r"metric frr needs negative labels .* found none of \['n'\]",
+        setup=_write("m.csv", "label,prediction,g\n1,y,a\n0,n,b\n"),
+    ),
     Case("score-label-map-malformed", f"{P} --label-map yes", r"neither MODEL=DATA pairs nor a file"),
     Case(
         "score-label-map-detector",
@@ -443,6 +514,7 @@ AUDIT = [
     ),
     Case("audit-output-is-labels", f"{A} --labels labels.txt -o labels.txt", r"is the labels file", r"choose another"),
     Case("audit-output-under-file", f"{A} -o p.csv/x.json", r"\(it is a file\)", r"choose a folder"),
+    Case("audit-output-superscript-index", f"{A} --output ²", r"model\.tflite has no output '²'.*index from 0 to 0"),
     Case("audit-runtime-unknown", f"{A} --runtime fastest", r"unknown runtime 'fastest'", r"choose one of"),
     Case("audit-batch-size-zero", f"{A} --batch-size 0", r"--batch-size", r"--help"),
     Case("audit-target-batch-zero", f"{A} --target-batch 0", r"--target-batch", r"--help"),
@@ -612,6 +684,62 @@ REPORT = [
         "report report.json --markdown /proc/ondevice-audit.md",
         r"cannot write in /proc",
         r"choose a folder you can write to",
+    ),
+]
+
+REPORT += [
+    Case("report-charts-is-file", "report report.json --charts p.csv", r"--charts p\.csv is a file", r"give a folder"),
+    Case(
+        "report-charts-is-file-after-html",
+        "report report.json --html r.html --charts p.csv",
+        r"--charts p\.csv is a file",
+        r"give a folder",
+    ),
+    Case(
+        "report-charts-under-report",
+        "report report.json --charts report.json/charts",
+        r"cannot write in .*report\.json \(it is a file\)",
+        r"choose a folder",
+    ),
+    Case("report-charts-in-proc", "report report.json --charts /proc/charts", r"cannot write in /proc", r"choose"),
+    Case(
+        "report-charts-over-html",
+        "report report.json --charts charts --html charts/gender.png",
+        r"--charts and --html both name charts/gender\.png",
+        r"give each output its own file",
+    ),
+    Case(
+        "report-charts-folder-is-markdown",
+        "report report.json --charts out --markdown out",
+        r"--charts and --markdown both name out",
+        r"give each output its own file",
+    ),
+    Case(
+        "report-charts-below-markdown",
+        "report report.json --charts out/charts --markdown out",
+        r"--charts and --markdown both name out",
+        r"give each output its own file",
+    ),
+    Case(
+        "report-charts-over-report",
+        "report gender.png --charts .",
+        r"--charts \. is the report|gender\.png is the report",
+        r"choose another",
+        setup=_copy("report.json", "gender.png"),
+    ),
+    Case(
+        "report-charts-nothing-to-draw",
+        "report empty.json --html r.html --charts charts",
+        r"--charts: empty\.json has no chart to draw",
+        r"leave --charts out",
+        setup=_json_edit("report.json", _set("attributes", []), "empty.json"),
+    ),
+    Case(
+        "report-charts-of-a-sweep",
+        "report runs/old --charts charts",
+        r"a sweep's chart is its folder's plot",
+        r"--charts writes a report's charts",
+        setup=_sweep_folder,
     ),
 ]
 
@@ -925,6 +1053,19 @@ SWEEP = [
         r"choose from",
         setup=_data('metric = "f2"'),
     ),
+    Case(
+        "sweep-output-superscript-index",
+        f"{S} --model model.tflite --output ²",
+        r"model\.tflite has no output '²'; its outputs: .* \(or an index from 0 to 0\)",
+    ),
+    Case(
+        "sweep-output-negative-index",
+        f"{S} --model model.tflite --output -1",
+        r"has no output '-1'.*or an index from 0 to 0",
+    ),
+    Case("sweep-output-past-the-end", f"{S} --model model.tflite --output 1", r"has no output '1'"),
+    Case("sweep-output-empty", f"{S} --model model.tflite --output ''", r"has no output ''"),
+    Case("sweep-output-with-recipe", f"{S} --output 0", r"describe your own model", r"--model"),
     Case("sweep-labels-without-model", f"{S} --labels labels.txt", r"describe your own model", r"--model"),
     Case(
         "sweep-gate-junit-is-matrix",

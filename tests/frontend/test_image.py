@@ -56,6 +56,7 @@ def test_resized_stretched_and_converted_images_are_counted(mixed_images):
         "most_stretched": 2.0,
         "converted_from": {"L": 1, "P": 1, "RGBA": 1},
         "oriented": 0,
+        "animated": 0,
     }
     assert warnings == [
         "3 of 6 image(s) were resized to the model's 16x16 (found 8x16 to 40x30); 1 were smaller and enlarged "
@@ -92,6 +93,87 @@ def test_exif_orientation_is_counted_and_the_pixels_read_as_stored(tmp_path):
         "upright, turn these files upright before the audit"
     ]
     np.testing.assert_array_equal(batch.inputs[0], batch.inputs[1])  # the same stored pixels, not turned
+
+
+def test_a_16_bit_image_is_read_by_its_high_byte_not_clipped_white(tmp_path):
+    """Pillow's ``convert`` clips 16-bit gray at 255, so a dark 16-bit photo came out white (a silent wrong input).
+    Its high byte is what TensorFlow's PNG decoder keeps; the conversion is counted as before."""
+    ramp = np.tile(np.arange(0, 65536, 4096, dtype=np.uint16), (16, 1))  # 0, 4096, ... 61440 across
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as opened:
+        assert opened.mode == "I;16"
+    spec = ImageFrontendSpec(height=16, width=16, color="grayscale", scale="none")
+    batch = build_frontend(spec).transform([tmp_path / "deep.png"])
+    np.testing.assert_array_equal(batch.inputs[0][0, :, 0], ramp[0] >> 8)  # 0, 16, ... 240
+    assert batch.facts.notes(spec)[0]["converted_from"] == {"I;16": 1}
+
+
+def test_deeper_pixels_without_an_8_bit_range_are_a_counted_failure(tmp_path):
+    """32-bit integer or float pixels beyond 0-255 have no known 8-bit range: refused per file, not clipped."""
+    Image.fromarray(np.full((16, 16), 70000, np.int32)).save(tmp_path / "wide.tif")
+    Image.fromarray(np.full((16, 16), 200, np.int32)).save(tmp_path / "narrow.tif")
+    batch = build_frontend(ImageFrontendSpec(height=16, width=16)).transform([tmp_path / "wide.tif",
+                                                                              tmp_path / "narrow.tif"])  # fmt: skip
+    assert batch.ok.tolist() == [False, True]
+    assert "I pixels from 70000 to 70000, not 8-bit values; convert it to 8-bit" in batch.failures[0]
+    assert batch.inputs[0].max() == pytest.approx(200 / 255)
+
+
+def test_an_animated_image_is_read_at_its_first_frame_and_said(tmp_path):
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:], duration=100)
+    frames[1].save(tmp_path / "still.gif")
+    spec = ImageFrontendSpec(height=16, width=16)
+    batch = build_frontend(spec).transform([tmp_path / "moving.gif", tmp_path / "still.gif"])
+    assert batch.inputs[0][..., 0].min() == pytest.approx(1.0) and batch.inputs[0][..., 2].max() == 0.0, "red: first"
+    counts, warnings = batch.facts.notes(spec)
+    assert counts["animated"] == 1
+    assert "1 of 2 image(s) have several frames (animated GIF, WebP or PNG, multi-page TIFF); the model saw the " \
+           "first frame of each" in warnings[-1]  # fmt: skip
+
+
+def _with_exif(path, entry: bytes) -> None:
+    """A JPEG whose EXIF block holds one hand-written IFD entry (Pillow will not write malformed ones)."""
+    block = b"Exif\0\0II*\0" + (8).to_bytes(4, "little") + (1).to_bytes(2, "little") + entry + bytes(4)
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(path, exif=block)
+
+
+def test_malformed_exif_reads_as_upright_without_a_stray_warning(tmp_path):
+    """An orientation of 0, 9 or text, or an EXIF block cut short: the image is read as stored, not counted as
+    oriented, and nothing is printed past the tool's own output (Pillow warns on a corrupt block)."""
+    import struct
+    import warnings
+
+    files = []
+    for name, entry in [("zero", struct.pack("<HHIHH", 0x0112, 3, 1, 0, 0)),
+                        ("nine", struct.pack("<HHIHH", 0x0112, 3, 1, 9, 0)),
+                        ("text", struct.pack("<HHI4s", 0x0112, 2, 4, b"top\0"))]:  # fmt: skip
+        _with_exif(tmp_path / f"{name}.jpg", entry)
+        files.append(tmp_path / f"{name}.jpg")
+    Image.new("RGB", (16, 16)).save(tmp_path / "cut.jpg", exif=b"Exif\0\0II*\0\xff\xff\xff\x7f" + b"\x01" * 10)
+    files.append(tmp_path / "cut.jpg")
+    spec = ImageFrontendSpec(height=16, width=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = build_frontend(spec).transform(files)
+    assert batch.ok.all() and batch.facts.notes(spec)[0]["oriented"] == 0
+
+
+def test_a_decompression_bomb_is_a_counted_failure_and_a_large_photo_is_read(tmp_path, monkeypatch):
+    """Over twice Pillow's pixel limit an image is refused per file (it raised DecompressionBombError through the
+    audit); between the limit and twice it, a large photo (108 MP phones), it is read without Pillow's warning."""
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the real limit (89 M pixels) scaled down
+    Image.new("L", (64, 64), 128).save(tmp_path / "bomb.png")  # 4096 pixels: over 2 x 1000
+    Image.new("L", (40, 40), 128).save(tmp_path / "large.png")  # 1600: over 1000
+    spec = ImageFrontendSpec(height=16, width=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = build_frontend(spec).transform([tmp_path / "bomb.png", tmp_path / "large.png"])
+    assert batch.ok.tolist() == [False, True]
+    assert batch.failures[0] == "too large to decode safely (Image size (4096 pixels) exceeds limit of 2000 pixels); " \
+                                "shrink it"  # fmt: skip
 
 
 def test_image_counts_survive_a_merge_and_a_round_trip(mixed_images):

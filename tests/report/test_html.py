@@ -103,3 +103,19 @@ def test_report_command_usage_errors(hostile_report: dict[str, Any], tmp_path: P
     assert report_command.NO_OUTPUT in nothing.stderr
     source.write_text(to_json({**hostile_report, "schema_version": "2.0"}))
     assert runner.invoke(app, ["report", str(source), "--html", str(tmp_path / "x.html")]).exit_code == 2
+
+
+def test_chart_files_are_named_apart_and_never_hidden(hostile_report: dict[str, Any]) -> None:
+    """Names that slug to one file name (``age group``, ``age-group``) get one file each, not one written over
+    the other; a name of dots and slashes makes no hidden or outside file."""
+    import copy
+
+    from ondevice_audit.report.html import report_charts
+
+    report = copy.deepcopy(hostile_report)
+    first = report["attributes"][1]
+    report["attributes"] = [
+        {**copy.deepcopy(first), "name": name} for name in ("age group", "age-group", "../../.evil", "age-group-2")
+    ]
+    charts = report_charts(report)
+    assert sorted(charts) == ["age-group-2-2.png", "age-group-2.png", "age-group.png", "evil.png"]

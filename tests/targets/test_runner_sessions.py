@@ -204,6 +204,43 @@ def _two_outputs(onnx_path: Path, out: Path) -> Path:
     return out
 
 
+@pytest.mark.parametrize("wanted", ["1", " 1", "shuffled"])
+def test_an_output_index_or_name_chooses_the_same_output_here_and_on_the_device(wanted, kws, models, device_python,
+                                                                                 tmp_path):  # fmt: skip
+    """`--output " 1"` (a stray space) is index 1 on both sides, and the stored batches' key names the output."""
+    from ondevice_audit.runtimes import RuntimeOptions
+    from ondevice_audit.targets.local import LocalTarget
+
+    path = _two_outputs(models.onnx, tmp_path / "two.onnx")
+    inputs = kws.inputs()[:8]
+    options = RuntimeOptions(output=wanted)
+    with (
+        LocalTarget().open(path, None, options) as here,
+        SubprocessTarget(python=str(device_python)).open(path, None, options) as there,
+    ):
+        assert here.model.output == there.model.output == "shuffled"
+        np.testing.assert_allclose(here.run(inputs, 8).scores, there.run(inputs, 8).scores, rtol=1e-5)
+
+
+@pytest.mark.parametrize("wanted", ["²", "-1", "2", "", "shuffled "])
+def test_an_output_the_model_lacks_is_one_line_here_and_on_the_device(wanted, models, device_python, tmp_path):
+    """An index int() reads but the model lacks ("²", "-1"), or a name it lacks, is the same refusal on both sides:
+    the outputs and the indices to choose from, not a crash or "no runtime here can run this model"."""
+    import onnx
+
+    from ondevice_audit.runtimes import RuntimeOptions
+    from ondevice_audit.targets.local import LocalTarget
+
+    path = _two_outputs(models.onnx, tmp_path / "two.onnx")
+    first = onnx.load(path).graph.output[0].name  # Keras numbers its layers per session: dense_1, dense_2...
+    for target in (LocalTarget(), SubprocessTarget(python=str(device_python))):
+        with pytest.raises(UsageError) as refused:
+            target.open(path, None, RuntimeOptions(output=wanted)).__enter__()
+        message = str(refused.value)
+        assert f"no output {wanted!r}" in message and f"{first}, shuffled (or an index from 0 to 1)" in message, message
+        assert "no runtime" not in message and "\n" not in message
+
+
 def test_stored_batches_of_one_output_are_not_read_back_for_another(kws, models, device_python, tmp_path):
     """A rerun with another ``--output`` runs again: the store's key names the output its scores came from."""
     import dataclasses

@@ -140,3 +140,59 @@ def test_streaming_and_features_on_the_target_is_one_line(stateful, micro_data, 
                                       "--target", "subprocess", "--frontend-on-target", "--work-dir", str(tmp_path)])  # fmt: skip
     assert result.exit_code == 2, result.output
     assert "--frontend-on-target and a streaming detector" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "flags", "problem"),
+    [
+        ("stateful", ["--stream", "--hop-ms", "30"], "--hop-ms: stream.tflite keeps state between calls"),
+        ("stateful", ["--stream", "--hop-ms", "30", "--target", "subprocess"], "--hop-ms: stream.tflite keeps state"),
+        ("windowed", ["--stream", "--hop-ms", "0"], r"--hop-ms 0 is shorter than one feature frame \(10 ms\)"),
+        ("windowed", ["--stream", "--hop-ms", "4"], r"--hop-ms 4 is shorter than one feature frame \(10 ms\)"),
+        ("windowed", ["--no-stream", "--hop-ms", "30"], "--hop-ms apply to streaming detectors: add --stream"),
+        ("stateful", ["--stream", "--pad-ms", "1e12"], r"--pad-ms.*less than or equal to 10000"),
+        ("stateful", ["--stream", "--smooth", "500", "--target", "subprocess"], "fewer than --smooth 500"),
+        ("stateful", ["--stream", "--clip-seconds", "0.02", "--target", "subprocess"], "raise --pad-ms"),
+    ],
+)
+def test_streaming_settings_that_cannot_be_honoured_are_one_line(request, micro_data, tmp_path, model, flags, problem):
+    """A hop a stateful model would ignore, one rounded to no hop at all, padding that would ask for terabytes, more
+    smoothing than a clip has calls, clips shorter than a window: exit 2 and one line, before the device is used."""
+    import re
+
+    path = request.getfixturevalue(model)
+    base = [flag for flag in STREAM if flag not in ("--stream", "--smooth", str(SMOOTH), "--pad-ms", str(PAD_MS))]
+    result = CliRunner().invoke(app, ["audit", str(path), "--data", str(micro_data), "-g", "gender", *base, *flags,
+                                      "--work-dir", str(tmp_path)])  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and "Traceback" not in result.output, result.output
+    assert re.search(problem, errors[0]), errors[0]
+
+
+def test_a_stateful_detector_with_a_float_output_streams_on_the_device_as_here(micro_data, tmp_path):
+    """Not every streaming model is quantized: a float32 one (no uint8 output to dequantize) gives the same
+    numbers through the device runner as here."""
+    from ondevice_audit import _tensorflow
+
+    tf = _tensorflow.tensorflow()
+
+    class Streaming(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.state = tf.Variable(tf.zeros([1, 12, 40]), trainable=False)
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 3, 40], tf.float32)])
+        def __call__(self, frames):
+            state = tf.concat([self.state[:, 3:, :], frames], axis=1)
+            self.state.assign(state)
+            return tf.sigmoid(tf.matmul(tf.reduce_mean(state, axis=1) - OFFSET, WEIGHTS.reshape(40, 1)))
+
+    module = Streaming()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    converter.experimental_enable_resource_variables = True
+    path = tmp_path / "float.tflite"
+    path.write_bytes(converter.convert())
+    local = _audit(micro_data, path, *STREAM)
+    assert local["detection"]["stream"]["stateful"] is True
+    remote = _audit(micro_data, path, *STREAM, "--target", "subprocess", "--work-dir", str(tmp_path / "work"))
+    assert remote["attributes"] == local["attributes"] and remote["detection"] == local["detection"]
