@@ -24,7 +24,7 @@ _TopLayers = Annotated[
 ]
 _CalibrationData = Annotated[
     Path | None,
-    typer.Option(help="Manifest int8 was calibrated on (as export --data); default: --data, every row.",
+    typer.Option(help="Manifest int8 was calibrated on (as export --data); every row of it. Default: as export calibrates, the training split of --data (--split-file, or the split.csv beside the base), else every row of --data.",
                  rich_help_panel=_EXPLAIN),
 ]  # fmt: skip
 _CalibrationSamples = Annotated[

@@ -194,8 +194,10 @@ def _tuning_split(
     """Which rows of ``data`` fine-tune and calibrate: ``split`` of ``split_file``, by default the training split
     of the ``split.csv`` train wrote beside the model, so the speakers it is audited on stay unseen. Says when
     every row is used, and when the rows chosen share speakers with the test split."""
-    found = model.parent / "split.csv" if model.is_file() else model / "split.csv"
-    if split_file is None and found.is_file():
+    from ondevice_audit.data.manifest import split_file_beside
+
+    found = split_file_beside(model)
+    if split_file is None and found is not None:
         split_file = found
         progress.note(f"tuning and calibrating on split {split!r} of {found} (--split-file/--split to choose)")
     if split_file is None:

@@ -9,7 +9,7 @@ from ondevice_audit._files import sha256_of
 from ondevice_audit.data.interface import DataError, LabelledFiles, check_group_columns, leaves_folder
 from ondevice_audit.data.tables import read_numbered_table, read_table
 
-__all__ = ["read_manifest", "select_split"]
+__all__ = ["read_manifest", "select_split", "split_file_beside"]
 
 _REQUIRED = ("path", "label")
 
@@ -61,3 +61,10 @@ def select_split(dataset: LabelledFiles, split_file: Path, split: str) -> Labell
     if frame.empty:
         raise DataError(f"{split_file}: split {split!r} selects none of the manifest's rows")
     return LabelledFiles(dataset.source, frame.reset_index(drop=True), dataset.sha256)
+
+
+def split_file_beside(model: Path) -> Path | None:
+    """The ``split.csv`` ``train`` wrote beside ``model`` (a file, or a SavedModel folder), if there is one: the
+    rows it trained on and the speakers held out, which export and explain calibrate and audit by."""
+    found = model.parent / "split.csv" if model.is_file() else model / "split.csv"
+    return found if found.is_file() else None

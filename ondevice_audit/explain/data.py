@@ -104,12 +104,15 @@ def read_rows(
 
 
 def calibration_inputs(
-    manifest: Path, frontend: Frontend, samples: int, seed: int, progress: Progress
+    manifest: Path, frontend: Frontend, samples: int, seed: int, progress: Progress, train_split: Path | None = None
 ) -> tuple[np.ndarray, int]:
-    """The inputs int8 is calibrated on, drawn as ``export`` draws them: every readable row of ``manifest``
-    through the front-end, then a seeded subset of ``samples`` rows (``QuantizationConfig.calibration_set``).
-    Returns them and how many rows they were drawn from."""
-    features = compute_features(read_manifest(manifest).frame, frontend, progress)
+    """The inputs int8 is calibrated on, drawn as ``export`` draws them: the readable rows of ``manifest`` (those
+    ``train_split`` assigns to ``train``, when given) through the front-end, then a seeded subset of ``samples``
+    rows (``QuantizationConfig.calibration_set``). Returns them and how many rows they were drawn from."""
+    dataset = read_manifest(manifest)
+    if train_split is not None:
+        dataset = select_split(dataset, train_split, "train")
+    features = compute_features(dataset.frame, frontend, progress)
     chosen = QuantizationConfig(QuantApproach.INT8, samples, seed).calibration_set(features.inputs)
     assert chosen is not None
     return chosen, len(features.inputs)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ondevice_audit.data.manifest import split_file_beside
 from ondevice_audit.errors import UsageError
 from ondevice_audit.explain.comparison import Comparison, Runs, compare
 from ondevice_audit.explain.data import (
@@ -98,7 +99,7 @@ def explain_variant(
     task = models.model.task
     options = task.resolve(options)
     out = _check_output_folder(explain.out, [models.variant, models.base, manifest])
-    explainer = _explainer(models, cell, manifest, explain, model_options.trust_model, progress)
+    explainer = _explainer(models, cell, (manifest, options.split_file), explain, model_options.trust_model, progress)
     held_out = None if cell is None else cell.frames["test"]
     data = read_rows(manifest, options, task, models.frontend, progress, held_out)
     out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known good: a refusal writes nothing
@@ -232,12 +233,13 @@ def _check_output_folder(out: Path, inputs: list[Path]) -> Path:
 def _explainer(
     models: _Models,
     cell: SweepCell | None,
-    manifest: Path,
+    data: tuple[Path, Path | None],
     explain: ExplainOptions,
     trust_model: bool,
     progress: Progress,
 ) -> Explainer:
-    """Quantization for a full-integer variant, pruning for a float one; anything else is refused."""
+    """Quantization for a full-integer variant, pruning for a float one; anything else is refused. ``data`` is
+    ``--data`` and ``--split-file``."""
     from ondevice_audit._files import model_format
     from ondevice_audit.explain.quantization import QuantizationExplainer, float_flatbuffer, integer_activations
 
@@ -245,7 +247,7 @@ def _explainer(
         full_integer, integer_io = integer_activations(models.variant)
         if full_integer:
             base_model = float_flatbuffer(models.base, trust_model)
-            inputs, facts = _calibration(models, cell, manifest, explain, progress)
+            inputs, facts = _calibration(models, cell, data, explain, progress)
             with progress.task("Calibrating the base with TF Lite's calibrator", total=None):
                 return QuantizationExplainer(base_model, inputs, integer_io, models.metadata, facts)
     from ondevice_audit.explain.pruning import PruningExplainer
@@ -254,16 +256,21 @@ def _explainer(
 
 
 def _calibration(
-    models: _Models, cell: SweepCell | None, manifest: Path, explain: ExplainOptions, progress: Progress
+    models: _Models, cell: SweepCell | None, data: tuple[Path, Path | None], explain: ExplainOptions,
+    progress: Progress,
 ) -> tuple[np.ndarray, dict[str, object]]:
-    """What int8 is rebuilt with: ``--calibration-data``; else a sweep cell's own training split; else ``--data``."""
+    """What int8 is rebuilt with, as it was made: every row of ``--calibration-data``; else a sweep cell's own
+    training split; else, as ``export --data`` calibrates, the training split of ``--data`` that ``--split-file``
+    (or the ``split.csv`` beside the base) names; else every row of ``--data``."""
     if explain.calibration_data is None and cell is not None:
         return sweep_calibration(cell, models.frontend, progress)
+    manifest, split_file = data
     calibration = explain.calibration_data or manifest
-    inputs, drawn_from = calibration_inputs(
-        calibration, models.frontend, explain.calibration_samples, explain.calibration_seed, progress
-    )
-    return inputs, {"manifest": str(calibration), "rows": drawn_from, "samples": len(inputs),
+    train_split = None if explain.calibration_data is not None else split_file or split_file_beside(models.base)
+    inputs, drawn_from = calibration_inputs(calibration, models.frontend, explain.calibration_samples,
+                                            explain.calibration_seed, progress, train_split)  # fmt: skip
+    split = {} if train_split is None else {"split_file": str(train_split), "split": "train"}
+    return inputs, {"manifest": str(calibration), **split, "rows": drawn_from, "samples": len(inputs),
                     "seed": explain.calibration_seed}  # fmt: skip
 
 

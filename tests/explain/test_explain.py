@@ -255,3 +255,30 @@ def test_the_command_prints_no_library_lines(sensitive_case: Any, tmp_path: Path
     assert done.returncode == 0, done.stderr
     own = ("✓ ", "Candidates and explain.json in ")
     assert [line for line in done.stderr.splitlines() if not line.startswith(own)] == []
+
+
+def test_int8_is_rebuilt_on_the_rows_export_calibrated_on(sensitive_case: Any, tmp_path: Path) -> None:
+    """An int8 file exported with ``--split-file`` (its training split) is rebuilt by explain from the same rows:
+    the calibration names the split, draws from exactly its rows, and the rebuilt model matches the file."""
+    import pandas as pd
+
+    frame = pd.read_csv(sensitive_case.manifest)
+    speakers = sorted(frame["speaker"].unique())
+    split = tmp_path / "split.csv"
+    frame[["path", "label", "speaker"]].assign(split=frame["speaker"].isin(speakers[::2]).map({True: "train",
+                                               False: "test"})).to_csv(split, index=False)  # fmt: skip
+    common = ["--data", str(sensitive_case.manifest), "--split-file", str(split)]
+    exported = CliRunner().invoke(app, ["export", str(sensitive_case.base), "--to", "tflite", "--quantize", "int8",
+                                        *common, "--out", str(tmp_path / "export")])  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    result = CliRunner().invoke(app, ["explain", str(tmp_path / "export" / "model-int8.tflite"), "--base",
+                                      str(sensitive_case.base), *common, "-g", "gender", "--out", str(tmp_path / "fix"),
+                                      "--latency-samples", "2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "fix" / "explain.json").read_text())
+    calibration = document["settings"]["calibration"]
+    train_rows = int(frame["speaker"].isin(speakers[::2]).sum())
+    assert (calibration["split_file"], calibration["split"], calibration["rows"]) == (str(split), "train", train_rows)
+    assert not [w for w in document["warnings"] if "rebuilt" in w]
+    runs = {run["role"]: run for run in document["runs"]}
+    assert runs["rebuilt"]["groups"] == runs["variant"]["groups"]
