@@ -25,7 +25,8 @@ from ondevice_audit.explain.data import units_of
 from ondevice_audit.explain.quantization import QuantizationDebug, keras_flatbuffer
 from ondevice_audit.explain.ranking import UnitTable, rank_layers
 from ondevice_audit.progress import NullProgress, Progress
-from ondevice_audit.scoring import ScoreOptions, disparity_frame
+from ondevice_audit.scoring import ScoreOptions
+from ondevice_audit.tasks import ClassifierTask, DetectorTask
 
 __all__ = ["Selection", "keep_worst_layers"]
 
@@ -54,21 +55,22 @@ def keep_worst_layers(
     calibration: np.ndarray,
     inputs: np.ndarray,
     frame: pd.DataFrame,
-    classes: list[str],
+    task: ClassifierTask | DetectorTask,
     options: ScoreOptions,
     keep: int,
     progress: Progress | None = None,
 ) -> Selection:
-    """``keep`` layers chosen on ``inputs`` (rows of ``frame``: ``label``, ``speaker``, ``options.groups[0]``)."""
-    assert options.metric is not None  # explain/job.py resolves the options through the task
+    """``keep`` layers chosen on ``inputs`` (rows of ``frame``: ``label``, ``speaker``, ``options.groups[0]``),
+    the float and int8 models' outputs decided as ``task`` decides them (a detector at its operating point)."""
+    options = task.resolve(options)
+    assert options.metric is not None
     debug = QuantizationDebug(keras_flatbuffer(keras_model), calibration)
     int8 = debug.quantize((), integer_io=True)
-    names = np.asarray(classes, dtype=object)
-    float_scores = np.asarray(keras_model.predict(inputs, batch_size=256, verbose=0))
-    predictions = [names[scores.argmax(axis=1)].astype(str) for scores in (float_scores, _int8_scores(int8, inputs))]
+    float_scores = np.asarray(keras_model.predict(inputs, batch_size=256, verbose=0), dtype=np.float32)
     table = frame.reset_index(drop=True)
     plain = dataclasses.replace(options, bootstrap=0)
-    disparity = disparity_frame(table, predictions, plain)
+    runs = [task.outputs(scores) for scores in (float_scores, _int8_scores(int8, inputs))]
+    disparity = task.decided(table, runs, plain).disparity()
     attribute = disparity.attributes[0]
     falls = metric_falls(
         options.metric,

@@ -190,3 +190,20 @@ def test_a_detector_sweep_cell_is_explained_at_its_sweeps_operating_point(tmp_pa
     named = DetectorOptions(threshold=0.7)
     assert _at_sweeps_point(dataclasses.replace(read, task=dataclasses.replace(read.task, point=OperatingPoint(0.7))),
                             cell, named).task.point == OperatingPoint(0.7)  # fmt: skip
+
+
+def test_a_detector_sweeps_kept_layers_are_chosen_at_its_operating_point(detector_case: Any) -> None:
+    """``int8-keepN`` cells of a detector sweep (``explain.selective``) decide float and int8 as the detector
+    does, at one population threshold: ``mix`` is kept, for the female clips int8 fails."""
+    from ondevice_audit import _tensorflow
+    from ondevice_audit.explain.selective import keep_worst_layers
+    from ondevice_audit.metrics.detection import OperatingPoint
+    from ondevice_audit.tasks import DetectorTask
+
+    model = _tensorflow.keras().models.load_model(str(detector_case.base), compile=False)
+    options = ScoreOptions(groups=("gender",), metric=None, bootstrap=200, permutations=0)
+    task = DetectorTask("yes", OperatingPoint(at_far=0.05))
+    selection = keep_worst_layers(model, detector_case.inputs[:200], detector_case.inputs, detector_case.frame, task,
+                                  options, keep=1)  # fmt: skip
+    assert selection.kept == ["mix"]
+    assert selection.facts["worse_off_group"] == "female"

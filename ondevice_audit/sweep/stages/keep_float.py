@@ -49,8 +49,9 @@ class KeepFloatSettings(ExportSettings):
         options = ScoreOptions(**{**self.scoring, "groups": tuple(self.scoring["groups"]),
                                   "negative_labels": tuple(self.scoring["negative_labels"])})  # fmt: skip
         started = time.perf_counter()
-        selection = keep_worst_layers(keras_model, calibration, arrays[f"{split}_x"], frame, list(task.sweep.classes),
-                                      options, self.keep)  # fmt: skip
+        scoring = task.sweep.matrix.scoring_task(tuple(task.sweep.classes))  # a detector: at the sweep's point
+        selection = keep_worst_layers(keras_model, calibration, arrays[f"{split}_x"], frame, scoring, options,
+                                      self.keep)  # fmt: skip
         seconds = time.perf_counter() - started
         path.write_bytes(selection.flatbuffer)
         level = f"{KEEP_FLOAT}{self.keep}"
