@@ -94,8 +94,9 @@ def explain_variant(
     _check_options(options, explain)
     models = _models(variant, base, model_options)
     cell = None if models.cell is None else sweep_cell(models.cell)
-    if cell is not None:
+    if cell is not None:  # as its sweep scored it, unless the command line says otherwise
         models = dataclasses.replace(models, model=_at_sweeps_point(models.model, cell, model_options.detector))
+        options = options if options.metric is not None else dataclasses.replace(options, metric=cell.matrix.data.metric)
     task = models.model.task
     options = task.resolve(options)
     out = _check_output_folder(explain.out, [models.variant, models.base, manifest])

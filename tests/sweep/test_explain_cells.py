@@ -85,3 +85,4 @@ def test_int8_keep_cells_run_end_to_end(tmp_path: Path, tone_dataset: Path, writ
     assert document["samples"]["total"] == results.iloc[1]["n_test"]
     assert document["settings"]["rows"] == "the sweep's test split"
     assert document["settings"]["calibration"]["split"] == "train"
+    assert '"accuracy"' in json.dumps(document["metric"]), "the sweep's metric, with no --metric given"
