@@ -143,18 +143,34 @@ def score_predictions(
 
 def _mapped(predictions: Predictions, label_map: LabelMap | None) -> tuple[ClassifierTask, list[str]]:
     """The predictions' classes as a classifier task, their ``prediction`` column rewritten in the data's labels
-    through ``label_map`` (checked as ``audit`` checks a model's: a class the predictions lack, a data label no
+    through ``label_map`` (checked as ``audit`` checks a model's: a class the score columns lack, a data label no
     class maps to), and the warnings it calls for."""
     labels = list(predictions.frame["label"])
     if label_map is None:
         task = ClassifierTask(predictions.classes)
-    else:
-        decisions = label_map.apply(predictions.classes, f"the predictions in {predictions.source.name}")
-        task = ClassifierTask(predictions.classes, label_map)
-        task.check_data(labels)
-        predictions.frame["prediction"] = predictions.frame["prediction"].map(dict(zip(predictions.classes, decisions,
-                                                                                       strict=True)))  # fmt: skip
-    return task, task.data_warnings(labels) + _stray_predictions(predictions, label_map)
+        return task, _stray_predictions(predictions, label_map)
+    classes, unseen = _nameable_classes(predictions, label_map)
+    decisions = label_map.apply(classes, f"the predictions in {predictions.source.name}")
+    task = ClassifierTask(classes, label_map)
+    task.check_data(labels)
+    predictions.frame["prediction"] = predictions.frame["prediction"].map(dict(zip(classes, decisions, strict=True)))
+    return task, unseen + task.data_warnings(labels) + _stray_predictions(predictions, label_map)
+
+
+def _nameable_classes(predictions: Predictions, label_map: LabelMap) -> tuple[tuple[str, ...], list[str]]:
+    """The classes ``label_map`` may name, and a warning for those no prediction has. Score columns are the
+    model's whole set. A prediction column shows only the classes predicted on these clips: a class the map names
+    that none was predicted as is still the model's (its label would otherwise be unreachable and refused), but a
+    typo looks the same, so it is said."""
+    if predictions.layout != "prediction column":
+        return predictions.classes, []
+    unseen = sorted({model_class for model_class, _ in label_map.pairs} - set(predictions.classes))
+    if not unseen:
+        return predictions.classes, []
+    note = (f"{label_map.source} names {', '.join(map(repr, unseen))}, which no clip of "
+            f"{predictions.source.name} was predicted as (the model never chose it here, or a misspelt class; "
+            f"the classes predicted: {', '.join(predictions.classes)})")  # fmt: skip
+    return tuple(sorted({*predictions.classes, *unseen})), [note]
 
 
 def _stray_predictions(predictions: Predictions, label_map: LabelMap | None) -> list[str]:

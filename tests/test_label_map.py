@@ -216,8 +216,6 @@ def test_score_without_a_map_records_none(model_named):
 @pytest.mark.parametrize(
     ("value", "extra", "message"),
     [
-        ("nope=no", (), "--label-map names 'nope', not a class of the predictions in p.csv; its classes: "
-                        "_background_noise_, left, no, unknown, yes"),
         ("unknown=_unknown_", (), "labels in the data that no model class maps to: _silence_ (--label-map leads to "
                                   "_background_noise_, _unknown_, left, no, yes)"),
         ("no=_unknown_,yes", (), "--label-map: 'yes' is not MODEL=DATA (a model class, '=', a data label)" + NOT_A_PAIR),
@@ -228,3 +226,30 @@ def test_score_without_a_map_records_none(model_named):
 )  # fmt: skip
 def test_score_refuses_bad_maps_in_one_line(model_named, value, extra, message):
     _one_line_error(_score(model_named["prediction"], "--label-map", value, *extra), message)
+
+
+def test_score_columns_are_the_whole_class_set_a_map_may_name(model_named):
+    _one_line_error(_score(model_named["scores"], "--label-map", "nope=no"),
+                    "--label-map names 'nope', not a class of the predictions in s.csv; its classes: "
+                    "_background_noise_, left, no, unknown, yes")  # fmt: skip
+
+
+def test_a_class_never_predicted_can_be_mapped_and_is_said(tmp_path):
+    """A prediction column shows only the classes chosen on these clips: the model's ``silence`` was never
+    predicted, yet the data's ``_silence_`` needs a class leading to it. The map may name it (else the label would
+    be unreachable and the map refused); that no clip was predicted as it is a warning (it may be a typo)."""
+    from sklearn.metrics import accuracy_score
+
+    rows = [("yes", "YES", "f"), ("yes", "NO", "m"), ("no", "NO", "f"), ("no", "NO", "m"), ("_silence_", "NO", "f"),
+            ("_silence_", "YES", "m")] * 3  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["label", "prediction", "gender"])
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    result = _score(tmp_path / "p.csv", "--label-map", "YES=yes,NO=no,silence=_silence_")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    validate(report)
+    assert any("names 'silence', which no clip of p.csv was predicted as" in w for w in report["warnings"])
+    mapped = frame["prediction"].map({"YES": "yes", "NO": "no"})
+    assert report["overall"]["metrics"]["accuracy"] == pytest.approx(accuracy_score(frame["label"], mapped))
+    unmapped = _score(tmp_path / "p.csv", "--label-map", "YES=yes,NO=no")
+    assert unmapped.exit_code == 2 and "labels in the data that no model class maps to: _silence_" in unmapped.output

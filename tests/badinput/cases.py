@@ -312,12 +312,6 @@ SCORE = [
         setup=_many_groups,
     ),
     Case(
-        "score-label-map-class-not-predicted",
-        f"{P} --label-map maybe=yes",
-        r"--label-map names 'maybe', not a class of the predictions in p\.csv",
-        r"its classes: _unknown_, no, yes",
-    ),
-    Case(
         "score-label-map-leaves-a-label-unpredicted",
         f"{P} --label-map yes=no",
         r"labels in the data that no model class maps to: yes",
